@@ -1,0 +1,184 @@
+/**
+ * The store: the single source of truth for jobs, trigger cursors, incidents and leader
+ * locks. It speaks the domain, not SQL, so SQLite and PostgreSQL adapters implement the
+ * same verbs and the same contract (`test/store-contract/`).
+ *
+ * Every method is one transaction. Times are ms since the epoch, from the store's clock.
+ */
+import type {
+  EnqueueItem,
+  EnqueueOptions,
+  EnqueueResult,
+  Incident,
+  Job,
+  JobErrorInfo,
+  JobFilter,
+  Lease,
+  LeaseRef,
+  NewIncident,
+  NextJob,
+  QueueCounts,
+  QueueReport,
+  RejectedRecord,
+} from "../core/types.js";
+import type { Clock } from "../core/clock.js";
+
+/** What differs between engines. */
+export interface StoreCaps {
+  /** Idle workers are woken when jobs arrive (no busy polling). */
+  notify: boolean;
+  /** Several hosts may share this store. */
+  multiHost: boolean;
+}
+
+export interface ClaimRequest {
+  workerId: string;
+  /** How many jobs at most, per queue, this worker can take now (its free concurrency). */
+  queues: Record<string, number>;
+  /** Lease length in ms (default 10 s). */
+  leaseMs: number;
+}
+
+export interface CompleteItem {
+  lease: LeaseRef;
+  result: unknown;
+  /** Jobs of the next stage, created in the same transaction. */
+  next?: NextJob[];
+}
+
+export type CompleteOutcome = { ok: true; next: Job[] } | { ok: false; error: Error };
+
+export interface FailOptions {
+  /** Retry at this time (state `failed`, then `waiting`); absent: the job is dead. */
+  retryAt?: number;
+}
+
+export interface ReapOptions {
+  /** Stalls before a job is dead (default 3). */
+  maxStalls?: number;
+}
+
+export interface PruneOptions {
+  /** Completed jobs finished before this time are removed. */
+  completedBefore?: number;
+  /** Dead and cancelled jobs finished before this time are removed. */
+  deadBefore?: number;
+  /** Rows per transaction, so pruning never holds the store long (default 500). */
+  batch?: number;
+}
+
+/** A trigger's persisted position; opaque to the store. */
+export interface TriggerCursor {
+  cursor: unknown;
+  /** Bumped by every commit; a commit that expects an older version is refused. */
+  version: number;
+}
+
+export interface TriggerCommit {
+  trigger: string;
+  /** The version read; the commit fails (returns false) if it moved since. */
+  expectVersion: number;
+  cursor: unknown;
+  jobs: EnqueueItem[];
+  rejected?: RejectedRecord[];
+}
+
+export interface Store {
+  readonly kind: "sqlite" | "postgres";
+  readonly caps: StoreCaps;
+  /** A human form of where the store lives (file path or database/schema), no password. */
+  readonly location: string;
+  readonly clock: Clock;
+
+  // --- jobs -------------------------------------------------------------------------
+  /** Adds a job; with `key`, returns the existing live job instead of a second one. */
+  enqueue(queue: string, payload: unknown, opts?: EnqueueOptions): Promise<EnqueueResult>;
+  /** Adds many jobs in one transaction: all or none. */
+  enqueueMany(items: EnqueueItem[]): Promise<EnqueueResult[]>;
+  /** Leases up to the requested number of due jobs per queue, highest priority first. */
+  claim(req: ClaimRequest): Promise<Lease[]>;
+  /** Extends one lease; throws `LeaseLostError` if the token is no longer the job's. */
+  renew(lease: LeaseRef, leaseMs: number): Promise<number>;
+  /** Extends many leases in one transaction; returns the job ids whose lease was lost. */
+  renewMany(leases: LeaseRef[], leaseMs: number): Promise<number[]>;
+  /** Stores the result (and next-stage jobs); throws `LeaseLostError` on a stale token. */
+  complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]>;
+  /** Group commit: many completions in one transaction, each checked on its own. */
+  completeMany(items: CompleteItem[]): Promise<CompleteOutcome[]>;
+  /** Records a failed attempt; retries at `retryAt` or marks the job dead. */
+  fail(lease: LeaseRef, error: JobErrorInfo, opts?: FailOptions): Promise<Job>;
+  /** Gives a job back unrun (graceful stop): `waiting`, the attempt not counted. */
+  release(lease: LeaseRef): Promise<void>;
+  /** Cancels a job that has not finished. An active job's later completion is refused. */
+  cancel(id: number): Promise<Job>;
+  /** Puts a dead, failed or cancelled job back to `waiting` with fresh attempts. */
+  retry(id: number): Promise<Job>;
+  /** Frees every lease a (dead) worker held, at once; each counts as a stall. */
+  releaseWorker(workerId: string, reason?: string, opts?: ReapOptions): Promise<number>;
+  /** Returns jobs whose lease ran out to `waiting` (or `dead` after `maxStalls`). */
+  reapExpired(opts?: ReapOptions): Promise<number>;
+  get(id: number): Promise<Job | null>;
+  list(filter?: JobFilter): Promise<Job[]>;
+  /** Counts per queue and state; completed/dead counts include pruned jobs. */
+  stats(): Promise<Record<string, QueueCounts>>;
+  /** Age in ms of the oldest due waiting job per queue (absent when none waits). */
+  oldestWaiting(): Promise<Record<string, number>>;
+  /** Throughput and durations per queue for jobs finished since `since`. */
+  report(since: number): Promise<QueueReport[]>;
+  /** Removes old finished jobs in small batches; totals survive. */
+  prune(opts: PruneOptions): Promise<{ completed: number; dead: number }>;
+  /** Called (from any process) when jobs may have become available on a queue. */
+  subscribe(listener: (queue: string) => void): () => void;
+
+  // --- triggers ---------------------------------------------------------------------
+  getCursor(trigger: string): Promise<TriggerCursor | null>;
+  /** Enqueues the jobs, keeps the rejected records and moves the cursor in one transaction. */
+  commitTrigger(commit: TriggerCommit): Promise<boolean>;
+  listRejected(trigger?: string, limit?: number): Promise<RejectedRecord[]>;
+
+  // --- incidents --------------------------------------------------------------------
+  addIncident(incident: NewIncident): Promise<Incident>;
+  /** Marks open incidents of a service recovered (all of them, or the one with `id`). */
+  resolveIncidents(service: string, at?: number, id?: number): Promise<number>;
+  updateIncident(id: number, detail: Record<string, unknown>): Promise<void>;
+  listIncidents(opts?: { since?: number; service?: string; limit?: number }): Promise<Incident[]>;
+
+  // --- leader locks (one trigger runner, one sweeper across hosts) --------------------
+  /** Takes or renews the named lock for `owner` for `ttlMs`; false if another holds it. */
+  tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  unlock(name: string, owner: string): Promise<void>;
+
+  // --- upkeep -------------------------------------------------------------------------
+  /** Applies pending migrations; returns how many ran. Done by `openStore` too. */
+  migrate(): Promise<number>;
+  /** A quick integrity check: null when fine, else what is wrong. */
+  check(): Promise<string | null>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** `normal` (default) or `full` (fsync every commit): SQLite's synchronous setting. */
+  durability?: "normal" | "full";
+  /** Largest payload or result in bytes (default 1 MiB). */
+  maxPayload?: number;
+  /** Default attempts for a job (default 5). */
+  defaultAttempts?: number;
+  /** PostgreSQL schema (default `vigil`). */
+  schema?: string;
+  /** Open without migrating or writing (CLI reads, doctor). */
+  readOnly?: boolean;
+  clock?: Clock;
+}
+
+export const DEFAULT_MAX_PAYLOAD = 1 << 20;
+export const DEFAULT_ATTEMPTS = 5;
+export const DEFAULT_MAX_STALLS = 3;
+/**
+ * Lease length. A frozen worker on a host that vanished keeps its jobs at most this long
+ * (the supervisor frees a dead local worker's jobs at once). Shorter means faster recovery
+ * from a lost machine but more renewals; renewals happen every lease/3.
+ */
+export const DEFAULT_LEASE_MS = 10_000;
+
+/** Queue names: letters, digits and `_ . : -`, up to 128 characters. */
+export const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -1,0 +1,55 @@
+/**
+ * What a `vigil worker` process and its supervisor tell each other over Node's IPC
+ * channel (`process.send`). The supervisor only watches processes: it never sees
+ * payloads, only job ids and queue names for incidents.
+ */
+
+/** Environment the supervisor sets for a worker process. */
+export const ENV_WORKER_ID = "VIGIL_WORKER_ID";
+/** Where the worker's watchdog thread writes the blocked main thread's stack (JSON). */
+export const ENV_STACK_FILE = "VIGIL_STACK_FILE";
+/** The service and instance name (`workers:1`), for logs. */
+export const ENV_SERVICE = "VIGIL_SERVICE";
+
+/**
+ * How often the worker's main event loop reports that it is alive. The supervisor
+ * declares a worker stalled after `stallAfter` (default 5 s) without one, so one
+ * second leaves room for four missed beats from GC pauses or a busy machine.
+ */
+export const HEARTBEAT_INTERVAL_MS = 1000;
+
+export interface ActiveJobInfo {
+  jobId: number;
+  queue: string;
+  attempt: number;
+  /** ms since the epoch */
+  startedAt: number;
+}
+
+export type WorkerMessage =
+  /** The worker has opened the store and is claiming. */
+  | { t: "ready"; workerId: string; pid: number; queues: string[] }
+  /** Sent from the main event loop every HEARTBEAT_INTERVAL_MS. */
+  | { t: "hb"; at: number; active: ActiveJobInfo[]; lagMs: number; rssBytes: number }
+  /** A handler passed its timeout; its signal was aborted. */
+  | { t: "job-timeout"; jobId: number; queue: string; timeoutMs: number }
+  /** A handler did not settle within killGrace after its abort (or its heartbeat stopped): the worker exits. */
+  | { t: "wedged"; jobId: number; queue: string; reason: string }
+  /** The worker is draining after SIGTERM (or a `drain` message). */
+  | { t: "draining" };
+
+export type SupervisorMessage = { t: "drain" };
+
+/** What the watchdog thread writes to ENV_STACK_FILE when the main loop is blocked. */
+export interface BlockedStack {
+  pid: number;
+  /** ms since the epoch */
+  capturedAt: number;
+  /** How long the main loop had not beaten when captured. */
+  blockedForMs: number;
+  frames: { functionName: string; url: string; line: number; column: number }[];
+}
+
+export function isWorkerMessage(m: unknown): m is WorkerMessage {
+  return typeof m === "object" && m !== null && typeof (m as { t?: unknown }).t === "string";
+}
