@@ -1,0 +1,40 @@
+/**
+ * The `vigil` command. One file per command under src/cli/; each exports
+ * `register(program)` and keeps its heavy imports inside its action, so `vigil worker`
+ * starts fast and a typo costs nothing.
+ */
+import { Command, CommanderError } from "commander";
+import { exitWithError } from "./output.js";
+import { register as registerEnqueue } from "./enqueue.js";
+import { register as registerJobs } from "./jobs.js";
+import { register as registerStatus } from "./status.js";
+import { register as registerMigrate } from "./migrate.js";
+
+export function buildProgram(): Command {
+  const program = new Command("vigil")
+    .description("Multi-stage job pipelines that heal themselves")
+    .option("-c, --config <file>", "config file", "vigil.yaml")
+    .option("--store <url>", "store URL (overrides the config's `store`)")
+    .option("--debug", "print stack traces with errors")
+    .showHelpAfterError("(vigil --help lists the commands)")
+    .exitOverride();
+  registerEnqueue(program);
+  registerJobs(program);
+  registerStatus(program);
+  registerMigrate(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander has already printed its message (help, version, usage errors).
+      process.exitCode = err.exitCode;
+      return;
+    }
+    exitWithError(err, argv.includes("--debug"));
+  }
+}
