@@ -2,7 +2,11 @@
  * What a `vigil worker` process and its supervisor tell each other over Node's IPC
  * channel (`process.send`). The supervisor only watches processes: it never sees
  * payloads, only job ids and queue names for incidents.
+ *
+ * The same channel serves the `vigil triggers` process (trigger polling and housekeeping),
+ * which the supervisor runs and watches like a worker.
  */
+import type { TriggerStatus } from "../health/types.js";
 
 /** Environment the supervisor sets for a worker process. */
 export const ENV_WORKER_ID = "VIGIL_WORKER_ID";
@@ -36,7 +40,9 @@ export type WorkerMessage =
   /** A handler did not settle within killGrace after its abort (or its heartbeat stopped): the worker exits. */
   | { t: "wedged"; jobId: number; queue: string; reason: string }
   /** The worker is draining after SIGTERM (or a `drain` message). */
-  | { t: "draining" };
+  | { t: "draining" }
+  /** From the `vigil triggers` process (it heartbeats like a worker): each trigger's state. */
+  | { t: "triggers"; triggers: TriggerStatus[] };
 
 export type SupervisorMessage = { t: "drain" };
 
