@@ -7,7 +7,6 @@ import { Command, CommanderError } from "commander";
 import { exitWithError } from "./output.js";
 import { register as registerEnqueue } from "./enqueue.js";
 import { register as registerJobs } from "./jobs.js";
-import { register as registerStatus } from "./status.js";
 import { register as registerMigrate } from "./migrate.js";
 
 export function buildProgram(): Command {
@@ -20,7 +19,6 @@ export function buildProgram(): Command {
     .exitOverride();
   registerEnqueue(program);
   registerJobs(program);
-  registerStatus(program);
   registerMigrate(program);
   return program;
 }

@@ -1,0 +1,24 @@
+/** `vigil migrate`: bring the store's schema up to date (opening a store does it too). */
+import type { Command } from "commander";
+import { loadContext, openContextStore } from "./context.js";
+import { printJson } from "./output.js";
+
+export function register(program: Command): void {
+  program
+    .command("migrate")
+    .description("apply pending store migrations (safe to run while other processes use the store)")
+    .option("--json", "print JSON")
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const ctx = await loadContext(cmd);
+      const store = await openContextStore(ctx);
+      try {
+        const ran = await store.migrate();
+        const problem = await store.check();
+        if (flags.json) printJson({ store: store.location, migrationsRun: ran, ok: problem === null, problem });
+        else process.stdout.write(`store ${store.location} is up to date${problem ? `, but: ${problem}` : ""}\n`);
+        if (problem) process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    });
+}
