@@ -1,0 +1,464 @@
+/**
+ * Loading `vigil.yaml`: parse the YAML (keeping line numbers), validate it with the zod
+ * schema, check what the schema cannot (files that must exist, queues that must be
+ * defined), and resolve relative paths against the config file's folder, so the rest of
+ * Vigil never depends on the directory it was started from.
+ *
+ * Every problem is reported at once, each as `FILE:LINE: key.path: what is wrong; what to
+ * do`, so a person fixes a config in one round instead of one error per run.
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import type { z } from "zod";
+import { VigilError } from "../core/errors.js";
+import { configSchema, type VigilConfig } from "./schema.js";
+
+/** A validated config and where it came from. */
+export interface LoadedConfig {
+  /** The validated config: defaults applied, durations in ms, paths absolute. */
+  config: VigilConfig;
+  /** Absolute path of the config file. */
+  path: string;
+  /** Absolute path of its folder: relative paths in the config are resolved against it. */
+  dir: string;
+}
+
+/** One thing wrong with a config file. */
+export interface ConfigProblem {
+  /** 1-based line in the file, when the key could be found. */
+  line: number | undefined;
+  /** Dotted key path, e.g. `queues.outline.timeout`; empty for the whole file. */
+  key: string;
+  message: string;
+}
+
+/** A config that cannot be used; `problems` lists every one found, in file order. */
+export class ConfigError extends VigilError {
+  constructor(
+    readonly file: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    const lines = problems.map((p) => formatProblem(file, p));
+    super(
+      "CONFIG",
+      lines.length === 1 ? lines[0]! : `${lines.length} problems in ${file}:\n  ${lines.join("\n  ")}`,
+    );
+  }
+}
+
+function formatProblem(file: string, p: ConfigProblem): string {
+  const where = p.line === undefined ? file : `${file}:${p.line}`;
+  return p.key ? `${where}: ${p.key}: ${p.message}` : `${where}: ${p.message}`;
+}
+
+/**
+ * Reads and validates a config file. Throws `ConfigError` (code `CONFIG`) listing every
+ * problem, or saying how to create the file when it does not exist.
+ */
+export async function loadConfig(path: string): Promise<LoadedConfig> {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(abs, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      throw new VigilError(
+        "CONFIG",
+        `no config file at ${abs}; create one (the smallest is a line like "queues: { hello: { handler: ./hello.ts } }"), ` +
+          `see the README's vigil.yaml section, or pass another with -c FILE`,
+        { cause: err },
+      );
+    }
+    throw new VigilError("CONFIG", `cannot read config file ${abs}: ${(err as Error).message}`, { cause: err });
+  }
+  return parseConfigText(text, abs);
+}
+
+/**
+ * Validates config text as if it were the file at `path` (which need not exist; its folder
+ * is where relative paths resolve). Used by `loadConfig` and by tests.
+ */
+export function parseConfigText(text: string, path: string): LoadedConfig {
+  const abs = resolve(path);
+  const dir = dirname(abs);
+  const shown = displayName(abs);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      shown,
+      doc.errors.map((e) => ({
+        line: e.linePos?.[0]?.line,
+        key: "",
+        message: `not valid YAML: ${e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}; check the indentation and quoting there`,
+      })),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const lineOf = (keyPath: readonly PropertyKey[]) => locate(doc.contents, keyPath, lineCounter);
+  if (typeof raw !== "object" || Array.isArray(raw) || raw === null) {
+    throw new ConfigError(shown, [
+      { line: 1, key: "", message: "the file must be a mapping of keys (store, queues, triggers, services, ...)" },
+    ]);
+  }
+
+  const problems: ConfigProblem[] = [];
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(...describeIssue(issue, [], raw, lineOf));
+  }
+  problems.push(...crossCheck(raw as Record<string, unknown>, dir, lineOf));
+  if (problems.length > 0 || !parsed.success) {
+    problems.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
+    throw new ConfigError(shown, dedupe(problems));
+  }
+  return { config: resolvePaths(parsed.data, dir), path: abs, dir };
+}
+
+/** The file as a person would name it: relative to the working folder when inside it. */
+function displayName(abs: string): string {
+  const rel = relative(process.cwd(), abs);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : abs;
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const k = `${p.line}|${p.key}|${p.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+// --- where a key is --------------------------------------------------------------------
+
+/** The line of the deepest key along `keyPath` that exists in the document. */
+function locate(root: unknown, keyPath: readonly PropertyKey[], lc: LineCounter): number | undefined {
+  let node: unknown = root;
+  let line = startLine(node, lc);
+  for (const seg of keyPath) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(seg));
+      if (!pair) break;
+      line = startLine(pair.key, lc) ?? line;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === "number") {
+      const item = node.items[seg];
+      if (item === undefined) break;
+      line = startLine(item, lc) ?? line;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  return line;
+}
+
+function startLine(node: unknown, lc: LineCounter): number | undefined {
+  const range = (node as { range?: [number, number, number] } | null)?.range;
+  return range ? lc.linePos(range[0]).line : undefined;
+}
+
+// --- zod issues as sentences -----------------------------------------------------------
+
+type Issue = z.core.$ZodIssue;
+type LineOf = (keyPath: readonly PropertyKey[]) => number | undefined;
+
+/** Which key names each kind of a union, so a union error can say which kinds exist. */
+const UNION_KINDS: { match: (path: readonly PropertyKey[]) => boolean; kinds: string[]; what: string }[] = [
+  { match: (p) => p.length === 2 && p[0] === "triggers", kinds: ["tail", "watch", "file"], what: "a trigger" },
+  { match: (p) => p.length === 2 && p[0] === "services", kinds: ["queues", "command"], what: "a service" },
+  { match: (p) => p.length === 2 && p[0] === "alerts", kinds: ["webhook", "command"], what: "an alert" },
+];
+
+function describeIssue(issue: Issue, prefix: readonly PropertyKey[], raw: unknown, lineOf: LineOf): ConfigProblem[] {
+  const path = [...prefix, ...issue.path];
+  const key = path.map(String).join(".");
+  const value = valueAt(raw, path);
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return issue.keys.map((k) => {
+        const known = knownKeys(path, raw);
+        const near = known && closest(k, known);
+        const hint = near
+          ? `did you mean \`${near}\`?`
+          : known
+            ? `allowed here: ${known.join(", ")}`
+            : "remove it";
+        return { line: lineOf([...path, k]), key: [...path, k].map(String).join("."), message: `unknown key; ${hint}` };
+      });
+    case "invalid_union": {
+      const union = UNION_KINDS.find((u) => u.match(path));
+      if (!union) break;
+      const present = union.kinds.filter((k) => isRecord(value) && k in value);
+      const allowed = union.kinds.map((k) => `\`${k}\``).join(", ").replace(/, ([^,]*)$/, " or $1");
+      if (!isRecord(value)) {
+        return [{ line: lineOf(path), key, message: `${union.what} is a mapping with one of ${allowed}` }];
+      }
+      if (present.length !== 1) {
+        const msg =
+          present.length === 0
+            ? `${union.what} needs one of ${allowed} to say what kind it is`
+            : `${union.what} takes only one of ${allowed}, found ${present.join(" and ")}; split it in two`;
+        return [{ line: lineOf(path), key, message: msg }];
+      }
+      const option = issue.errors[union.kinds.indexOf(present[0]!)] ?? [];
+      return option.flatMap((sub) => describeIssue(sub, path, raw, lineOf));
+    }
+    case "invalid_key":
+      return [
+        {
+          line: lineOf(path),
+          key,
+          message: `the name ${show(String(path[path.length - 1]))} is not allowed; use letters, digits, _ .${path[0] === "queues" ? " :" : ""} and -`,
+        },
+      ];
+    case "invalid_type":
+      if (value === undefined) return [{ line: lineOf(path), key, message: `is required; add it` }];
+      return [{ line: lineOf(path), key, message: `expected ${article(issue.expected)}, found ${show(value)}` }];
+    case "invalid_value":
+      return [
+        { line: lineOf(path), key, message: `${show(value)} is not allowed; use one of ${issue.values.map(String).join(", ")}` },
+      ];
+    case "invalid_format":
+      return [{ line: lineOf(path), key, message: `${show(value)} is not ${formatName(issue.format)}; ${formatHint(issue)}` }];
+    case "too_small":
+    case "too_big": {
+      const bound = issue.code === "too_small" ? "at least" : "at most";
+      const unit = Array.isArray(value) ? " items" : typeof value === "string" ? " characters" : "";
+      return [{ line: lineOf(path), key, message: `${show(value)} is out of range; use ${bound} ${String(issue.code === "too_small" ? issue.minimum : issue.maximum)}${unit}` }];
+    }
+    default:
+      break;
+  }
+  return [{ line: lineOf(path), key, message: issue.message }];
+}
+
+function formatName(format: string): string {
+  return format === "url" ? "a valid URL" : format === "regex" ? "valid here" : `a valid ${format}`;
+}
+
+function formatHint(issue: Extract<Issue, { code: "invalid_format" }>): string {
+  if (issue.format === "url") return "write a full URL like http://127.0.0.1:3000/health";
+  // zod's own regex message names the pattern; ours (from the schema) say what to write.
+  if (issue.format === "regex" && issue.message.startsWith("Invalid")) return "use letters, digits, _ . and -";
+  return issue.message;
+}
+
+function article(t: string): string {
+  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
+function show(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}..."` : s;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const seg of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[seg];
+  }
+  return v;
+}
+
+/** The keys the schema allows for the object at `path`, or undefined when unknown. */
+function knownKeys(path: readonly PropertyKey[], raw: unknown): string[] | undefined {
+  let schema: unknown = configSchema;
+  for (let i = 0; i <= path.length; i++) {
+    schema = unwrap(schema);
+    const def = defOf(schema);
+    if (def?.type === "union") {
+      const value = valueAt(raw, path.slice(0, i));
+      const options = (def.options as unknown[]).map(unwrap);
+      schema = options.find((o) => {
+        const shape = defOf(o)?.shape as Record<string, unknown> | undefined;
+        const kinds = Object.keys(shape ?? {}).filter((k) => ["tail", "watch", "file", "queues", "command", "webhook"].includes(k));
+        return isRecord(value) && kinds.some((k) => k in value);
+      });
+      if (!schema) return undefined;
+      continue;
+    }
+    if (i === path.length) break;
+    const seg = path[i]!;
+    if (def?.type === "object") schema = (def.shape as Record<string, unknown>)[String(seg)];
+    else if (def?.type === "record") schema = def.valueType;
+    else if (def?.type === "array") schema = def.element;
+    else return undefined;
+  }
+  const def = defOf(unwrap(schema));
+  return def?.type === "object" ? Object.keys(def.shape as object) : undefined;
+}
+
+function defOf(schema: unknown): Record<string, unknown> | undefined {
+  return (schema as { _zod?: { def?: Record<string, unknown> } } | undefined)?._zod?.def;
+}
+
+/** Sees through default, optional and transform wrappers. */
+function unwrap(schema: unknown): unknown {
+  for (let i = 0; i < 10; i++) {
+    const def = defOf(schema);
+    if (def?.type === "default" || def?.type === "optional" || def?.type === "nullable") schema = def.innerType;
+    else if (def?.type === "pipe") schema = def.in;
+    else break;
+  }
+  return schema;
+}
+
+/** The allowed key nearest to a typo (edit distance ≤ 2), if any. */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+// --- what the schema cannot check ------------------------------------------------------
+
+/**
+ * Files that must exist and queues that must be defined. Runs on the raw document (with
+ * type guards) so these problems are listed together with the schema's.
+ */
+function crossCheck(raw: Record<string, unknown>, dir: string, lineOf: LineOf): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const queues = isRecord(raw.queues) ? raw.queues : {};
+  const names = Object.keys(queues);
+  const known = names.length ? `defined queues: ${names.join(", ")}` : "no queues are defined";
+  const needQueue = (path: PropertyKey[], name: unknown) => {
+    if (typeof name === "string" && !(name in queues)) {
+      problems.push({
+        line: lineOf(path),
+        key: path.join("."),
+        message: `queue "${name}" is not defined; add it under \`queues:\` (${known})`,
+      });
+    }
+  };
+  const needProgram = (path: PropertyKey[], cmd: unknown, cwd: string) => {
+    const program = Array.isArray(cmd) ? cmd[0] : undefined;
+    if (typeof program !== "string" || !program.includes("/")) return; // found on PATH at run time
+    const abs = resolve(cwd, program);
+    if (!existsSync(abs)) {
+      problems.push({
+        line: lineOf(path),
+        key: path.join("."),
+        message: `program ${program} does not exist (looked for ${abs}); fix the path, relative to ${cwd}`,
+      });
+    }
+  };
+
+  for (const [name, q] of Object.entries(queues)) {
+    if (!isRecord(q)) continue;
+    if (typeof q.handler === "string") {
+      const abs = resolve(dir, q.handler);
+      if (!existsSync(abs)) {
+        problems.push({
+          line: lineOf(["queues", name, "handler"]),
+          key: `queues.${name}.handler`,
+          message: `handler file ${q.handler} does not exist (looked for ${abs}); fix the path, relative to the config file's folder`,
+        });
+      }
+    }
+    needProgram(["queues", name, "command"], q.command, resolve(dir, typeof q.cwd === "string" ? q.cwd : "."));
+    needQueue(["queues", name, "next"], q.next);
+  }
+  if (isRecord(raw.triggers)) {
+    for (const [name, t] of Object.entries(raw.triggers)) if (isRecord(t)) needQueue(["triggers", name, "queue"], t.queue);
+  }
+  if (isRecord(raw.services)) {
+    for (const [name, s] of Object.entries(raw.services)) {
+      if (!isRecord(s)) continue;
+      if (Array.isArray(s.queues)) s.queues.forEach((q, i) => needQueue(["services", name, "queues", i], q));
+      needProgram(["services", name, "command"], s.command, resolve(dir, typeof s.cwd === "string" ? s.cwd : "."));
+    }
+  }
+  if (Array.isArray(raw.alerts)) {
+    raw.alerts.forEach((a, i) => {
+      if (isRecord(a)) needProgram(["alerts", i, "command"], a.command, dir);
+    });
+  }
+  return problems;
+}
+
+// --- relative paths --------------------------------------------------------------------
+
+/** A program given as a relative path (`./notify.sh`) made absolute; bare names stay for PATH. */
+function resolveProgram(cmd: string[], cwd: string): string[] {
+  const [program, ...args] = cmd;
+  return program && program.includes("/") ? [resolve(cwd, program), ...args] : cmd;
+}
+
+/** Resolves every path in the config against `dir`, the config file's folder. */
+function resolvePaths(config: VigilConfig, dir: string): VigilConfig {
+  const out: VigilConfig = { ...config };
+  out.store = resolveStoreUrl(config.store, dir);
+  out.queues = {};
+  for (const [name, q] of Object.entries(config.queues)) {
+    const cwd = resolve(dir, q.cwd ?? ".");
+    out.queues[name] = {
+      ...q,
+      ...(q.handler !== undefined ? { handler: resolve(dir, q.handler) } : {}),
+      ...(q.command !== undefined ? { command: resolveProgram(q.command, cwd), cwd } : {}),
+    };
+  }
+  out.triggers = {};
+  for (const [name, t] of Object.entries(config.triggers)) {
+    if ("tail" in t) out.triggers[name] = { ...t, tail: resolve(dir, t.tail) };
+    else if ("watch" in t) out.triggers[name] = { ...t, watch: resolve(dir, t.watch) };
+    else out.triggers[name] = { ...t, file: resolve(dir, t.file) };
+  }
+  out.services = {};
+  for (const [name, s] of Object.entries(config.services)) {
+    if ("command" in s) {
+      const cwd = resolve(dir, s.cwd ?? ".");
+      out.services[name] = {
+        ...s,
+        command: resolveProgram(s.command, cwd),
+        cwd,
+        ...(s.statusFile !== undefined ? { statusFile: resolve(dir, s.statusFile) } : {}),
+      };
+    } else {
+      out.services[name] = { ...s };
+    }
+  }
+  out.alerts = config.alerts.map((a) => ("command" in a ? { ...a, command: resolveProgram(a.command, dir) } : a));
+  return out;
+}
+
+/**
+ * `sqlite:.vigil/vigil.db` (or a plain relative file path) made absolute against `dir`;
+ * PostgreSQL URLs, absolute paths and `:memory:` are returned as they are.
+ */
+export function resolveStoreUrl(url: string, dir: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return url;
+  const sqlite = url.startsWith("sqlite:");
+  const file = sqlite ? url.slice("sqlite:".length) : url;
+  if (!file || file === ":memory:" || isAbsolute(file)) return url;
+  return `${sqlite ? "sqlite:" : ""}${resolve(dir, file)}`;
+}
