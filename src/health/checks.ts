@@ -1,0 +1,259 @@
+/**
+ * Health checks: named, each with a status and one sentence a person can act on. The
+ * overall status is the worst of them. `vigil health` prints them and exits 0 (ok),
+ * 1 (degraded) or 2 (unhealthy); `/healthz` answers 200 or 503 from the same checks.
+ *
+ * The checks read what already exists — the supervisor's pid file and status file, a live
+ * snapshot when run inside the supervisor, and the store — and never write anything.
+ */
+import { statfs } from "node:fs/promises";
+import { dirname } from "node:path";
+import { formatDuration } from "../core/duration.js";
+import type { Store } from "../store/store.js";
+import { readPidFile, readStatusFile } from "./state-files.js";
+import type { StatusSnapshot } from "./types.js";
+
+export type CheckStatus = "ok" | "degraded" | "unhealthy";
+
+export interface HealthCheck {
+  /** Stable name: supervisor, services, crash-loop, store, waiting-age, dead-jobs, disk, status-file. */
+  name: string;
+  status: CheckStatus;
+  /** One sentence: what is wrong and what to do, or what is fine. */
+  message: string;
+}
+
+export interface HealthReport {
+  status: CheckStatus;
+  /** ms since the epoch */
+  at: number;
+  checks: HealthCheck[];
+}
+
+/** The `health:` section of the config, in ms and bytes. */
+export interface HealthLimits {
+  /** Oldest due waiting job older than this is degraded (default 5 m). */
+  maxWaitingAge: number;
+  /** More dead jobs in the last hour than this is degraded (default 10). */
+  maxDeadPerHour: number;
+  /** Less free disk beside the store is degraded, under a tenth of it unhealthy (default 500 MiB). */
+  minFreeDisk: number;
+}
+
+export interface HealthInput {
+  /** The store, or null when it could not be opened (then `storeError` says why). */
+  store: Store | null;
+  storeError?: string;
+  /** The state folder (`.vigil/`) holding supervisor.pid and status.json. */
+  stateDir: string;
+  limits: HealthLimits;
+  /** A heartbeat older than this is stale (default 5 s, `supervision.stallAfter`). */
+  stallAfter?: number;
+  /** How often the status file is rewritten (default 2 s, `supervision.statusEvery`). */
+  statusEvery?: number;
+  /** A live snapshot (inside the supervisor); otherwise the status file is read. */
+  snapshot?: StatusSnapshot | null;
+  /** The SQLite file, for the disk check; null for PostgreSQL. */
+  storeFile?: string | null;
+  /** Time of the checks, ms since the epoch (default: now). */
+  now?: number;
+  /** The longest one check may take, in ms (default 5 s); a store that hangs is unhealthy. */
+  checkTimeout?: number;
+}
+
+const RANK: Record<CheckStatus, number> = { ok: 0, degraded: 1, unhealthy: 2 };
+
+/** The worse of statuses; `ok` for none. */
+export function worst(statuses: readonly CheckStatus[]): CheckStatus {
+  return statuses.reduce<CheckStatus>((a, b) => (RANK[b] > RANK[a] ? b : a), "ok");
+}
+
+/** Exit code of `vigil health` for a status: 0, 1 or 2. */
+export function exitCodeFor(status: CheckStatus): number {
+  return RANK[status];
+}
+
+/** Runs every check (in parallel, each bounded by `checkTimeout`) and returns the report. */
+export async function runHealthChecks(input: HealthInput): Promise<HealthReport> {
+  const now = input.now ?? Date.now();
+  const stallAfter = input.stallAfter ?? 5000;
+  const statusEvery = input.statusEvery ?? 2000;
+  const timeout = input.checkTimeout ?? 5000;
+  const pid = readPidFile(input.stateDir);
+  const file = readStatusFile(input.stateDir, now);
+  const snapshot = input.snapshot ?? file?.snapshot ?? null;
+  const inSupervisor = input.snapshot?.source === "supervisor";
+
+  const checks: [string, () => Promise<Omit<HealthCheck, "name">>][] = [
+    [
+      "supervisor",
+      async () => {
+        if (inSupervisor) return ok(`The supervisor is running (pid ${process.pid}).`);
+        if (pid.pid === null) {
+          return bad("unhealthy", `No supervisor is running (no ${pid.path}); start it with \`vigil start --detach\`.`);
+        }
+        if (!pid.alive) {
+          return bad(
+            "unhealthy",
+            `The supervisor (pid ${pid.pid}) is not running but left ${pid.path}; \`vigil start --detach\` cleans up and starts it.`,
+          );
+        }
+        return ok(`The supervisor is running (pid ${pid.pid}).`);
+      },
+    ],
+    ["services", async () => servicesCheck(snapshot, stallAfter)],
+    [
+      "crash-loop",
+      async () => {
+        const looping = (snapshot?.services ?? []).filter((s) => s.state === "crash-looping");
+        if (looping.length === 0) return ok("No service is crash-looping.");
+        return bad(
+          "unhealthy",
+          `${names(looping)} ${looping.length === 1 ? "is" : "are"} crash-looping; read \`vigil logs ${looping[0]!.service}\` and \`vigil incidents\`, fix the cause, then \`vigil restart ${looping[0]!.service}\`.`,
+        );
+      },
+    ],
+    [
+      "store",
+      async () => {
+        if (!input.store) return bad("unhealthy", `The store cannot be opened: ${input.storeError ?? "unknown error"}.`);
+        const problem = await input.store.check();
+        if (problem) {
+          return bad(
+            "unhealthy",
+            `The store failed its integrity check (${problem}); stop Vigil and restore the last backup (docs/troubleshooting.md).`,
+          );
+        }
+        return ok(`The store (${input.store.location}) passed its integrity check.`);
+      },
+    ],
+    [
+      "waiting-age",
+      async () => {
+        if (!input.store) return bad("unhealthy", "Waiting jobs cannot be checked without the store.");
+        const ages = Object.entries(await input.store.oldestWaiting()).sort((a, b) => b[1] - a[1]);
+        const [queue, age] = ages[0] ?? [null, 0];
+        if (queue === null) return ok("No job is waiting.");
+        if (age > input.limits.maxWaitingAge) {
+          return bad(
+            "degraded",
+            `The oldest waiting job on queue ${queue} has waited ${formatDuration(age)} (limit ${formatDuration(input.limits.maxWaitingAge)}); check that a worker serves ${queue} and is not stalled (\`vigil status\`), or add instances.`,
+          );
+        }
+        return ok(`The oldest waiting job (queue ${queue}) has waited ${formatDuration(age)}.`);
+      },
+    ],
+    [
+      "dead-jobs",
+      async () => {
+        if (!input.store) return bad("unhealthy", "Dead jobs cannot be counted without the store.");
+        const rows = await input.store.report(now - 3_600_000);
+        const dead = rows.reduce((n, r) => n + r.dead, 0);
+        if (dead > input.limits.maxDeadPerHour) {
+          const top = rows.filter((r) => r.dead > 0).sort((a, b) => b.dead - a.dead)[0]!;
+          return bad(
+            "degraded",
+            `${dead} jobs died in the last hour (limit ${input.limits.maxDeadPerHour}), most on queue ${top.queue}; read their errors with \`vigil jobs list --state dead --queue ${top.queue}\`.`,
+          );
+        }
+        return ok(`${dead} jobs died in the last hour (limit ${input.limits.maxDeadPerHour}).`);
+      },
+    ],
+    ["disk", async () => diskCheck(input)],
+    [
+      "status-file",
+      async () => {
+        // Three missed rewrites (and never less than 10 s, for a loaded machine) mean the
+        // supervisor's loop is stuck: the very symptom of the stall Vigil was built against.
+        const staleAfter = Math.max(3 * statusEvery, 10_000);
+        if (!file) {
+          return inSupervisor || pid.alive
+            ? bad("degraded", "The status file has not been written yet; it appears within seconds of `vigil start`.")
+            : bad("unhealthy", "There is no status file: Vigil is not running here; start it with `vigil start --detach`.");
+        }
+        if (file.ageMs > staleAfter) {
+          return bad(
+            "unhealthy",
+            `The status file ${file.path} is ${formatDuration(file.ageMs)} old (rewritten every ${formatDuration(statusEvery)}); the supervisor is stuck or gone — \`vigil doctor\` says which.`,
+          );
+        }
+        return ok(`The status file was written ${formatDuration(file.ageMs)} ago.`);
+      },
+    ],
+  ];
+
+  const results = await Promise.all(
+    checks.map(async ([name, run]): Promise<HealthCheck> => {
+      try {
+        return { name, ...(await withTimeout(run(), timeout, name)) };
+      } catch (err) {
+        return { name, status: "unhealthy", message: `The ${name} check failed: ${(err as Error).message}.` };
+      }
+    }),
+  );
+  return { status: worst(results.map((c) => c.status)), at: now, checks: results };
+}
+
+function servicesCheck(snapshot: StatusSnapshot | null, stallAfter: number): Omit<HealthCheck, "name"> {
+  if (!snapshot) return bad("unhealthy", "No service status is available (no live supervisor and no status file).");
+  const rows = snapshot.services;
+  if (rows.length === 0) return ok("No services are configured.");
+  const stale = rows.filter(
+    (s) => s.state === "running" && s.heartbeatAgeMs !== null && s.heartbeatAgeMs > stallAfter,
+  );
+  const notRunning = rows.filter((s) => s.state !== "running" && s.state !== "crash-looping");
+  const up = rows.filter((s) => s.state === "running" && !stale.includes(s));
+  if (up.length === 0) {
+    return bad(
+      "unhealthy",
+      `No service process is running with a fresh heartbeat (${rows.map((s) => `${s.name} ${s.state}`).join(", ")}); see \`vigil status\` and \`vigil incidents\`.`,
+    );
+  }
+  const problems = [
+    ...stale.map((s) => `${s.name} has not sent a heartbeat for ${formatDuration(s.heartbeatAgeMs)}`),
+    ...notRunning.map((s) => `${s.name} is ${s.state}`),
+  ];
+  if (problems.length > 0) {
+    return bad(
+      "degraded",
+      `${problems.join("; ")}; the supervisor restarts stalled processes by itself — if this persists, see \`vigil incidents\`.`,
+    );
+  }
+  return ok(`All ${rows.length} service processes are running with fresh heartbeats.`);
+}
+
+async function diskCheck(input: HealthInput): Promise<Omit<HealthCheck, "name">> {
+  if (!input.storeFile) return ok("The store is not a local file; watch its disk on the database server.");
+  const dir = dirname(input.storeFile);
+  const st = await statfs(dir);
+  const free = Number(st.bavail) * Number(st.bsize);
+  const limit = input.limits.minFreeDisk;
+  const mb = (n: number): string => `${Math.round(n / (1 << 20))} MiB`;
+  if (free < limit) {
+    return bad(
+      free < limit / 10 ? "unhealthy" : "degraded",
+      `Only ${mb(free)} free beside the store in ${dir} (limit ${mb(limit)}); free space or shorten retention (docs/troubleshooting.md, "Disk full").`,
+    );
+  }
+  return ok(`${mb(free)} free beside the store in ${dir}.`);
+}
+
+function ok(message: string): Omit<HealthCheck, "name"> {
+  return { status: "ok", message };
+}
+
+function bad(status: CheckStatus, message: string): Omit<HealthCheck, "name"> {
+  return { status, message };
+}
+
+function names(rows: { name: string }[]): string {
+  return rows.map((r) => r.name).join(", ");
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${formatDuration(ms)}`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}

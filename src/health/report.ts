@@ -1,0 +1,177 @@
+/**
+ * `vigil report`: the reliability table the old system kept by hand — uptime, MTBF, MTTR,
+ * restarts per day, manual interventions per service; throughput, durations and dead jobs
+ * per queue — computed from incident rows and the store's job figures.
+ *
+ * Definitions (all over the window `[since, until]`):
+ * - downtime of a service: the union of its incidents' `[detectedAt, recoveredAt]`
+ *   intervals clipped to the window (an open incident runs to `until`);
+ *   uptime % = 100 × (1 − downtime / window).
+ * - failures: incidents except `stop` and manual restarts (a person asking is not a fault).
+ * - MTBF: up time / failures (null with no failure). MTTR: mean of `recoveredAt −
+ *   detectedAt` over recovered incidents (null when none recovered).
+ * - restarts: every incident except `stop` ends in a restart; restarts/day scales the count
+ *   to 24 h.
+ * - manual interventions: incidents whose detail says a person asked (`detail.manual`
+ *   true, or `detail.requestedBy` set), as `vigil restart` and the dashboard record them.
+ */
+import type { Incident, QueueCounts, QueueReport } from "../core/types.js";
+import type { Store } from "../store/store.js";
+
+export interface ServiceReport {
+  service: string;
+  uptimePct: number;
+  downtimeMs: number;
+  incidents: number;
+  failures: number;
+  restarts: number;
+  restartsPerDay: number;
+  manualInterventions: number;
+  /** Mean time between failures, ms; null without failures. */
+  mtbfMs: number | null;
+  /** Mean time to recover, ms; null when nothing recovered. */
+  mttrMs: number | null;
+  /** Incidents still open at `until`. */
+  open: number;
+  /** Incidents per cause. */
+  causes: Record<string, number>;
+}
+
+export interface QueueReportRow extends QueueReport {
+  /** Completed jobs per hour over the window. */
+  throughputPerHour: number;
+  /** Totals for all time (they survive pruning). */
+  totals: QueueCounts | null;
+}
+
+export interface Report {
+  /** ms since the epoch */
+  since: number;
+  until: number;
+  windowMs: number;
+  services: ServiceReport[];
+  queues: QueueReportRow[];
+  manualInterventions: number;
+  deadJobs: number;
+}
+
+export interface ReportOptions {
+  /** Start of the window, ms since the epoch. */
+  since: number;
+  /** End of the window (default: now). */
+  until?: number;
+  /** Services to list even without incidents (e.g. from the status snapshot). */
+  services?: string[];
+  /** Most incidents read (default 100 000). */
+  maxIncidents?: number;
+}
+
+/** Whether an incident records a restart a person asked for. */
+export function isManual(incident: Pick<Incident, "detail">): boolean {
+  const d = incident.detail ?? {};
+  return d["manual"] === true || (typeof d["requestedBy"] === "string" && d["requestedBy"] !== "");
+}
+
+/** Builds the report from the store. */
+export async function buildReport(store: Store, opts: ReportOptions): Promise<Report> {
+  const until = opts.until ?? store.clock.now();
+  const [incidents, queueRows, stats] = await Promise.all([
+    store.listIncidents({ since: opts.since, limit: opts.maxIncidents ?? 100_000 }),
+    store.report(opts.since),
+    store.stats(),
+  ]);
+  const r = computeReport(incidents, queueRows, { ...opts, until });
+  for (const q of r.queues) q.totals = stats[q.queue] ?? null;
+  for (const [queue, totals] of Object.entries(stats)) {
+    if (!r.queues.some((q) => q.queue === queue)) {
+      r.queues.push({ queue, completed: 0, dead: 0, failedAttempts: 0, p50Ms: null, p95Ms: null, throughputPerHour: 0, totals });
+    }
+  }
+  r.queues.sort((a, b) => a.queue.localeCompare(b.queue));
+  return r;
+}
+
+/** The pure part of `buildReport`, for rows already read. */
+export function computeReport(
+  incidents: readonly Incident[],
+  queues: readonly QueueReport[],
+  opts: ReportOptions & { until: number },
+): Report {
+  const { since, until } = opts;
+  const windowMs = Math.max(1, until - since);
+  const byService = new Map<string, Incident[]>();
+  for (const name of opts.services ?? []) byService.set(name, []);
+  for (const inc of incidents) {
+    const end = inc.recoveredAt ?? until;
+    if (end < since || inc.detectedAt > until) continue;
+    const list = byService.get(inc.service) ?? [];
+    list.push(inc);
+    byService.set(inc.service, list);
+  }
+  const services: ServiceReport[] = [];
+  for (const [service, list] of byService) {
+    const downtimeMs = unionLength(
+      list.map((i) => [Math.max(since, i.detectedAt), Math.min(until, i.recoveredAt ?? until)] as const),
+    );
+    const manual = list.filter(isManual).length;
+    const failures = list.filter((i) => i.cause !== "stop" && !isManual(i)).length;
+    const restarts = list.filter((i) => i.cause !== "stop").length;
+    const recovered = list.filter((i) => i.recoveredAt !== null);
+    const causes: Record<string, number> = {};
+    for (const i of list) causes[i.cause] = (causes[i.cause] ?? 0) + 1;
+    services.push({
+      service,
+      uptimePct: round(100 * (1 - downtimeMs / windowMs), 3),
+      downtimeMs,
+      incidents: list.length,
+      failures,
+      restarts,
+      restartsPerDay: round((restarts * 86_400_000) / windowMs, 2),
+      manualInterventions: manual,
+      mtbfMs: failures > 0 ? Math.round((windowMs - downtimeMs) / failures) : null,
+      mttrMs:
+        recovered.length > 0
+          ? Math.round(recovered.reduce((n, i) => n + (i.recoveredAt! - i.detectedAt), 0) / recovered.length)
+          : null,
+      open: list.length - recovered.length,
+      causes,
+    });
+  }
+  services.sort((a, b) => a.service.localeCompare(b.service));
+  const queueRows: QueueReportRow[] = queues.map((q) => ({
+    ...q,
+    throughputPerHour: round((q.completed * 3_600_000) / windowMs, 2),
+    totals: null,
+  }));
+  return {
+    since,
+    until,
+    windowMs,
+    services,
+    queues: queueRows,
+    manualInterventions: services.reduce((n, s) => n + s.manualInterventions, 0),
+    deadJobs: queueRows.reduce((n, q) => n + q.dead, 0),
+  };
+}
+
+/** Total length covered by intervals, overlaps counted once. */
+function unionLength(intervals: (readonly [number, number])[]): number {
+  const sorted = intervals.filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  let total = 0;
+  let curStart = -Infinity;
+  let curEnd = -Infinity;
+  for (const [a, b] of sorted) {
+    if (a > curEnd) {
+      if (curEnd > curStart) total += curEnd - curStart;
+      curStart = a;
+      curEnd = b;
+    } else curEnd = Math.max(curEnd, b);
+  }
+  if (curEnd > curStart) total += curEnd - curStart;
+  return total;
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

@@ -1,0 +1,104 @@
+/**
+ * Retention: removes completed jobs older than `retention.completed` (default 7 d) and
+ * dead or cancelled jobs older than `retention.dead` (default 30 d), periodically, in small
+ * batches (`store.prune` commits `batch` rows per transaction so a worker's claim never
+ * waits long behind it). Totals and report figures survive: the store keeps per-queue
+ * totals that pruning does not lower.
+ *
+ * Only one process prunes at a time, across hosts: each round runs under the store's
+ * `retention` leader lock. The `vigil triggers` housekeeping process starts it with
+ * `startRetention(store, config.retention, { owner: workerId })`.
+ */
+import { randomUUID } from "node:crypto";
+import type { Store } from "../store/store.js";
+import { silentLogger, type OpsLogger } from "./log.js";
+
+/** The `retention:` section of the config, in ms. */
+export interface RetentionPolicy {
+  /** Completed jobs finished longer ago than this are removed (default 7 d). */
+  completed: number;
+  /** Dead and cancelled jobs finished longer ago than this are removed (default 30 d). */
+  dead: number;
+}
+
+export interface RetentionOptions {
+  /** Who holds the `retention` lock (default: a random id for this process). */
+  owner?: string;
+  /** Time between rounds, ms (default 10 min). */
+  every?: number;
+  /** Delay before the first round, ms (default 30 s), so start-up is not slowed by it. */
+  firstAfter?: number;
+  /** Rows per transaction (default 500). */
+  batch?: number;
+  logger?: OpsLogger;
+}
+
+export interface PruneRound {
+  completed: number;
+  dead: number;
+}
+
+export interface RetentionHandle {
+  /** Runs one round now; null when another process holds the lock. */
+  runOnce(): Promise<PruneRound | null>;
+  /** Stops the timer and waits for a round in progress. */
+  stop(): Promise<void>;
+}
+
+/** The lock name shared by every process that may prune. */
+export const RETENTION_LOCK = "retention";
+
+export function startRetention(store: Store, policy: RetentionPolicy, opts: RetentionOptions = {}): RetentionHandle {
+  const owner = opts.owner ?? `retention:${randomUUID()}`;
+  // Ten minutes: old jobs are measured in days, so pruning more often only costs queries;
+  // much rarer would let a burst of millions of jobs pile up between rounds.
+  const every = opts.every ?? 600_000;
+  const log = opts.logger ?? silentLogger;
+  let running: Promise<PruneRound | null> | null = null;
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+
+  const round = async (): Promise<PruneRound | null> => {
+    // The lock outlives a round comfortably (rounds take seconds) yet frees itself soon
+    // after a pruning process dies, so another host takes over at its next round.
+    if (!(await store.tryLock(RETENTION_LOCK, owner, Math.max(60_000, every * 2)))) return null;
+    const now = store.clock.now();
+    const done = await store.prune({
+      completedBefore: now - policy.completed,
+      deadBefore: now - policy.dead,
+      batch: opts.batch ?? 500,
+    });
+    if (done.completed + done.dead > 0) log.info({ ...done }, "retention pruned old jobs");
+    return done;
+  };
+
+  const runOnce = (): Promise<PruneRound | null> => {
+    if (!running) {
+      running = round().finally(() => {
+        running = null;
+      });
+    }
+    return running;
+  };
+
+  const schedule = (ms: number): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      runOnce()
+        .catch((err: unknown) => log.warn({ err }, "retention round failed; will try again"))
+        .finally(() => schedule(every));
+    }, ms);
+    timer.unref();
+  };
+  schedule(opts.firstAfter ?? 30_000);
+
+  return {
+    runOnce,
+    async stop(): Promise<void> {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running?.catch(() => undefined);
+      await store.unlock(RETENTION_LOCK, owner).catch(() => undefined);
+    },
+  };
+}

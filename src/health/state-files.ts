@@ -1,0 +1,61 @@
+/**
+ * Reading what the supervisor leaves in the state folder (`.vigil/` beside the config):
+ * its pid file and the status file it rewrites atomically every `statusEvery` (2 s).
+ * The supervisor writes them; health checks, doctor and the CLI only read.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { isAlive } from "../os/process.js";
+import type { StatusSnapshot } from "./types.js";
+
+export const STATUS_FILE = "status.json";
+export const PID_FILE = "supervisor.pid";
+
+/** The supervisor's pid file, read leniently (a bare number or JSON with `pid`). */
+export interface PidFileState {
+  path: string;
+  /** null when the file is missing or holds no pid */
+  pid: number | null;
+  alive: boolean;
+}
+
+export function readPidFile(stateDir: string): PidFileState {
+  const path = join(stateDir, PID_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").trim();
+  } catch {
+    return { path, pid: null, alive: false };
+  }
+  let pid: number | null = null;
+  if (/^\d+$/.test(text)) pid = Number(text);
+  else {
+    try {
+      const v = JSON.parse(text) as { pid?: unknown };
+      if (typeof v.pid === "number") pid = v.pid;
+    } catch {
+      const m = /\d+/.exec(text);
+      pid = m ? Number(m[0]) : null;
+    }
+  }
+  return { path, pid, alive: pid !== null && pid > 0 && isAlive(pid) };
+}
+
+/** The status file with its age; null when it is missing or unreadable. */
+export interface StatusFileState {
+  path: string;
+  snapshot: StatusSnapshot;
+  /** ms between the snapshot's `at` (or the file's mtime) and `now` */
+  ageMs: number;
+}
+
+export function readStatusFile(stateDir: string, now = Date.now()): StatusFileState | null {
+  const path = join(stateDir, STATUS_FILE);
+  try {
+    const snapshot = JSON.parse(readFileSync(path, "utf8")) as StatusSnapshot;
+    const at = typeof snapshot.at === "number" ? snapshot.at : statSync(path).mtimeMs;
+    return { path, snapshot: { ...snapshot, source: "status-file" }, ageMs: Math.max(0, now - at) };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * The JSON API's routes: reads for everyone who can reach the port, state changes (retry,
+ * cancel, restart) only with the token. Everything goes through the Store interface; no SQL.
+ */
+import { parseDuration } from "../core/duration.js";
+import { BadInputError, NotFoundError } from "../core/errors.js";
+import { JOB_STATES, type JobState } from "../core/types.js";
+import type { HealthReport } from "../health/checks.js";
+import { buildReport } from "../health/report.js";
+import type { StatusSnapshot } from "../health/types.js";
+import type { Store } from "../store/store.js";
+
+export interface ApiContext {
+  store: Store;
+  snapshot: () => Promise<StatusSnapshot>;
+  restartService?: (name: string, opts: { manual: true }) => Promise<void>;
+  health?: () => Promise<HealthReport>;
+}
+
+export interface ApiRequest {
+  method: string;
+  params: string[];
+  query: URLSearchParams;
+}
+
+export interface ApiRoute {
+  method: "GET" | "POST";
+  /** Matched against the path; capture groups become `params`. */
+  path: RegExp;
+  /** Name for metrics and logs. */
+  name: string;
+  /** Needs `Authorization: Bearer <token>`. */
+  mutating: boolean;
+  run(ctx: ApiContext, req: ApiRequest): Promise<{ status?: number; body: unknown }>;
+}
+
+/** Largest page of jobs one request returns; `limit=0` means this many. */
+export const MAX_JOBS_PAGE = 1000;
+
+export const API_ROUTES: ApiRoute[] = [
+  {
+    method: "GET",
+    path: /^\/api\/status$/,
+    name: "status",
+    mutating: false,
+    run: async (ctx) => ({ body: await ctx.snapshot() }),
+  },
+  {
+    method: "GET",
+    path: /^\/api\/queues$/,
+    name: "queues",
+    mutating: false,
+    run: async (ctx) => {
+      const [stats, waiting] = await Promise.all([ctx.store.stats(), ctx.store.oldestWaiting()]);
+      const out: Record<string, unknown> = {};
+      for (const [q, counts] of Object.entries(stats)) out[q] = { ...counts, oldestWaitingMs: waiting[q] ?? null };
+      return { body: out };
+    },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/jobs$/,
+    name: "jobs",
+    mutating: false,
+    run: async (ctx, req) => {
+      const state = req.query.get("state") || undefined;
+      if (state !== undefined && !JOB_STATES.includes(state as JobState)) {
+        throw new BadInputError(`state "${state}" is not one of ${JOB_STATES.join(", ")}`);
+      }
+      const limit = intParam(req.query, "limit", 50, 0, MAX_JOBS_PAGE);
+      const beforeId = req.query.has("before") ? intParam(req.query, "before", 0, 1, Number.MAX_SAFE_INTEGER) : undefined;
+      const jobs = await ctx.store.list({
+        queue: req.query.get("queue") || undefined,
+        state: state as JobState | undefined,
+        limit: limit === 0 ? MAX_JOBS_PAGE : limit,
+        beforeId,
+      });
+      return { body: jobs };
+    },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/jobs\/(\d+)$/,
+    name: "job",
+    mutating: false,
+    run: async (ctx, req) => {
+      const job = await ctx.store.get(Number(req.params[0]));
+      if (!job) throw new NotFoundError(`job ${req.params[0]}`);
+      return { body: job };
+    },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/incidents$/,
+    name: "incidents",
+    mutating: false,
+    run: async (ctx, req) => {
+      const since = req.query.get("since");
+      const sinceMs = since ? ctx.store.clock.now() - durationParam(since) : undefined;
+      const incidents = await ctx.store.listIncidents({
+        since: sinceMs,
+        service: req.query.get("service") || undefined,
+        limit: intParam(req.query, "limit", 50, 1, 1000),
+      });
+      return { body: incidents };
+    },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/triggers$/,
+    name: "triggers",
+    mutating: false,
+    run: async (ctx) => {
+      const [snap, rejected] = await Promise.all([ctx.snapshot(), ctx.store.listRejected(undefined, 50)]);
+      return { body: { triggers: snap.triggers, rejected } };
+    },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/report$/,
+    name: "report",
+    mutating: false,
+    run: async (ctx, req) => {
+      const window = durationParam(req.query.get("since") ?? "24h");
+      const snap = await ctx.snapshot().catch(() => null);
+      const report = await buildReport(ctx.store, {
+        since: ctx.store.clock.now() - window,
+        services: snap?.services.map((s) => s.name),
+      });
+      return { body: report };
+    },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/health$/,
+    name: "health",
+    mutating: false,
+    run: async (ctx) => {
+      if (!ctx.health) return { status: 501, body: { error: "health checks are not available in this process" } };
+      return { body: await ctx.health() };
+    },
+  },
+  {
+    method: "POST",
+    path: /^\/api\/jobs\/(\d+)\/retry$/,
+    name: "retry",
+    mutating: true,
+    run: async (ctx, req) => ({ body: await ctx.store.retry(Number(req.params[0])) }),
+  },
+  {
+    method: "POST",
+    path: /^\/api\/jobs\/(\d+)\/cancel$/,
+    name: "cancel",
+    mutating: true,
+    run: async (ctx, req) => ({ body: await ctx.store.cancel(Number(req.params[0])) }),
+  },
+  {
+    method: "POST",
+    path: /^\/api\/services\/([A-Za-z0-9_.:-]+)\/restart$/,
+    name: "restart",
+    mutating: true,
+    run: async (ctx, req) => {
+      if (!ctx.restartService) {
+        return { status: 501, body: { error: "no supervisor runs in this process; use `vigil restart` where it runs" } };
+      }
+      await ctx.restartService(req.params[0]!, { manual: true });
+      return { status: 202, body: { ok: true, service: req.params[0] } };
+    },
+  },
+];
+
+function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = q.get(name);
+  if (raw === null || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new BadInputError(`${name} must be a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function durationParam(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms === undefined) throw new BadInputError(`"${raw}" is not a duration; write it like 1h, 24h or 7d`);
+  return ms;
+}

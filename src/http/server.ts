@@ -1,0 +1,219 @@
+/**
+ * The supervisor's HTTP server (node:http, no framework): the JSON API (`/api/...`),
+ * `/metrics` for Prometheus, `/healthz` for load balancers and probes, and the dashboard
+ * at `/`.
+ *
+ * Security: binds 127.0.0.1 unless told otherwise; state-changing endpoints need
+ * `Authorization: Bearer <token>` (compared in constant time); request bodies are bounded;
+ * while bound to loopback, requests naming another Host are refused so a web page cannot
+ * read the API through DNS rebinding; no CORS headers are ever sent.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { VigilError } from "../core/errors.js";
+import type { OpsAlertSink } from "../health/alerts.js";
+import type { HealthReport } from "../health/checks.js";
+import { silentLogger, type OpsLogger } from "../health/log.js";
+import { storeSnapshot } from "../health/snapshot.js";
+import type { StatusSnapshot } from "../health/types.js";
+import type { Store } from "../store/store.js";
+import { API_ROUTES, type ApiContext } from "./api.js";
+import { createMetrics } from "./metrics.js";
+import { checkBearer } from "./token.js";
+import { serveStatic } from "./static.js";
+
+export interface HttpServerOptions {
+  /** Interface to bind (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 7420; 0 picks a free one). */
+  port?: number;
+  /** Bearer token for state-changing endpoints (see `resolveToken`). */
+  token: string;
+  store: Store;
+  /** The live status (default: from the store and the status file in `stateDir`). */
+  snapshot?: () => Promise<StatusSnapshot>;
+  /** Restarts a service or process row; absent: the restart endpoint answers 501. */
+  restartService?: (name: string, opts: { manual: true }) => Promise<void>;
+  /** Health checks for `/healthz` and `/api/health`; absent: `/healthz` answers 200 while the server runs. */
+  health?: () => Promise<HealthReport>;
+  /** For the default snapshot: the state folder (`.vigil/`). */
+  stateDir?: string;
+  alerts?: OpsAlertSink;
+  /** A heartbeat older than this counts as down in metrics (default 5 s). */
+  stallAfter?: number;
+  /** Largest request body accepted, bytes (default 64 KiB); the API needs none. */
+  maxBody?: number;
+  logger?: OpsLogger;
+}
+
+export interface HttpServerHandle {
+  server: Server;
+  host: string;
+  port: number;
+  /** Base URL, e.g. http://127.0.0.1:7420 */
+  url: string;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+/** Starts listening; resolves once bound (rejects on EADDRINUSE and the like). */
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
+  const host = opts.host ?? "127.0.0.1";
+  const log = opts.logger ?? silentLogger;
+  const maxBody = opts.maxBody ?? 64 * 1024;
+  const snapshot = opts.snapshot ?? (() => storeSnapshot(opts.store, { stateDir: opts.stateDir }));
+  const ctx: ApiContext = { store: opts.store, snapshot, restartService: opts.restartService, health: opts.health };
+  const metrics = createMetrics({
+    store: opts.store,
+    snapshot,
+    alerts: opts.alerts ? () => opts.alerts!.stats() : undefined,
+    stallAfter: opts.stallAfter,
+  });
+  const checkHost = LOOPBACK.has(host);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const method = req.method ?? "GET";
+    if (checkHost && !LOOPBACK.has(hostName(req.headers.host))) {
+      send(res, 403, { error: "this server answers only to localhost names" });
+      return "forbidden";
+    }
+    if (method === "POST") await drainBody(req, maxBody);
+    if (url.pathname === "/metrics" && method === "GET") {
+      const text = await metrics.render();
+      res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
+      res.end(text);
+      return "metrics";
+    }
+    if (url.pathname === "/healthz" && method === "GET") {
+      const report = opts.health ? await opts.health() : null;
+      // Degraded still serves: only unhealthy takes a probe's instance out.
+      const code = report && report.status === "unhealthy" ? 503 : 200;
+      send(res, code, report ?? { status: "ok", checks: [] });
+      return "healthz";
+    }
+    for (const route of API_ROUTES) {
+      const m = route.path.exec(url.pathname);
+      if (!m) continue;
+      if (route.method !== method) {
+        res.setHeader("allow", route.method);
+        send(res, 405, { error: `${url.pathname} accepts ${route.method}` });
+        return route.name;
+      }
+      if (route.mutating && !checkBearer(req.headers.authorization, opts.token)) {
+        res.setHeader("www-authenticate", 'Bearer realm="vigil"');
+        send(res, 401, { error: "this endpoint needs Authorization: Bearer <token> (the token is in .vigil/token)" });
+        return route.name;
+      }
+      const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams });
+      send(res, out.status ?? 200, out.body);
+      return route.name;
+    }
+    if (method === "GET" && serveStatic(url.pathname, res)) return "static";
+    send(res, 404, { error: `no such endpoint: ${method} ${url.pathname}` });
+    return "unknown";
+  };
+
+  const server = createServer((req, res) => {
+    req.on("error", () => {});
+    handle(req, res)
+      .then((route) => metrics.countRequest(route, res.statusCode))
+      .catch((err: unknown) => {
+        const status = errorStatus(err);
+        if (status >= 500) log.error({ err, url: req.url }, "HTTP request failed");
+        if (!res.headersSent) send(res, status, { error: (err as Error).message ?? String(err) });
+        else res.destroy();
+        metrics.countRequest("error", status);
+      });
+  });
+  // Bounds on slow or idle clients, so a stuck browser tab cannot pin sockets forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  server.on("clientError", (_err, socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 7420, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", (err) => log.error({ err }, "HTTP server error"));
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  return {
+    server,
+    host: addr.address,
+    port: addr.port,
+    url: `http://${urlHost}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  });
+  res.end(text);
+}
+
+function hostName(header: string | undefined): string {
+  if (!header) return "";
+  if (header.startsWith("[")) return header.slice(0, header.indexOf("]") + 1);
+  return header.split(":")[0] ?? "";
+}
+
+/** Reads and discards a body, refusing one over `max` bytes with 413. */
+function drainBody(req: IncomingMessage, max: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > max) return reject(new HttpError(413, `request body over ${max} bytes`));
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.pause();
+        reject(new HttpError(413, `request body over ${max} bytes`));
+      }
+    });
+    req.on("end", () => resolve());
+    req.on("error", reject);
+  });
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function errorStatus(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof VigilError) {
+    switch (err.code) {
+      case "NOT_FOUND":
+        return 404;
+      case "BAD_INPUT":
+      case "UNKNOWN_QUEUE":
+        return 400;
+      case "INVALID_STATE":
+        return 409;
+      case "PAYLOAD_TOO_LARGE":
+        return 413;
+      default:
+        return 500;
+    }
+  }
+  return 500;
+}
