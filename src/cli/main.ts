@@ -5,6 +5,12 @@
  */
 import { Command, CommanderError } from "commander";
 import { exitWithError } from "./output.js";
+import { register as registerStart } from "./start.js";
+import { register as registerStop } from "./stop.js";
+import { register as registerRestart } from "./restart.js";
+import { register as registerLogs } from "./logs.js";
+import { register as registerIncidents } from "./incidents.js";
+import { register as registerStatus } from "./status.js";
 import { register as registerEnqueue } from "./enqueue.js";
 import { register as registerJobs } from "./jobs.js";
 import { register as registerMigrate } from "./migrate.js";
@@ -20,6 +26,12 @@ export function buildProgram(): Command {
   registerEnqueue(program);
   registerJobs(program);
   registerMigrate(program);
+  registerStart(program);
+  registerStop(program);
+  registerRestart(program);
+  registerLogs(program);
+  registerIncidents(program);
+  registerStatus(program);
   return program;
 }
 

@@ -1,0 +1,41 @@
+/** `vigil stop`: SIGTERM to the project's supervisor; waits until it and its processes are gone. */
+import type { Command } from "commander";
+import { dirname, resolve } from "node:path";
+import { BadInputError } from "../core/errors.js";
+import { globalOptions } from "./context.js";
+
+/** The folder holding `.vigil/`: the config file's folder, whether or not the file exists. */
+export function projectDir(cmd: Command): string {
+  return dirname(resolve(globalOptions(cmd).config ?? "vigil.yaml"));
+}
+
+export function register(program: Command): void {
+  program
+    .command("stop")
+    .description("stop the supervisor: workers drain, then every process exits")
+    .option("--timeout <duration>", "give up waiting after this long", "2m")
+    .action(async (flags: { timeout: string }, cmd: Command) => {
+      const [{ requireDuration }, { vigilPaths }, { readPid, isVigilSupervisor }, { isAlive }] = await Promise.all([
+        import("../core/duration.js"),
+        import("../supervisor/paths.js"),
+        import("../supervisor/lock.js"),
+        import("../os/process.js"),
+      ]);
+      const timeoutMs = requireDuration(flags.timeout, "--timeout");
+      const paths = vigilPaths(projectDir(cmd));
+      const pid = readPid(paths.pidFile);
+      if (pid === null || !isVigilSupervisor(pid)) {
+        process.stderr.write(`vigil: no supervisor is running for ${dirname(paths.root)}\n`);
+        return;
+      }
+      process.kill(pid, "SIGTERM");
+      const deadline = Date.now() + timeoutMs;
+      while (isAlive(pid)) {
+        if (Date.now() > deadline) {
+          throw new BadInputError(`supervisor pid ${pid} is still stopping after ${flags.timeout}; see ${paths.supervisorLog}, or \`kill -9 ${pid}\` (the next start cleans up)`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      process.stdout.write(`vigil: stopped (pid ${pid})\n`);
+    });
+}

@@ -1,0 +1,70 @@
+/**
+ * Incidents and alerts as the supervisor raises them. Every fault becomes a store row
+ * (the only store writes the supervisor makes, with `releaseWorker`), an event for the
+ * HTTP server and dashboard, and an alert for the sinks. A store that is briefly
+ * unreachable never stops supervision: the failure is logged and the process is still
+ * restarted.
+ */
+import { EventEmitter } from "node:events";
+import type { Incident, IncidentCause } from "../core/types.js";
+import type { AlertEvent, AlertKind, AlertSink } from "../health/types.js";
+import type { Store } from "../store/store.js";
+
+/** Events: `incident` (Incident, opened or updated), `recovered` ({ service, at }), `alert` (AlertEvent). */
+export class IncidentRecorder extends EventEmitter {
+  constructor(
+    private readonly store: Store,
+    private readonly host: string,
+    private readonly sink: AlertSink,
+    private readonly log: (msg: string) => void,
+  ) {
+    super();
+    this.on("error", (err: Error) => this.log(`incident listener failed: ${err.message}`));
+  }
+
+  /** Adds an incident row; null if the store refused (already logged). */
+  async open(service: string, cause: IncidentCause, detail: Record<string, unknown>, detectedAt = Date.now()): Promise<Incident | null> {
+    try {
+      const inc = await this.store.addIncident({ service, host: this.host, cause, detectedAt, detail });
+      this.emit("incident", inc);
+      return inc;
+    } catch (err) {
+      this.log(`could not record the ${cause} incident of ${service}: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Marks the open incidents of `service` recovered at `at`. */
+  async resolve(service: string, at = Date.now(), id?: number): Promise<number> {
+    try {
+      const n = await this.store.resolveIncidents(service, at, id);
+      if (n > 0) this.emit("recovered", { service, at, count: n });
+      return n;
+    } catch (err) {
+      this.log(`could not mark the incidents of ${service} recovered: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
+  async update(id: number, detail: Record<string, unknown>): Promise<void> {
+    try {
+      await this.store.updateIncident(id, detail);
+    } catch (err) {
+      this.log(`could not update incident ${id}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Sends an alert event to the sink (never waits on it) and to listeners. */
+  alert(kind: AlertKind, subject: string, message: string, detail?: Record<string, unknown>): void {
+    const event: AlertEvent = { kind, subject, host: this.host, at: Date.now(), message, ...(detail ? { detail } : {}) };
+    this.emit("alert", event);
+    try {
+      this.sink.emit(event);
+    } catch (err) {
+      this.log(`alert sink failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** The default sink: alerts go only to listeners and the log. */
+export const noopAlertSink: AlertSink = { emit: () => {} };

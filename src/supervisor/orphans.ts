@@ -1,0 +1,81 @@
+/**
+ * What a supervisor that died (SIGKILL, power loss) leaves behind: its children keep
+ * running in their own process groups. `.vigil/children.json` records them while they
+ * run; the next `vigil start` kills the ones still alive and frees their jobs.
+ */
+import { existsSync, readFileSync, unlinkSync } from "node:fs";
+import { writeFileAtomic } from "../os/files.js";
+import { groupMembers, isAlive, killGroup } from "../os/process.js";
+import { procCmdline } from "./lock.js";
+
+export interface ChildRecord {
+  name: string;
+  /** The process (and process group) id. */
+  pid: number;
+  argv: string[];
+  workerId: string | null;
+  startedAt: number;
+}
+
+interface ChildrenFile {
+  supervisorPid: number;
+  children: ChildRecord[];
+}
+
+export function writeChildren(path: string, children: ChildRecord[], supervisorPid = process.pid): void {
+  writeFileAtomic(path, JSON.stringify({ supervisorPid, children } satisfies ChildrenFile, null, 1) + "\n");
+}
+
+export function removeChildren(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+export function readChildren(path: string): ChildRecord[] {
+  if (!existsSync(path)) return [];
+  try {
+    const f = JSON.parse(readFileSync(path, "utf8")) as ChildrenFile;
+    return Array.isArray(f.children) ? f.children : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Whether the recorded group is still ours: the leader runs the same command line (a
+ * reused pid runs something else), or the leader is gone but members of its group remain
+ * (a group id cannot be reused while any member lives).
+ */
+function stillOurs(rec: ChildRecord): boolean {
+  if (isAlive(rec.pid)) {
+    const argv = procCmdline(rec.pid);
+    return argv !== null && argv.join("\0") === rec.argv.join("\0");
+  }
+  return groupMembers(rec.pid).length > 0;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Ends the process groups a dead supervisor left running: SIGTERM (workers drain), then
+ * SIGKILL after `killTimeoutMs`. Returns the records found (killed or already gone), so
+ * the caller can free their workers' jobs.
+ */
+export async function killOrphans(path: string, killTimeoutMs: number, log: (msg: string) => void): Promise<{ found: ChildRecord[]; killed: ChildRecord[] }> {
+  const found = readChildren(path);
+  const killed = found.filter(stillOurs);
+  for (const rec of killed) {
+    log(`ending orphaned ${rec.name} (process group ${rec.pid}) left by a previous supervisor`);
+    killGroup(rec.pid, "SIGTERM");
+    killGroup(rec.pid, "SIGCONT"); // a stopped orphan must wake to act on SIGTERM
+  }
+  const deadline = Date.now() + killTimeoutMs;
+  while (killed.some((r) => groupMembers(r.pid).length > 0) && Date.now() < deadline) await sleep(100);
+  for (const rec of killed) if (groupMembers(rec.pid).length > 0) killGroup(rec.pid, "SIGKILL");
+  while (killed.some((r) => groupMembers(r.pid).length > 0) && Date.now() < deadline + 2000) await sleep(50);
+  removeChildren(path);
+  return { found, killed };
+}

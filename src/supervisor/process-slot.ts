@@ -1,0 +1,417 @@
+/**
+ * One supervised process (one status row: `workers:1`, `outline-api`): spawns it in its
+ * own process group, watches it (IPC heartbeat, HTTP probe, status-file mtime, exit),
+ * and replaces it when it dies or hangs. The supervisor ticks every slot; a slot never
+ * runs jobs and only touches the store through the callbacks it is given.
+ */
+import type { ChildProcess } from "node:child_process";
+import type { ServiceState, ServiceStatus, TriggerStatus } from "../health/types.js";
+import { killGroup, procInfo, spawnGroup } from "../os/process.js";
+import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, isWorkerMessage, type ActiveJobInfo, type WorkerMessage } from "../worker/protocol.js";
+import type { IncidentRecorder } from "./incidents.js";
+import { captureStall, probeHttp, statusFileMtime } from "./liveness.js";
+import { RotatingLog } from "./logs.js";
+import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
+
+/** What to run for one row, built from the config by `buildSlotSpecs`. */
+export interface SlotSpec {
+  /** Row name: `workers:1` for a multi-instance service, else the service name. */
+  name: string;
+  service: string;
+  kind: "worker" | "command";
+  /** 1-based instance number. */
+  index: number;
+  argv: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Heartbeats over IPC (workers and the triggers process). */
+  ipc: boolean;
+  probe?: string;
+  statusFile?: string;
+  /** Restart past this RSS in bytes (0 or absent: no limit). */
+  maxMemory?: number;
+  stackFile?: string;
+  logFile: string;
+}
+
+/** Supervision settings in ms, from `supervision` in the config. */
+export interface SlotTiming extends RestartPolicyOptions {
+  /** No heartbeat / probe success this long means stalled (default 5 s). */
+  stallAfterMs: number;
+  /** SIGTERM, then SIGKILL to the group this much later (default 5 s). */
+  killTimeoutMs: number;
+}
+
+export interface SlotContext {
+  host: string;
+  timing: SlotTiming;
+  incidents: IncidentRecorder;
+  /** Frees the leases of a worker id; resolves to how many jobs were freed. */
+  releaseWorker(workerId: string, reason: string): Promise<number>;
+  log(msg: string): void;
+  /** A child started or exited: the children registry must be rewritten. */
+  childrenChanged(): void;
+}
+
+type Planned = "stall" | "memory" | "manual" | "stop";
+
+/**
+ * A process that has not sent its first heartbeat this long after spawning is stalled.
+ * Node plus a store plus TypeScript handlers can take seconds to load on a busy 2-core
+ * machine; a shorter grace would kill healthy workers at start, a longer one leaves a
+ * process hung at start unnoticed longer.
+ */
+const START_GRACE_EXTRA_MS = 15_000;
+/** A command watched only by its exit counts as running once it stayed up this long. */
+const SETTLE_MS = 1000;
+/** HTTP probes run this often: one cheap local request per second per service. */
+const PROBE_EVERY_MS = 1000;
+/** Commands have no heartbeat that carries RSS: read it from /proc this often. */
+const MEMORY_CHECK_EVERY_MS = 2000;
+
+export class ProcessSlot {
+  state: ServiceState = "stopped";
+  private child: ChildProcess | null = null;
+  private pid: number | null = null;
+  private startedAt: number | null = null;
+  private spawns = 0;
+  private restarts = 0;
+  private workerId: string | null = null;
+  private lastBeatAt: number | null = null;
+  private lastHb: { active: ActiveJobInfo[]; rssBytes: number; lagMs: number } | null = null;
+  private lastExit: ServiceStatus["lastExit"] = null;
+  private nextRestartAt: number | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private killTimer: NodeJS.Timeout | null = null;
+  private planned: Planned | null = null;
+  private pendingRecovery = false;
+  private probing = false;
+  private lastProbeAt = 0;
+  private lastProbeError: string | null = null;
+  private lastMemoryCheck = 0;
+  private timeoutIncidents = new Map<number, number>();
+  private exitWaiters: (() => void)[] = [];
+  private readonly policy: RestartPolicy;
+  private readonly out: RotatingLog;
+  /** The last `{t:"triggers"}` report (the triggers process only). */
+  triggers: TriggerStatus[] = [];
+
+  constructor(
+    readonly spec: SlotSpec,
+    private readonly ctx: SlotContext,
+  ) {
+    this.policy = new RestartPolicy(ctx.timing);
+    this.out = new RotatingLog(spec.logFile);
+  }
+
+  /** What the children registry keeps to find this process again after a crash of ours. */
+  get running(): { name: string; pid: number; argv: string[]; workerId: string | null; startedAt: number } | null {
+    return this.child && this.pid && this.startedAt ? { name: this.spec.name, pid: this.pid, argv: this.spec.argv, workerId: this.workerId, startedAt: this.startedAt } : null;
+  }
+
+  start(): void {
+    if (this.child) return;
+    this.clearRestart();
+    const now = Date.now();
+    this.spawns++;
+    if (this.spawns > 1) this.restarts++;
+    this.workerId = `${this.ctx.host}:${this.spec.service}:${this.spec.index}:${this.spawns}`;
+    const env: NodeJS.ProcessEnv = { ...this.spec.env, [ENV_SERVICE]: this.spec.name };
+    if (this.spec.kind === "worker") env[ENV_WORKER_ID] = this.workerId;
+    if (this.spec.stackFile) env[ENV_STACK_FILE] = this.spec.stackFile;
+    const child = spawnGroup(this.spec.argv, {
+      cwd: this.spec.cwd,
+      env,
+      stdio: this.spec.ipc ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    this.pid = child.pid ?? null;
+    this.startedAt = now;
+    this.lastBeatAt = null;
+    this.lastHb = null;
+    this.planned = null;
+    this.lastProbeError = null;
+    this.state = "starting";
+    this.out.attach(child.stdout);
+    this.out.attach(child.stderr);
+    this.out.note(`started pid ${this.pid ?? "-"}: ${this.spec.argv.join(" ")}`);
+    child.on("error", (err) => {
+      this.out.note(`could not run: ${err.message}`);
+      this.ctx.log(`${this.spec.name}: could not run ${this.spec.argv[0]}: ${err.message}`);
+      // A spawn failure (ENOENT) emits no 'exit': treat it as one so the restart policy applies.
+      if (child.pid === undefined && this.child === child) this.onExit(child, null, null, err.message);
+    });
+    child.on("message", (m: unknown) => {
+      if (this.child === child && isWorkerMessage(m)) this.onMessage(m);
+    });
+    // 'exit', not 'close': a grandchild holding the pipes must not delay freeing the jobs.
+    child.on("exit", (code, signal) => this.onExit(child, code, signal));
+    this.ctx.childrenChanged();
+  }
+
+  /** Called by the supervisor about four times per `stallAfter`. */
+  tick(now: number): void {
+    if (!this.child || this.pid === null || this.planned !== null) return;
+    if (this.state !== "starting" && this.state !== "running") return;
+    const { stallAfterMs } = this.ctx.timing;
+    if (this.spec.statusFile) {
+      const m = statusFileMtime(this.spec.statusFile);
+      if (m !== null && m > this.startedAt! - stallAfterMs && (this.lastBeatAt === null || m > this.lastBeatAt)) this.beat(Math.min(m, now));
+    }
+    if (this.spec.probe && !this.probing && now - this.lastProbeAt >= PROBE_EVERY_MS) this.runProbe(now);
+    const liveness = this.spec.ipc || this.spec.probe || this.spec.statusFile;
+    if (!liveness) {
+      if (this.state === "starting" && now - this.startedAt! >= SETTLE_MS) this.healthy(now);
+    } else if (this.lastBeatAt === null) {
+      if (now - this.startedAt! > stallAfterMs + START_GRACE_EXTRA_MS) void this.stall(`no ${this.livenessWord()} since it started ${Math.round((now - this.startedAt!) / 1000)} s ago`);
+    } else if (now - this.lastBeatAt > stallAfterMs) {
+      const why = this.spec.probe ? `probe failing for ${now - this.lastBeatAt} ms (${this.lastProbeError ?? "no answer"})` : `no ${this.livenessWord()} for ${now - this.lastBeatAt} ms`;
+      void this.stall(why);
+    }
+    if (this.spec.maxMemory && !this.spec.ipc && now - this.lastMemoryCheck >= MEMORY_CHECK_EVERY_MS) {
+      this.lastMemoryCheck = now;
+      const info = procInfo(this.pid);
+      if (info && info.rssBytes > this.spec.maxMemory) void this.overMemory(info.rssBytes);
+    }
+  }
+
+  /** Restarts gracefully now (SIGTERM, drain, SIGKILL after killTimeout), or starts a waiting slot. */
+  async restart(opts: { manual?: boolean; reason?: string } = {}): Promise<void> {
+    this.policy.reset();
+    if (!this.child) {
+      this.start();
+      return;
+    }
+    if (this.planned) return;
+    this.planned = "manual";
+    this.state = "restarting";
+    if (opts.manual) {
+      const inc = await this.ctx.incidents.open(this.spec.name, "stop", { manual: true, action: "restart", reason: opts.reason ?? "requested by a person", pid: this.pid, workerId: this.workerId });
+      if (inc) this.pendingRecovery = true;
+    }
+    this.out.note(`restarting (${opts.manual ? "manual" : opts.reason ?? "requested"})`);
+    this.terminate();
+  }
+
+  /** Stops the process for good (supervisor shutdown); resolves once it has exited. */
+  stop(): Promise<void> {
+    this.clearRestart();
+    if (!this.child) {
+      this.state = "stopped";
+      return Promise.resolve();
+    }
+    const done = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    if (this.planned !== "stop") {
+      this.planned = "stop";
+      this.out.note("stopping");
+      this.terminate();
+    }
+    return done;
+  }
+
+  status(now = Date.now()): ServiceStatus {
+    const info = this.pid !== null && this.child ? procInfo(this.pid) : null;
+    return {
+      name: this.spec.name,
+      service: this.spec.service,
+      kind: this.spec.kind,
+      host: this.ctx.host,
+      state: this.state,
+      pid: this.child ? this.pid : null,
+      restarts: this.restarts,
+      heartbeatAgeMs: this.child && this.lastBeatAt !== null ? Math.max(0, now - this.lastBeatAt) : null,
+      startedAt: this.child ? this.startedAt : null,
+      rssBytes: this.lastHb?.rssBytes ?? info?.rssBytes ?? null,
+      workerId: this.spec.kind === "worker" ? this.workerId : null,
+      activeJobs: this.lastHb?.active.length ?? 0,
+      lastExit: this.lastExit,
+      nextRestartAt: this.nextRestartAt,
+    };
+  }
+
+  private livenessWord(): string {
+    return this.spec.ipc ? "heartbeat" : this.spec.probe ? "successful probe" : "status-file update";
+  }
+
+  private onMessage(m: WorkerMessage): void {
+    const now = Date.now();
+    switch (m.t) {
+      case "hb":
+        this.lastHb = { active: Array.isArray(m.active) ? m.active : [], rssBytes: m.rssBytes, lagMs: m.lagMs };
+        if (this.planned !== null || this.state === "stalled") return; // a late beat does not undo a stall
+        this.beat(now);
+        for (const [jobId, incId] of this.timeoutIncidents) {
+          if (!this.lastHb.active.some((j) => j.jobId === jobId)) {
+            this.timeoutIncidents.delete(jobId);
+            void this.ctx.incidents.resolve(this.spec.name, now, incId);
+          }
+        }
+        if (this.spec.maxMemory && m.rssBytes > this.spec.maxMemory) void this.overMemory(m.rssBytes);
+        return;
+      case "triggers":
+        this.triggers = Array.isArray(m.triggers) ? m.triggers : [];
+        return;
+      case "job-timeout":
+        void this.ctx.incidents
+          .open(this.spec.name, "job-timeout", { jobId: m.jobId, queue: m.queue, timeoutMs: m.timeoutMs, workerId: this.workerId, pid: this.pid })
+          .then((inc) => {
+            if (inc) this.timeoutIncidents.set(m.jobId, inc.id);
+          });
+        this.out.note(`job ${m.jobId} (${m.queue}) passed its ${m.timeoutMs} ms timeout and was aborted`);
+        return;
+      case "wedged":
+        void this.stall(`wedged: ${m.reason} (job ${m.jobId}, ${m.queue})`, { wedgedJobId: m.jobId, queue: m.queue });
+        return;
+      case "draining":
+        this.out.note("draining");
+        return;
+      case "ready":
+        return;
+    }
+  }
+
+  private beat(at: number): void {
+    this.lastBeatAt = at;
+    if (this.state === "starting") this.healthy(at);
+  }
+
+  private healthy(now: number): void {
+    this.state = "running";
+    if (this.pendingRecovery) {
+      this.pendingRecovery = false;
+      void this.ctx.incidents.resolve(this.spec.name, now).then((n) => {
+        if (n > 0) this.ctx.incidents.alert("recovered", this.spec.name, `${this.spec.name} is running again (pid ${this.pid})`, { pid: this.pid });
+      });
+    }
+  }
+
+  private runProbe(now: number): void {
+    this.probing = true;
+    this.lastProbeAt = now;
+    const child = this.child;
+    void probeHttp(this.spec.probe!).then((r) => {
+      this.probing = false;
+      if (this.child !== child || this.planned !== null) return;
+      if (r.ok) this.beat(Date.now());
+      else this.lastProbeError = r.error ?? "failed";
+    });
+  }
+
+  /** Declares the process stalled: frees its jobs, records why, then kills it. */
+  private async stall(reason: string, extra: Record<string, unknown> = {}): Promise<void> {
+    if (!this.child || this.planned !== null) return;
+    const child = this.child;
+    const pid = this.pid!;
+    const now = Date.now();
+    this.planned = "stall";
+    this.state = "stalled";
+    const heartbeatAgeMs = this.lastBeatAt === null ? null : now - this.lastBeatAt;
+    this.ctx.log(`${this.spec.name} (pid ${pid}) stalled: ${reason}`);
+    this.out.note(`stalled: ${reason}`);
+    // Free the jobs first: they run elsewhere while this process is examined and killed.
+    // A late completion from this process carries a stale lease token and is refused.
+    const released = this.spec.kind === "worker" && this.workerId ? await this.ctx.releaseWorker(this.workerId, "stall") : 0;
+    const evidence = await captureStall({
+      pid,
+      heartbeatAgeMs,
+      activeJobs: this.lastHb?.active ?? [],
+      stackFile: this.spec.stackFile ?? null,
+      startedAt: this.startedAt!,
+    });
+    const cause = this.spec.probe ? "probe" : "stall";
+    const inc = await this.ctx.incidents.open(this.spec.name, cause, { reason, workerId: this.workerId, releasedJobs: released, ...evidence, ...extra }, now);
+    if (inc) this.pendingRecovery = true;
+    this.ctx.incidents.alert(cause, this.spec.name, `${this.spec.name} stalled: ${reason}${evidence.blockedIn ? `; blocked in ${evidence.blockedIn}` : ""}`, { pid, procState: evidence.procState });
+    if (this.child === child) this.terminate();
+  }
+
+  private async overMemory(rssBytes: number): Promise<void> {
+    if (!this.child || this.planned !== null) return;
+    this.planned = "memory";
+    this.state = "restarting";
+    const msg = `RSS ${Math.round(rssBytes / 1048576)} MB passed maxMemory ${Math.round(this.spec.maxMemory! / 1048576)} MB`;
+    this.out.note(`${msg}; restarting`);
+    const inc = await this.ctx.incidents.open(this.spec.name, "memory", { rssBytes, maxMemory: this.spec.maxMemory, pid: this.pid, workerId: this.workerId, activeJobs: this.lastHb?.active ?? [] });
+    if (inc) this.pendingRecovery = true;
+    this.ctx.incidents.alert("memory", this.spec.name, `${this.spec.name}: ${msg}`, { rssBytes });
+    this.terminate();
+  }
+
+  /** SIGTERM to the group (workers drain), SIGKILL after killTimeout if still there. */
+  private terminate(): void {
+    const pid = this.pid;
+    if (!this.child || pid === null) return;
+    killGroup(pid, "SIGTERM");
+    if (this.killTimer) clearTimeout(this.killTimer);
+    // A SIGSTOPped process keeps SIGTERM pending and a blocked loop never runs its handler;
+    // only SIGKILL ends those, after giving a healthy one killTimeout to drain.
+    this.killTimer = setTimeout(() => {
+      this.out.note(`still running ${this.ctx.timing.killTimeoutMs} ms after SIGTERM; SIGKILL to process group ${pid}`);
+      killGroup(pid, "SIGKILL");
+    }, this.ctx.timing.killTimeoutMs);
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, spawnError?: string): void {
+    if (this.child !== child) return;
+    const now = Date.now();
+    const pid = this.pid;
+    const uptimeMs = now - (this.startedAt ?? now);
+    if (this.killTimer) clearTimeout(this.killTimer);
+    this.killTimer = null;
+    this.child = null;
+    this.lastExit = { code, signal, at: now };
+    this.out.note(`exited (code ${code ?? "-"}, signal ${signal ?? "-"}) after ${uptimeMs} ms`);
+    // Anything the leader left in its group would be an orphan: take it down too.
+    if (pid !== null) killGroup(pid, "SIGKILL");
+    const activeJobs = this.lastHb?.active ?? [];
+    const releasing = this.spec.kind === "worker" && this.workerId ? this.ctx.releaseWorker(this.workerId, "exit") : Promise.resolve(0);
+    this.ctx.childrenChanged();
+    const planned = this.planned;
+    this.planned = null;
+    for (const [, incId] of this.timeoutIncidents) void this.ctx.incidents.resolve(this.spec.name, now, incId);
+    this.timeoutIncidents.clear();
+    if (planned === "stop") {
+      this.state = "stopped";
+      this.out.close();
+      void releasing.finally(() => this.exitWaiters.splice(0).forEach((w) => w()));
+      return;
+    }
+    if (planned === "manual" || planned === "memory") {
+      this.scheduleRestart(0, false);
+      return;
+    }
+    const decision = this.policy.next(now, uptimeMs);
+    if (planned === null) {
+      const detail = { code, signal, uptimeMs, pid, workerId: this.workerId, activeJobs, ...(spawnError ? { error: spawnError } : {}), ...(decision.crashLooping ? { crashLooping: true, recentRestarts: decision.recentRestarts } : {}) };
+      void releasing.then(async (released) => {
+        const inc = await this.ctx.incidents.open(this.spec.name, "crash", { ...detail, releasedJobs: released }, now);
+        if (inc) this.pendingRecovery = true;
+      });
+      this.ctx.log(`${this.spec.name} (pid ${pid ?? "-"}) exited: code ${code ?? "-"}, signal ${signal ?? "-"}`);
+      this.ctx.incidents.alert("crash", this.spec.name, `${this.spec.name} exited (code ${code ?? "-"}, signal ${signal ?? "-"}) after ${uptimeMs} ms`, { code, signal });
+    }
+    if (decision.crashLooping) {
+      this.ctx.log(`${this.spec.name} is crash-looping (${decision.recentRestarts} restarts in the window); next try in ${decision.delayMs} ms`);
+      this.ctx.incidents.alert("crash-loop", this.spec.name, `${this.spec.name} is crash-looping: ${decision.recentRestarts} restarts in the window; retrying every ${Math.round(decision.delayMs / 1000)} s`, { recentRestarts: decision.recentRestarts });
+    }
+    this.scheduleRestart(decision.delayMs, decision.crashLooping);
+  }
+
+  private scheduleRestart(delayMs: number, crashLooping: boolean): void {
+    this.clearRestart();
+    this.state = crashLooping ? "crash-looping" : "restarting";
+    this.nextRestartAt = Date.now() + delayMs;
+    this.out.note(`next start in ${delayMs} ms`);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.nextRestartAt = null;
+      this.start();
+    }, delayMs);
+  }
+
+  private clearRestart(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.nextRestartAt = null;
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The supervisor: runs every process of a project's config, watches them, replaces what
+ * dies or hangs, and records each fault as an incident. It never claims, runs or reads
+ * jobs; its only store writes are incidents and `releaseWorker` for a worker it saw die
+ * or declared stalled.
+ *
+ * Start-up order (`start`): take the project lock, end the orphans a dead previous
+ * supervisor left, check the store, free expired leases, then start every process.
+ */
+import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { Server } from "node:net";
+import type { VigilConfig } from "../config/schema.js";
+import { VigilError } from "../core/errors.js";
+import type { AlertSink, StatusSnapshot } from "../health/types.js";
+import type { Store } from "../store/store.js";
+import { controlRequest, serveControl, type ControlRequest, type ControlResponse } from "./control.js";
+import { IncidentRecorder, noopAlertSink } from "./incidents.js";
+import { acquireLock, releaseLock } from "./lock.js";
+import { killOrphans, removeChildren, writeChildren } from "./orphans.js";
+import { vigilPaths, type VigilPaths } from "./paths.js";
+import { ProcessSlot, type SlotTiming } from "./process-slot.js";
+import { buildSlotSpecs } from "./slot-specs.js";
+import { writeStatusFile } from "./status-file.js";
+
+/** The service name of incidents about the supervisor itself (stops, a crash found at start). */
+export const SUPERVISOR_SERVICE = "supervisor";
+
+export interface SupervisorOptions {
+  config: VigilConfig;
+  /** Absolute path of the config file. */
+  configPath: string;
+  /** The config's folder; `.vigil/` goes here. */
+  dir: string;
+  store: Store;
+  /** `workers`: no triggers process, for extra hosts (default `all`). */
+  role?: "all" | "workers";
+  /** A `--store` URL from the command line, handed on to the children. */
+  storeUrl?: string;
+  /** Where alert events go (default: nowhere but the `alert` event). */
+  alerts?: AlertSink;
+  /** Host name in worker ids, incidents and status (default: config.host, else the OS's). */
+  host?: string;
+  /** One line per notable event (default: stderr with a timestamp). */
+  log?: (msg: string) => void;
+}
+
+const VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "0.0.0";
+  }
+})();
+
+/**
+ * Events: `incident` (Incident), `recovered` ({ service, at }), `alert` (AlertEvent) —
+ * the HTTP server and dashboard subscribe to these.
+ */
+export class Supervisor extends EventEmitter {
+  readonly paths: VigilPaths;
+  readonly host: string;
+  readonly incidents: IncidentRecorder;
+  private slots: ProcessSlot[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private control: Server | null = null;
+  private startedAt = 0;
+  private stopping: Promise<void> | null = null;
+  private readonly log: (msg: string) => void;
+  private readonly timing: SlotTiming;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    super();
+    this.on("error", () => {}); // listeners' failures are theirs; supervision goes on
+    this.paths = vigilPaths(opts.dir);
+    this.host = opts.host ?? opts.config.host ?? hostname();
+    this.log = opts.log ?? ((msg) => process.stderr.write(`${new Date().toISOString()} vigil: ${msg}\n`));
+    const s = opts.config.supervision;
+    this.timing = {
+      stallAfterMs: s.stallAfter,
+      killTimeoutMs: s.killTimeout,
+      minUptimeMs: s.minUptime,
+      maxRestarts: s.maxRestarts,
+      crashLoopRetryMs: s.crashLoopRetry,
+    };
+    this.incidents = new IncidentRecorder(opts.store, this.host, opts.alerts ?? noopAlertSink, this.log);
+    for (const ev of ["incident", "recovered", "alert"] as const) this.incidents.on(ev, (x: unknown) => this.emit(ev, x));
+  }
+
+  /** Takes the lock, cleans up, checks the store and starts every process. */
+  async start(): Promise<void> {
+    const { store } = this.opts;
+    const { stalePid } = acquireLock(this.paths.pidFile);
+    try {
+      await this.cleanUp(stalePid);
+      const problem = await store.check();
+      if (problem) {
+        throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
+      }
+      const reaped = await store.reapExpired();
+      if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
+      this.startedAt = Date.now();
+      await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
+      this.control = await serveControl(this.paths.controlSocket, (req) => this.handle(req), this.log);
+      const specs = buildSlotSpecs({ config: this.opts.config, configPath: this.opts.configPath, dir: this.opts.dir, paths: this.paths, role: this.opts.role, storeUrl: this.opts.storeUrl });
+      this.slots = specs.map(
+        (spec) =>
+          new ProcessSlot(spec, {
+            host: this.host,
+            timing: this.timing,
+            incidents: this.incidents,
+            releaseWorker: (id, reason) => this.releaseWorker(id, reason),
+            log: this.log,
+            childrenChanged: () => this.saveChildren(),
+          }),
+      );
+      for (const slot of this.slots) slot.start();
+      // Four looks per stallAfter: a stall is declared at most a quarter late, and an idle
+      // tick costs microseconds (no I/O unless a status file or probe is configured).
+      const tickMs = Math.max(50, Math.min(1000, Math.floor(this.timing.stallAfterMs / 4)));
+      this.timers.push(setInterval(() => this.tick(), tickMs));
+      this.timers.push(setInterval(() => void this.writeStatus(), this.opts.config.supervision.statusEvery));
+      await this.startHttp();
+      this.log(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
+      await this.writeStatus();
+    } catch (err) {
+      await Promise.all(this.slots.map((s) => s.stop()));
+      await this.teardown();
+      throw err;
+    }
+  }
+
+  /** The live status: one row per process, queue counts and recent incidents. */
+  async snapshot(): Promise<StatusSnapshot> {
+    const now = Date.now();
+    const [queues, incidents] = await Promise.all([
+      this.opts.store.stats().catch(() => ({})),
+      this.opts.store.listIncidents({ limit: 20 }).catch(() => []),
+    ]);
+    return {
+      at: now,
+      supervisor: { pid: process.pid, host: this.host, startedAt: this.startedAt, version: VERSION },
+      services: this.slots.map((s) => s.status(now)),
+      queues,
+      triggers: this.slots.flatMap((s) => s.triggers),
+      incidents,
+      source: "supervisor",
+    };
+  }
+
+  /**
+   * Restarts a service's processes (`workers`), one process (`workers:2`), or all (no
+   * name). Returns the rows restarted; throws when the name matches nothing.
+   */
+  async restartService(name?: string, opts: { manual?: boolean } = {}): Promise<string[]> {
+    const slots = name ? this.slots.filter((s) => s.spec.name === name || s.spec.service === name) : this.slots;
+    if (slots.length === 0) {
+      throw new VigilError("NOT_FOUND", `no service or process named "${name}"; \`vigil status\` lists them`);
+    }
+    await Promise.all(slots.map((s) => s.restart({ manual: opts.manual ?? false })));
+    return slots.map((s) => s.spec.name);
+  }
+
+  /** Stops every process (workers drain; SIGKILL after killTimeout), records a `stop` incident. */
+  stop(reason = "vigil stop"): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log(`stopping (${reason})`);
+      for (const t of this.timers) clearInterval(t);
+      this.timers = [];
+      await Promise.all(this.slots.map((s) => s.stop()));
+      await this.incidents.open(SUPERVISOR_SERVICE, "stop", { reason, pid: process.pid, manual: true });
+      await this.writeStatus().catch(() => {});
+      await this.teardown();
+      this.log("stopped");
+    })();
+    return this.stopping;
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const s of this.slots) s.tick(now);
+  }
+
+  private async releaseWorker(workerId: string, reason: string): Promise<number> {
+    try {
+      const n = await this.opts.store.releaseWorker(workerId, reason);
+      if (n > 0) this.log(`freed ${n} job(s) of ${workerId} (${reason})`);
+      return n;
+    } catch (err) {
+      // The leases still run out by themselves; only the quick hand-over is lost.
+      this.log(`could not free the jobs of ${workerId}: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
+  /** Ends what a dead previous supervisor left and frees its workers' jobs. */
+  private async cleanUp(stalePid: number | null): Promise<void> {
+    const { found, killed } = await killOrphans(this.paths.childrenFile, this.timing.killTimeoutMs, this.log);
+    for (const rec of found) if (rec.workerId) await this.releaseWorker(rec.workerId, "previous supervisor gone");
+    if (stalePid !== null) {
+      this.log(`took over from supervisor pid ${stalePid}, which is gone; ended ${killed.length} orphaned process(es)`);
+      const inc = await this.incidents.open(SUPERVISOR_SERVICE, "crash", {
+        pid: stalePid,
+        reason: "the previous supervisor ended without stopping its processes",
+        orphans: killed.map((r) => ({ name: r.name, pid: r.pid })),
+      });
+      if (inc) await this.incidents.resolve(SUPERVISOR_SERVICE, Date.now(), inc.id);
+    }
+  }
+
+  private saveChildren(): void {
+    if (this.stopping && this.slots.every((s) => s.running === null)) return removeChildren(this.paths.childrenFile);
+    try {
+      writeChildren(this.paths.childrenFile, this.slots.flatMap((s) => (s.running ? [s.running] : [])));
+    } catch (err) {
+      this.log(`could not write ${this.paths.childrenFile}: ${(err as Error).message}`);
+    }
+  }
+
+  private async writeStatus(): Promise<void> {
+    try {
+      writeStatusFile(this.paths.statusFile, await this.snapshot());
+    } catch (err) {
+      this.log(`could not write ${this.paths.statusFile}: ${(err as Error).message}`);
+    }
+  }
+
+  private async handle(req: ControlRequest): Promise<ControlResponse> {
+    switch (req.op) {
+      case "ping":
+        return { ok: true, pid: process.pid };
+      case "status":
+        return { ok: true, snapshot: await this.snapshot() };
+      case "restart":
+        return { ok: true, restarted: await this.restartService(req.service, { manual: true }) };
+      case "stop":
+        setImmediate(() => void this.stop("vigil stop (control socket)").then(() => this.emit("stopped")));
+        return { ok: true, pid: process.pid };
+      default:
+        return { ok: false, error: `unknown request ${JSON.stringify((req as { op?: unknown }).op)}` };
+    }
+  }
+
+  /**
+   * HTTP server integration point: the one place the supervisor starts the dashboard and
+   * JSON API (config.http, enabled by default). Filled in once src/http/server.ts lands.
+   */
+  private async startHttp(): Promise<void> {
+    this.httpClose = null;
+  }
+
+  private httpClose: (() => Promise<void>) | null = null;
+
+  private async teardown(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.httpClose) await this.httpClose().catch(() => {});
+    this.httpClose = null;
+    if (this.control) await new Promise<void>((r) => this.control!.close(() => r()));
+    this.control = null;
+    removeChildren(this.paths.childrenFile);
+    releaseLock(this.paths.pidFile);
+  }
+}
+
+/** Asks the live supervisor of a project, if any: null when none answers. */
+export function askSupervisor(dir: string, req: ControlRequest, timeoutMs?: number): Promise<ControlResponse | null> {
+  return controlRequest(vigilPaths(dir).controlSocket, req, timeoutMs);
+}
