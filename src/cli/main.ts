@@ -14,6 +14,10 @@ import { register as registerStatus } from "./status.js";
 import { register as registerEnqueue } from "./enqueue.js";
 import { register as registerJobs } from "./jobs.js";
 import { register as registerMigrate } from "./migrate.js";
+import { register as registerHealth } from "./health.js";
+import { register as registerReport } from "./report.js";
+import { register as registerDoctor } from "./doctor.js";
+import { register as registerBackup } from "./backup.js";
 
 export function buildProgram(): Command {
   const program = new Command("vigil")
@@ -32,6 +36,10 @@ export function buildProgram(): Command {
   registerLogs(program);
   registerIncidents(program);
   registerStatus(program);
+  registerHealth(program);
+  registerReport(program);
+  registerDoctor(program);
+  registerBackup(program);
   return program;
 }
 

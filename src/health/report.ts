@@ -10,8 +10,8 @@
  * - failures: incidents except `stop` and manual restarts (a person asking is not a fault).
  * - MTBF: up time / failures (null with no failure). MTTR: mean of `recoveredAt −
  *   detectedAt` over recovered incidents (null when none recovered).
- * - restarts: every incident except `stop` ends in a restart; restarts/day scales the count
- *   to 24 h.
+ * - restarts: every incident except `stop` ends in a restart, and so does a `stop` whose
+ *   detail says `action: "restart"` (a manual restart); restarts/day scales to 24 h.
  * - manual interventions: incidents whose detail says a person asked (`detail.manual`
  *   true, or `detail.requestedBy` set), as `vigil restart` and the dashboard record them.
  */
@@ -115,7 +115,7 @@ export function computeReport(
     );
     const manual = list.filter(isManual).length;
     const failures = list.filter((i) => i.cause !== "stop" && !isManual(i)).length;
-    const restarts = list.filter((i) => i.cause !== "stop").length;
+    const restarts = list.filter((i) => i.cause !== "stop" || i.detail?.["action"] === "restart").length;
     const recovered = list.filter((i) => i.recoveredAt !== null);
     const causes: Record<string, number> = {};
     for (const i of list) causes[i.cause] = (causes[i.cause] ?? 0) + 1;

@@ -5,40 +5,25 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { isAlive } from "../os/process.js";
+import { isVigilSupervisor, readPid } from "../supervisor/lock.js";
 import type { StatusSnapshot } from "./types.js";
 
 export const STATUS_FILE = "status.json";
 export const PID_FILE = "supervisor.pid";
 
-/** The supervisor's pid file, read leniently (a bare number or JSON with `pid`). */
+/** The supervisor's pid file (see src/supervisor/lock.ts, which writes it). */
 export interface PidFileState {
   path: string;
   /** null when the file is missing or holds no pid */
   pid: number | null;
+  /** The pid runs a vigil supervisor (a reused pid running something else does not count). */
   alive: boolean;
 }
 
 export function readPidFile(stateDir: string): PidFileState {
   const path = join(stateDir, PID_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8").trim();
-  } catch {
-    return { path, pid: null, alive: false };
-  }
-  let pid: number | null = null;
-  if (/^\d+$/.test(text)) pid = Number(text);
-  else {
-    try {
-      const v = JSON.parse(text) as { pid?: unknown };
-      if (typeof v.pid === "number") pid = v.pid;
-    } catch {
-      const m = /\d+/.exec(text);
-      pid = m ? Number(m[0]) : null;
-    }
-  }
-  return { path, pid, alive: pid !== null && pid > 0 && isAlive(pid) };
+  const pid = readPid(path);
+  return { path, pid, alive: pid !== null && isVigilSupervisor(pid) };
 }
 
 /** The status file with its age; null when it is missing or unreadable. */

@@ -1,0 +1,52 @@
+/**
+ * `vigil health [--json]`: the named checks of src/health/checks.ts. Exit 0 healthy,
+ * 1 degraded, 2 unhealthy — usable as it is from cron, a systemd timer or a Kubernetes
+ * exec probe. Opens the store read-only and writes nothing.
+ */
+import type { Command } from "commander";
+import { printJson, printTable } from "./output.js";
+
+export function register(program: Command): void {
+  program
+    .command("health")
+    .description("run the health checks; exit 0 healthy, 1 degraded, 2 unhealthy")
+    .option("--json", "print JSON")
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const { loadContext, openContextStore } = await import("./context.js");
+      const { runHealthChecks, exitCodeFor } = await import("../health/checks.js");
+      const { sqliteFileOf } = await import("../health/backup.js");
+      const { vigilPaths } = await import("../supervisor/paths.js");
+      const { configSchema } = await import("../config/schema.js");
+      const ctx = await loadContext(cmd);
+      const config = ctx.config ?? configSchema.parse({});
+      let store = null;
+      let storeError: string | undefined;
+      try {
+        store = await openContextStore(ctx, { readOnly: true });
+      } catch (err) {
+        storeError = (err as Error).message;
+      }
+      try {
+        const report = await runHealthChecks({
+          store,
+          storeError,
+          stateDir: vigilPaths(ctx.dir).root,
+          limits: config.health,
+          stallAfter: config.supervision.stallAfter,
+          statusEvery: config.supervision.statusEvery,
+          storeFile: sqliteFileOf(ctx.storeUrl),
+        });
+        if (flags.json) printJson(report);
+        else {
+          printTable(
+            ["CHECK", "STATUS", "MESSAGE"],
+            report.checks.map((c) => [c.name, c.status, c.message]),
+          );
+          process.stdout.write(`\noverall: ${report.status}\n`);
+        }
+        process.exitCode = exitCodeFor(report.status);
+      } finally {
+        await store?.close();
+      }
+    });
+}
