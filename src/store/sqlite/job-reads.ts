@@ -1,0 +1,153 @@
+/** Job reads (list, stats, report) and pruning, for the SQLite store. */
+import type Database from "better-sqlite3";
+import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import type { PruneOptions } from "../store.js";
+import { toJob, type JobRow } from "./rows.js";
+
+/** Default rows per prune transaction: short enough that no claim waits long behind it. */
+const PRUNE_BATCH = 500;
+
+export function listJobs(db: Database.Database, filter: JobFilter = {}): Job[] {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (filter.queue !== undefined) (where.push("queue = ?"), args.push(filter.queue));
+  if (filter.state !== undefined) (where.push("state = ?"), args.push(filter.state));
+  if (filter.beforeId !== undefined) (where.push("id < ?"), args.push(filter.beforeId));
+  if (filter.rootId !== undefined) (where.push("(root_id = ? OR id = ?)"), args.push(filter.rootId, filter.rootId));
+  const limit = filter.limit ?? 50;
+  const sql =
+    `SELECT * FROM jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC` +
+    (limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "");
+  // Statement cache in better-sqlite3 is per call; the filter shapes are few.
+  return (db.prepare(sql).all(...args) as JobRow[]).map(toJob);
+}
+
+export function jobStats(db: Database.Database): Record<string, QueueCounts> {
+  const out: Record<string, QueueCounts> = {};
+  const at = (q: string) => (out[q] ??= emptyCounts());
+  const rows = db.prepare("SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state").all() as {
+    queue: string;
+    state: string;
+    n: number;
+  }[];
+  for (const r of rows) {
+    if ((JOB_STATES as string[]).includes(r.state)) at(r.queue)[r.state as keyof QueueCounts] += r.n;
+  }
+  const totals = db.prepare("SELECT queue, completed, dead, cancelled FROM queue_totals").all() as {
+    queue: string;
+    completed: number;
+    dead: number;
+    cancelled: number;
+  }[];
+  for (const t of totals) {
+    const c = at(t.queue);
+    c.completed += t.completed;
+    c.dead += t.dead;
+    c.cancelled += t.cancelled;
+  }
+  return out;
+}
+
+export function oldestWaiting(db: Database.Database, now: number): Record<string, number> {
+  const rows = db
+    .prepare(
+      `SELECT queue, min(run_at) AS t FROM jobs WHERE state = 'waiting' GROUP BY queue
+       UNION ALL
+       SELECT queue, min(run_at) AS t FROM jobs WHERE state IN ('scheduled', 'failed') AND run_at <= ? GROUP BY queue`,
+    )
+    .all(now) as { queue: string; t: number }[];
+  const out: Record<string, number> = {};
+  for (const r of rows) out[r.queue] = Math.max(out[r.queue] ?? 0, Math.max(0, now - r.t));
+  return out;
+}
+
+function percentile(sorted: Float64Array, p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run time. */
+export function jobReport(db: Database.Database, since: number): QueueReport[] {
+  const byQueue = new Map<string, QueueReport>();
+  const at = (queue: string) => {
+    let r = byQueue.get(queue);
+    if (!r) byQueue.set(queue, (r = { queue, completed: 0, dead: 0, failedAttempts: 0, p50Ms: null, p95Ms: null }));
+    return r;
+  };
+  const durations = new Map<string, number[]>();
+  const finished = db
+    .prepare(
+      `SELECT queue, state, finished_at - coalesce(started_at, finished_at) AS ms FROM jobs
+       WHERE state IN ('completed', 'dead') AND finished_at >= ?`,
+    )
+    .raw()
+    .iterate(since) as IterableIterator<[string, string, number]>;
+  for (const [queue, state, ms] of finished) {
+    const r = at(queue);
+    if (state === "dead") r.dead++;
+    else {
+      r.completed++;
+      let d = durations.get(queue);
+      if (!d) durations.set(queue, (d = []));
+      d.push(ms);
+    }
+  }
+  const failures = db
+    .prepare(
+      `SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
+       WHERE j.history <> '[]' AND (j.finished_at >= @since OR j.finished_at IS NULL)
+         AND json_extract(h.value, '$.at') >= @since
+       GROUP BY j.queue`,
+    )
+    .all({ since }) as { queue: string; n: number }[];
+  for (const f of failures) at(f.queue).failedAttempts = f.n;
+  for (const [queue, list] of durations) {
+    const sorted = Float64Array.from(list).sort();
+    const r = at(queue);
+    r.p50Ms = percentile(sorted, 50);
+    r.p95Ms = percentile(sorted, 95);
+  }
+  return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+}
+
+/**
+ * Deletes old finished jobs in batches, one short transaction each, adding what it deletes
+ * to `queue_totals` in the same transaction so counts survive.
+ */
+export function pruneJobs(db: Database.Database, opts: PruneOptions): { completed: number; dead: number } {
+  const batch = Math.max(1, opts.batch ?? PRUNE_BATCH);
+  const pick = db.prepare(
+    `SELECT id, queue, state FROM jobs WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? LIMIT ?`,
+  );
+  const del = db.prepare("DELETE FROM jobs WHERE id = ?");
+  const add = db.prepare(
+    `INSERT INTO queue_totals (queue, completed, dead, cancelled) VALUES (@queue, @completed, @dead, @cancelled)
+     ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed,
+       dead = dead + excluded.dead, cancelled = cancelled + excluded.cancelled`,
+  );
+  const step = db.transaction((state: string, before: number): number => {
+    const rows = pick.all(state, before, batch) as { id: number; queue: string; state: string }[];
+    const perQueue = new Map<string, { completed: number; dead: number; cancelled: number }>();
+    for (const r of rows) {
+      del.run(r.id);
+      let t = perQueue.get(r.queue);
+      if (!t) perQueue.set(r.queue, (t = { completed: 0, dead: 0, cancelled: 0 }));
+      t[r.state as "completed" | "dead" | "cancelled"]++;
+    }
+    for (const [queue, t] of perQueue) add.run({ queue, ...t });
+    return rows.length;
+  });
+  const drain = (state: string, before: number | undefined): number => {
+    if (before === undefined) return 0;
+    let total = 0;
+    for (;;) {
+      const n = step.immediate(state, before);
+      total += n;
+      if (n < batch) return total;
+    }
+  };
+  return {
+    completed: drain("completed", opts.completedBefore),
+    dead: drain("dead", opts.deadBefore) + drain("cancelled", opts.deadBefore),
+  };
+}

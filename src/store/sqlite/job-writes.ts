@@ -1,0 +1,180 @@
+/**
+ * The job verbs that write, as synchronous steps run inside one IMMEDIATE transaction by
+ * the store. Inputs are validated and encoded before the transaction starts, so a bad
+ * payload or queue name is refused with nothing written.
+ */
+import type Database from "better-sqlite3";
+import type { Clock } from "../../core/clock.js";
+import { BadInputError, InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
+import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, Lease, LeaseRef, NextJob } from "../../core/types.js";
+import { checkQueueName, dueAt, encodeJson, newToken } from "../common.js";
+import type { ClaimRequest } from "../store.js";
+import type { JobStatements } from "./jobs-sql.js";
+import { toJob, type JobRow } from "./rows.js";
+
+/** What the job steps need from the store. */
+export interface JobContext {
+  db: Database.Database;
+  sql: JobStatements;
+  clock: Clock;
+  maxPayload: number;
+  defaultAttempts: number;
+  /** Queues that got available jobs in this transaction; announced after it commits. */
+  woke: Set<string>;
+}
+
+/** An enqueue item checked and encoded, ready to insert. */
+export interface PreparedItem {
+  queue: string;
+  payload: string;
+  key: string | null;
+  priority: number;
+  maxAttempts: number;
+  runAt: number | null;
+  delayMs: number | null;
+  parentId: number | null;
+  rootId: number | null;
+  source: string | null;
+}
+
+function intOr(v: number | undefined, fallback: number, what: string): number {
+  if (v === undefined) return fallback;
+  if (!Number.isFinite(v)) throw new BadInputError(`${what} must be a finite number`);
+  return Math.trunc(v);
+}
+
+/** Validates and encodes an enqueue item (throws before anything is written). */
+export function prepareItem(ctx: JobContext, item: EnqueueItem | (NextJob & { parentId?: number })): PreparedItem {
+  checkQueueName(item.queue);
+  const full = item as EnqueueItem;
+  return {
+    queue: item.queue,
+    payload: encodeJson(item.payload, ctx.maxPayload),
+    key: item.key ?? null,
+    priority: intOr(item.priority, 0, "priority"),
+    maxAttempts: Math.max(1, intOr(item.maxAttempts, ctx.defaultAttempts, "maxAttempts")),
+    runAt: full.runAt ?? null,
+    delayMs: item.delayMs ?? null,
+    parentId: full.parentId ?? null,
+    rootId: full.rootId ?? null,
+    source: full.source ? encodeJson(full.source, ctx.maxPayload, "source") : null,
+  };
+}
+
+/** Inserts one prepared item, or returns the live job that already has its key. */
+export function insertItem(ctx: JobContext, it: PreparedItem, now: number): EnqueueResult {
+  if (it.key !== null) {
+    const existing = ctx.sql.byKey.get(it.key) as JobRow | undefined;
+    if (existing) return { job: toJob(existing), created: false };
+  }
+  const runAt = dueAt({ runAt: it.runAt ?? undefined, delayMs: it.delayMs ?? undefined }, now);
+  const state = runAt > now ? "scheduled" : "waiting";
+  const row = ctx.sql.insert.get({ ...it, state, runAt, now }) as JobRow;
+  if (state === "waiting") ctx.woke.add(it.queue);
+  return { job: toJob(row), created: true };
+}
+
+/** Leases due jobs: promote what came due, then per queue select ids and update by id. */
+export function claimJobs(ctx: JobContext, req: ClaimRequest, now: number): Lease[] {
+  ctx.sql.promoteDue.run(now);
+  const leaseUntil = now + req.leaseMs;
+  const out: Lease[] = [];
+  for (const [queue, max] of Object.entries(req.queues)) {
+    if (!(max > 0)) continue;
+    const ids = ctx.sql.nextIds.all(queue, Math.trunc(max)) as number[];
+    for (const id of ids) {
+      const token = newToken();
+      const row = ctx.sql.lease.get({ id, token, workerId: req.workerId, now, leaseUntil }) as JobRow | undefined;
+      if (row) out.push({ jobId: id, token, workerId: req.workerId, leaseUntil, job: toJob(row) });
+    }
+  }
+  return out;
+}
+
+export function renewLease(ctx: JobContext, lease: LeaseRef, leaseUntil: number): boolean {
+  return ctx.sql.renew.run({ id: lease.jobId, token: lease.token, leaseUntil }).changes > 0;
+}
+
+/**
+ * Completes one job and creates its next-stage jobs (already prepared). Throws
+ * `LeaseLostError` on a stale token; the caller's transaction then writes nothing of it.
+ */
+export function completeJob(
+  ctx: JobContext,
+  lease: LeaseRef,
+  result: string,
+  next: PreparedItem[],
+  now: number,
+): Job[] {
+  const params = { id: lease.jobId, token: lease.token, result, now };
+  if (next.length === 0) {
+    if (ctx.sql.complete.run(params).changes === 0) throw new LeaseLostError(lease.jobId);
+    return [];
+  }
+  const root = ctx.sql.completeRoot.get(params) as number | undefined;
+  if (root === undefined) throw new LeaseLostError(lease.jobId);
+  return next.map((it) => insertItem(ctx, { ...it, parentId: lease.jobId, rootId: root }, now).job);
+}
+
+export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, retryAt: number | undefined, now: number): Job {
+  const row = ctx.sql.fail.get({
+    id: lease.jobId,
+    token: lease.token,
+    now,
+    retryAt: retryAt ?? null,
+    message: String(error.message ?? ""),
+    stack: error.stack ?? null,
+    outcome: error.outcome ?? "error",
+  }) as JobRow | undefined;
+  if (!row) throw new LeaseLostError(lease.jobId);
+  if (retryAt !== undefined && retryAt <= now) ctx.woke.add(row.queue);
+  return toJob(row);
+}
+
+export function releaseJob(ctx: JobContext, lease: LeaseRef): void {
+  const row = ctx.sql.release.get({ id: lease.jobId, token: lease.token }) as { queue: string } | undefined;
+  if (!row) throw new LeaseLostError(lease.jobId);
+  ctx.woke.add(row.queue);
+}
+
+function mustGet(ctx: JobContext, id: number): JobRow {
+  const row = ctx.sql.byId.get(id) as JobRow | undefined;
+  if (!row) throw new NotFoundError(`job ${id}`);
+  return row;
+}
+
+export function cancelJob(ctx: JobContext, id: number, now: number): Job {
+  const row = mustGet(ctx, id);
+  if (row.state === "cancelled") return toJob(row);
+  if (row.state === "completed" || row.state === "dead") {
+    throw new InvalidStateError(`job ${id} is ${row.state}; only a job that has not finished can be cancelled`);
+  }
+  return toJob(ctx.sql.cancel.get({ id, now }) as JobRow);
+}
+
+export function retryJob(ctx: JobContext, id: number, now: number): Job {
+  const row = mustGet(ctx, id);
+  if (row.state !== "dead" && row.state !== "failed" && row.state !== "cancelled") {
+    throw new InvalidStateError(`job ${id} is ${row.state}; only a dead, failed or cancelled job can be retried`);
+  }
+  if (row.key !== null && row.state !== "failed") {
+    const live = ctx.sql.byKey.get(row.key) as JobRow | undefined;
+    if (live) {
+      throw new InvalidStateError(`job ${id} has key ${JSON.stringify(row.key)}, which live job ${live.id} now holds; retry that one instead`);
+    }
+  }
+  const out = ctx.sql.retry.get({ id, now }) as JobRow;
+  ctx.woke.add(out.queue);
+  return toJob(out);
+}
+
+/** Applies a stall to every job the statement selects; returns how many. */
+export function stallJobs(
+  ctx: JobContext,
+  stmt: Database.Statement,
+  params: Record<string, unknown>,
+): number {
+  const rows = stmt.all(params) as { queue: string; state: string }[];
+  for (const r of rows) if (r.state === "waiting") ctx.woke.add(r.queue);
+  return rows.length;
+}

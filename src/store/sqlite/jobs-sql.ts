@@ -1,0 +1,86 @@
+/**
+ * The job statements, prepared once per connection. Each is written so SQLite answers it
+ * from an index (see migrations.ts): the claim is a SELECT of ids over `jobs_claim`
+ * followed by UPDATEs by primary key, never `UPDATE … WHERE id IN (SELECT … LIMIT k)`,
+ * which builds a temporary b-tree and ran about 20× slower.
+ */
+import type Database from "better-sqlite3";
+
+export type Stmt = Database.Statement<unknown[], unknown>;
+
+/** The history entry a stall appends, built inside SQL so a whole batch is one UPDATE. */
+const STALL_ENTRY = `json_patch('{}', json_object('attempt', attempt, 'outcome', 'stall',
+  'message', @message, 'workerId', worker_id, 'at', @now))`;
+
+/** A stall is final after `maxStalls` stalls, or when the stalled attempt was the last. */
+const STALL_DEAD = `(stalls + 1 >= @maxStalls OR attempt >= max_attempts)`;
+
+const STALL_SET = `
+  stalls = stalls + 1,
+  state = CASE WHEN ${STALL_DEAD} THEN 'dead' ELSE 'waiting' END,
+  finished_at = CASE WHEN ${STALL_DEAD} THEN @now ELSE NULL END,
+  error = @message,
+  history = json_insert(history, '$[#]', ${STALL_ENTRY}),
+  token = NULL, worker_id = NULL, lease_until = NULL`;
+
+export type JobStatements = Record<
+  "insert" | "byKey" | "byId" | "promoteDue" | "nextIds" | "lease" | "renew" | "complete" | "completeRoot" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
+  Stmt
+>;
+
+export function prepareJobStatements(db: Database.Database): JobStatements {
+  const p = (sql: string): Stmt => db.prepare(sql);
+  return {
+    insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, priority, run_at,
+        created_at, parent_id, root_id, source)
+      VALUES (@queue, @state, @key, @payload, @maxAttempts, @priority, @runAt,
+        @now, @parentId, @rootId, @source) RETURNING *`),
+    byKey: p(`SELECT * FROM jobs WHERE key = ? AND state NOT IN ('dead', 'cancelled')`),
+    byId: p(`SELECT * FROM jobs WHERE id = ?`),
+
+    promoteDue: p(`UPDATE jobs SET state = 'waiting'
+      WHERE state IN ('scheduled', 'failed') AND run_at <= ? RETURNING queue`),
+    nextIds: p(`SELECT id FROM jobs WHERE state = 'waiting' AND queue = ?
+      ORDER BY priority DESC, run_at, id LIMIT ?`).pluck(),
+    lease: p(`UPDATE jobs SET state = 'active', token = @token, worker_id = @workerId,
+        attempt = attempt + 1, started_at = @now, lease_until = @leaseUntil
+      WHERE id = @id AND state = 'waiting' RETURNING *`),
+
+    renew: p(`UPDATE jobs SET lease_until = @leaseUntil
+      WHERE id = @id AND token = @token AND state = 'active'`),
+    complete: p(`UPDATE jobs SET state = 'completed', result = @result, finished_at = @now,
+        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = @id AND token = @token AND state = 'active'`),
+    completeRoot: p(`UPDATE jobs SET state = 'completed', result = @result, finished_at = @now,
+        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = @id AND token = @token AND state = 'active' RETURNING coalesce(root_id, id)`).pluck(),
+    fail: p(`UPDATE jobs SET
+        state = CASE WHEN @retryAt IS NULL THEN 'dead' ELSE 'failed' END,
+        run_at = coalesce(@retryAt, run_at),
+        finished_at = CASE WHEN @retryAt IS NULL THEN @now ELSE NULL END,
+        error = @message,
+        -- json_patch onto {} drops null members (no stack, no worker)
+        history = json_insert(history, '$[#]', json_patch('{}', json_object('attempt', attempt,
+          'outcome', @outcome, 'message', @message, 'stack', @stack, 'workerId', worker_id, 'at', @now))),
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = @id AND token = @token AND state = 'active' RETURNING *`),
+    release: p(`UPDATE jobs SET state = 'waiting', attempt = max(attempt - 1, 0),
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = @id AND token = @token AND state = 'active' RETURNING queue`),
+    cancel: p(`UPDATE jobs SET state = 'cancelled', finished_at = @now,
+        history = CASE WHEN state = 'active' THEN json_insert(history, '$[#]', json_object(
+          'attempt', attempt, 'outcome', 'cancelled', 'message', 'cancelled while running',
+          'workerId', worker_id, 'at', @now)) ELSE history END,
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = @id RETURNING *`),
+    retry: p(`UPDATE jobs SET state = 'waiting', attempt = 0, stalls = 0, run_at = @now,
+        finished_at = NULL, error = NULL, result = NULL
+      WHERE id = @id RETURNING *`),
+
+    stallWorker: p(`UPDATE jobs SET ${STALL_SET}
+      WHERE state = 'active' AND worker_id = @workerId RETURNING queue, state`),
+    stallExpired: p(`UPDATE jobs SET ${STALL_SET}
+      WHERE state = 'active' AND lease_until < @now RETURNING queue, state`),
+  };
+}
+

@@ -1,0 +1,133 @@
+/**
+ * Numbered, forward-only migrations of the SQLite store, bundled here so the runtime reads
+ * no SQL files. Version N is `MIGRATIONS[N - 1]`; the applied version lives in
+ * `vigil_meta(name = 'schema_version')`. Never edit a published migration: add one.
+ */
+import type Database from "better-sqlite3";
+import { VigilError } from "../../core/errors.js";
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: jobs, totals that survive pruning, trigger cursors, rejected records, incidents, locks.
+  `
+  CREATE TABLE jobs (
+    id           INTEGER PRIMARY KEY,
+    queue        TEXT    NOT NULL,
+    state        TEXT    NOT NULL,
+    key          TEXT,
+    payload      TEXT    NOT NULL,
+    result       TEXT,
+    error        TEXT,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    stalls       INTEGER NOT NULL DEFAULT 0,
+    priority     INTEGER NOT NULL DEFAULT 0,
+    run_at       INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    started_at   INTEGER,
+    finished_at  INTEGER,
+    parent_id    INTEGER,
+    root_id      INTEGER,
+    source       TEXT,
+    worker_id    TEXT,
+    token        TEXT,
+    lease_until  INTEGER,
+    history      TEXT    NOT NULL DEFAULT '[]'
+  );
+  -- claim: the next waiting jobs of a queue in claim order, without a temp b-tree
+  CREATE INDEX jobs_claim ON jobs(queue, priority DESC, run_at, id) WHERE state = 'waiting';
+  -- scheduled and failed jobs that have come due
+  CREATE INDEX jobs_due ON jobs(run_at) WHERE state IN ('scheduled', 'failed');
+  -- reapExpired and releaseWorker
+  CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 'active';
+  CREATE INDEX jobs_worker ON jobs(worker_id) WHERE state = 'active';
+  -- stats and list (covering; rowid order inside each queue/state)
+  CREATE INDEX jobs_queue_state ON jobs(queue, state);
+  -- prune and report
+  CREATE INDEX jobs_finished ON jobs(state, finished_at) WHERE finished_at IS NOT NULL;
+  CREATE INDEX jobs_root ON jobs(root_id) WHERE root_id IS NOT NULL;
+  -- one live job per idempotency key
+  CREATE UNIQUE INDEX jobs_key ON jobs(key) WHERE key IS NOT NULL AND state NOT IN ('dead', 'cancelled');
+
+  CREATE TABLE queue_totals (
+    queue     TEXT PRIMARY KEY,
+    completed INTEGER NOT NULL DEFAULT 0,
+    dead      INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0
+  );
+
+  CREATE TABLE trigger_cursors (
+    trigger    TEXT PRIMARY KEY,
+    cursor     TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE rejected_records (
+    id      INTEGER PRIMARY KEY,
+    trigger TEXT    NOT NULL,
+    reason  TEXT    NOT NULL,
+    sample  TEXT    NOT NULL,
+    path    TEXT,
+    offset  INTEGER,
+    at      INTEGER NOT NULL
+  );
+  CREATE INDEX rejected_trigger ON rejected_records(trigger, id);
+
+  CREATE TABLE incidents (
+    id           INTEGER PRIMARY KEY,
+    service      TEXT    NOT NULL,
+    host         TEXT    NOT NULL,
+    cause        TEXT    NOT NULL,
+    detected_at  INTEGER NOT NULL,
+    recovered_at INTEGER,
+    detail       TEXT    NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX incidents_detected ON incidents(detected_at);
+  CREATE INDEX incidents_open ON incidents(service) WHERE recovered_at IS NULL;
+
+  CREATE TABLE locks (
+    name       TEXT PRIMARY KEY,
+    owner      TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Reads the applied schema version; 0 when `vigil_meta` has no version row. */
+export function schemaVersion(db: Database.Database): number {
+  const row = db.prepare("SELECT value FROM vigil_meta WHERE name = 'schema_version'").get() as
+    | { value: string }
+    | undefined;
+  return row ? Number(row.value) : 0;
+}
+
+/** The error for a file written by a newer Vigil. */
+export function tooNewError(path: string, version: number): VigilError {
+  return new VigilError(
+    "STORE_TOO_NEW",
+    `store ${path} has schema version ${version}, newer than this Vigil understands (${SCHEMA_VERSION}); upgrade Vigil, or point \`store:\` at another file`,
+  );
+}
+
+/**
+ * Applies pending migrations under the write lock (BEGIN IMMEDIATE), so processes opening
+ * one fresh file at once run each migration exactly once; a process that finds the work
+ * already done returns 0. Returns how many migrations this call ran.
+ */
+export function migrate(db: Database.Database, path: string): number {
+  const run = db.transaction((): number => {
+    db.exec("CREATE TABLE IF NOT EXISTS vigil_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    const current = schemaVersion(db);
+    if (current > SCHEMA_VERSION) throw tooNewError(path, current);
+    for (let v = current + 1; v <= SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v - 1]!);
+    if (current < SCHEMA_VERSION) {
+      db.prepare(
+        "INSERT INTO vigil_meta (name, value) VALUES ('schema_version', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+      ).run(String(SCHEMA_VERSION));
+    }
+    return SCHEMA_VERSION - current;
+  });
+  return run.immediate();
+}

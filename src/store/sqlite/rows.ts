@@ -1,0 +1,104 @@
+/** Rows as SQLite returns them, and their domain forms. */
+import type {
+  AttemptRecord,
+  Incident,
+  IncidentCause,
+  Job,
+  JobSource,
+  JobState,
+  RejectedRecord,
+} from "../../core/types.js";
+
+export interface JobRow {
+  id: number;
+  queue: string;
+  state: string;
+  key: string | null;
+  payload: string;
+  result: string | null;
+  error: string | null;
+  attempt: number;
+  max_attempts: number;
+  stalls: number;
+  priority: number;
+  run_at: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  parent_id: number | null;
+  root_id: number | null;
+  source: string | null;
+  worker_id: string | null;
+  token: string | null;
+  lease_until: number | null;
+  history: string;
+}
+
+function parseOrNull(text: string | null): unknown {
+  return text === null ? null : JSON.parse(text);
+}
+
+export function toJob(r: JobRow): Job {
+  return {
+    id: r.id,
+    queue: r.queue,
+    state: r.state as JobState,
+    key: r.key,
+    payload: JSON.parse(r.payload),
+    result: parseOrNull(r.result),
+    error: r.error,
+    attempt: r.attempt,
+    maxAttempts: r.max_attempts,
+    stalls: r.stalls,
+    priority: r.priority,
+    runAt: r.run_at,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    parentId: r.parent_id,
+    rootId: r.root_id,
+    source: parseOrNull(r.source) as JobSource | null,
+    workerId: r.worker_id,
+    leaseUntil: r.lease_until,
+    // Most jobs never fail: skip the parse on the hot path.
+    history: r.history === "[]" ? [] : (JSON.parse(r.history) as AttemptRecord[]),
+  };
+}
+
+export interface IncidentRow {
+  id: number;
+  service: string;
+  host: string;
+  cause: string;
+  detected_at: number;
+  recovered_at: number | null;
+  detail: string;
+}
+
+export function toIncident(r: IncidentRow): Incident {
+  return {
+    id: r.id,
+    service: r.service,
+    host: r.host,
+    cause: r.cause as IncidentCause,
+    detectedAt: r.detected_at,
+    recoveredAt: r.recovered_at,
+    detail: JSON.parse(r.detail) as Record<string, unknown>,
+  };
+}
+
+export interface RejectedRow {
+  trigger: string;
+  reason: string;
+  sample: string;
+  path: string | null;
+  offset: number | null;
+  at: number;
+}
+
+export function toRejected(r: RejectedRow): RejectedRecord {
+  const out: RejectedRecord = { trigger: r.trigger, reason: r.reason, sample: r.sample, at: r.at };
+  if (r.path !== null) out.path = r.path;
+  if (r.offset !== null) out.offset = r.offset;
+  return out;
+}

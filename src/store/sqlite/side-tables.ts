@@ -1,0 +1,101 @@
+/** Trigger cursors, rejected records, incidents and leader locks in the SQLite store. */
+import { hostname } from "node:os";
+import type Database from "better-sqlite3";
+
+export type Stmt = Database.Statement<unknown[], unknown>;
+import { NotFoundError } from "../../core/errors.js";
+import type { Incident, NewIncident, RejectedRecord } from "../../core/types.js";
+import type { TriggerCursor } from "../store.js";
+import { toIncident, toRejected, type IncidentRow, type RejectedRow } from "./rows.js";
+
+/** A rejected record keeps this much of the record: enough to find it, never a whole file. */
+export const REJECTED_SAMPLE_CHARS = 1024;
+
+export type SideStatements = Record<
+  "getCursor" | "putCursor" | "addRejected" | "addIncident" | "incident" | "setDetail" | "resolveAll" | "resolveOne" | "tryLock" | "unlock",
+  Stmt
+>;
+
+export function prepareSideStatements(db: Database.Database): SideStatements {
+  const p = (sql: string): Stmt => db.prepare(sql);
+  return {
+    getCursor: p("SELECT cursor, version FROM trigger_cursors WHERE trigger = ?"),
+    putCursor: p(`INSERT INTO trigger_cursors (trigger, cursor, version, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(trigger) DO UPDATE SET cursor = excluded.cursor, version = excluded.version,
+        updated_at = excluded.updated_at`),
+    addRejected: p(`INSERT INTO rejected_records (trigger, reason, sample, path, offset, at)
+      VALUES (@trigger, @reason, @sample, @path, @offset, @at)`),
+    addIncident: p(`INSERT INTO incidents (service, host, cause, detected_at, detail)
+      VALUES (@service, @host, @cause, @detectedAt, @detail) RETURNING *`),
+    incident: p("SELECT * FROM incidents WHERE id = ?"),
+    setDetail: p("UPDATE incidents SET detail = ? WHERE id = ?"),
+    resolveAll: p("UPDATE incidents SET recovered_at = ? WHERE service = ? AND recovered_at IS NULL"),
+    resolveOne: p("UPDATE incidents SET recovered_at = ? WHERE service = ? AND id = ? AND recovered_at IS NULL"),
+    tryLock: p(`INSERT INTO locks (name, owner, expires_at) VALUES (@name, @owner, @expiresAt)
+      ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+      WHERE locks.owner = excluded.owner OR locks.expires_at <= @now`),
+    unlock: p("DELETE FROM locks WHERE name = ? AND owner = ?"),
+  };
+}
+
+
+/** A trigger without a stored cursor is at version 0. */
+export function readCursor(sql: SideStatements, trigger: string): TriggerCursor | null {
+  const row = sql.getCursor.get(trigger) as { cursor: string; version: number } | undefined;
+  return row ? { cursor: JSON.parse(row.cursor), version: row.version } : null;
+}
+
+export function insertRejected(sql: SideStatements, r: RejectedRecord, now: number): void {
+  sql.addRejected.run({
+    trigger: r.trigger,
+    reason: String(r.reason).slice(0, REJECTED_SAMPLE_CHARS),
+    sample: String(r.sample).slice(0, REJECTED_SAMPLE_CHARS),
+    path: r.path ?? null,
+    offset: r.offset ?? null,
+    at: r.at ?? now,
+  });
+}
+
+export function listRejected(db: Database.Database, trigger: string | undefined, limit = 50): RejectedRecord[] {
+  const lim = limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "";
+  const rows = (
+    trigger === undefined
+      ? db.prepare(`SELECT * FROM rejected_records ORDER BY id DESC${lim}`).all()
+      : db.prepare(`SELECT * FROM rejected_records WHERE trigger = ? ORDER BY id DESC${lim}`).all(trigger)
+  ) as RejectedRow[];
+  return rows.map(toRejected);
+}
+
+export function addIncident(sql: SideStatements, i: NewIncident, now: number, detail: string): Incident {
+  return toIncident(
+    sql.addIncident.get({
+      service: i.service,
+      host: i.host ?? hostname(),
+      cause: i.cause,
+      detectedAt: i.detectedAt ?? now,
+      detail,
+    }) as IncidentRow,
+  );
+}
+
+/** Merges `detail` into the incident's detail (new members win). */
+export function mergeIncidentDetail(sql: SideStatements, id: number, detail: Record<string, unknown>, encode: (v: unknown) => string): void {
+  const row = sql.incident.get(id) as IncidentRow | undefined;
+  if (!row) throw new NotFoundError(`incident ${id}`);
+  sql.setDetail.run(encode({ ...(JSON.parse(row.detail) as Record<string, unknown>), ...detail }), id);
+}
+
+export function listIncidents(
+  db: Database.Database,
+  opts: { since?: number; service?: string; limit?: number } = {},
+): Incident[] {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (opts.since !== undefined) (where.push("detected_at >= ?"), args.push(opts.since));
+  if (opts.service !== undefined) (where.push("service = ?"), args.push(opts.service));
+  const limit = opts.limit ?? 100;
+  const sql =
+    `SELECT * FROM incidents${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY detected_at DESC, id DESC` +
+    (limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "");
+  return (db.prepare(sql).all(...args) as IncidentRow[]).map(toIncident);
+}
