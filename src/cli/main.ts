@@ -14,6 +14,7 @@ import { register as registerStatus } from "./status.js";
 import { register as registerEnqueue } from "./enqueue.js";
 import { register as registerJobs } from "./jobs.js";
 import { register as registerMigrate } from "./migrate.js";
+import { register as registerWorker } from "./worker.js";
 import { register as registerHealth } from "./health.js";
 import { register as registerReport } from "./report.js";
 import { register as registerDoctor } from "./doctor.js";
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerEnqueue(program);
   registerJobs(program);
   registerMigrate(program);
+  registerWorker(program);
   registerStart(program);
   registerStop(program);
   registerRestart(program);

@@ -1,0 +1,26 @@
+/**
+ * `vigil worker --queues a,b`: one worker process in the foreground, what the supervisor
+ * launches for a worker service. The work is in src/worker/process-main.ts, imported only
+ * when the command runs, so `vigil --help` stays fast.
+ *
+ * Exit codes: 0 drained after SIGTERM, SIGINT or a `drain` message; 70 a handler was
+ * wedged (it did not settle after its abort), so the process must be replaced; 1 it could
+ * not start (config, store, handler) or failed unexpectedly.
+ */
+import type { Command } from "commander";
+
+export function register(program: Command): void {
+  program
+    .command("worker")
+    .description("run one worker process in the foreground for the named queues")
+    .requiredOption("--queues <names>", "comma-separated queue names from the config, e.g. outline,implement")
+    .option(
+      "--shutdown-timeout <duration>",
+      "on SIGTERM, how long running jobs may finish before they are given back",
+      "10s",
+    )
+    .action(async (opts: { queues: string; shutdownTimeout: string }, cmd: Command) => {
+      const { runWorkerProcess } = await import("../worker/process-main.js");
+      await runWorkerProcess(cmd, opts);
+    });
+}

@@ -1,0 +1,114 @@
+/** One attempt of one job inside a worker: its abort signal, context and timers. */
+import type { Logger } from "pino";
+import type { Lease } from "../core/types.js";
+import type { HandlerContext, HandlerJob } from "../handlers/types.js";
+import type { QueueSettings } from "./options.js";
+
+/** Why a job's signal was aborted because it ran too long or stopped heartbeating. */
+export class JobTimeoutError extends Error {
+  constructor(
+    message: string,
+    readonly kind: "timeout" | "heartbeat",
+  ) {
+    super(message);
+    this.name = "JobTimeoutError";
+  }
+}
+
+/** Why a job's signal was aborted at a graceful stop: it is given back, not failed. */
+export class ShutdownAbortError extends Error {
+  constructor() {
+    super("the worker is shutting down; the job is given back to run again elsewhere");
+    this.name = "ShutdownAbortError";
+  }
+}
+
+export interface JobRunHooks {
+  /** The handler stopped heartbeating for `heartbeatTimeout`. */
+  onHeartbeatTimeout(run: JobRun): void;
+}
+
+export class JobRun {
+  readonly controller = new AbortController();
+  readonly job: HandlerJob;
+  readonly ctx: HandlerContext;
+  /** The handler's promise has settled. */
+  settled = false;
+  /**
+   * The lease is no longer this worker's to use (lost, failed at a timeout, given back at
+   * a stop): whatever the handler returns from now on is discarded.
+   */
+  gone = false;
+  /** Declared wedged: it did not settle within killGrace of its abort. */
+  wedged = false;
+  /** ms since the epoch of the last ctx.heartbeat(), if any. */
+  lastBeatAt: number | undefined;
+  progress: unknown;
+  timeoutTimer: NodeJS.Timeout | undefined;
+  graceTimer: NodeJS.Timeout | undefined;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private logger: Logger | undefined;
+
+  constructor(
+    readonly lease: Lease,
+    readonly q: QueueSettings,
+    private readonly parentLog: Logger,
+    readonly startedAt: number,
+    private readonly hooks: JobRunHooks,
+  ) {
+    const j = lease.job;
+    this.job = {
+      id: j.id,
+      queue: j.queue,
+      payload: j.payload,
+      key: j.key,
+      attempt: j.attempt,
+      createdAt: j.createdAt,
+      source: j.source,
+      parentId: j.parentId,
+      rootId: j.rootId,
+    };
+    // A child logger costs a few microseconds; most handlers never log, so it is made on
+    // first use instead of once per job.
+    const self = this;
+    this.ctx = {
+      signal: this.controller.signal,
+      heartbeat: (progress?: unknown) => self.beat(progress),
+      get log(): Logger {
+        self.logger ??= self.parentLog.child({ jobId: j.id, queue: j.queue, attempt: j.attempt });
+        return self.logger;
+      },
+    };
+  }
+
+  get jobId(): number {
+    return this.lease.jobId;
+  }
+
+  private beat(progress: unknown): void {
+    if (this.settled) return;
+    this.lastBeatAt = Date.now();
+    if (progress !== undefined) this.progress = progress;
+    const limit = this.q.heartbeatTimeout;
+    if (limit === undefined || this.gone) return;
+    if (this.beatTimer) this.beatTimer.refresh();
+    else this.beatTimer = setTimeout(() => this.hooks.onHeartbeatTimeout(this), limit);
+  }
+
+  /** Aborts the handler's signal (once; later reasons are ignored). */
+  abort(reason: Error): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+
+  stopHeartbeatWatch(): void {
+    clearTimeout(this.beatTimer);
+    this.beatTimer = undefined;
+  }
+
+  clearTimers(): void {
+    clearTimeout(this.timeoutTimer);
+    clearTimeout(this.graceTimer);
+    this.stopHeartbeatWatch();
+    this.timeoutTimer = this.graceTimer = undefined;
+  }
+}

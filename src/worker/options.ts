@@ -1,0 +1,113 @@
+/** What a Worker is told, and the defaults it fills in. */
+import type { Logger } from "pino";
+import { JOB_BACKOFF, type BackoffPolicy } from "../core/backoff.js";
+import type { Handler } from "../handlers/types.js";
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_STALLS } from "../store/store.js";
+import type { WorkerMessage } from "./protocol.js";
+
+/** One queue's settings. Durations in ms. */
+export interface QueueOptions {
+  handler: Handler;
+  /** Jobs of this queue run at once in this worker (default 1). */
+  concurrency?: number;
+  /** A handler running longer is aborted and its attempt fails (default 5 min). */
+  timeout?: number;
+  /** After a timeout's abort, how long the handler may take to settle before the worker is wedged (default 5 s). */
+  killGrace?: number;
+  /** A handler that called ctx.heartbeat() and then stops for this long is treated as hung (default: off). */
+  heartbeatTimeout?: number;
+  /** Attempts before a job is dead (default: the job's own `maxAttempts`, set at enqueue). */
+  attempts?: number;
+  /** Retry delays, exponential with jitter (default 1 s to 5 min). */
+  backoff?: BackoffPolicy;
+  /** Lease length (default 10 s), renewed every third of it. */
+  lease?: number;
+  /** Stalls before a job is dead, used when this worker reaps expired leases (default 3). */
+  maxStalls?: number;
+  /** The result becomes the payload of a job on this queue. */
+  next?: string;
+  /** Times one pipeline run may pass through this queue (default: unbounded). */
+  maxRounds?: number;
+}
+
+/** Reported when a handler never settled after its abort: the process should be replaced. */
+export interface WedgedInfo {
+  jobId: number;
+  queue: string;
+  reason: string;
+}
+
+export interface WorkerOptions {
+  /** Queue name → handler, or handler with settings. */
+  queues: Record<string, Handler | QueueOptions>;
+  /** Stable id in leases and incidents (default: `host:pid:random`). */
+  workerId?: string;
+  /**
+   * What the worker knows of queues it hands work on to but may not run: their
+   * `maxRounds` and `attempts`. Queues in `queues` are known already.
+   */
+  stages?: Record<string, { maxRounds?: number; attempts?: number }>;
+  /** After stop() is called, how long in-flight jobs may run before they are given back (default 10 s). */
+  shutdownTimeout?: number;
+  /** Idle poll interval (default 1 s when the store notifies, 500 ms when it does not). */
+  pollInterval?: number;
+  /** How often this worker reaps expired leases (default: every 5 s, or half the shortest lease if less). */
+  reapInterval?: number;
+  /** Called for every IPC-shaped message the worker would send a supervisor (ready, hb, job-timeout, wedged, draining). */
+  onMessage?: (message: WorkerMessage) => void;
+  /** Called with every process heartbeat (every 1 s, from the main event loop). */
+  onHeartbeat?: (hb: Extract<WorkerMessage, { t: "hb" }>) => void;
+  /** Send those messages with `process.send` (default: when this process has an IPC channel). */
+  ipc?: boolean;
+  /** Called when a handler is wedged. Default: only the `wedged` event (`vigil worker` exits). */
+  onWedged?: (info: WedgedInfo) => void;
+  /** Logger; default: pino JSON lines on stdout at VIGIL_LOG_LEVEL (default `info`). */
+  logger?: Logger;
+}
+
+/** A queue's settings with every default filled in. */
+export interface QueueSettings {
+  name: string;
+  handler: Handler;
+  concurrency: number;
+  timeout: number;
+  killGrace: number;
+  heartbeatTimeout: number | undefined;
+  attempts: number | undefined;
+  backoff: BackoffPolicy;
+  lease: number;
+  maxStalls: number;
+  next: string | undefined;
+  maxRounds: number | undefined;
+}
+
+/** Default handler timeout: 5 min (DESIGN.md defaults). */
+export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+/** Default grace after a timeout's abort before the process counts as wedged: 5 s. */
+export const DEFAULT_KILL_GRACE_MS = 5000;
+/**
+ * Default time in-flight jobs get to finish on a graceful stop: 10 s. Long enough for the
+ * short stages a pipeline usually runs to end on their own (no repeat work); short enough
+ * that a deploy or restart is not held up. What has not finished is given back without
+ * counting an attempt, so a longer wait only trades restart speed for less repeated work.
+ */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+export function queueSettings(name: string, q: Handler | QueueOptions): QueueSettings {
+  const o: QueueOptions = typeof q === "function" ? { handler: q } : q;
+  if (typeof o.handler !== "function") throw new Error(`queue ${name}: handler must be a function`);
+  return {
+    name,
+    handler: o.handler,
+    concurrency: Math.max(1, Math.floor(o.concurrency ?? 1)),
+    timeout: o.timeout ?? DEFAULT_TIMEOUT_MS,
+    killGrace: o.killGrace ?? DEFAULT_KILL_GRACE_MS,
+    heartbeatTimeout: o.heartbeatTimeout,
+    attempts: o.attempts,
+    backoff: o.backoff ?? JOB_BACKOFF,
+    lease: o.lease ?? DEFAULT_LEASE_MS,
+    maxStalls: o.maxStalls ?? DEFAULT_MAX_STALLS,
+    next: o.next,
+    maxRounds: o.maxRounds,
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * The `vigil worker` process: config → store → handlers → Worker, wired to signals and the
+ * supervisor's IPC channel. See src/cli/worker.ts for the exit codes.
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Command } from "commander";
+import { pino } from "pino";
+import { BadInputError, VigilError } from "../core/errors.js";
+import { requireDuration } from "../core/duration.js";
+import type { QueueConfig, VigilConfig } from "../config/schema.js";
+import type { Handler } from "../handlers/types.js";
+import { loadContext, openContextStore } from "../cli/context.js";
+import type { QueueOptions } from "./options.js";
+import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID } from "./protocol.js";
+import type { Watchdog } from "./watchdog.js";
+import { Worker } from "./worker.js";
+
+/** Exit code of a worker that drained and stopped. */
+export const EXIT_DRAINED = 0;
+/** Exit code of a worker whose handler was wedged (EX_SOFTWARE): replace the process. */
+export const EXIT_WEDGED = 70;
+/**
+ * Extra time, beyond the shutdown timeout, that a stop may take to commit and give back
+ * (15 s). A store that stopped answering would otherwise hold the process for ever; past
+ * this, whatever was not committed comes back through lease expiry.
+ */
+const STOP_SLACK_MS = 15_000;
+/** How long the cleanup after a wedge may take before the process exits anyway (10 s). */
+const WEDGED_EXIT_MS = 10_000;
+
+export async function runWorkerProcess(cmd: Command, opts: { queues: string; shutdownTimeout: string }): Promise<void> {
+  const names = opts.queues
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (names.length === 0) throw new BadInputError("--queues names no queue; write it like --queues outline,implement");
+  const shutdownTimeout = requireDuration(opts.shutdownTimeout, "--shutdown-timeout");
+  const ctx = await loadContext(cmd);
+  if (!ctx.config) {
+    throw new VigilError(
+      "CONFIG",
+      "vigil worker needs a config file that defines its queues; create vigil.yaml or pass one with -c FILE",
+    );
+  }
+  const config = ctx.config;
+  for (const name of names) {
+    if (!config.queues[name]) {
+      const known = Object.keys(config.queues);
+      throw new BadInputError(
+        `queue "${name}" is not defined in ${ctx.configPath}; ` +
+          (known.length ? `defined queues: ${known.join(", ")}` : "add it under `queues:`"),
+      );
+    }
+  }
+  const queues: Record<string, QueueOptions> = {};
+  for (const name of names) queues[name] = await queueOptions(config.queues[name]!, ctx.dir);
+
+  const workerId =
+    process.env[ENV_WORKER_ID] || `${config.host ?? hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  const logger = pino({
+    level: process.env.VIGIL_LOG_LEVEL ?? "info",
+    base: { pid: process.pid, service: process.env[ENV_SERVICE] },
+  });
+
+  let watchdog: Watchdog | undefined;
+  const stackFile = process.env[ENV_STACK_FILE];
+  if (stackFile) {
+    const { Watchdog } = await import("./watchdog.js");
+    watchdog = new Watchdog({ file: stackFile }, (message) => logger.warn({ message }, "watchdog problem"));
+    // The debugger must be enabled while the main thread is healthy: wait for it.
+    await watchdog.start();
+  }
+
+  const store = await openContextStore(ctx);
+  let exiting = false;
+  const finish = async (code: number, stopWithinMs: number, hardMs: number) => {
+    if (exiting) return;
+    exiting = true;
+    // Whatever happens below, the process ends: a hung store must not keep a zombie worker.
+    setTimeout(() => {
+      logger.error({ code }, "stop took too long; exiting without finishing it");
+      process.exit(code === EXIT_DRAINED ? 1 : code);
+    }, hardMs).unref();
+    try {
+      await worker.stop({ timeoutMs: stopWithinMs });
+      await store.close();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, "error while stopping");
+    }
+    await watchdog?.stop();
+    process.exit(code);
+  };
+
+  const worker = new Worker(store, {
+    queues,
+    workerId,
+    logger,
+    stages: stagesOf(config),
+    shutdownTimeout,
+    onWedged: () => void finish(EXIT_WEDGED, 0, WEDGED_EXIT_MS),
+  });
+
+  const drain = (why: string) => {
+    logger.info({ why }, "draining");
+    void finish(EXIT_DRAINED, shutdownTimeout, shutdownTimeout + STOP_SLACK_MS);
+  };
+  process.on("SIGTERM", () => drain("SIGTERM"));
+  process.on("SIGINT", () => drain("SIGINT"));
+  process.on("message", (m: unknown) => {
+    if (typeof m === "object" && m !== null && (m as { t?: unknown }).t === "drain") drain("drain message");
+  });
+  // The supervisor went away: an unsupervised worker would run on unwatched, so stop.
+  process.on("disconnect", () => drain("supervisor disconnected"));
+  process.on("uncaughtException", (err) => {
+    logger.fatal({ err: err.message, stack: err.stack }, "uncaught exception; exiting (the supervisor restarts)");
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (err) => {
+    logger.error({ err: (err as Error)?.message ?? String(err) }, "unhandled promise rejection in a handler");
+  });
+  worker.start();
+  await new Promise<void>(() => {
+    // Runs until a signal, a drain message or a wedge ends the process.
+  });
+}
+
+/** A config queue as Worker options, with its handler loaded. */
+async function queueOptions(q: QueueConfig, dir: string): Promise<QueueOptions> {
+  let handler: Handler;
+  if (q.handler !== undefined) {
+    const { loadModuleHandler } = await import("../handlers/module.js");
+    handler = await loadModuleHandler(q.handler);
+  } else {
+    const { commandHandler } = await import("../handlers/command.js");
+    handler = commandHandler({ command: q.command!, env: q.env, cwd: q.cwd ?? dir, maxOutput: q.maxOutput });
+  }
+  return {
+    handler,
+    concurrency: q.concurrency,
+    timeout: q.timeout,
+    killGrace: q.killGrace,
+    heartbeatTimeout: q.heartbeatTimeout,
+    attempts: q.attempts,
+    backoff: { baseMs: q.backoff.base, maxMs: q.backoff.max },
+    lease: q.lease,
+    maxStalls: q.maxStalls,
+    next: q.next,
+    maxRounds: q.maxRounds,
+  };
+}
+
+function stagesOf(config: VigilConfig): Record<string, { maxRounds?: number; attempts?: number }> {
+  const out: Record<string, { maxRounds?: number; attempts?: number }> = {};
+  for (const [name, q] of Object.entries(config.queues)) out[name] = { maxRounds: q.maxRounds, attempts: q.attempts };
+  return out;
+}

@@ -1,0 +1,523 @@
+/**
+ * The worker runtime: claim → run the handler with an AbortSignal → complete or fail.
+ *
+ * - Claims in batches up to its free concurrency per queue; woken by `store.subscribe()`
+ *   when jobs arrive, and otherwise polls at `pollInterval`.
+ * - Renews every lease it holds every lease/3 in one `renewMany`; a lost lease aborts that
+ *   job's signal and discards its result.
+ * - Group-commits completions (see committer.ts), with next-stage jobs in the same
+ *   transaction (see src/pipeline/).
+ * - Times handlers out, watches their heartbeats, and reports a handler that does not
+ *   settle `killGrace` after its abort as wedged.
+ * - Sends a process heartbeat every second from the main loop (protocol.ts).
+ * - `stop()` drains: stops claiming, lets in-flight jobs finish up to `shutdownTimeout`,
+ *   gives the rest back without counting an attempt, and commits every completion before
+ *   it resolves.
+ *
+ * Events: `completed` ({ jobId, queue, result, next }), `failed` ({ jobId, queue, error,
+ * retryAt, dead }), `lease-lost` ({ jobId, queue }), `timeout` ({ jobId, queue, timeoutMs }),
+ * `wedged` (WedgedInfo), `store-error` (Error), `stopped`.
+ */
+import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { pino, type Logger } from "pino";
+import { LeaseLostError, VigilError } from "../core/errors.js";
+import type { Lease, LeaseRef } from "../core/types.js";
+import type { CompleteOutcome, Store } from "../store/store.js";
+import { checkRounds } from "../pipeline/rounds.js";
+import { nextJobs } from "../pipeline/route.js";
+import { Committer, type PendingCompletion } from "./committer.js";
+import { decideFailure } from "./failure.js";
+import { ProcessHeartbeat } from "./heartbeat.js";
+import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
+import {
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  queueSettings,
+  type QueueSettings,
+  type WedgedInfo,
+  type WorkerOptions,
+} from "./options.js";
+import type { ActiveJobInfo, WorkerMessage } from "./protocol.js";
+
+/**
+ * Idle poll interval when the store pushes wake-ups (1 s). Arrivals wake the worker at
+ * once; polling only catches what no one announces (delayed jobs becoming due, retries,
+ * a missed notification). One claim a second keeps an idle worker near 0 % CPU and at
+ * about one store operation a second.
+ */
+const POLL_NOTIFY_MS = 1000;
+/** Poll interval when the store cannot push wake-ups (500 ms): pick-up latency vs load. */
+const POLL_NO_NOTIFY_MS = 500;
+/**
+ * How often a worker reaps expired leases (5 s, or half the shortest lease). Any worker
+ * does it as it polls, so no single process is needed; a frozen worker's job is back within
+ * lease + this. More often costs a store write per tick for nothing most of the time.
+ */
+const REAP_EVERY_MS = 5000;
+
+export class Worker extends EventEmitter {
+  readonly workerId: string;
+  readonly log: Logger;
+  private readonly queues = new Map<string, QueueSettings>();
+  private readonly active = new Map<string, number>();
+  private readonly hungry = new Map<string, boolean>();
+  private readonly wakeSeq = new Map<string, number>();
+  private readonly running = new Map<number, JobRun>();
+  /** Runs whose handler settled and whose fail or rounds check is still in flight. */
+  private readonly finishing = new Set<JobRun>();
+  private readonly outstanding = new Set<Promise<unknown>>();
+  private readonly committer: Committer;
+  private readonly heartbeat: ProcessHeartbeat;
+  private readonly testCrash = process.env.VIGIL_TEST_CRASH === "before-complete";
+  private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private claimScheduled = false;
+  private claiming = false;
+  private claimAgain = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeAt = Infinity;
+  private lastReapAt = 0;
+  private unsubscribe: (() => void) | undefined;
+  private stopPromise: Promise<void> | undefined;
+  private idleWaiter: (() => void) | undefined;
+
+  constructor(
+    readonly store: Store,
+    private readonly opts: WorkerOptions,
+  ) {
+    super();
+    this.workerId = opts.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+    for (const [name, q] of Object.entries(opts.queues)) {
+      this.queues.set(name, queueSettings(name, q));
+      this.active.set(name, 0);
+      this.hungry.set(name, true);
+      this.wakeSeq.set(name, 0);
+    }
+    if (this.queues.size === 0) throw new VigilError("BAD_INPUT", "a worker needs at least one queue");
+    this.log =
+      opts.logger ?? pino({ level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid } });
+    this.log = this.log.child({ workerId: this.workerId });
+    this.committer = new Committer(store, {
+      onOutcome: (item, outcome) => this.onCommitted(item, outcome),
+      onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
+      beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
+    });
+    this.heartbeat = new ProcessHeartbeat((m) => this.send(m), () => this.activeJobs());
+  }
+
+  /** Starts claiming. Returns `this` so `new Worker(...).start()` keeps the worker. */
+  start(): this {
+    if (this.state !== "new") return this;
+    this.state = "running";
+    const settings = [...this.queues.values()];
+    const pollMs = this.opts.pollInterval ?? (this.store.caps.notify ? POLL_NOTIFY_MS : POLL_NO_NOTIFY_MS);
+    const minLease = Math.min(...settings.map((q) => q.lease));
+    const reapMs = this.opts.reapInterval ?? Math.min(REAP_EVERY_MS, Math.max(100, minLease / 2));
+    this.unsubscribe = this.store.subscribe((queue) => this.wake(queue));
+    // The poll timer is what keeps a worker process alive between jobs.
+    this.pollTimer = setInterval(() => this.poll(reapMs), pollMs);
+    // Renewing at a third of the lease leaves two more chances before it runs out.
+    this.renewTimer = setInterval(() => this.renewAll(), Math.max(50, minLease / 3));
+    this.renewTimer.unref();
+    this.heartbeat.start();
+    this.send({ t: "ready", workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
+    this.heartbeat.beat();
+    this.poll(reapMs);
+    this.log.info({ queues: [...this.queues.keys()] }, "worker started");
+    return this;
+  }
+
+  /** Jobs whose handler is running now. */
+  activeJobs(): ActiveJobInfo[] {
+    const out: ActiveJobInfo[] = [];
+    for (const r of this.running.values()) {
+      out.push({ jobId: r.jobId, queue: r.q.name, attempt: r.job.attempt, startedAt: r.startedAt });
+    }
+    return out;
+  }
+
+  /**
+   * Graceful stop: no more claims; in-flight handlers get `timeoutMs` (default
+   * `shutdownTimeout`, 10 s) to finish; the rest are aborted and given back without
+   * counting an attempt; every completion is committed before this resolves. The store is
+   * left open (the caller owns it).
+   */
+  stop(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.stopPromise ??= this.drain(opts.timeoutMs ?? this.opts.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+    return this.stopPromise;
+  }
+
+  // --- claiming -----------------------------------------------------------------------
+
+  private wake(queue: string): void {
+    if (!this.queues.has(queue)) return;
+    this.hungry.set(queue, true);
+    this.wakeSeq.set(queue, this.wakeSeq.get(queue)! + 1);
+    this.requestClaim();
+  }
+
+  private poll(reapMs: number): void {
+    if (this.state !== "running") return;
+    for (const q of this.queues.keys()) this.wake(q);
+    const now = Date.now();
+    if (now - this.lastReapAt >= reapMs) {
+      this.lastReapAt = now;
+      const maxStalls = Math.min(...[...this.queues.values()].map((q) => q.maxStalls));
+      this.track(
+        this.store.reapExpired({ maxStalls }).then(
+          (n) => {
+            if (n > 0) this.log.info({ reaped: n }, "returned jobs with expired leases");
+          },
+          (err) => this.storeError(err, "reaping expired leases"),
+        ),
+      );
+    }
+  }
+
+  private requestClaim(): void {
+    if (this.state !== "running") return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    if (this.claimScheduled) return;
+    this.claimScheduled = true;
+    // Coalesces the wake-ups of one loop turn (many completions, many notifications)
+    // into one claim.
+    setImmediate(() => {
+      this.claimScheduled = false;
+      this.track(this.claimOnce());
+    });
+  }
+
+  private async claimOnce(): Promise<void> {
+    if (this.state !== "running" || this.claiming) return;
+    const groups = new Map<number, Record<string, number>>();
+    const seq = new Map<string, number>();
+    for (const q of this.queues.values()) {
+      const free = q.concurrency - this.active.get(q.name)!;
+      if (free <= 0 || !this.hungry.get(q.name)) continue;
+      const g = groups.get(q.lease) ?? {};
+      g[q.name] = free;
+      groups.set(q.lease, g);
+      seq.set(q.name, this.wakeSeq.get(q.name)!);
+    }
+    if (groups.size === 0) return;
+    this.claiming = true;
+    this.claimAgain = false;
+    let failed = false;
+    try {
+      for (const [leaseMs, wants] of groups) {
+        const leases = await this.store.claim({ workerId: this.workerId, queues: wants, leaseMs });
+        const got = new Map<string, number>();
+        for (const lease of leases) {
+          got.set(lease.job.queue, (got.get(lease.job.queue) ?? 0) + 1);
+          this.startJob(lease);
+        }
+        for (const [name, asked] of Object.entries(wants)) {
+          // Fewer than asked: the queue is empty for now, unless a wake-up came meanwhile.
+          if ((got.get(name) ?? 0) < asked && this.wakeSeq.get(name) === seq.get(name)) this.hungry.set(name, false);
+        }
+      }
+    } catch (err) {
+      failed = true;
+      this.storeError(err, "claiming jobs (retrying at the next poll)");
+    } finally {
+      this.claiming = false;
+    }
+    if (failed) return;
+    if (this.claimAgain || [...this.queues.values()].some((q) => this.hungry.get(q.name) && this.hasFree(q))) {
+      this.requestClaim();
+    }
+  }
+
+  private hasFree(q: QueueSettings): boolean {
+    return this.active.get(q.name)! < q.concurrency;
+  }
+
+  // --- running ------------------------------------------------------------------------
+
+  private startJob(lease: Lease): void {
+    const q = this.queues.get(lease.job.queue);
+    if (!q || this.state !== "running") {
+      // Claimed as a stop began (or a queue this worker does not run): give it back unrun.
+      this.track(this.store.release(lease).catch((err) => this.storeError(err, "releasing a job")));
+      return;
+    }
+    const run = new JobRun(lease, q, this.log, Date.now(), {
+      onHeartbeatTimeout: (r) =>
+        this.onTimeout(r, new JobTimeoutError(`no heartbeat for ${r.q.heartbeatTimeout} ms`, "heartbeat")),
+    });
+    this.running.set(run.jobId, run);
+    this.active.set(q.name, this.active.get(q.name)! + 1);
+    run.timeoutTimer = setTimeout(
+      () => this.onTimeout(run, new JobTimeoutError(`timed out after ${q.timeout} ms`, "timeout")),
+      q.timeout,
+    );
+    let result: unknown;
+    try {
+      result = q.handler(run.job, run.ctx);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    Promise.resolve(result).then(
+      (value) => this.onSettled(run, true, value),
+      (err) => this.onSettled(run, false, err),
+    );
+  }
+
+  private onSettled(run: JobRun, ok: boolean, value: unknown): void {
+    if (run.settled) return;
+    run.settled = true;
+    run.clearTimers();
+    this.running.delete(run.jobId);
+    this.active.set(run.q.name, this.active.get(run.q.name)! - 1);
+    if (this.idleWaiter && !this.hasOwnedRuns()) this.idleWaiter();
+    if (!run.gone) {
+      if (ok) this.handOn(run, value);
+      else this.failRun(run, value, "error");
+    }
+    this.requestClaim();
+  }
+
+  /** The result becomes a completion, with next-stage jobs if the queue or result says so. */
+  private handOn(run: JobRun, result: unknown): void {
+    const next = nextJobs(result, run.q.next, (queue) => this.stageInfo(queue)?.attempts);
+    const item: PendingCompletion = { lease: run.lease, queue: run.q.name, result, next: next.length ? next : undefined };
+    if (!next.some((n) => this.stageInfo(n.queue)?.maxRounds !== undefined)) {
+      this.committer.add(item);
+      return;
+    }
+    this.finishing.add(run);
+    this.track(
+      checkRounds(this.store, run.lease.job, next, (queue) => this.stageInfo(queue)?.maxRounds)
+        .then((reason) => {
+          if (reason === null) this.committer.add(item);
+          else this.failRun(run, new RoundsExceededError(reason), "error", true);
+        })
+        .catch((err) => {
+          this.storeError(err, "checking maxRounds");
+          this.failRun(run, err, "error");
+        })
+        .finally(() => this.finishing.delete(run)),
+    );
+  }
+
+  private stageInfo(queue: string): { maxRounds?: number; attempts?: number } | undefined {
+    const q = this.queues.get(queue);
+    const s = this.opts.stages?.[queue];
+    if (!q && !s) return undefined;
+    return { maxRounds: s?.maxRounds ?? q?.maxRounds, attempts: s?.attempts ?? q?.attempts };
+  }
+
+  private failRun(run: JobRun, err: unknown, outcome: "error" | "timeout", dead = false): void {
+    const now = this.store.clock.now();
+    const d = decideFailure(err, run.lease.job, run.q, now, outcome);
+    const retryAt = dead ? undefined : d.retryAt;
+    this.finishing.add(run);
+    this.track(
+      this.store
+        .fail(run.lease, d.error, retryAt === undefined ? {} : { retryAt })
+        .then(
+          () => {
+            const info = { jobId: run.jobId, queue: run.q.name, error: d.error, retryAt, dead: retryAt === undefined };
+            this.log[info.dead ? "warn" : "info"](
+              { jobId: run.jobId, queue: run.q.name, attempt: run.job.attempt, err: d.error.message, retryAt },
+              info.dead ? "job is dead" : "attempt failed; will retry",
+            );
+            this.emit("failed", info);
+            if (retryAt !== undefined) this.wakeAtTime(retryAt - now + Date.now());
+          },
+          (e) => this.onStoreRefused(run.lease, run.q.name, e, "recording a failed attempt"),
+        )
+        .finally(() => this.finishing.delete(run)),
+    );
+  }
+
+  private onTimeout(run: JobRun, reason: JobTimeoutError): void {
+    if (run.settled || run.wedged) return;
+    run.stopHeartbeatWatch();
+    clearTimeout(run.timeoutTimer);
+    const wasOurs = !run.gone;
+    run.gone = true;
+    run.abort(reason);
+    if (wasOurs) {
+      const timeoutMs = reason.kind === "timeout" ? run.q.timeout : (run.q.heartbeatTimeout ?? 0);
+      this.send({ t: "job-timeout", jobId: run.jobId, queue: run.q.name, timeoutMs });
+      this.emit("timeout", { jobId: run.jobId, queue: run.q.name, timeoutMs });
+      this.log.warn({ jobId: run.jobId, queue: run.q.name }, reason.message);
+      this.failRun(run, reason, "timeout");
+    }
+    run.graceTimer ??= setTimeout(() => this.onWedged(run, reason.message), run.q.killGrace);
+  }
+
+  private onWedged(run: JobRun, why: string): void {
+    if (run.settled) return;
+    run.wedged = true;
+    const info: WedgedInfo = {
+      jobId: run.jobId,
+      queue: run.q.name,
+      reason: `${why}; the handler did not settle within ${run.q.killGrace} ms of its abort`,
+    };
+    this.log.error(info, "handler is wedged");
+    this.send({ t: "wedged", ...info });
+    this.emit("wedged", info);
+    this.opts.onWedged?.(info);
+  }
+
+  // --- leases and completions -------------------------------------------------------
+
+  private renewAll(): void {
+    const byMs = new Map<number, LeaseRef[]>();
+    const add = (lease: LeaseRef, ms: number) => {
+      const list = byMs.get(ms) ?? [];
+      list.push({ jobId: lease.jobId, token: lease.token });
+      byMs.set(ms, list);
+    };
+    for (const r of this.running.values()) if (!r.gone) add(r.lease, r.q.lease);
+    for (const r of this.finishing) add(r.lease, r.q.lease);
+    for (const p of this.committer.pending()) add(p.lease, this.queues.get(p.queue)!.lease);
+    for (const [ms, leases] of byMs) {
+      this.track(
+        this.store.renewMany(leases, ms).then(
+          (lost) => {
+            for (const id of lost) this.onLeaseLost(id);
+          },
+          (err) => this.storeError(err, "renewing leases"),
+        ),
+      );
+    }
+  }
+
+  private onLeaseLost(jobId: number): void {
+    const run = this.running.get(jobId);
+    if (run && !run.gone) {
+      run.gone = true;
+      run.abort(new LeaseLostError(jobId));
+      // Its signal is aborted; a handler that ignores that is as wedged as a timed-out one.
+      run.graceTimer ??= setTimeout(() => this.onWedged(run, "its lease was lost"), run.q.killGrace);
+    }
+    const queue = run?.q.name ?? "?";
+    this.log.warn({ jobId, queue }, "lease lost: another worker has the job or it was cancelled; result discarded");
+    this.emit("lease-lost", { jobId, queue });
+  }
+
+  private onCommitted(item: PendingCompletion, outcome: CompleteOutcome): void {
+    if (outcome.ok) {
+      this.emit("completed", { jobId: item.lease.jobId, queue: item.queue, result: item.result, next: outcome.next });
+      return;
+    }
+    const err = outcome.error;
+    if (err instanceof LeaseLostError || (err as VigilError).code === "LEASE_LOST") {
+      this.onLeaseLost(item.lease.jobId);
+      return;
+    }
+    // The result itself cannot be stored (too large, not JSON, a bad next queue): that will
+    // not change on a retry, so the job is dead with the reason.
+    const q = this.queues.get(item.queue)!;
+    this.track(
+      this.store
+        .fail(item.lease, { message: `the result could not be stored: ${err.message}`, outcome: "error" })
+        .then(
+          () => this.emit("failed", { jobId: item.lease.jobId, queue: q.name, error: err, dead: true }),
+          (e) => this.onStoreRefused(item.lease, q.name, e, "recording an unstorable result"),
+        ),
+    );
+  }
+
+  private onStoreRefused(lease: LeaseRef, queue: string, err: unknown, doing: string): void {
+    if (err instanceof LeaseLostError || (err as VigilError)?.code === "LEASE_LOST") this.onLeaseLost(lease.jobId);
+    else this.storeError(err, `${doing} for job ${lease.jobId} on ${queue}`);
+  }
+
+  private storeError(err: unknown, doing: string): void {
+    this.log.error({ err: (err as Error)?.message ?? String(err) }, `store error while ${doing}`);
+    this.emit("store-error", err);
+  }
+
+  /** A claim at `at` (ms since the epoch), for a retry coming due before the next poll. */
+  private wakeAtTime(at: number): void {
+    if (at >= this.wakeAt || this.state !== "running") return;
+    clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeAt = Infinity;
+        for (const q of this.queues.keys()) this.wake(q);
+      },
+      Math.max(0, at - Date.now()) + 5,
+    );
+    this.wakeTimer.unref();
+  }
+
+  // --- stopping -----------------------------------------------------------------------
+
+  private hasOwnedRuns(): boolean {
+    for (const r of this.running.values()) if (!r.gone) return true;
+    return false;
+  }
+
+  private async drain(timeoutMs: number): Promise<void> {
+    if (this.state === "new") {
+      this.state = "stopped";
+      return;
+    }
+    this.state = "stopping";
+    this.send({ t: "draining" });
+    this.log.info({ running: this.running.size, timeoutMs }, "draining");
+    clearInterval(this.pollTimer);
+    clearTimeout(this.wakeTimer);
+    this.unsubscribe?.();
+    if (this.hasOwnedRuns() && timeoutMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.idleWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.idleWaiter = undefined;
+    }
+    for (const run of this.running.values()) {
+      if (run.gone) continue;
+      run.gone = true;
+      run.abort(new ShutdownAbortError());
+      this.track(this.store.release(run.lease).catch((e) => this.onStoreRefused(run.lease, run.q.name, e, "giving back a job")));
+    }
+    // Completions first, then whatever their outcomes started (fails), until all is quiet.
+    while (this.outstanding.size > 0 || this.committer.size > 0) {
+      await Promise.allSettled([...this.outstanding]);
+      await this.committer.drain();
+    }
+    clearInterval(this.renewTimer);
+    this.heartbeat.stop();
+    this.state = "stopped";
+    this.log.info("worker stopped");
+    this.emit("stopped");
+  }
+
+  private track<T>(p: Promise<T>): void {
+    this.outstanding.add(p);
+    void p.finally(() => this.outstanding.delete(p)).catch(() => {});
+  }
+
+  private send(m: WorkerMessage): void {
+    this.opts.onMessage?.(m);
+    if (m.t === "hb") this.opts.onHeartbeat?.(m);
+    const ipc = this.opts.ipc ?? typeof process.send === "function";
+    if (ipc && process.send && process.connected) {
+      // The callback swallows a channel closed between the check and the send.
+      process.send(m, undefined, undefined, () => {});
+    }
+  }
+}
+
+/** A hand-off refused by `maxRounds`; the job goes to `dead` with this message. */
+export class RoundsExceededError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RoundsExceededError";
+  }
+}
