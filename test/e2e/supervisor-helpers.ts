@@ -1,0 +1,128 @@
+/**
+ * Shared by the supervisor's end-to-end tests: a throw-away project folder, a real
+ * `vigil start` child, waiting on conditions with a deadline, and a clean-up that leaves
+ * no process and no temp folder behind.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { StatusSnapshot, ServiceStatus } from "../../src/health/types.js";
+import { isAlive, killGroup } from "../../src/os/process.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/store.js";
+import { readChildren } from "../../src/supervisor/orphans.js";
+import { vigilPaths } from "../../src/supervisor/paths.js";
+import { askSupervisor } from "../../src/supervisor/supervisor.js";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const VIGIL = join(ROOT, "bin", "vigil");
+
+export interface Project {
+  dir: string;
+  config: string;
+}
+
+export function makeProject(yaml: string, files: Record<string, string> = {}): Project {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-sup-"));
+  writeFileSync(join(dir, "vigil.yaml"), yaml);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return { dir, config: join(dir, "vigil.yaml") };
+}
+
+export interface Running {
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** `vigil start` as a child (own process group, so it can be SIGKILLed alone). */
+export function startVigil(p: Project, args: string[] = []): Running {
+  let out = "";
+  const child = spawn(process.execPath, [VIGIL, "-c", p.config, "start", ...args], { cwd: p.dir, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  child.on("error", () => {});
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  return { child, output: () => out };
+}
+
+/** Runs a vigil command to completion. */
+export function vigil(p: Project, args: string[], timeoutMs = 60_000): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [VIGIL, "-c", p.config, ...args], { cwd: p.dir, encoding: "utf8", timeout: timeoutMs });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a value other than undefined/false/null, or throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    await sleep(everyMs);
+  }
+}
+
+export async function snapshot(p: Project): Promise<StatusSnapshot | null> {
+  const res = await askSupervisor(p.dir, { op: "status" }, 5000);
+  return res?.ok ? (res.snapshot as StatusSnapshot) : null;
+}
+
+export async function row(p: Project, name: string): Promise<ServiceStatus | undefined> {
+  return (await snapshot(p))?.services.find((s) => s.name === name);
+}
+
+/** Waits until every row is `running`; returns the rows. */
+export async function allRunning(p: Project, timeoutMs = 30_000): Promise<ServiceStatus[]> {
+  return waitFor("every process running", async () => {
+    const s = await snapshot(p);
+    return s && s.services.length > 0 && s.services.every((r) => r.state === "running") ? s.services : null;
+  }, timeoutMs);
+}
+
+export function openProjectStore(p: Project): Promise<Store> {
+  return openStore(`sqlite:${join(p.dir, ".vigil", "vigil.db")}`);
+}
+
+export function lines(path: string): string[] {
+  try {
+    return readFileSync(path, "utf8").split("\n").filter((l) => l.length > 0);
+  } catch {
+    return [];
+  }
+}
+
+/** Stops the supervisor (SIGTERM, then SIGKILL), kills any child it left, removes the folder. */
+export async function cleanUp(p: Project, runs: Running[]): Promise<void> {
+  const paths = vigilPaths(p.dir);
+  const children = readChildren(paths.childrenFile);
+  for (const r of runs) {
+    if (r.child.exitCode === null && r.child.signalCode === null && r.child.pid) {
+      killGroup(r.child.pid, "SIGTERM");
+      const deadline = Date.now() + 15_000;
+      while (isAlive(r.child.pid) && Date.now() < deadline) await sleep(100);
+      killGroup(r.child.pid, "SIGKILL");
+    }
+  }
+  for (const c of [...children, ...readChildren(paths.childrenFile)]) killGroup(c.pid, "SIGKILL");
+  rmSync(p.dir, { recursive: true, force: true });
+}
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.on("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => ok(port));
+    });
+  });
+}
