@@ -1,0 +1,68 @@
+/**
+ * The small slice of `pg` the store uses: one-statement queries and short transactions,
+ * with driver errors mapped to Vigil errors. Hot statements are named so each connection
+ * parses and plans them once.
+ */
+import type pg from "pg";
+import { toStoreError } from "./connection.js";
+
+/** Something that runs SQL: the pool, or one client inside a transaction. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string): Promise<R[]>;
+}
+
+/** SQLSTATEs worth one more try: serialization failure and deadlock. */
+const RETRY_STATES = new Set(["40001", "40P01"]);
+const TX_TRIES = 3;
+
+export class Db implements Queryable {
+  constructor(
+    readonly pool: pg.Pool,
+    private readonly location: string,
+  ) {}
+
+  /** One statement, one round trip, its own transaction. */
+  async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string): Promise<R[]> {
+    try {
+      const res = await this.pool.query<R>(name ? { name, text, values } : { text, values });
+      return res.rows;
+    } catch (err) {
+      throw toStoreError(err, this.location);
+    }
+  }
+
+  /** Runs `fn` in a transaction on one client; retried on deadlock or serialization failure. */
+  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw toStoreError(err, this.location);
+      }
+      let broken: Error | undefined;
+      try {
+        await client.query("BEGIN");
+        const q: Queryable = {
+          query: async <R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string) =>
+            (await client.query<R>(name ? { name, text, values } : { text, values })).rows,
+        };
+        const out = await fn(q);
+        await client.query("COMMIT");
+        return out;
+      } catch (err) {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackErr) {
+          // The connection itself is gone: hand it back broken so the pool discards it.
+          broken = rollbackErr as Error;
+        }
+        const code = (err as { code?: unknown }).code;
+        if (attempt < TX_TRIES && typeof code === "string" && RETRY_STATES.has(code)) continue;
+        throw toStoreError(err, this.location);
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+}

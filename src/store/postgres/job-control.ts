@@ -1,0 +1,100 @@
+/**
+ * Job verbs that end or undo an attempt: fail, release, cancel, retry, and stalls (a dead
+ * worker's leases, expired leases). Each is one statement, or a short transaction when the
+ * job's current state decides what happens.
+ */
+import { InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
+import type { Job, JobErrorInfo, LeaseRef } from "../../core/types.js";
+import type { Queryable } from "./db.js";
+import { pgText, type JobContext } from "./job-writes.js";
+import { rowToJob, type JobRow } from "./rows.js";
+
+export async function fail(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, retryAt: number | undefined): Promise<Job> {
+  const now = ctx.clock.now();
+  const s = ctx.sql.fail;
+  const rows = await ctx.db.query<JobRow>(
+    s.text,
+    [
+      lease.jobId,
+      String(lease.token),
+      retryAt === undefined ? null : Math.trunc(retryAt),
+      now,
+      pgText(String(error.message ?? "")),
+      error.stack === undefined ? null : pgText(String(error.stack)),
+      error.outcome ?? "error",
+    ],
+    s.name,
+  );
+  const row = rows[0];
+  if (!row) throw new LeaseLostError(lease.jobId);
+  // A retry that is already due wakes idle workers like a new job would.
+  if (retryAt !== undefined && retryAt <= now) await notify(ctx, ctx.db, row.queue);
+  return rowToJob(row);
+}
+
+/** Gives a job back unrun: `waiting`, its attempt not counted. */
+export async function release(ctx: JobContext, lease: LeaseRef): Promise<void> {
+  const s = ctx.sql.release;
+  const rows = await ctx.db.query<{ n: number }>(s.text, [lease.jobId, String(lease.token), ctx.channel], s.name);
+  if (rows[0]?.n !== 1) throw new LeaseLostError(lease.jobId);
+}
+
+async function lockJob(ctx: JobContext, q: Queryable, id: number): Promise<JobRow> {
+  const rows = await q.query<JobRow>(ctx.sql.byIdForUpdate.text, [id], ctx.sql.byIdForUpdate.name);
+  if (!rows[0]) throw new NotFoundError(`job ${id}`);
+  return rows[0];
+}
+
+export async function cancel(ctx: JobContext, id: number): Promise<Job> {
+  return ctx.db.tx(async (q) => {
+    const row = await lockJob(ctx, q, id);
+    if (row.state === "cancelled") return rowToJob(row);
+    if (row.state === "completed" || row.state === "dead") {
+      throw new InvalidStateError(`job ${id} is ${row.state}; only a job that has not finished can be cancelled`);
+    }
+    const rows = await q.query<JobRow>(ctx.sql.cancel.text, [id, ctx.clock.now()], ctx.sql.cancel.name);
+    return rowToJob(rows[0]!);
+  });
+}
+
+export async function retry(ctx: JobContext, id: number): Promise<Job> {
+  return ctx.db.tx(async (q) => {
+    const row = await lockJob(ctx, q, id);
+    if (row.state !== "dead" && row.state !== "failed" && row.state !== "cancelled") {
+      throw new InvalidStateError(`job ${id} is ${row.state}; only a dead, failed or cancelled job can be retried`);
+    }
+    if (row.key !== null && row.state !== "failed") {
+      const live = await q.query<JobRow>(ctx.sql.byKeys.text, [[row.key]], ctx.sql.byKeys.name);
+      if (live[0]) {
+        throw new InvalidStateError(
+          `job ${id} has key ${JSON.stringify(row.key)}, which live job ${live[0].id} now holds; retry that one instead`,
+        );
+      }
+    }
+    const rows = await q.query<JobRow>(ctx.sql.retry.text, [id, ctx.clock.now()], ctx.sql.retry.name);
+    await notify(ctx, q, row.queue);
+    return rowToJob(rows[0]!);
+  });
+}
+
+/** Stalls every job a worker holds (it died); each stall counts. Returns how many. */
+export async function stallWorker(ctx: JobContext, workerId: string, message: string, maxStalls: number): Promise<number> {
+  const s = ctx.sql.stallWorker;
+  const rows = await ctx.db.query<{ n: number }>(
+    s.text,
+    [pgText(message), ctx.clock.now(), maxStalls, pgText(workerId), ctx.channel],
+    s.name,
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Stalls every job whose lease ran out. Returns how many. */
+export async function stallExpired(ctx: JobContext, message: string, maxStalls: number): Promise<number> {
+  const s = ctx.sql.stallExpired;
+  const rows = await ctx.db.query<{ n: number }>(s.text, [message, ctx.clock.now(), maxStalls, ctx.channel], s.name);
+  return rows[0]?.n ?? 0;
+}
+
+async function notify(ctx: JobContext, q: Queryable, queue: string): Promise<void> {
+  await q.query(ctx.sql.notify.text, [ctx.channel, queue], ctx.sql.notify.name);
+}

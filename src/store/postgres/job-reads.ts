@@ -1,0 +1,132 @@
+/** Job reads (get, list, stats, report) and pruning, for the PostgreSQL store. */
+import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import type { PruneOptions } from "../store.js";
+import type { Db } from "./db.js";
+import { jobColumns, rowToJob, type JobRow } from "./rows.js";
+
+/** Default rows per prune transaction: short enough that no claim waits long behind it. */
+const PRUNE_BATCH = 500;
+
+export async function listJobs(db: Db, S: string, filter: JobFilter = {}): Promise<Job[]> {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const add = (sql: (n: string) => string, v: unknown) => {
+    args.push(v);
+    where.push(sql(`$${args.length}`));
+  };
+  if (filter.queue !== undefined) add((p) => `queue = ${p}`, filter.queue);
+  if (filter.state !== undefined) add((p) => `state = ${p}`, filter.state);
+  if (filter.beforeId !== undefined) add((p) => `id < ${p}::bigint`, filter.beforeId);
+  if (filter.rootId !== undefined) add((p) => `(root_id = ${p}::bigint OR id = ${p}::bigint)`, filter.rootId);
+  const limit = filter.limit ?? 50;
+  const sql =
+    `SELECT ${jobColumns()} FROM ${S}.jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC` +
+    (limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "");
+  return (await db.query<JobRow>(sql, args)).map(rowToJob);
+}
+
+/** Counts per queue and state, plus what pruning removed (kept in `job_totals`). */
+export async function jobStats(db: Db, S: string): Promise<Record<string, QueueCounts>> {
+  const rows = await db.query<{ queue: string; state: string; n: number }>(
+    `SELECT queue, state, count(*)::int AS n FROM ${S}.jobs GROUP BY queue, state
+     UNION ALL
+     SELECT queue, state, n FROM ${S}.job_totals`,
+  );
+  const out: Record<string, QueueCounts> = {};
+  for (const r of rows) {
+    if (!(JOB_STATES as string[]).includes(r.state)) continue;
+    (out[r.queue] ??= emptyCounts())[r.state as keyof QueueCounts] += r.n;
+  }
+  return out;
+}
+
+/** Age of the oldest waiting (or due scheduled/failed) job per queue. */
+export async function oldestWaiting(db: Db, S: string, now: number): Promise<Record<string, number>> {
+  const rows = await db.query<{ queue: string; t: number }>(
+    `SELECT queue, min(run_at) AS t FROM ${S}.jobs
+     WHERE state = 'waiting' OR (state IN ('scheduled', 'failed') AND run_at <= $1::bigint)
+     GROUP BY queue`,
+    [now],
+  );
+  const out: Record<string, number> = {};
+  for (const r of rows) out[r.queue] = Math.max(0, now - r.t);
+  return out;
+}
+
+/** Nearest rank, as the SQLite store computes it. */
+function percentile(sorted: Float64Array, p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run time. */
+export async function jobReport(db: Db, S: string, since: number): Promise<QueueReport[]> {
+  const byQueue = new Map<string, QueueReport>();
+  const at = (queue: string) => {
+    let r = byQueue.get(queue);
+    if (!r) byQueue.set(queue, (r = { queue, completed: 0, dead: 0, failedAttempts: 0, p50Ms: null, p95Ms: null }));
+    return r;
+  };
+  const finished = await db.query<{ queue: string; dead: number; ms: number[] }>(
+    `SELECT queue, count(*) FILTER (WHERE state = 'dead')::int AS dead,
+       coalesce(array_agg(finished_at - coalesce(started_at, finished_at)) FILTER (WHERE state = 'completed'), '{}') AS ms
+     FROM ${S}.jobs WHERE state IN ('completed', 'dead') AND finished_at >= $1::bigint GROUP BY queue`,
+    [since],
+  );
+  for (const f of finished) {
+    const r = at(f.queue);
+    r.dead = f.dead;
+    r.completed = f.ms.length;
+    const sorted = Float64Array.from(f.ms).sort();
+    r.p50Ms = percentile(sorted, 50);
+    r.p95Ms = percentile(sorted, 95);
+  }
+  const failures = await db.query<{ queue: string; n: number }>(
+    `SELECT j.queue, count(*)::int AS n FROM ${S}.jobs j, jsonb_array_elements(j.history) h
+     WHERE j.history <> '[]' AND (j.finished_at >= $1::bigint OR j.finished_at IS NULL)
+       AND (h->>'at')::bigint >= $1::bigint
+     GROUP BY j.queue`,
+    [since],
+  );
+  for (const f of failures) at(f.queue).failedAttempts = f.n;
+  return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+}
+
+/**
+ * Deletes old finished jobs in batches, one statement each, adding what it deletes to
+ * `job_totals` in the same statement so counts survive.
+ */
+export async function pruneJobs(db: Db, S: string, opts: PruneOptions): Promise<{ completed: number; dead: number }> {
+  const batch = Math.max(1, Math.trunc(opts.batch ?? PRUNE_BATCH));
+  const step = async (states: string[], before: number): Promise<number> => {
+    const rows = await db.query<{ n: number }>(
+      `WITH del AS (
+         DELETE FROM ${S}.jobs WHERE id IN (
+           SELECT id FROM ${S}.jobs WHERE state = ANY($1::text[]) AND finished_at IS NOT NULL
+             AND finished_at < $2::bigint LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING queue, state
+       ), agg AS (
+         SELECT queue, state, count(*) AS n FROM del GROUP BY queue, state
+       ), up AS (
+         INSERT INTO ${S}.job_totals (queue, state, n) SELECT queue, state, n FROM agg
+         ON CONFLICT (queue, state) DO UPDATE SET n = ${S}.job_totals.n + EXCLUDED.n
+       )
+       SELECT coalesce(sum(n), 0)::int AS n FROM agg`,
+      [states, before, batch],
+    );
+    return rows[0]?.n ?? 0;
+  };
+  const drain = async (states: string[], before: number | undefined): Promise<number> => {
+    if (before === undefined) return 0;
+    let total = 0;
+    for (;;) {
+      const n = await step(states, before);
+      total += n;
+      if (n < batch) return total;
+    }
+  };
+  return {
+    completed: await drain(["completed"], opts.completedBefore),
+    dead: await drain(["dead", "cancelled"], opts.deadBefore),
+  };
+}

@@ -1,0 +1,314 @@
+/**
+ * The job verbs that write. Inputs are validated and encoded before anything is sent, so a
+ * bad payload or queue name is refused with nothing written. The hot paths are single
+ * statements over arrays (one round trip for a whole batch); statements that may need a
+ * second look (a key already held) run in a transaction.
+ */
+import type { Clock } from "../../core/clock.js";
+import { BadInputError, LeaseLostError } from "../../core/errors.js";
+import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core/types.js";
+import { checkQueueName, dueAt, encodeJson } from "../common.js";
+import type { CompleteItem, CompleteOutcome } from "../store.js";
+import type { Db, Queryable } from "./db.js";
+import type { JobStatements, Stmt } from "./jobs-sql.js";
+import { rowToJob, type JobRow } from "./rows.js";
+
+/** What the job verbs need from the store. */
+export interface JobContext {
+  db: Db;
+  sql: JobStatements;
+  clock: Clock;
+  /** The NOTIFY channel of this schema. */
+  channel: string;
+  maxPayload: number;
+  defaultAttempts: number;
+}
+
+/** An enqueue item checked and encoded, ready to insert. */
+export interface PreparedItem {
+  queue: string;
+  payload: string;
+  key: string | null;
+  priority: number;
+  maxAttempts: number;
+  runAt: number | undefined;
+  delayMs: number | undefined;
+  parentId: number | null;
+  rootId: number | null;
+  source: string | null;
+}
+
+/**
+ * PostgreSQL text cannot hold NUL characters; they become U+FFFD rather than failing the
+ * whole write (an error message or a rejected line from a binary file may carry one).
+ */
+export function pgText(s: string): string;
+export function pgText(s: string | null): string | null;
+export function pgText(s: string | null): string | null {
+  return s === null || !s.includes("\0") ? s : s.replace(/\0/g, "\uFFFD");
+}
+
+function intOr(v: number | undefined, fallback: number, what: string): number {
+  if (v === undefined) return fallback;
+  if (!Number.isFinite(v)) throw new BadInputError(`${what} must be a finite number`);
+  return Math.trunc(v);
+}
+
+/** Validates and encodes an enqueue item (throws before anything is written). */
+export function prepareItem(ctx: JobContext, item: EnqueueItem | NextJob): PreparedItem {
+  checkQueueName(item.queue);
+  const full = item as EnqueueItem;
+  return {
+    queue: item.queue,
+    payload: encodeJson(item.payload, ctx.maxPayload),
+    key: item.key === undefined || item.key === null ? null : pgText(String(item.key)),
+    priority: intOr(item.priority, 0, "priority"),
+    maxAttempts: Math.max(1, intOr(item.maxAttempts, ctx.defaultAttempts, "maxAttempts")),
+    runAt: full.runAt === undefined ? undefined : intOr(full.runAt, 0, "runAt"),
+    delayMs: item.delayMs === undefined ? undefined : intOr(item.delayMs, 0, "delayMs"),
+    parentId: full.parentId ?? null,
+    rootId: full.rootId ?? null,
+    source: full.source ? encodeJson(full.source, ctx.maxPayload, "source") : null,
+  };
+}
+
+function placement(it: PreparedItem, now: number): { state: "scheduled" | "waiting"; runAt: number } {
+  const runAt = dueAt({ runAt: it.runAt, delayMs: it.delayMs }, now);
+  return { state: runAt > now ? "scheduled" : "waiting", runAt };
+}
+
+/** One job: a single statement; a lost race on its key (zero rows) is simply tried again. */
+export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<EnqueueResult> {
+  for (;;) {
+    const now = ctx.clock.now();
+    const { state, runAt } = placement(it, now);
+    const rows = await ctx.db.query<JobRow & { created: boolean }>(
+      ctx.sql.enqueueOne.text,
+      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now],
+      ctx.sql.enqueueOne.name,
+    );
+    const row = rows[0];
+    if (row) return { job: rowToJob(row), created: row.created };
+  }
+}
+
+/** Whether an inserted row is the one made for `it` (rows come back in item order). */
+function isRowOf(row: JobRow | undefined, it: PreparedItem): boolean {
+  return row !== undefined && row.key === it.key && row.queue === it.queue;
+}
+
+/**
+ * Inserts items in order inside the caller's transaction; an item whose key a live job
+ * holds (already, or from earlier in this batch) gets that job with `created: false`.
+ */
+export async function insertItems(
+  ctx: JobContext,
+  q: Queryable,
+  items: PreparedItem[],
+  now: number,
+): Promise<EnqueueResult[]> {
+  const out: (EnqueueResult | undefined)[] = new Array(items.length);
+  let pending = items.map((_, i) => i);
+  // Each round settles every item unless a key holder died between two statements.
+  for (let round = 0; pending.length > 0; round++) {
+    if (round > 10) throw new Error("enqueue: idempotency keys kept changing hands; try again");
+    const batch = pending.map((i) => items[i]!);
+    const cols = batch.map((it) => ({ ...it, ...placement(it, now) }));
+    const rows = await q.query<JobRow>(
+      ctx.sql.insertMany.text,
+      [
+        cols.map((c) => c.queue),
+        cols.map((c) => c.state),
+        cols.map((c) => c.key),
+        cols.map((c) => c.payload),
+        cols.map((c) => c.maxAttempts),
+        cols.map((c) => c.priority),
+        cols.map((c) => c.runAt),
+        cols.map((c) => c.parentId),
+        cols.map((c) => c.rootId),
+        cols.map((c) => c.source),
+        now,
+      ],
+      ctx.sql.insertMany.name,
+    );
+    rows.sort((a, b) => a.id - b.id);
+    const skipped: number[] = [];
+    let k = 0;
+    for (const i of pending) {
+      if (isRowOf(rows[k], items[i]!)) out[i] = { job: rowToJob(rows[k++]!), created: true };
+      else skipped.push(i);
+    }
+    if (skipped.length === 0) break;
+    const keys = [...new Set(skipped.map((i) => items[i]!.key!))];
+    const live = new Map(
+      (await q.query<JobRow>(ctx.sql.byKeys.text, [keys], ctx.sql.byKeys.name)).map((r) => [r.key!, r]),
+    );
+    pending = [];
+    for (const i of skipped) {
+      const row = live.get(items[i]!.key!);
+      if (row) out[i] = { job: rowToJob(row), created: false };
+      else pending.push(i);
+    }
+  }
+  return out as EnqueueResult[];
+}
+
+/** Many jobs, all or none: one statement when no item has a key, else a short transaction. */
+export async function enqueueMany(ctx: JobContext, items: PreparedItem[]): Promise<EnqueueResult[]> {
+  if (items.length === 0) return [];
+  const now = ctx.clock.now();
+  if (items.every((it) => it.key === null)) return insertItems(ctx, ctx.db, items, now);
+  return ctx.db.tx((q) => insertItems(ctx, q, items, now));
+}
+
+/** Leases due jobs for every requested queue in one statement. */
+export async function claim(
+  ctx: JobContext,
+  workerId: string,
+  queues: Record<string, number>,
+  leaseMs: number,
+): Promise<Lease[]> {
+  const names: string[] = [];
+  const counts: number[] = [];
+  for (const [queue, max] of Object.entries(queues)) {
+    if (!(max > 0)) continue;
+    names.push(queue);
+    counts.push(Math.trunc(Math.min(max, 1_000_000)));
+  }
+  if (names.length === 0) return [];
+  const now = ctx.clock.now();
+  const leaseUntil = now + leaseMs;
+  const rows = await ctx.db.query<JobRow>(
+    ctx.sql.claim.text,
+    [names, counts, now, pgText(workerId), leaseUntil],
+    ctx.sql.claim.name,
+  );
+  rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+  return rows.map((r) => ({ jobId: r.id, token: r.token!, workerId, leaseUntil, job: rowToJob(r) }));
+}
+
+/** Extends leases; returns the ids whose token no longer holds. */
+export async function renewMany(
+  ctx: JobContext,
+  leases: { jobId: number; token: string }[],
+  leaseMs: number,
+): Promise<{ lost: number[]; leaseUntil: number }> {
+  const leaseUntil = ctx.clock.now() + leaseMs;
+  if (leases.length === 0) return { lost: [], leaseUntil };
+  const rows = await ctx.db.query<{ id: number; token: string }>(
+    ctx.sql.renewMany.text,
+    [leases.map((l) => l.jobId), leases.map((l) => String(l.token)), leaseUntil],
+    ctx.sql.renewMany.name,
+  );
+  // By id and token: a stale copy of a lease is lost even when the current one renewed.
+  const kept = new Set(rows.map((r) => `${r.id}:${r.token}`));
+  return { lost: leases.filter((l) => !kept.has(`${l.jobId}:${l.token}`)).map((l) => l.jobId), leaseUntil };
+}
+
+type PreparedCompletion = { result: string; next: PreparedItem[] } | { error: Error };
+
+/**
+ * Group commit: every completion and every next-stage job in one statement. Each item is
+ * checked on its own (a stale token fails that item only). Next jobs with a key need a
+ * second look when the key is already held, so such batches run in a transaction.
+ */
+export async function completeMany(ctx: JobContext, items: CompleteItem[]): Promise<CompleteOutcome[]> {
+  const prepared = items.map((it): PreparedCompletion => {
+    try {
+      return {
+        result: encodeJson(it.result, ctx.maxPayload, "result"),
+        next: (it.next ?? []).map((n) => prepareItem(ctx, n)),
+      };
+    } catch (error) {
+      return { error: error as Error };
+    }
+  });
+  // The same job twice in one batch: only its first completion can win.
+  const seen = new Set<number>();
+  const send: number[] = [];
+  prepared.forEach((p, i) => {
+    const id = items[i]!.lease.jobId;
+    if ("error" in p || seen.has(id)) return;
+    seen.add(id);
+    send.push(i);
+  });
+  const keyed = send.some((i) => (prepared[i] as { next: PreparedItem[] }).next.some((n) => n.key !== null));
+  const run = (q: Queryable) => runCompletions(ctx, q, items, prepared, send);
+  const { done, nextJobs } =
+    send.length === 0 ? { done: new Set<number>(), nextJobs: new Map<number, Job[]>() }
+    : keyed ? await ctx.db.tx(run)
+    : await run(ctx.db);
+  return items.map((it, i): CompleteOutcome => {
+    const p = prepared[i]!;
+    if ("error" in p) return { ok: false, error: p.error };
+    if (!done.has(i)) return { ok: false, error: new LeaseLostError(it.lease.jobId) };
+    return { ok: true, next: nextJobs.get(i) ?? [] };
+  });
+}
+
+async function runCompletions(
+  ctx: JobContext,
+  q: Queryable,
+  items: CompleteItem[],
+  prepared: PreparedCompletion[],
+  send: number[],
+): Promise<{ done: Set<number>; nextJobs: Map<number, Job[]> }> {
+  const now = ctx.clock.now();
+  const flat: { item: number; parentId: number; it: PreparedItem }[] = [];
+  for (const i of send) {
+    for (const it of (prepared[i] as { next: PreparedItem[] }).next) flat.push({ item: i, parentId: items[i]!.lease.jobId, it });
+  }
+  const next = flat.map((f) => ({ ...f, ...placement(f.it, now) }));
+  const s: Stmt = ctx.sql.completeMany;
+  const rows = await q.query<JobRow & { done_ids: number[]; done_roots: number[] }>(
+    s.text,
+    [
+      send.map((i) => items[i]!.lease.jobId),
+      send.map((i) => String(items[i]!.lease.token)),
+      send.map((i) => (prepared[i] as { result: string }).result),
+      now,
+      next.map((n) => n.parentId),
+      next.map((n) => n.it.queue),
+      next.map((n) => n.state),
+      next.map((n) => n.it.key),
+      next.map((n) => n.it.priority),
+      next.map((n) => n.it.maxAttempts),
+      next.map((n) => n.runAt),
+      next.map((n) => n.it.payload),
+    ],
+    s.name,
+  );
+  const doneIds = rows[0]?.done_ids ?? [];
+  const roots = new Map(doneIds.map((id, j) => [id, rows[0]!.done_roots[j]!]));
+  const done = new Set(send.filter((i) => roots.has(items[i]!.lease.jobId)));
+  // Created rows come back in the order their specs were given (ids ascend with it).
+  const created = rows.filter((r) => r.id !== null).sort((a, b) => a.id - b.id);
+  const wanted = next.filter((n) => done.has(n.item));
+  const jobs: (Job | undefined)[] = new Array(wanted.length);
+  const skipped: number[] = [];
+  let k = 0;
+  wanted.forEach((n, w) => {
+    if (isRowOf(created[k], n.it)) jobs[w] = rowToJob(created[k++]!);
+    else skipped.push(w);
+  });
+  if (skipped.length > 0) {
+    // Keys already held: the live holders are the next jobs, as a plain enqueue returns them.
+    const rest = await insertItems(
+      ctx,
+      q,
+      skipped.map((w) => {
+        const n = wanted[w]!;
+        return { ...n.it, runAt: n.runAt, delayMs: undefined, parentId: n.parentId, rootId: roots.get(n.parentId)! };
+      }),
+      now,
+    );
+    skipped.forEach((w, j) => (jobs[w] = rest[j]!.job));
+  }
+  const nextJobs = new Map<number, Job[]>();
+  wanted.forEach((n, w) => {
+    const list = nextJobs.get(n.item);
+    if (list) list.push(jobs[w]!);
+    else nextJobs.set(n.item, [jobs[w]!]);
+  });
+  return { done, nextJobs };
+}

@@ -1,0 +1,172 @@
+/**
+ * The job statements, written once per schema. The hot ones (enqueue, claim, renew,
+ * complete) are single statements over arrays, so a batch of any size is one round trip
+ * and one transaction; their names let each connection plan them once.
+ */
+import { createHash } from "node:crypto";
+import { jobColumns } from "./rows.js";
+
+/** A statement with a stable name for the driver's per-connection prepared-statement cache. */
+export interface Stmt {
+  name: string;
+  text: string;
+}
+
+function stmt(text: string): Stmt {
+  return { name: `vigil_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`, text };
+}
+
+/** Jobs that still hold their idempotency key; the same predicate as the `jobs_key` index. */
+export const KEY_LIVE = "key IS NOT NULL AND state NOT IN ('dead', 'cancelled')";
+
+/** The columns an insert fills, in the order of the arrays passed to `insertMany`. */
+const INSERT_ARRAYS = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
+    $7::bigint[], $8::bigint[], $9::bigint[], $10::text[]) WITH ORDINALITY
+    AS t(queue, state, key, payload, max_attempts, priority, run_at, parent_id, root_id, source, ord)`;
+
+/** The history entry a stall appends; nulls (no worker) are left out. */
+const STALL_ENTRY = `jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('attempt', attempt,
+    'outcome', 'stall', 'message', $1::text, 'workerId', worker_id, 'at', $2::bigint)))`;
+
+/** A stall is final after `maxStalls` stalls, or when the stalled attempt was the last. */
+const STALL_DEAD = "(stalls + 1 >= $3::int OR attempt >= max_attempts)";
+
+const STALL_SET = `
+    stalls = stalls + 1,
+    state = CASE WHEN ${STALL_DEAD} THEN 'dead' ELSE 'waiting' END,
+    finished_at = CASE WHEN ${STALL_DEAD} THEN $2::bigint END,
+    error = $1::text,
+    history = history || ${STALL_ENTRY},
+    token = NULL, worker_id = NULL, lease_until = NULL`;
+
+/** Notifies each distinct queue of the rows in `rel` that are now waiting; yields one row. */
+function notifyWaiting(rel: string, channelParam: string): string {
+  return `(SELECT count(pg_notify(${channelParam}::text, q.queue))
+      FROM (SELECT DISTINCT queue FROM ${rel} WHERE state = 'waiting') q)`;
+}
+
+export function jobStatements(S: string) {
+  const cols = jobColumns();
+  return {
+    /** One job, or the live job holding its key (`created` false). Zero rows: lost a race, retry. */
+    enqueueOne: stmt(`WITH ins AS (
+      INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at, created_at,
+        parent_id, root_id, source)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $11, $8, $9, $10)
+      ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
+      RETURNING ${cols})
+    SELECT true AS created, ${cols} FROM ins
+    UNION ALL
+    SELECT false, ${cols} FROM ${S}.jobs
+      WHERE $3::text IS NOT NULL AND key = $3::text AND state NOT IN ('dead', 'cancelled')
+        AND NOT EXISTS (SELECT 1 FROM ins)`),
+
+    /** Many jobs in item order (ids ascend with it); keyed items whose key is live are skipped. */
+    insertMany: stmt(`INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at,
+        created_at, parent_id, root_id, source)
+      SELECT queue, state, key, payload, max_attempts, priority, run_at, $11, parent_id, root_id, source
+      FROM ${INSERT_ARRAYS} ORDER BY ord
+      ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
+      RETURNING ${cols}`),
+
+    byKeys: stmt(`SELECT ${cols} FROM ${S}.jobs WHERE key = ANY($1::text[]) AND state NOT IN ('dead', 'cancelled')`),
+    byId: stmt(`SELECT ${cols} FROM ${S}.jobs WHERE id = $1`),
+    byIdForUpdate: stmt(`SELECT ${cols} FROM ${S}.jobs WHERE id = $1 FOR UPDATE`),
+
+    /**
+     * Leases, per queue, up to its count of due jobs in claim order. Rows other claimers
+     * hold are skipped, not waited for; a due `scheduled` or `failed` job is claimed as is.
+     */
+    claim: stmt(`WITH req AS (
+      SELECT * FROM unnest($1::text[], $2::int[]) AS r(queue, n)
+    ), picked AS (
+      SELECT c.id FROM req CROSS JOIN LATERAL (
+        SELECT id FROM ${S}.jobs
+        WHERE queue = req.queue AND state IN ('waiting', 'scheduled', 'failed') AND run_at <= $3::bigint
+        ORDER BY priority DESC, run_at, id
+        LIMIT req.n
+        FOR UPDATE SKIP LOCKED
+      ) c
+    )
+    UPDATE ${S}.jobs j SET state = 'active', token = gen_random_uuid()::text, worker_id = $4::text,
+      attempt = j.attempt + 1, started_at = $3::bigint, lease_until = $5::bigint
+    FROM picked WHERE j.id = picked.id
+    RETURNING ${jobColumns("j")}`),
+
+    renewMany: stmt(`UPDATE ${S}.jobs j SET lease_until = $3::bigint
+      FROM unnest($1::bigint[], $2::text[]) AS l(id, token)
+      WHERE j.id = l.id AND j.token = l.token AND j.state = 'active'
+      RETURNING j.id, l.token`),
+
+    /**
+     * Completes every item whose token still holds and inserts the next-stage jobs of those
+     * that did, in one statement. `done_ids` (and their `done_roots`) list the completed jobs; the other columns are
+     * the created next jobs, one per row (none: a single row of nulls).
+     */
+    completeMany: stmt(`WITH done AS (
+      UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $4::bigint,
+        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
+      FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, token, result)
+      WHERE j.id = i.id AND j.token = i.token AND j.state = 'active'
+      RETURNING j.id, coalesce(j.root_id, j.id) AS root_id
+    ), nx AS (
+      SELECT * FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[],
+        $11::bigint[], $12::text[]) WITH ORDINALITY
+        AS n(parent_id, queue, state, key, priority, max_attempts, run_at, payload, ord)
+    ), ins AS (
+      INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at, created_at,
+        parent_id, root_id)
+      SELECT n.queue, n.state, n.key, n.payload, n.max_attempts, n.priority, n.run_at, $4::bigint,
+        n.parent_id, d.root_id
+      FROM nx n JOIN done d ON d.id = n.parent_id ORDER BY n.ord
+      ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
+      RETURNING ${cols}
+    )
+    SELECT d.done_ids, d.done_roots, ins.* FROM (SELECT coalesce(array_agg(id), '{}') AS done_ids,
+        coalesce(array_agg(root_id), '{}') AS done_roots FROM done) d
+      LEFT JOIN ins ON true`),
+
+    fail: stmt(`UPDATE ${S}.jobs SET
+        state = CASE WHEN $3::bigint IS NULL THEN 'dead' ELSE 'failed' END,
+        run_at = coalesce($3::bigint, run_at),
+        finished_at = CASE WHEN $3::bigint IS NULL THEN $4::bigint END,
+        error = $5::text,
+        history = history || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('attempt', attempt,
+          'outcome', $7::text, 'message', $5::text, 'stack', $6::text, 'workerId', worker_id, 'at', $4::bigint))),
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = $1 AND token = $2 AND state = 'active' RETURNING ${cols}`),
+
+    release: stmt(`WITH r AS (
+      UPDATE ${S}.jobs SET state = 'waiting', attempt = greatest(attempt - 1, 0),
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = $1 AND token = $2 AND state = 'active' RETURNING queue, state)
+    SELECT count(*)::int AS n, ${notifyWaiting("r", "$3")} AS notified FROM r`),
+
+    cancel: stmt(`UPDATE ${S}.jobs SET state = 'cancelled', finished_at = $2::bigint,
+        history = CASE WHEN state = 'active' THEN history || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+          'attempt', attempt, 'outcome', 'cancelled', 'message', 'cancelled while running',
+          'workerId', worker_id, 'at', $2::bigint))) ELSE history END,
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = $1 RETURNING ${cols}`),
+
+    retry: stmt(`UPDATE ${S}.jobs SET state = 'waiting', attempt = 0, stalls = 0, run_at = $2::bigint,
+        finished_at = NULL, error = NULL, result = NULL
+      WHERE id = $1 RETURNING ${cols}`),
+
+    /** Stalls every active job of a worker ($4); notifies the queues of those back to waiting ($5). */
+    stallWorker: stmt(`WITH s AS (
+      UPDATE ${S}.jobs SET ${STALL_SET}
+      WHERE state = 'active' AND worker_id = $4::text RETURNING queue, state)
+    SELECT count(*)::int AS n, ${notifyWaiting("s", "$5")} AS notified FROM s`),
+
+    /** Stalls every active job whose lease ended before $2. */
+    stallExpired: stmt(`WITH s AS (
+      UPDATE ${S}.jobs SET ${STALL_SET}
+      WHERE state = 'active' AND lease_until < $2::bigint RETURNING queue, state)
+    SELECT count(*)::int AS n, ${notifyWaiting("s", "$4")} AS notified FROM s`),
+
+    notify: stmt(`SELECT pg_notify($1::text, $2::text)`),
+  };
+}
+
+export type JobStatements = ReturnType<typeof jobStatements>;

@@ -1,0 +1,183 @@
+/**
+ * Numbered, forward-only migrations, bundled here so the runtime reads no SQL files.
+ * `migrate` runs under a transaction-scoped advisory lock keyed on the schema, so two
+ * hosts starting at once both succeed: the second waits, then finds nothing to do.
+ * Never edit a released migration; add the next number.
+ */
+import { VigilError } from "../../core/errors.js";
+import type { Db } from "./db.js";
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** The SQL, given the quoted schema name. */
+  sql: (s: string) => string;
+}
+
+/** Jobs that may still run or still hold their key. */
+const LIVE = "state NOT IN ('dead', 'cancelled')";
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "jobs, totals, cursors, rejected records, incidents, locks",
+    sql: (S) => `
+CREATE TABLE ${S}.jobs (
+  id            bigserial PRIMARY KEY,
+  queue         text    NOT NULL,
+  state         text    NOT NULL CHECK (state IN ('scheduled','waiting','active','completed','failed','dead','cancelled')),
+  key           text,
+  payload       text    NOT NULL,
+  result        text,
+  error         text,
+  attempt       integer NOT NULL DEFAULT 0,
+  max_attempts  integer NOT NULL,
+  stalls        integer NOT NULL DEFAULT 0,
+  priority      integer NOT NULL DEFAULT 0,
+  run_at        bigint  NOT NULL,
+  created_at    bigint  NOT NULL,
+  started_at    bigint,
+  finished_at   bigint,
+  parent_id     bigint,
+  root_id       bigint,
+  source        text,
+  worker_id     text,
+  token         text,
+  lease_until   bigint,
+  history       jsonb   NOT NULL DEFAULT '[]'
+);
+-- The idempotency key: unique among jobs that are not dead or cancelled.
+CREATE UNIQUE INDEX jobs_key ON ${S}.jobs (key) WHERE key IS NOT NULL AND ${LIVE};
+-- What claim walks: due candidates per queue in claim order.
+CREATE INDEX jobs_due ON ${S}.jobs (queue, priority DESC, run_at, id) WHERE state IN ('waiting','scheduled','failed');
+-- Active jobs by lease end: reaping, and freeing a dead worker's leases.
+CREATE INDEX jobs_active ON ${S}.jobs (lease_until) WHERE state = 'active';
+CREATE INDEX jobs_queue_state ON ${S}.jobs (queue, state, id);
+CREATE INDEX jobs_finished ON ${S}.jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX jobs_root ON ${S}.jobs (root_id) WHERE root_id IS NOT NULL;
+
+-- Counts of pruned jobs, so totals survive pruning.
+CREATE TABLE ${S}.job_totals (
+  queue text   NOT NULL,
+  state text   NOT NULL,
+  n     bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (queue, state)
+);
+
+CREATE TABLE ${S}.cursors (
+  trigger    text   PRIMARY KEY,
+  cursor     text   NOT NULL,
+  version    bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+
+CREATE TABLE ${S}.rejected (
+  id       bigserial PRIMARY KEY,
+  trigger  text   NOT NULL,
+  reason   text   NOT NULL,
+  sample   text   NOT NULL,
+  path     text,
+  "offset" bigint,
+  at       bigint NOT NULL
+);
+CREATE INDEX rejected_trigger ON ${S}.rejected (trigger, id);
+
+CREATE TABLE ${S}.incidents (
+  id           bigserial PRIMARY KEY,
+  service      text   NOT NULL,
+  host         text   NOT NULL,
+  cause        text   NOT NULL,
+  detected_at  bigint NOT NULL,
+  recovered_at bigint,
+  detail       text   NOT NULL DEFAULT '{}'
+);
+CREATE INDEX incidents_open ON ${S}.incidents (service) WHERE recovered_at IS NULL;
+CREATE INDEX incidents_detected ON ${S}.incidents (detected_at);
+
+CREATE TABLE ${S}.locks (
+  name       text   PRIMARY KEY,
+  owner      text   NOT NULL,
+  expires_at bigint NOT NULL
+);
+
+-- Wake idle workers: every statement that inserts waiting jobs notifies each of their
+-- queues once on the channel '<schema>:jobs' (delivered at commit, folded per transaction).
+CREATE FUNCTION ${S}.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify(TG_TABLE_SCHEMA || ':jobs', q.queue)
+    FROM (SELECT DISTINCT queue FROM new_rows WHERE state = 'waiting') q;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_notify AFTER INSERT ON ${S}.jobs
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${S}.jobs_notify();
+`,
+  },
+];
+
+/** The newest schema version this build knows. */
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/**
+ * Advisory lock namespace for migrations ("vigl" in ASCII); the second key is a hash of
+ * the schema, so stores in different schemas of one database migrate independently.
+ */
+const LOCK_CLASS = 0x7669676c;
+
+/** Applies the pending migrations in one transaction; returns how many ran. */
+export async function migrate(db: Db, schema: string, quoted: string): Promise<number> {
+  return db.tx(async (q) => {
+    // Held until commit: a second process blocks here, then sees the finished work.
+    await q.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, schema]);
+    await q.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+    const tables = await q.query<{ name: string }>(
+      "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1",
+      [schema],
+    );
+    const names = new Set(tables.map((t) => t.name));
+    if (!names.has("migrations")) {
+      if (names.size > 0) {
+        throw new VigilError(
+          "STORE_FOREIGN",
+          `schema "${schema}" already holds tables that Vigil did not create (${[...names].slice(0, 5).join(", ")}); ` +
+            "point Vigil at another schema with ?schema=NAME in the store URL",
+        );
+      }
+      await q.query(
+        `CREATE TABLE ${quoted}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
+      );
+    }
+    const rows = await q.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${quoted}.migrations`);
+    const current = rows[0]?.v ?? 0;
+    if (current > LATEST_VERSION) throw tooNew(schema, current);
+    let ran = 0;
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      await q.query(m.sql(quoted));
+      await q.query(`INSERT INTO ${quoted}.migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [
+        m.version,
+        m.name,
+        Date.now(),
+      ]);
+      ran++;
+    }
+    return ran;
+  });
+}
+
+/** The schema version in the database (0: none), without writing anything. */
+export async function schemaVersion(db: Db, schema: string, quoted: string): Promise<number> {
+  const exists = await db.query<{ ok: boolean }>(
+    "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'migrations') AS ok",
+    [schema],
+  );
+  if (!exists[0]?.ok) return 0;
+  const rows = await db.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${quoted}.migrations`);
+  return rows[0]?.v ?? 0;
+}
+
+export function tooNew(schema: string, version: number): VigilError {
+  return new VigilError(
+    "STORE_TOO_NEW",
+    `schema "${schema}" is at version ${version}, newer than this Vigil knows (${LATEST_VERSION}); upgrade Vigil`,
+  );
+}

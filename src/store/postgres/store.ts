@@ -1,0 +1,336 @@
+/**
+ * The PostgreSQL store: Vigil's tables in their own schema (default `vigil`), shared by
+ * any number of hosts. Claims lock rows with `FOR UPDATE SKIP LOCKED`, so claimers never
+ * wait on each other; batches (claims, renewals, completions with their next-stage jobs)
+ * are single statements over arrays. Idle workers are woken by LISTEN/NOTIFY. While the
+ * server is down every call fails with STORE_UNREACHABLE, and works again once it is back.
+ */
+import { systemClock, type Clock } from "../../core/clock.js";
+import { LeaseLostError, VigilError } from "../../core/errors.js";
+import type {
+  EnqueueItem,
+  EnqueueOptions,
+  EnqueueResult,
+  Incident,
+  Job,
+  JobErrorInfo,
+  JobFilter,
+  Lease,
+  LeaseRef,
+  NewIncident,
+  NextJob,
+  QueueCounts,
+  QueueReport,
+  RejectedRecord,
+} from "../../core/types.js";
+import { encodeJson } from "../common.js";
+import {
+  DEFAULT_ATTEMPTS,
+  DEFAULT_MAX_PAYLOAD,
+  DEFAULT_MAX_STALLS,
+  type ClaimRequest,
+  type CompleteItem,
+  type CompleteOutcome,
+  type FailOptions,
+  type PruneOptions,
+  type ReapOptions,
+  type Store,
+  type StoreCaps,
+  type StoreOptions,
+  type TriggerCommit,
+  type TriggerCursor,
+} from "../store.js";
+import { createPool, parsePostgresUrl, quoteIdent, type PgTarget } from "./connection.js";
+import { Db } from "./db.js";
+import * as ctl from "./job-control.js";
+import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
+import * as w from "./job-writes.js";
+import { jobStatements } from "./jobs-sql.js";
+import { NotifyListener } from "./listen.js";
+import { LATEST_VERSION, migrate, schemaVersion, tooNew } from "./migrations.js";
+import { rowToJob, type JobRow } from "./rows.js";
+import * as side from "./side-tables.js";
+
+/**
+ * Opens the store at a `postgres://` URL: connects, and (unless `readOnly`) applies pending
+ * migrations under an advisory lock. The schema comes from `opts.schema`, else the URL's
+ * `?schema=`, else `vigil`. Throws STORE_UNREACHABLE when the server cannot be reached.
+ */
+export async function openPostgresStore(url: string, opts: StoreOptions = {}): Promise<Store> {
+  const target = parsePostgresUrl(url, opts.schema);
+  const store = new PostgresStore(target, opts);
+  try {
+    if (opts.readOnly) {
+      const version = await schemaVersion(store.db, target.schema, quoteIdent(target.schema));
+      if (version === 0) {
+        throw new VigilError(
+          "STORE_UNREACHABLE",
+          `store ${target.location} has no Vigil tables yet; run \`vigil migrate\` to create them`,
+        );
+      }
+      if (version > LATEST_VERSION) throw tooNew(target.schema, version);
+    } else {
+      await store.migrate();
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
+
+class PostgresStore implements Store {
+  readonly kind = "postgres" as const;
+  readonly caps: StoreCaps = { notify: true, multiHost: true };
+  readonly location: string;
+  readonly clock: Clock;
+  readonly db: Db;
+  private readonly S: string;
+  private readonly ctx: w.JobContext;
+  private readonly listeners = new Set<(queue: string) => void>();
+  private listener: NotifyListener | null = null;
+  private closed = false;
+  /** The last error an idle pooled connection reported (a restart ends them all). */
+  lastPoolError: Error | null = null;
+
+  constructor(
+    private readonly target: PgTarget,
+    private readonly opts: StoreOptions,
+  ) {
+    this.location = target.location;
+    this.clock = opts.clock ?? systemClock;
+    this.S = quoteIdent(target.schema);
+    const pool = createPool(target, (err) => {
+      this.lastPoolError = err;
+    }, opts.readOnly === true);
+    this.db = new Db(pool, target.location);
+    this.ctx = {
+      db: this.db,
+      sql: jobStatements(this.S),
+      clock: this.clock,
+      channel: `${target.schema}:jobs`,
+      maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+    };
+  }
+
+  private writable(): void {
+    if (this.opts.readOnly) throw new VigilError("BAD_INPUT", `store ${this.location} was opened read-only`);
+  }
+
+  // --- jobs ---------------------------------------------------------------------------
+
+  async enqueue(queue: string, payload: unknown, opts: EnqueueOptions = {}): Promise<EnqueueResult> {
+    this.writable();
+    return w.enqueueOne(this.ctx, w.prepareItem(this.ctx, { ...opts, queue, payload }));
+  }
+
+  async enqueueMany(items: EnqueueItem[]): Promise<EnqueueResult[]> {
+    this.writable();
+    return w.enqueueMany(this.ctx, items.map((it) => w.prepareItem(this.ctx, it)));
+  }
+
+  async claim(req: ClaimRequest): Promise<Lease[]> {
+    this.writable();
+    return w.claim(this.ctx, req.workerId, req.queues, req.leaseMs);
+  }
+
+  async renew(lease: LeaseRef, leaseMs: number): Promise<number> {
+    this.writable();
+    const { lost, leaseUntil } = await w.renewMany(this.ctx, [lease], leaseMs);
+    if (lost.length > 0) throw new LeaseLostError(lease.jobId);
+    return leaseUntil;
+  }
+
+  async renewMany(leases: LeaseRef[], leaseMs: number): Promise<number[]> {
+    this.writable();
+    return (await w.renewMany(this.ctx, leases, leaseMs)).lost;
+  }
+
+  async complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]> {
+    this.writable();
+    const [outcome] = await w.completeMany(this.ctx, [next ? { lease, result, next } : { lease, result }]);
+    if (!outcome!.ok) throw outcome!.error;
+    return outcome!.next;
+  }
+
+  async completeMany(items: CompleteItem[]): Promise<CompleteOutcome[]> {
+    this.writable();
+    return w.completeMany(this.ctx, items);
+  }
+
+  async fail(lease: LeaseRef, error: JobErrorInfo, opts: FailOptions = {}): Promise<Job> {
+    this.writable();
+    return ctl.fail(this.ctx, lease, error, opts.retryAt);
+  }
+
+  async release(lease: LeaseRef): Promise<void> {
+    this.writable();
+    await ctl.release(this.ctx, lease);
+  }
+
+  async cancel(id: number): Promise<Job> {
+    this.writable();
+    return ctl.cancel(this.ctx, id);
+  }
+
+  async retry(id: number): Promise<Job> {
+    this.writable();
+    return ctl.retry(this.ctx, id);
+  }
+
+  async releaseWorker(workerId: string, reason?: string, opts: ReapOptions = {}): Promise<number> {
+    this.writable();
+    const message = reason ?? `worker ${workerId} stopped while running the job`;
+    return ctl.stallWorker(this.ctx, workerId, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+  }
+
+  async reapExpired(opts: ReapOptions = {}): Promise<number> {
+    this.writable();
+    const message = "the lease expired: the worker stopped renewing it";
+    return ctl.stallExpired(this.ctx, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+  }
+
+  async get(id: number): Promise<Job | null> {
+    if (!Number.isSafeInteger(id)) return null;
+    const s = this.ctx.sql.byId;
+    const rows = await this.db.query<JobRow>(s.text, [id], s.name);
+    return rows[0] ? rowToJob(rows[0]) : null;
+  }
+
+  async list(filter?: JobFilter): Promise<Job[]> {
+    return listJobs(this.db, this.S, filter);
+  }
+
+  async stats(): Promise<Record<string, QueueCounts>> {
+    return jobStats(this.db, this.S);
+  }
+
+  async oldestWaiting(): Promise<Record<string, number>> {
+    return oldestWaiting(this.db, this.S, this.clock.now());
+  }
+
+  async report(since: number): Promise<QueueReport[]> {
+    return jobReport(this.db, this.S, since);
+  }
+
+  async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
+    this.writable();
+    return pruneJobs(this.db, this.S, opts);
+  }
+
+  subscribe(listener: (queue: string) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.listener && !this.closed) {
+      this.listener = new NotifyListener(
+        this.target,
+        this.ctx.channel,
+        () => this.dueQueues(),
+        (queue) => {
+          for (const l of [...this.listeners]) l(queue);
+        },
+      );
+      this.listener.start();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0 && this.listener) {
+        void this.listener.stop();
+        this.listener = null;
+      }
+    };
+  }
+
+  /** Queues with a job ready to claim now (told to listeners after a reconnect). */
+  private async dueQueues(): Promise<string[]> {
+    return Object.keys(await this.oldestWaiting());
+  }
+
+  // --- triggers -----------------------------------------------------------------------
+
+  async getCursor(trigger: string): Promise<TriggerCursor | null> {
+    return side.readCursor(this.db, this.S, trigger);
+  }
+
+  async commitTrigger(c: TriggerCommit): Promise<boolean> {
+    this.writable();
+    const cursor = encodeJson(c.cursor, this.ctx.maxPayload, "cursor");
+    const jobs = c.jobs.map((it) => w.prepareItem(this.ctx, it));
+    const rejected = (c.rejected ?? []).map((r) => ({ ...r, trigger: r.trigger || c.trigger }));
+    return this.db.tx(async (q) => {
+      const now = this.clock.now();
+      if (!(await side.advanceCursor(q, this.S, c.trigger, c.expectVersion, cursor, now))) return false;
+      if (jobs.length > 0) await w.insertItems(this.ctx, q, jobs, now);
+      await side.insertRejected(q, this.S, rejected, now);
+      return true;
+    });
+  }
+
+  async listRejected(trigger?: string, limit?: number): Promise<RejectedRecord[]> {
+    return side.listRejected(this.db, this.S, trigger, limit);
+  }
+
+  // --- incidents ----------------------------------------------------------------------
+
+  async addIncident(incident: NewIncident): Promise<Incident> {
+    this.writable();
+    const detail = encodeJson(incident.detail ?? {}, this.ctx.maxPayload, "incident detail");
+    return side.addIncident(this.db, this.S, incident, this.clock.now(), detail);
+  }
+
+  async resolveIncidents(service: string, at?: number, id?: number): Promise<number> {
+    this.writable();
+    return side.resolveIncidents(this.db, this.S, service, at ?? this.clock.now(), id);
+  }
+
+  async updateIncident(id: number, detail: Record<string, unknown>): Promise<void> {
+    this.writable();
+    const encode = (v: unknown) => encodeJson(v, this.ctx.maxPayload, "incident detail");
+    await side.mergeIncidentDetail(this.db, this.S, id, detail, encode);
+  }
+
+  async listIncidents(opts?: { since?: number; service?: string; limit?: number }): Promise<Incident[]> {
+    return side.listIncidents(this.db, this.S, opts);
+  }
+
+  // --- leader locks -------------------------------------------------------------------
+
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    this.writable();
+    return side.tryLock(this.db, this.S, name, owner, this.clock.now(), ttlMs);
+  }
+
+  async unlock(name: string, owner: string): Promise<void> {
+    this.writable();
+    await side.unlock(this.db, this.S, name, owner);
+  }
+
+  // --- upkeep -------------------------------------------------------------------------
+
+  async migrate(): Promise<number> {
+    this.writable();
+    return migrate(this.db, this.target.schema, this.S);
+  }
+
+  async check(): Promise<string | null> {
+    const version = await schemaVersion(this.db, this.target.schema, this.S);
+    if (version !== LATEST_VERSION) {
+      return `schema "${this.target.schema}" is at version ${version}, expected ${LATEST_VERSION}; run \`vigil migrate\``;
+    }
+    const rows = await this.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${this.S}.jobs WHERE state = 'active' AND (token IS NULL OR lease_until IS NULL)`,
+    );
+    const n = rows[0]?.n ?? 0;
+    return n === 0 ? null : `${n} active job(s) have no lease token or lease end`;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    const listener = this.listener;
+    this.listener = null;
+    await listener?.stop();
+    await this.db.pool.end().catch(() => {});
+  }
+}
