@@ -247,23 +247,25 @@ class Channel {
   private async pump(): Promise<void> {
     this.running = true;
     try {
-      while (this.queue.length > 0 && !this.abort.signal.aborted) {
-        const item = this.queue[0]!;
-        item.attempt++;
-        try {
-          await this.deliver(item.msg);
-          this.counters.delivered++;
-          this.queue.shift();
-        } catch (err) {
-          if (this.abort.signal.aborted) break;
-          if (item.attempt >= this.attempts) {
-            this.queue.shift();
-            this.counters.failed++;
-            this.log.error({ err, target: this.describe(), kind: item.msg.kind }, "alert not delivered; giving up");
-            continue;
+      // The message in flight leaves the queue first, so dropping the oldest queued
+      // message when the queue is full never drops the one being delivered.
+      for (let item = this.queue.shift(); item && !this.abort.signal.aborted; item = this.queue.shift()) {
+        for (;;) {
+          item.attempt++;
+          try {
+            await this.deliver(item.msg);
+            this.counters.delivered++;
+            break;
+          } catch (err) {
+            if (this.abort.signal.aborted) return;
+            if (item.attempt >= this.attempts) {
+              this.counters.failed++;
+              this.log.error({ err, target: this.describe(), kind: item.msg.kind }, "alert not delivered; giving up");
+              break;
+            }
+            this.log.warn({ err, target: this.describe(), attempt: item.attempt }, "alert delivery failed; will retry");
+            await sleep(backoffDelay(this.retry, item.attempt), this.abort.signal);
           }
-          this.log.warn({ err, target: this.describe(), attempt: item.attempt }, "alert delivery failed; will retry");
-          await sleep(backoffDelay(this.retry, item.attempt), this.abort.signal);
         }
       }
     } finally {
