@@ -126,3 +126,45 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A handler for the worker tests: on its first attempt it sleeps, blocks its event loop
+ * or never settles (per `payload.mode`); every attempt logs start and end with its pid
+ * to runs.log; the result names the process that completed the job.
+ */
+export const WORK_HANDLER = `import { appendFileSync } from "node:fs";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default async function handle(job, ctx) {
+  const log = (what) => appendFileSync(new URL("./runs.log", import.meta.url), process.pid + " " + job.id + " " + job.attempt + " " + what + "\\n");
+  log("start");
+  if (job.attempt === 1) {
+    const mode = job.payload.mode;
+    if (mode === "sleep") await sleep(job.payload.ms);
+    if (mode === "block") for (;;) {}
+    if (mode === "hang") await new Promise(() => {});
+  }
+  log("end");
+  return { pid: process.pid };
+}
+`;
+
+/** Two workers on queue `work` (no timeout to speak of) and `hang` (2 s timeout, 1 s killGrace). */
+export const WORKERS_YAML = (supervision: string) => `queues:
+  work: { handler: ./work.mjs }
+  hang: { handler: ./work.mjs, timeout: 2s, killGrace: 1s }
+services:
+  workers: { queues: [work, hang], instances: 2 }
+supervision: ${supervision}
+http: { enabled: false }
+`;
+
+/** The worker process that holds job `id` now and has reported it in a heartbeat. */
+export async function holderOf(p: Project, store: Store, id: number): Promise<{ pid: number; name: string }> {
+  return waitFor(`job ${id} active on a worker`, async () => {
+    const job = await store.get(id);
+    if (job?.state !== "active" || !job.workerId) return null;
+    const r = (await snapshot(p))?.services.find((s) => s.workerId === job.workerId);
+    // Wait for a heartbeat that lists the job too, so the incident can name it.
+    return r?.pid && (r.activeJobs ?? 0) > 0 ? { pid: r.pid, name: r.name } : null;
+  });
+}
