@@ -4,7 +4,7 @@
  * corrupted, belongs to another application or comes from a newer Vigil is refused from a
  * read-only look, and its bytes are left as they were.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
 import Database from "better-sqlite3";
 import { VigilError } from "../../core/errors.js";
 import { SCHEMA_VERSION, schemaVersion, tooNewError } from "./migrations.js";
@@ -19,6 +19,21 @@ function corrupt(path: string, what: string, cause?: unknown): VigilError {
     "STORE_CORRUPT",
     `store ${path} ${what}; Vigil will not write to it. Restore it from a backup, or point \`store:\` at another path`,
     cause === undefined ? undefined : { cause },
+  );
+}
+
+/** Only these SQLite codes mean the file itself is bad; others (busy, no access) do not. */
+function isCorruption(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB");
+}
+
+function fromSqlite(path: string, what: string, err: unknown): VigilError {
+  if (isCorruption(err)) return corrupt(path, `${what} (${(err as Error).message})`, err);
+  return new VigilError(
+    "STORE_UNREACHABLE",
+    `store ${path} could not be read (${(err as Error).message}); check its permissions and that no other program holds it locked`,
+    { cause: err },
   );
 }
 
@@ -47,11 +62,12 @@ export function inspectFile(path: string): FileState {
   if (header.length < HEADER.length || !header.equals(HEADER)) {
     throw corrupt(path, "is not a SQLite database (it is another kind of file, or its header is damaged)");
   }
+  const sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (err) {
-    throw corrupt(path, `cannot be opened (${(err as Error).message})`, err);
+    throw fromSqlite(path, "cannot be opened", err);
   }
   try {
     let tables: string[];
@@ -64,7 +80,7 @@ export function inspectFile(path: string): FileState {
       tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
     } catch (err) {
       if (err instanceof VigilError) throw err;
-      throw corrupt(path, `is corrupted (${(err as Error).message})`, err);
+      throw fromSqlite(path, "is corrupted", err);
     }
     if (tables.length === 0) return "empty";
     if (!tables.includes("vigil_meta")) {
@@ -76,7 +92,33 @@ export function inspectFile(path: string): FileState {
     const version = schemaVersion(db);
     if (version > SCHEMA_VERSION) throw tooNewError(path, version);
     return "vigil";
+  } catch (err) {
+    // Only a corrupt or foreign file: no Vigil process uses it, so nobody holds these open.
+    // (A newer Vigil may be using a STORE_TOO_NEW file; a busy file is in use.)
+    const code = err instanceof VigilError ? err.code : "";
+    if (code === "STORE_CORRUPT" || code === "STORE_FOREIGN") {
+      db.close();
+      removeEmptyWal(sideFiles);
+    }
+    throw err;
   } finally {
-    db.close();
+    if (db.open) db.close();
+  }
+}
+
+/**
+ * A read-only look at a WAL-mode file makes `-wal` and `-shm` beside it. For a refused file,
+ * removes the ones this look created while the WAL is still empty, so its folder is left as
+ * it was. Never done for a healthy store: another process may have opened them meanwhile.
+ */
+function removeEmptyWal(created: string[]): void {
+  const wal = created.find((f) => f.endsWith("-wal"));
+  if (wal && existsSync(wal) && statSync(wal).size !== 0) return;
+  for (const f of created) {
+    try {
+      unlinkSync(f);
+    } catch {
+      // not made, or another process opened the store meanwhile and removed it
+    }
   }
 }

@@ -78,21 +78,25 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   }
   mkdirSync(dirname(abs), { recursive: true });
   const db = new Database(abs);
+  let migrated = 0;
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
     // Sorting or grouping never spills to a temp file (that once made claims 3× slower).
     db.pragma("temp_store = MEMORY");
-    migrate(db, abs);
+    migrated = migrate(db, abs);
   } catch (err) {
     db.close();
     throw err;
   }
-  return new SqliteStore(db, abs, opts);
+  const store = new SqliteStore(db, abs, opts);
+  store.migratedOnOpen = migrated;
+  return store;
 }
 
-class SqliteStore implements Store {
+/** The SQLite store; beyond `Store` it lets `vigil doctor` and tests read its settings. */
+export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
   readonly caps: StoreCaps = { notify: true, multiHost: false };
   readonly clock: Clock;
@@ -101,6 +105,8 @@ class SqliteStore implements Store {
   private readonly side: side.SideStatements | null;
   private readonly wake: WakeBus;
   private closed = false;
+  /** How many migrations opening this store ran (0 when another process had run them). */
+  migratedOnOpen = 0;
 
   constructor(
     private readonly db: Database.Database,
@@ -332,6 +338,11 @@ class SqliteStore implements Store {
     const rows = this.db.pragma("quick_check") as { quick_check: string }[];
     const msgs = rows.map((r) => r.quick_check);
     return msgs.length === 1 && msgs[0] === "ok" ? null : msgs.slice(0, 5).join("; ");
+  }
+
+  /** Reads one pragma of this connection (e.g. `synchronous`: 1 NORMAL, 2 FULL). */
+  pragma(name: "synchronous" | "journal_mode" | "busy_timeout" | "temp_store" | "user_version"): unknown {
+    return this.db.pragma(name, { simple: true });
   }
 
   async close(): Promise<void> {

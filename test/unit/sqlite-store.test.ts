@@ -1,0 +1,226 @@
+/**
+ * What only the SQLite store has: refusing bad files without touching them, migrations
+ * raced by several processes, durability, several processes draining one file, and
+ * wake-ups across processes.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { VigilError } from "../../src/core/errors.js";
+import { SCHEMA_VERSION } from "../../src/store/sqlite/migrations.js";
+import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/store.js";
+import { wakeDir } from "../../src/store/sqlite/wake.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CHILD = join(here, "fixtures", "sqlite-child.ts");
+const ROOT = resolve(here, "..", "..");
+
+let dir: string;
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "vigil-sqlite-"));
+});
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A child running the fixture, with its stdout collected. */
+function child(...args: string[]) {
+  const proc = spawn(process.execPath, ["--import", "tsx", CHILD, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+  children.push(proc);
+  let out = "";
+  let err = "";
+  proc.on("error", (e) => (err += String(e)));
+  proc.stdin!.on("error", () => {}); // the child may exit before reading
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number>((res) => proc.on("exit", (code) => res(code ?? -1)));
+  return {
+    proc,
+    out: () => out,
+    err: () => err,
+    exited,
+    /** Resolves when stdout holds `text`; rejects if the child exits first or after `ms`. */
+    async waitFor(text: string, ms = 60_000): Promise<void> {
+      const deadline = Date.now() + ms;
+      while (!out.includes(text)) {
+        if (proc.exitCode !== null) throw new Error(`child exited ${proc.exitCode} before "${text}": ${err}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}" (stderr: ${err})`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+  };
+}
+
+async function refusal(path: string): Promise<VigilError> {
+  try {
+    const s = await openSqliteStore(path, {});
+    await s.close();
+  } catch (err) {
+    return err as VigilError;
+  }
+  throw new Error(`${path} was accepted`);
+}
+
+/** Opening must refuse the file, name it, and leave its bytes and its folder as they were. */
+async function expectRefusedUntouched(path: string, code: string, advice: RegExp): Promise<VigilError> {
+  const before = readFileSync(path);
+  const err = await refusal(path);
+  expect(err.code).toBe(code);
+  expect(err.message).toContain(path);
+  expect(err.message).toMatch(advice);
+  expect(readFileSync(path).equals(before)).toBe(true);
+  expect(existsSync(`${path}-wal`)).toBe(false);
+  expect(existsSync(`${path}-journal`)).toBe(false);
+  return err;
+}
+
+describe("sqlite store: files it must not touch", () => {
+  it("refuses a file that is not SQLite", async () => {
+    const path = join(dir, "notes.db");
+    writeFileSync(path, "queues:\n  outline: {}\n".repeat(200));
+    await expectRefusedUntouched(path, "STORE_CORRUPT", /not a SQLite database.*Restore it from a backup, or point `store:`/);
+  });
+
+  it("refuses a corrupted store", async () => {
+    const path = join(dir, "corrupt", "vigil.db");
+    const s = await openSqliteStore(path, {});
+    await s.enqueueMany(Array.from({ length: 2000 }, (_, i) => ({ queue: "q", payload: { i, pad: "x".repeat(100) } })));
+    await s.close();
+    const size = statSync(path).size;
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.alloc(3 * 4096, 0x5a), 0, 3 * 4096, Math.floor(size / 2 / 4096) * 4096);
+    closeSync(fd);
+    await expectRefusedUntouched(path, "STORE_CORRUPT", /corrupted.*Restore it from a backup/);
+  });
+
+  it("refuses another application's SQLite database", async () => {
+    const path = join(dir, "app.sqlite");
+    const other = new Database(path);
+    other.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES ('ada');");
+    other.close();
+    const err = await expectRefusedUntouched(path, "STORE_FOREIGN", /another application \(tables: users\).*Point `store:` at another path/);
+    expect(err.name).toBe("VigilError");
+  });
+
+  it("refuses a store written by a newer Vigil", async () => {
+    const path = join(dir, "newer", "vigil.db");
+    await (await openSqliteStore(path, {})).close();
+    const db = new Database(path);
+    db.prepare("UPDATE vigil_meta SET value = ? WHERE name = 'schema_version'").run(String(SCHEMA_VERSION + 1));
+    db.close();
+    const before = readFileSync(path);
+    const err = await refusal(path);
+    expect(err.code).toBe("STORE_TOO_NEW");
+    expect(err.message).toContain(`schema version ${SCHEMA_VERSION + 1}`);
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  it("creates the folder and a fresh store, and reopens it", async () => {
+    const path = join(dir, "a", "b", "c", "vigil.db");
+    const s = (await openSqliteStore(path, {})) as SqliteStore;
+    expect(s.migratedOnOpen).toBe(SCHEMA_VERSION);
+    expect(s.pragma("journal_mode")).toBe("wal");
+    expect(s.pragma("synchronous")).toBe(1); // NORMAL
+    expect(s.pragma("temp_store")).toBe(2); // MEMORY
+    expect(s.pragma("busy_timeout")).toBe(5000);
+    await s.enqueue("q", 1);
+    await s.close();
+    const again = (await openSqliteStore(path, {})) as SqliteStore;
+    expect(again.migratedOnOpen).toBe(0);
+    expect((await again.stats()).q!.waiting).toBe(1);
+    await again.close();
+  });
+
+  it("durability full sets synchronous=FULL", async () => {
+    const s = (await openSqliteStore(join(dir, "full.db"), { durability: "full" })) as SqliteStore;
+    expect(s.pragma("synchronous")).toBe(2);
+    await s.close();
+  });
+});
+
+describe("sqlite store: several processes on one file", () => {
+  it("runs migrations once when 4 processes open a fresh file together", async () => {
+    const path = join(dir, "race", "vigil.db");
+    const kids = Array.from({ length: 4 }, () => child("migrate", path));
+    await Promise.all(kids.map((k) => k.waitFor("ready")));
+    for (const k of kids) k.proc.stdin!.write("go\n");
+    const codes = await Promise.all(kids.map((k) => k.exited));
+    expect(codes, kids.map((k) => k.err()).join("\n")).toEqual([0, 0, 0, 0]);
+    const ran = kids.map((k) => Number(/ran=(\d+) again=(\d+)/.exec(k.out())?.[1]));
+    const again = kids.map((k) => Number(/again=(\d+)/.exec(k.out())?.[1]));
+    expect(ran.sort()).toEqual([0, 0, 0, SCHEMA_VERSION]);
+    expect(again).toEqual([0, 0, 0, 0]);
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare("SELECT value FROM vigil_meta WHERE name = 'schema_version'").pluck().get()).toBe(String(SCHEMA_VERSION));
+    expect(db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").pluck().get()).toBe(1);
+    db.close();
+  });
+
+  it("4 workers drain 20,000 jobs enqueued meanwhile: each completed exactly once", async () => {
+    const path = join(dir, "drain", "vigil.db");
+    const N = 20_000;
+    const store = await openSqliteStore(path, {});
+    try {
+      const kids = ["w1", "w2", "w3", "w4"].map((id) => child("drain", path, id, String(N)));
+      await Promise.all(kids.map((k) => k.waitFor("ready")));
+      for (let i = 0; i < N; i += 500) {
+        await store.enqueueMany(Array.from({ length: 500 }, (_, j) => ({ queue: "q", payload: { n: i + j } })));
+      }
+      const codes = await Promise.all(kids.map((k) => k.exited));
+      expect(codes, kids.map((k) => k.err()).join("\n")).toEqual([0, 0, 0, 0]);
+      const reports = kids.map((k) => JSON.parse(k.out().trim().split("\n").pop()!) as { claimed: number[]; refused: number });
+      expect(reports.map((r) => r.refused)).toEqual([0, 0, 0, 0]);
+      const claimedBy = new Map<number, string[]>();
+      reports.forEach((r, i) => {
+        for (const id of r.claimed) claimedBy.set(id, [...(claimedBy.get(id) ?? []), `w${i + 1}`]);
+      });
+      const doubles = [...claimedBy].filter(([, who]) => who.length > 1);
+      expect(doubles).toEqual([]);
+      expect(claimedBy.size).toBe(N);
+      const counts = (await store.stats()).q!;
+      expect(counts).toMatchObject({ completed: N, waiting: 0, active: 0, dead: 0 });
+      const jobs = await store.list({ limit: 0 });
+      expect(jobs.length).toBe(N);
+      expect(jobs.filter((j) => j.attempt !== 1)).toEqual([]);
+      // Each job's stored result names the one worker that claimed it.
+      expect(jobs.filter((j) => (j.result as { by: string }).by !== claimedBy.get(j.id)![0])).toEqual([]);
+      expect(new Set(jobs.map((j) => (j.payload as { n: number }).n)).size).toBe(N);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a subscriber in another process hears an enqueue", async () => {
+    const path = join(dir, "wake", "vigil.db");
+    const store = await openSqliteStore(path, {});
+    try {
+      const listener = child("listen", path, "outline");
+      await listener.waitFor("ready");
+      expect(existsSync(join(wakeDir(path), `${listener.proc.pid}.sock`))).toBe(true);
+      await store.enqueue("outline", { idea: 1 });
+      await listener.waitFor("heard");
+      expect(await listener.exited).toBe(0);
+      // The listener removed its socket on close.
+      expect(existsSync(join(wakeDir(path), `${listener.proc.pid}.sock`))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("puts the wake folder under the temp dir when the path would be too long for a socket", () => {
+    const long = join(dir, "x".repeat(120), "vigil.db");
+    const d = wakeDir(long);
+    expect(d.startsWith(tmpdir())).toBe(true);
+    expect(d).toBe(wakeDir(long));
+    expect(wakeDir(join(dir, "short.db"))).toBe(join(dir, "short.db.wake"));
+  });
+});
