@@ -78,6 +78,7 @@ export class Worker extends EventEmitter {
   private renewTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
+  private readonly wakeTimes = new Set<number>();
   private lastReapAt = 0;
   private unsubscribe: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -437,18 +438,31 @@ export class Worker extends EventEmitter {
     this.emit("store-error", err);
   }
 
-  /** A claim at `at` (ms since the epoch), for a retry coming due before the next poll. */
+  /**
+   * A claim when a retry comes due, instead of at the next poll. Times are kept in 10 ms
+   * buckets so a burst of failures costs one entry per bucket, not one per job.
+   */
   private wakeAtTime(at: number): void {
-    if (at >= this.wakeAt || this.state !== "running") return;
+    if (this.state !== "running") return;
+    this.wakeTimes.add(Math.ceil(at / 10) * 10);
+    this.armWake();
+  }
+
+  private armWake(): void {
+    let next = Infinity;
+    for (const t of this.wakeTimes) if (t < next) next = t;
+    if (next === this.wakeAt) return;
     clearTimeout(this.wakeTimer);
-    this.wakeAt = at;
-    this.wakeTimer = setTimeout(
-      () => {
-        this.wakeAt = Infinity;
-        for (const q of this.queues.keys()) this.wake(q);
-      },
-      Math.max(0, at - Date.now()) + 5,
-    );
+    this.wakeAt = next;
+    if (next === Infinity) return;
+    // 5 ms late on purpose: a timer may fire a millisecond early, and the job must be due.
+    this.wakeTimer = setTimeout(() => {
+      const now = Date.now();
+      for (const t of this.wakeTimes) if (t <= now) this.wakeTimes.delete(t);
+      this.wakeAt = Infinity;
+      for (const q of this.queues.keys()) this.wake(q);
+      this.armWake();
+    }, Math.max(0, next - Date.now()) + 5);
     this.wakeTimer.unref();
   }
 
@@ -469,6 +483,7 @@ export class Worker extends EventEmitter {
     this.log.info({ running: this.running.size, timeoutMs }, "draining");
     clearInterval(this.pollTimer);
     clearTimeout(this.wakeTimer);
+    this.wakeTimes.clear();
     this.unsubscribe?.();
     if (this.hasOwnedRuns() && timeoutMs > 0) {
       await new Promise<void>((resolve) => {
