@@ -100,7 +100,8 @@ export function clientConfig(target: PgTarget): pg.ClientConfig {
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // TCP keep-alive notices a peer that vanished (a lost host) instead of waiting on a dead socket.
     keepAlive: true,
-    application_name: "vigil",
+    // Names the schema in pg_stat_activity, so an operator (or a test) can tell stores apart.
+    application_name: `vigil:${target.schema}`.slice(0, 63),
   };
 }
 
