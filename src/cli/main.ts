@@ -19,6 +19,7 @@ import { register as registerHealth } from "./health.js";
 import { register as registerReport } from "./report.js";
 import { register as registerDoctor } from "./doctor.js";
 import { register as registerBackup } from "./backup.js";
+import { register as registerTriggers } from "./triggers.js";
 
 export function buildProgram(): Command {
   const program = new Command("vigil")
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerDoctor(program);
   registerBackup(program);
+  registerTriggers(program);
   return program;
 }
 

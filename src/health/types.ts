@@ -44,6 +44,8 @@ export interface TriggerStatus {
   rejected: number;
   error: string | null;
   host?: string | null;
+  /** Whether this process holds the trigger's leader lock (false: another process polls it). */
+  leader?: boolean;
 }
 
 export interface StatusSnapshot {

@@ -1,0 +1,137 @@
+/**
+ * The `vigil triggers` process: config → store → TriggerRunner, plus the lease sweeper,
+ * wired to signals and the supervisor's IPC channel. It heartbeats from its main loop
+ * like a worker (`{t:"hb"}` every second) and reports each trigger's state with every beat
+ * (`{t:"triggers"}`), so a trigger process whose loop is stuck is restarted like a worker.
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Command } from "commander";
+import { pino } from "pino";
+import { VigilError, describeError } from "../core/errors.js";
+import { loadContext, openContextStore } from "../cli/context.js";
+import { ProcessHeartbeat } from "../worker/heartbeat.js";
+import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, type WorkerMessage } from "../worker/protocol.js";
+import type { Watchdog } from "../worker/watchdog.js";
+import { TriggerRunner } from "./runner.js";
+
+/**
+ * How often expired leases are swept. A job whose worker vanished without the supervisor
+ * seeing it (another host, a lost machine) waits for its lease and then at most this long;
+ * workers also reap as they poll, so this only matters when every worker is idle or gone.
+ */
+const SWEEP_EVERY_MS = 5000;
+/** The sweeper's leader lock outlives a missed sweep or two, never much longer. */
+const SWEEP_LOCK_TTL_MS = 3 * SWEEP_EVERY_MS;
+/** How long stopping may take (polls in flight finishing their commit) before exiting anyway. */
+const STOP_HARD_MS = 10_000;
+
+export async function runTriggersProcess(cmd: Command): Promise<void> {
+  const ctx = await loadContext(cmd);
+  const config = ctx.config;
+  if (!config || Object.keys(config.triggers).length === 0) {
+    throw new VigilError(
+      "CONFIG",
+      config
+        ? `${ctx.configPath} defines no triggers; add one under \`triggers:\` (tail, watch or file)`
+        : "vigil triggers needs a config file with triggers; create vigil.yaml or pass one with -c FILE",
+    );
+  }
+  const host = config.host ?? hostname();
+  const owner = process.env[ENV_WORKER_ID] || `${host}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  const logger = pino({
+    level: process.env.VIGIL_LOG_LEVEL ?? "info",
+    base: { pid: process.pid, service: process.env[ENV_SERVICE] ?? "triggers" },
+  });
+
+  let watchdog: Watchdog | undefined;
+  const stackFile = process.env[ENV_STACK_FILE];
+  if (stackFile) {
+    const { Watchdog } = await import("../worker/watchdog.js");
+    watchdog = new Watchdog({ file: stackFile }, (message) => logger.warn({ message }, "watchdog problem"));
+    await watchdog.start();
+  }
+
+  const store = await openContextStore(ctx);
+  const runner = new TriggerRunner(store, {
+    triggers: config.triggers,
+    queues: config.queues,
+    host,
+    owner,
+    maxPayload: config.maxPayload,
+    onError: (trigger, error) =>
+      error ? logger.warn({ trigger, error }, "trigger problem") : logger.info({ trigger }, "trigger recovered"),
+  });
+
+  const send = (m: WorkerMessage) => {
+    if (!process.send || !process.connected) return;
+    // A closed channel (supervisor gone) surfaces as a callback error; `disconnect` handles it.
+    process.send(m, undefined, undefined, () => {});
+  };
+  const heartbeat = new ProcessHeartbeat(
+    (m) => {
+      send(m);
+      send({ t: "triggers", triggers: runner.status() });
+    },
+    () => [],
+  );
+
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    void (async () => {
+      try {
+        if (await store.tryLock("sweeper", owner, SWEEP_LOCK_TTL_MS)) {
+          const n = await store.reapExpired();
+          if (n > 0) logger.info({ jobs: n }, "expired leases swept: jobs back to waiting (or dead)");
+        }
+      } catch (err) {
+        logger.warn({ err: describeError(err) }, "sweep failed; retrying");
+      } finally {
+        sweeping = false;
+      }
+    })();
+  }, SWEEP_EVERY_MS);
+
+  let exiting = false;
+  const stop = async (why: string) => {
+    if (exiting) return;
+    exiting = true;
+    logger.info({ why }, "stopping");
+    setTimeout(() => {
+      logger.error("stop took too long; exiting without finishing it");
+      process.exit(1);
+    }, STOP_HARD_MS).unref();
+    clearInterval(sweeper);
+    heartbeat.stop();
+    try {
+      await runner.stop();
+      await store.unlock("sweeper", owner).catch(() => {});
+      await store.close();
+    } catch (err) {
+      logger.error({ err: describeError(err) }, "error while stopping");
+    }
+    await watchdog?.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("message", (m: unknown) => {
+    if (typeof m === "object" && m !== null && (m as { t?: unknown }).t === "drain") void stop("drain message");
+  });
+  if (process.send) process.on("disconnect", () => void stop("supervisor disconnected"));
+  process.on("uncaughtException", (err) => {
+    logger.fatal({ err: err.message, stack: err.stack }, "uncaught exception; exiting (the supervisor restarts)");
+    process.exit(1);
+  });
+
+  runner.start();
+  heartbeat.start();
+  heartbeat.beat();
+  const names = runner.status().map((t) => t.name);
+  logger.info({ triggers: names, owner }, `polling ${names.length} trigger(s)`);
+  await new Promise<void>(() => {
+    // Runs until a signal or a drain message ends the process.
+  });
+}

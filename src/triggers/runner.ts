@@ -1,0 +1,234 @@
+/**
+ * Runs the triggers of a config: one poll loop per trigger, each under a store leader
+ * lock (`trigger:NAME`) so two processes, on one host or several, never poll one trigger
+ * at a time. Every batch moves jobs and cursor in one `commitTrigger` transaction, fenced
+ * by the cursor's version: even two processes that both believe they lead (a paused
+ * leader waking up) cannot enqueue a record twice, because the second commit is refused.
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { systemClock, type Clock } from "../core/clock.js";
+import { describeError } from "../core/errors.js";
+import type { TriggerConfig } from "../config/schema.js";
+import type { TriggerStatus } from "../health/types.js";
+import type { Store, TriggerCursor } from "../store/store.js";
+import { DEFAULT_MAX_PAYLOAD } from "../store/store.js";
+import { fileSource } from "./file.js";
+import { TailSource } from "./tail.js";
+import type { PollContext, TriggerBatch, TriggerCursorState, TriggerSource } from "./types.js";
+import { watchSource } from "./watch.js";
+
+export interface TriggerRunnerOptions {
+  /** The config's `triggers` (paths absolute, durations in ms, as `loadConfig` returns them). */
+  triggers: Record<string, TriggerConfig>;
+  /** The config's queues, for the attempts of the jobs each trigger makes. */
+  queues?: Record<string, { attempts?: number }>;
+  /** This host's name; a trigger with `host:` set runs only there (default: the OS host name). */
+  host?: string;
+  /** Lock owner id (default: host, pid and a random part). */
+  owner?: string;
+  /** Largest payload in bytes; bigger records are rejected (default 1 MiB). */
+  maxPayload?: number;
+  clock?: Clock;
+  /** Called when a trigger's error appears, changes or clears (for the log). */
+  onError?: (trigger: string, error: string | null) => void;
+}
+
+interface Running {
+  name: string;
+  every: number;
+  source: TriggerSource;
+  status: TriggerStatus;
+  /** The cursor as last read or committed; undefined: read it before the next poll. */
+  state: TriggerCursor | null | undefined;
+  timer: NodeJS.Timeout | null;
+  polling: Promise<void> | null;
+}
+
+/**
+ * How long a trigger's lock outlives its holder's last poll: three intervals, so one slow
+ * poll does not hand the trigger over, and at least 2 s so a busy machine does not make
+ * fast triggers flap. A larger value only delays the takeover after a crash (the version
+ * check, not the lock, is what keeps records from being enqueued twice).
+ */
+export function lockTtl(everyMs: number): number {
+  return Math.max(3 * everyMs, 2000);
+}
+
+/** Polls every trigger of a config; see the module comment. */
+export class TriggerRunner {
+  private readonly running: Running[] = [];
+  private readonly clock: Clock;
+  private readonly owner: string;
+  private stopped = true;
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: TriggerRunnerOptions,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    const host = opts.host ?? hostname();
+    this.owner = opts.owner ?? `${host}:${process.pid}:${randomBytes(4).toString("hex")}`;
+    for (const [name, cfg] of Object.entries(opts.triggers)) {
+      if (cfg.host && cfg.host !== host) continue; // another host's files: its runner reports it
+      const source = createSource(name, cfg, {
+        maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+        maxAttempts: opts.queues?.[cfg.queue]?.attempts,
+      });
+      this.running.push({
+        name,
+        every: cfg.every,
+        source,
+        state: undefined,
+        timer: null,
+        polling: null,
+        status: {
+          name,
+          kind: source.kind,
+          queue: cfg.queue,
+          lastPollAt: null,
+          lag: null,
+          seen: 0,
+          rejected: 0,
+          error: null,
+          host: cfg.host ?? null,
+          leader: false,
+        },
+      });
+    }
+  }
+
+  /** Starts every trigger's loop; the first polls run at once. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    for (const t of this.running) this.schedule(t, 0);
+  }
+
+  /** Each trigger's state, for heartbeats and status. */
+  status(): TriggerStatus[] {
+    return this.running.map((t) => ({ ...t.status }));
+  }
+
+  /** Runs one poll of every trigger (or the named one) now, for tests; only while not started. */
+  async pollAll(name?: string): Promise<void> {
+    for (const t of this.running) if (name === undefined || t.name === name) await this.runPoll(t);
+  }
+
+  /** Stops polling, waits for polls in flight, closes files and gives the locks back. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.running) {
+      if (t.timer) clearTimeout(t.timer);
+      t.timer = null;
+    }
+    await Promise.all(this.running.map((t) => t.polling));
+    for (const t of this.running) {
+      await t.source.close();
+      if (t.status.leader) await this.store.unlock(lockName(t.name), this.owner).catch(() => {});
+      t.status.leader = false;
+    }
+  }
+
+  private schedule(t: Running, delayMs: number): void {
+    if (this.stopped) return;
+    t.timer = setTimeout(() => {
+      t.timer = null;
+      t.polling = this.runPoll(t).then((next) => {
+        t.polling = null;
+        this.schedule(t, next);
+      });
+    }, delayMs);
+  }
+
+  /** One poll under the lock; returns the delay until the next one. Never throws. */
+  private async runPoll(t: Running): Promise<number> {
+    const before = t.status.error;
+    try {
+      return await this.poll(t);
+    } catch (err) {
+      t.state = undefined; // re-read the cursor: the failure may have been mid-commit
+      t.status.error = describeError(err);
+      return t.every;
+    } finally {
+      if (t.status.error !== before) this.opts.onError?.(t.name, t.status.error);
+    }
+  }
+
+  private async poll(t: Running): Promise<number> {
+    const leader = await this.store.tryLock(lockName(t.name), this.owner, lockTtl(t.every));
+    if (!leader) {
+      // Another process polls it; the cursor it moves is read afresh if we ever take over.
+      t.status.leader = false;
+      t.state = undefined;
+      t.status.error = null;
+      return t.every;
+    }
+    t.status.leader = true;
+    if (t.state === undefined) t.state = await this.store.getCursor(t.name);
+    const started = this.clock.now();
+    let warning: string | null = null;
+    let lag: number | null = null;
+    const ctx: PollContext = {
+      cursor: null,
+      commit: async (batch) => {
+        const ok = await this.commit(t, batch);
+        if (ok && batch.lagMs !== undefined && batch.lagMs !== null) lag = Math.max(lag ?? 0, batch.lagMs);
+        return ok;
+      },
+      hasTime: () => this.clock.now() - started < t.every,
+      warn: (m) => (warning = m),
+      now: () => this.clock.now(),
+    };
+    Object.defineProperty(ctx, "cursor", { get: () => (t.state?.cursor as TriggerCursorState | undefined) ?? null });
+    const out = await t.source.poll(ctx);
+    t.status.lastPollAt = this.clock.now();
+    t.status.lag = lag ?? 0;
+    t.status.error = warning;
+    if (out.more) return 0;
+    return Math.min(t.every, Math.max(0, out.wakeInMs ?? t.every));
+  }
+
+  private async commit(t: Running, batch: TriggerBatch): Promise<boolean> {
+    const expectVersion = t.state?.version ?? 0;
+    const at = this.clock.now();
+    const ok = await this.store.commitTrigger({
+      trigger: t.name,
+      expectVersion,
+      cursor: batch.cursor,
+      jobs: batch.jobs,
+      rejected: batch.rejected.map((r) => ({ ...r, at: r.at ?? at })),
+    });
+    if (!ok) {
+      // Someone else moved the cursor (a leader we did not know about): start over from theirs.
+      t.state = await this.store.getCursor(t.name);
+      return false;
+    }
+    t.state = { cursor: batch.cursor, version: expectVersion + 1 };
+    t.status.seen += batch.jobs.length;
+    t.status.rejected += batch.rejected.length;
+    return true;
+  }
+}
+
+function lockName(trigger: string): string {
+  return `trigger:${trigger}`;
+}
+
+/** The source for one trigger of the config. */
+export function createSource(
+  name: string,
+  cfg: TriggerConfig,
+  extra: { maxPayload: number; maxAttempts?: number },
+): TriggerSource {
+  const common = {
+    name,
+    queue: cfg.queue,
+    maxPayload: extra.maxPayload,
+    ...(cfg.priority !== undefined ? { priority: cfg.priority } : {}),
+    ...(extra.maxAttempts !== undefined ? { maxAttempts: extra.maxAttempts } : {}),
+  };
+  if ("tail" in cfg) return new TailSource({ ...common, path: cfg.tail, format: cfg.format, maxLine: cfg.maxLine });
+  if ("watch" in cfg) return watchSource({ ...common, watch: cfg.watch, settle: cfg.settle, onDelete: cfg.onDelete });
+  return fileSource({ ...common, file: cfg.file, settle: cfg.settle });
+}
