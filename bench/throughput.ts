@@ -10,9 +10,10 @@
  * - enqueue-single: one job at a time, each awaited, from the benchmark process;
  * - enqueue-bulk: `--batch` jobs per call (one transaction, or one batch call);
  * - drain-c1 / c10 / c50: `--jobs` jobs enqueued in bulk first, then ONE worker process
- *   at that concurrency drains them. Timed inside the worker process, from the first
- *   handler start until the store reports none outstanding (polled every 2 ms once the
- *   last handler has run), so every completion is recorded before the clock stops;
+ *   at that concurrency drains them. Timed inside the worker process, from the moment
+ *   the connected worker is told to start claiming until the store reports none
+ *   outstanding (polled every 2 ms once the last handler has run), so every completion
+ *   is recorded before the clock stops;
  * - pickup-p50 / p99: a producer process enqueues one job every `--every`, a worker
  *   process (concurrency 10) records handler start − enqueue time (both
  *   `performance.timeOrigin + now()`, the same machine clock) over `--latency-jobs` jobs
@@ -214,7 +215,7 @@ async function printSettings(loaded: Map<TargetSpec, Target>): Promise<void> {
   process.stdout.write(
     `vigil bench throughput: ${JOBS} jobs, ${RUNS} run(s) (median), batch ${BATCH}, cap ${CAP_MS} ms per step, ` +
       `pick-up over ${LATENCY_JOBS} jobs one every ${EVERY_MS} ms (concurrency ${LATENCY_CONCURRENCY})\n` +
-      `node ${process.version}; drains timed in the worker process, first handler start → none outstanding\n\nSettings:\n`,
+      `node ${process.version}; drains timed in the worker process, from starting the connected worker until the store reports none outstanding\n\nSettings:\n`,
   );
   const extra = new Set<string>();
   for (const [spec, target] of loaded) {

@@ -34,7 +34,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function runWorker(init: WorkerInit): Promise<Consumer> {
   const target = await loadTarget(init.target);
   let count = 0;
-  let first = 0;
   const samples: number[] = [];
   let reached: () => void = () => {};
   const enough = new Promise<void>((resolve) => (reached = resolve));
@@ -45,10 +44,11 @@ async function runWorker(init: WorkerInit): Promise<Consumer> {
       if (samples.length >= init.n) reached();
       return;
     }
-    if (count === 0) first = performance.now();
     if (++count >= init.n) reached();
   };
   const consumer = await target.openConsumer(init.ctx, init.concurrency, onJob);
+  const t0 = performance.now();
+  await consumer.start();
   send({ t: "ready" });
   const capped = await Promise.race([enough.then(() => false), sleep(init.capMs).then(() => true)]);
   if (init.mode === "latency") {
@@ -58,7 +58,7 @@ async function runWorker(init: WorkerInit): Promise<Consumer> {
   // Every handler has run: now wait until the store has recorded every completion.
   const settleBy = performance.now() + init.capMs;
   while (!capped && (await consumer.outstanding()) > 0 && performance.now() < settleBy) await sleep(SETTLE_POLL_MS);
-  const ms = performance.now() - (first || performance.now());
+  const ms = performance.now() - t0;
   send({ t: "drained", ms, done: Math.min(count, init.n), partial: capped || performance.now() >= settleBy });
   return consumer;
 }

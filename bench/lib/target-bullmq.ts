@@ -129,9 +129,11 @@ export function bullmqTarget(engine: "redis" | "postgres"): Target {
       worker.on("error", () => {});
       await queue.waitUntilReady();
       await worker.waitUntilReady();
-      // run() resolves only when the worker closes; its rejection is reported by close().
-      worker.run().catch(() => {});
       return {
+        async start() {
+          // run() resolves only when the worker closes; its rejection is reported by close().
+          worker.run().catch(() => {});
+        },
         outstanding: () => counts(queue),
         async close() {
           await worker.close();

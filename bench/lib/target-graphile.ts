@@ -4,7 +4,7 @@
  * fetched and locked at once, completions batched with `completeJobBatchDelay: 0`).
  */
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
-import type { WorkerUtils } from "graphile-worker";
+import type { Runner, WorkerUtils } from "graphile-worker";
 import { PG_URL, describePostgres, dropSchema, freshSchema } from "./pg.js";
 import type { BenchPayload, Consumer, Producer, Target, TargetCtx } from "./target.js";
 
@@ -49,21 +49,25 @@ export function graphileTarget(tuned: boolean): Target {
     async openConsumer(ctx, concurrency, onJob): Promise<Consumer> {
       const counter = await utils(ctx);
       const schema = String(ctx["schema"]);
-      const runner = await run({
-        connectionString: PG_URL,
-        schema,
-        concurrency,
-        noHandleSignals: true,
-        logger,
-        taskList: {
-          [TASK]: async (payload) => {
-            onJob(payload as BenchPayload);
-          },
-        },
-        ...(tuned ? { preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0 } } } : {}),
-      });
-      runner.events.on("error" as never, () => {});
+      let runner: Runner | null = null;
       return {
+        // Graphile has no "connected but idle" state: run() connects and starts at once,
+        // so its start-up (a pool, a migration check) is inside the drain clock.
+        async start() {
+          runner = await run({
+            connectionString: PG_URL,
+            schema,
+            concurrency,
+            noHandleSignals: true,
+            logger,
+            taskList: {
+              [TASK]: async (payload) => {
+                onJob(payload as BenchPayload);
+              },
+            },
+            ...(tuned ? { preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0 } } } : {}),
+          });
+        },
         // Graphile deletes a job when it completes: what is left is outstanding.
         outstanding: () =>
           counter.withPgClient(async (c) => {
@@ -71,7 +75,7 @@ export function graphileTarget(tuned: boolean): Target {
             return Number(r.rows[0]?.n ?? 0);
           }),
         async close() {
-          await runner.stop();
+          await runner?.stop();
           await counter.release();
         },
       };

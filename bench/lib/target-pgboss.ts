@@ -54,12 +54,14 @@ export function pgBossTarget(batchSize: number): Target {
     async openConsumer(ctx, concurrency, onJob): Promise<Consumer> {
       const boss = await startBoss(ctx);
       const options: PgBoss.WorkOptions = batchSize === 1 ? {} : { batchSize };
-      for (let i = 0; i < concurrency; i++) {
-        await boss.work<BenchPayload>(QUEUE, options, async (jobs) => {
-          for (const job of jobs) onJob(job.data);
-        });
-      }
       return {
+        async start() {
+          for (let i = 0; i < concurrency; i++) {
+            await boss.work<BenchPayload>(QUEUE, options, async (jobs) => {
+              for (const job of jobs) onJob(job.data);
+            });
+          }
+        },
         outstanding: () => boss.getQueueSize(QUEUE, { before: "completed" }),
         close: () => boss.stop({ graceful: false, wait: true }),
       };

@@ -5,6 +5,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
+import type { HandlerJob } from "../../src/handlers/types.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { Worker } from "../../src/worker/worker.js";
@@ -54,19 +56,26 @@ export function vigilTarget(engine: "sqlite" | "postgres"): Target {
     async openConsumer(ctx, concurrency, onJob): Promise<Consumer> {
       const store = await open(ctx);
       const worker = new Worker(store, {
+        // The benchmark's own IPC channel carries its messages; the worker's supervisor
+        // messages (ready, hb) would be mistaken for them.
+        ipc: false,
+        logger: pino({ level: "warn" }, pino.destination(2)),
         queues: {
           [QUEUE]: {
             concurrency,
-            handler: async (job) => {
+            handler: async (job: HandlerJob) => {
               onJob(job.payload as BenchPayload);
               return null;
             },
           },
         },
       });
-      worker.on("error", () => {});
-      await worker.start();
+      // A store error is retried by the worker; the logger above already reports it.
+      worker.on("store-error", () => {});
       return {
+        async start() {
+          worker.start();
+        },
         async outstanding() {
           const c = (await store.stats())[QUEUE];
           return c ? c.scheduled + c.waiting + c.active + c.failed : 0;

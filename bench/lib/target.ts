@@ -38,6 +38,11 @@ export interface Producer {
 }
 
 export interface Consumer {
+  /**
+   * Starts claiming. Everything slow (connections, migrations check) happens in
+   * `openConsumer`; the drain clock starts just before this call.
+   */
+  start(): Promise<void>;
   /** Jobs not yet completed (waiting, active, scheduled, retrying). */
   outstanding(): Promise<number>;
   /** Stops claiming and closes every connection. */
@@ -51,8 +56,9 @@ export interface Target {
   destroy(ctx: TargetCtx): Promise<void>;
   openProducer(ctx: TargetCtx): Promise<Producer>;
   /**
-   * Starts consuming with the given concurrency. `onJob` is called synchronously at the
-   * start of every handler run, with the job's payload; the handler then returns at once.
+   * Prepares a consumer with the given concurrency (connected, not yet claiming). `onJob`
+   * is called synchronously at the start of every handler run, with the job's payload;
+   * the handler then returns at once.
    */
   openConsumer(ctx: TargetCtx, concurrency: number, onJob: (p: BenchPayload) => void): Promise<Consumer>;
   /** Extra lines for the settings section (server versions, durability). */
