@@ -1,0 +1,184 @@
+/**
+ * Command handlers with real child processes: JSON in, JSON out, failures with stderr's
+ * tail, a group killed whole (checked in /proc), bounded stdout.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NonRetryableError } from "../../src/core/errors.js";
+import { commandHandler } from "../../src/handlers/command.js";
+import type { HandlerContext, HandlerJob } from "../../src/handlers/types.js";
+import { groupMembers, isAlive, killGroup, procInfo } from "../../src/os/process.js";
+import { openSqliteStore } from "../../src/store/sqlite/store.js";
+import { Worker } from "../../src/worker/worker.js";
+import { waitFor } from "../e2e/supervisor-helpers.js";
+
+const silent = pino({ level: "silent" });
+const node = process.execPath;
+let dir: string;
+const spawnedGroups: number[] = [];
+
+const job: HandlerJob = {
+  id: 7,
+  queue: "qa",
+  payload: { text: "hello" },
+  key: "k",
+  attempt: 2,
+  createdAt: 0,
+  source: null,
+  parentId: null,
+  rootId: null,
+};
+
+function ctx(signal = new AbortController().signal): HandlerContext {
+  return { signal, heartbeat: () => {}, log: silent };
+}
+
+function script(name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, body);
+  return path;
+}
+
+/** Gone, or a zombie waiting for its parent: either way it runs no more. */
+function dead(pid: number): boolean {
+  const info = procInfo(pid);
+  return info === null || info.state === "Z";
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "vigil-cmd-"));
+});
+
+afterAll(() => {
+  for (const pgid of spawnedGroups) killGroup(pgid, "SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("commandHandler", () => {
+  it("passes the job on stdin and returns JSON stdout as the result", async () => {
+    const echo = script(
+      "echo.mjs",
+      `let s = ""; process.stdin.on("data", (d) => (s += d)); process.stdin.on("end", () => {
+         const job = JSON.parse(s);
+         console.log(JSON.stringify({ job, cwd: process.cwd(), env: process.env.STAGE, id: process.env.VIGIL_JOB_ID }));
+       });`,
+    );
+    const h = commandHandler({ command: [node, echo], env: { STAGE: "qa-env" }, cwd: dir });
+    const result = (await h(job, ctx())) as Record<string, unknown>;
+    expect(result.job).toEqual({ id: 7, queue: "qa", payload: { text: "hello" }, key: "k", attempt: 2 });
+    expect(result.cwd).toBe(dir);
+    expect(result.env).toBe("qa-env");
+    expect(result.id).toBe("7");
+  });
+
+  it("turns stdout that is not JSON into { stdout }, and empty stdout into null", async () => {
+    const text = script("text.mjs", `process.stdout.write("all good\\nsecond line\\n");`);
+    expect(await commandHandler({ command: [node, text] })(job, ctx())).toEqual({ stdout: "all good\nsecond line" });
+    const quiet = script("quiet.mjs", ``);
+    expect(await commandHandler({ command: [node, quiet] })(job, ctx())).toBeNull();
+  });
+
+  it("fails with the tail of stderr on a non-zero exit", async () => {
+    const fail = script(
+      "fail.mjs",
+      `process.stderr.write("EARLY-MARKER\\n" + "x".repeat(10000) + "\\nTraceback: the real cause\\n"); process.exit(3);`,
+    );
+    const err = await commandHandler({ command: [node, fail] })(job, ctx()).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(err!.message).toContain("exited with code 3");
+    expect(err!.message).toContain("Traceback: the real cause");
+    expect(err!.message).not.toContain("EARLY-MARKER");
+    expect(err!.message.length).toBeLessThan(4096 + 200);
+  });
+
+  it("kills the whole process group when aborted, leaving no orphan", async () => {
+    const pidFile = join(dir, "grandchild.pid");
+    const parent = script(
+      "parent.mjs",
+      `import { spawn } from "node:child_process"; import { writeFileSync } from "node:fs";
+       process.on("SIGTERM", () => {}); // ignores SIGTERM: only SIGKILL ends it
+       const c = spawn(process.execPath, ["-e", "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"], { stdio: "ignore" });
+       writeFileSync(${JSON.stringify(pidFile)}, process.pid + " " + c.pid);
+       setInterval(() => {}, 1000);`,
+    );
+    const ac = new AbortController();
+    const running = commandHandler({ command: [node, parent], termGraceMs: 300 })(job, ctx(ac.signal));
+    const [leader, grandchild] = (
+      await waitFor("the pid file", () => {
+        try {
+          return readFileSync(pidFile, "utf8");
+        } catch {
+          return null;
+        }
+      })
+    )
+      .split(" ")
+      .map(Number) as [number, number];
+    spawnedGroups.push(leader);
+    expect(procInfo(grandchild)!.pgid).toBe(leader);
+    expect(groupMembers(leader).sort()).toEqual([leader, grandchild].sort());
+    ac.abort(new Error("timed out after 100 ms"));
+    const err = await running.then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err!.message).toContain("was stopped: timed out after 100 ms");
+    await waitFor("the group to be gone", () => groupMembers(leader).length === 0 && dead(grandchild) && dead(leader));
+    expect(isAlive(-leader)).toBe(false);
+  });
+
+  it("bounds stdout: over maxOutput the program is killed and the attempt fails", async () => {
+    const flood = script(
+      "flood.mjs",
+      `const chunk = "y".repeat(65536); function go() { while (process.stdout.write(chunk)) {} process.stdout.once("drain", go); } go();`,
+    );
+    const err = await commandHandler({ command: [node, flood], maxOutput: 256 * 1024 })(job, ctx()).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err!.message).toContain("printed more than 262144 bytes on stdout");
+  });
+
+  it("refuses a missing program without retries", async () => {
+    const err = await commandHandler({ command: [join(dir, "no-such-program")] })(job, ctx()).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(NonRetryableError);
+    expect(err!.message).toContain("cannot run");
+  });
+
+  it("under a Worker, a timeout kills the group and records a timeout attempt", async () => {
+    const pidFile = join(dir, "slow.pid");
+    const slow = script(
+      "slow.mjs",
+      `import { writeFileSync } from "node:fs"; writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000);`,
+    );
+    const store = await openSqliteStore(join(dir, "vigil.db"));
+    const w = new Worker(store, {
+      queues: { slow: { handler: commandHandler({ command: [node, slow] }), timeout: 300, attempts: 1 } },
+      logger: silent,
+      ipc: false,
+    }).start();
+    try {
+      const { job: j } = await store.enqueue("slow", {});
+      const done = await waitFor("dead", async () => {
+        const x = await store.get(j.id);
+        return x?.state === "dead" ? x : null;
+      });
+      expect(done.history.map((h) => h.outcome)).toEqual(["timeout"]);
+      const pid = Number(readFileSync(pidFile, "utf8"));
+      spawnedGroups.push(pid);
+      await waitFor("the program to be gone", () => dead(pid) && groupMembers(pid).length === 0);
+    } finally {
+      await w.stop({ timeoutMs: 0 });
+      await store.close();
+    }
+  });
+});
