@@ -8,7 +8,7 @@
  * supervisor left, check the store, free expired leases, then start every process.
  */
 import { EventEmitter } from "node:events";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Server } from "node:net";
 import type { VigilConfig } from "../config/schema.js";
@@ -102,6 +102,8 @@ export class Supervisor extends EventEmitter {
       if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
       await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
+      // Watchdog threads write their stacks here without creating folders.
+      mkdirSync(this.paths.stacks, { recursive: true });
       this.control = await serveControl(this.paths.controlSocket, (req) => this.handle(req), this.log);
       const specs = buildSlotSpecs({ config: this.opts.config, configPath: this.opts.configPath, dir: this.opts.dir, paths: this.paths, role: this.opts.role, storeUrl: this.opts.storeUrl });
       this.slots = specs.map(

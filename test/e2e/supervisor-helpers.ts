@@ -140,7 +140,10 @@ export default async function handle(job, ctx) {
   if (job.attempt === 1) {
     const mode = job.payload.mode;
     if (mode === "sleep") await sleep(job.payload.ms);
-    if (mode === "block") for (;;) {}
+    if (mode === "block") {
+      await sleep(job.payload.after ?? 0);
+      for (;;) {}
+    }
     if (mode === "hang") await new Promise(() => {});
   }
   log("end");
