@@ -25,7 +25,7 @@ describe("supervisor with workers: crash and hung handler", () => {
   it("frees a SIGKILLed worker's job at once: it completes on the other worker, the crash is recorded, the worker is back", async () => {
     project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
     runs.push(startVigil(project));
-    const before = await allRunning(project);
+    const before = await allRunning(project, runs[0]);
     expect(before.map((r) => r.name).sort()).toEqual(["workers:1", "workers:2"]);
     store = await openProjectStore(project);
     const { job } = await store.enqueue("work", { mode: "sleep", ms: 120_000 });
@@ -55,7 +55,7 @@ describe("supervisor with workers: crash and hung handler", () => {
   it("aborts a never-settling handler at its timeout and replaces its wedged worker", async () => {
     project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
     runs.push(startVigil(project));
-    await allRunning(project);
+    await allRunning(project, runs[0]);
     store = await openProjectStore(project);
     const { job } = await store.enqueue("hang", { mode: "hang" });
     const victim = await holderOf(project, store, job.id);

@@ -80,11 +80,17 @@ export async function row(p: Project, name: string): Promise<ServiceStatus | und
 }
 
 /** Waits until every row is `running`; returns the rows. */
-export async function allRunning(p: Project, timeoutMs = 30_000): Promise<ServiceStatus[]> {
-  return waitFor("every process running", async () => {
-    const s = await snapshot(p);
-    return s && s.services.length > 0 && s.services.every((r) => r.state === "running") ? s.services : null;
-  }, timeoutMs);
+export async function allRunning(p: Project, run?: Running, timeoutMs = 30_000): Promise<ServiceStatus[]> {
+  let last: StatusSnapshot | null = null;
+  try {
+    return await waitFor("every process running", async () => {
+      const s = (last = await snapshot(p));
+      return s && s.services.length > 0 && s.services.every((r) => r.state === "running") ? s.services : null;
+    }, timeoutMs);
+  } catch (err) {
+    const rows = last?.services.map((r) => `${r.name}=${r.state}`).join(" ") ?? "no answer";
+    throw new Error(`${(err as Error).message}; rows: ${rows}; supervisor output:\n${run?.output() ?? ""}`);
+  }
 }
 
 export function openProjectStore(p: Project): Promise<Store> {

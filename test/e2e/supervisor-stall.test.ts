@@ -28,7 +28,7 @@ describe("supervisor with workers: stalls", () => {
     // killTimeout leaves a window to wake the stopped worker before its SIGKILL.
     project = makeProject(WORKERS_YAML("{ stallAfter: 2s, killTimeout: 8s }"), { "work.mjs": WORK_HANDLER });
     runs.push(startVigil(project));
-    await allRunning(project);
+    await allRunning(project, runs[0]);
     store = await openProjectStore(project);
     const { job } = await store.enqueue("work", { mode: "sleep", ms: 1500 });
     const victim = await holderOf(project, store, job.id);
@@ -65,7 +65,7 @@ describe("supervisor with workers: stalls", () => {
   it("detects a handler that blocks the event loop and records the blocked stack naming the handler's file", async () => {
     project = makeProject(WORKERS_YAML("{ stallAfter: 2s, killTimeout: 1s }"), { "work.mjs": WORK_HANDLER });
     runs.push(startVigil(project));
-    await allRunning(project);
+    await allRunning(project, runs[0]);
     store = await openProjectStore(project);
     const { job } = await store.enqueue("work", { mode: "block", after: 1500 });
     const victim = await holderOf(project, store, job.id);
