@@ -1,0 +1,89 @@
+/**
+ * Real `vigil worker` processes for the end-to-end tests: a project folder with handlers,
+ * workers spawned from bin/vigil (run `npm run build` first) in their own process groups,
+ * their JSON log lines, and a clean-up that leaves no process or folder behind.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isAlive, killGroup } from "../../src/os/process.js";
+import { VIGIL, waitFor } from "./supervisor-helpers.js";
+
+export interface WorkerProject {
+  dir: string;
+  config: string;
+  db: string;
+}
+
+export function workerProject(yaml: string, files: Record<string, string>): WorkerProject {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-wp-"));
+  writeFileSync(join(dir, "vigil.yaml"), yaml);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return { dir, config: join(dir, "vigil.yaml"), db: join(dir, "vigil.db") };
+}
+
+export interface WorkerProcess {
+  id: string;
+  child: ChildProcess;
+  pid: number;
+  /** Parsed JSON log lines so far. */
+  logs: () => Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running = new Set<WorkerProcess>();
+
+export function startWorker(p: WorkerProject, id: string, queues: string, env: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, [VIGIL, "-c", p.config, "worker", "--queues", queues], {
+    cwd: p.dir,
+    env: { ...process.env, VIGIL_WORKER_ID: id, ...env },
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.on("error", () => {});
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const w: WorkerProcess = {
+    id,
+    child,
+    pid: child.pid!,
+    exited,
+    logs: () =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => {
+          try {
+            return JSON.parse(l) as Record<string, unknown>;
+          } catch {
+            return {};
+          }
+        }),
+  };
+  running.add(w);
+  void exited.then(() => running.delete(w));
+  return w;
+}
+
+/** Waits for the worker's "worker started" log line (store open, handlers loaded). */
+export async function started(w: WorkerProcess): Promise<void> {
+  await waitFor(`worker ${w.id} to start`, () => w.logs().some((l) => l.msg === "worker started"), 30_000);
+}
+
+/** SIGKILLs every worker still running (their whole groups) and waits for them to go. */
+export async function killAll(): Promise<void> {
+  for (const w of running) {
+    killGroup(w.pid, "SIGCONT");
+    killGroup(w.pid, "SIGKILL");
+  }
+  await waitFor("workers to exit", () => [...running].every((w) => !isAlive(w.pid)) || running.size === 0, 15_000);
+}
+
+export function removeProject(p: WorkerProject): void {
+  rmSync(p.dir, { recursive: true, force: true });
+}

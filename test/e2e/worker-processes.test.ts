@@ -1,0 +1,184 @@
+/**
+ * Real `vigil worker` processes on one SQLite file (run `npm run build` first): many
+ * workers complete every job exactly once; a SIGKILLed worker's jobs complete on another
+ * (released by the supervisor's call, or by lease expiry); a SIGSTOPped worker's late
+ * completion is refused; a crash between "handler returned" and "completion committed"
+ * leaves exactly one next-stage job.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Job } from "../../src/core/types.js";
+import { killGroup } from "../../src/os/process.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/store.js";
+import { waitFor } from "./supervisor-helpers.js";
+import { killAll, removeProject, started, startWorker, workerProject, type WorkerProject } from "./worker-helpers.js";
+
+const CONFIG = `
+store: sqlite:vigil.db
+queues:
+  noop: { handler: ./noop.mjs, concurrency: 50 }
+  held: { handler: ./held.mjs, concurrency: 4, lease: 10s }
+  short: { handler: ./held.mjs, concurrency: 4, lease: 1s }
+  first: { handler: ./first.mjs, next: second }
+  second: { handler: ./noop.mjs }
+`;
+
+const FILES = {
+  // Records every run of every job, per process, so a double run cannot hide.
+  "noop.mjs": `import { appendFileSync } from "node:fs";
+export default async function noop(job) {
+  appendFileSync(new URL("./runs-" + process.pid + ".log", import.meta.url), job.id + "\\n");
+  return { pid: process.pid };
+}`,
+  // HOLD=ms: run that long first (ignoring the abort, as a careless handler would).
+  "held.mjs": `export default async function held(job) {
+  const hold = Number(process.env.HOLD ?? 0);
+  if (hold > 0) await new Promise((r) => setTimeout(r, hold));
+  return { pid: process.pid, attempt: job.attempt };
+}`,
+  "first.mjs": `export default async function first(job) { return { from: job.id, pid: process.pid }; }`,
+};
+
+let p: WorkerProject;
+let store: Store;
+
+beforeAll(async () => {
+  p = workerProject(CONFIG, FILES);
+  store = await openStore(`sqlite:${p.db}`);
+});
+
+afterEach(async () => {
+  await killAll();
+});
+
+afterAll(async () => {
+  await store.close();
+  removeProject(p);
+});
+
+async function states(queue: string): Promise<Job[]> {
+  return store.list({ queue, limit: 0 });
+}
+
+async function whenActive(queue: string, n: number, workerId: string): Promise<Job[]> {
+  return waitFor(`${n} ${queue} jobs active on ${workerId}`, async () => {
+    const active = (await states(queue)).filter((j) => j.state === "active" && j.workerId === workerId);
+    return active.length === n ? active : null;
+  });
+}
+
+describe("vigil worker processes", () => {
+  it("4 workers on one SQLite file complete 20,000 jobs, each exactly once", async () => {
+    const workers = [1, 2, 3, 4].map((i) => startWorker(p, `w${i}`, "noop"));
+    await Promise.all(workers.map(started));
+    await store.enqueueMany(Array.from({ length: 20_000 }, (_, i) => ({ queue: "noop", payload: { i } })));
+    await waitFor(
+      "all 20,000 completed",
+      async () => (await store.stats()).noop?.completed === 20_000,
+      120_000,
+      250,
+    );
+    const runs = new Map<number, number>();
+    const pids = new Set<string>();
+    for (const f of readdirSync(p.dir).filter((n) => n.startsWith("runs-"))) {
+      for (const line of readFileSync(join(p.dir, f), "utf8").split("\n").filter(Boolean)) {
+        runs.set(Number(line), (runs.get(Number(line)) ?? 0) + 1);
+        pids.add(f);
+      }
+    }
+    expect(runs.size).toBe(20_000);
+    expect([...runs.values()].filter((n) => n !== 1)).toEqual([]);
+    const jobs = await states("noop");
+    expect(jobs.filter((j) => j.state !== "completed" || j.attempt !== 1)).toEqual([]);
+    // The work was shared: more than one process ran handlers.
+    expect(pids.size).toBeGreaterThan(1);
+  });
+
+  it("a SIGKILLed worker's jobs complete on another once the supervisor releases them", async () => {
+    const a = startWorker(p, "kill-a", "held", { HOLD: "600000" });
+    await started(a);
+    const jobs = await store.enqueueMany([1, 2, 3].map((i) => ({ queue: "held", payload: { i } })));
+    await whenActive("held", 3, "kill-a");
+    killGroup(a.pid, "SIGKILL");
+    await a.exited;
+    const b = startWorker(p, "kill-b", "held");
+    await started(b);
+    // What the supervisor does when it sees a worker process die.
+    expect(await store.releaseWorker("kill-a", "crash")).toBe(3);
+    for (const { job } of jobs) {
+      const done = await waitFor(`job ${job.id} completed`, async () => {
+        const j = await store.get(job.id);
+        return j?.state === "completed" ? j : null;
+      });
+      expect(done.result).toEqual({ pid: b.pid, attempt: 2 });
+      expect(done.history.map((h) => [h.outcome, h.workerId])).toEqual([["stall", "kill-a"]]);
+    }
+  });
+
+  it("without the supervisor, an expired lease brings the job back to another worker", async () => {
+    const a = startWorker(p, "exp-a", "short", { HOLD: "600000" });
+    await started(a);
+    const { job } = await store.enqueue("short", { n: 1 });
+    await whenActive("short", 1, "exp-a");
+    killGroup(a.pid, "SIGKILL");
+    await a.exited;
+    // Nobody calls releaseWorker: worker B finds the expired lease as it polls.
+    const b = startWorker(p, "exp-b", "short");
+    const done = await waitFor("completed by b", async () => {
+      const j = await store.get(job.id);
+      return j?.state === "completed" ? j : null;
+    });
+    expect(done.result).toEqual({ pid: b.pid, attempt: 2 });
+    expect(done.history.map((h) => h.outcome)).toEqual(["stall"]);
+  });
+
+  it("a SIGSTOPped worker resumed after its job was taken over cannot overwrite the result", async () => {
+    const a = startWorker(p, "stop-a", "short", { HOLD: "2500" });
+    await started(a);
+    const { job } = await store.enqueue("short", { n: 2 });
+    await whenActive("short", 1, "stop-a");
+    killGroup(a.pid, "SIGSTOP");
+    const b = startWorker(p, "stop-b", "short");
+    const done = await waitFor("completed by b", async () => {
+      const j = await store.get(job.id);
+      return j?.state === "completed" ? j : null;
+    });
+    expect(done.result).toEqual({ pid: b.pid, attempt: 2 });
+    killGroup(a.pid, "SIGCONT");
+    // A wakes, finds its lease gone, and says so; its own result is never written.
+    await waitFor("a to report the lost lease", () =>
+      a.logs().some((l) => l.jobId === job.id && String(l.msg).startsWith("lease lost")),
+    );
+    // Give A's handler time to return (HOLD) and try to finish, then look again.
+    await waitFor("a's handler to have returned", async () => Date.now() - done.finishedAt! > 3000, 10_000);
+    const after = (await store.get(job.id))!;
+    expect(after.state).toBe("completed");
+    expect(after.result).toEqual({ pid: b.pid, attempt: 2 });
+    expect(after.finishedAt).toBe(done.finishedAt);
+  });
+
+  it("a crash after the handler returned and before the completion leaves exactly one next-stage job", async () => {
+    const a = startWorker(p, "crash-a", "first,second", { VIGIL_TEST_CRASH: "before-complete" });
+    await started(a);
+    const { job } = await store.enqueue("first", { idea: "x" });
+    const exit = await a.exited;
+    expect(exit.signal).toBe("SIGKILL");
+    expect((await store.get(job.id))!.state).toBe("active");
+    expect(await states("second")).toEqual([]);
+    await store.releaseWorker("crash-a", "crash");
+    const b = startWorker(p, "crash-b", "first,second");
+    await started(b);
+    const seconds = await waitFor("the next stage done", async () => {
+      const s = await states("second");
+      return s.length > 0 && s.every((j) => j.state === "completed") ? s : null;
+    });
+    expect(seconds).toHaveLength(1);
+    expect(seconds[0]!.parentId).toBe(job.id);
+    expect(seconds[0]!.payload).toEqual({ from: job.id, pid: b.pid });
+    const first = (await store.get(job.id))!;
+    expect(first.state).toBe("completed");
+    expect(first.attempt).toBe(2);
+  });
+});
