@@ -65,7 +65,7 @@ describe.runIf(await requirePg("the PostgreSQL store specifics"))("postgres stor
     ]);
     stores.push(...(inProcess as Store[]));
     expect([a!.code, a!.err.trim(), b!.code, b!.err.trim()]).toEqual([0, "", 0, ""]);
-    const versions = await pgExec(`SELECT version FROM "${schema}".migrations ORDER BY version`);
+    const versions = await pgExec(`SELECT version FROM "${schema}".vigil_migrations ORDER BY version`);
     expect(versions.rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
     expect(await (inProcess[0] as Store).migrate()).toBe(0);
     const ids = [a!.out, b!.out].map((o) => (JSON.parse(o) as { id: number }).id);

@@ -5,7 +5,7 @@
  * second look (a key already held) run in a transaction.
  */
 import type { Clock } from "../../core/clock.js";
-import { BadInputError, LeaseLostError } from "../../core/errors.js";
+import { BadInputError, InvalidStateError, LeaseLostError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core/types.js";
 import { checkQueueName, dueAt, encodeJson } from "../common.js";
 import type { CompleteItem, CompleteOutcome } from "../store.js";
@@ -79,7 +79,8 @@ function placement(it: PreparedItem, now: number): { state: "scheduled" | "waiti
 
 /** One job: a single statement; a lost race on its key (zero rows) is simply tried again. */
 export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<EnqueueResult> {
-  for (;;) {
+  for (let round = 0; ; round++) {
+    if (round > 10) throw keysChurning();
     const now = ctx.clock.now();
     const { state, runAt } = placement(it, now);
     const rows = await ctx.db.query<JobRow & { created: boolean }>(
@@ -90,6 +91,10 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
     const row = rows[0];
     if (row) return { job: rowToJob(row), created: row.created };
   }
+}
+
+function keysChurning(): Error {
+  return new InvalidStateError("enqueue: the live job holding this idempotency key kept changing; try again");
 }
 
 /** Whether an inserted row is the one made for `it` (rows come back in item order). */
@@ -111,7 +116,7 @@ export async function insertItems(
   let pending = items.map((_, i) => i);
   // Each round settles every item unless a key holder died between two statements.
   for (let round = 0; pending.length > 0; round++) {
-    if (round > 10) throw new Error("enqueue: idempotency keys kept changing hands; try again");
+    if (round > 10) throw keysChurning();
     const batch = pending.map((i) => items[i]!);
     const cols = batch.map((it) => ({ ...it, ...placement(it, now) }));
     const rows = await q.query<JobRow>(

@@ -134,7 +134,7 @@ export async function migrate(db: Db, schema: string, quoted: string): Promise<n
       [schema],
     );
     const names = new Set(tables.map((t) => t.name));
-    if (!names.has("migrations")) {
+    if (!names.has("vigil_migrations")) {
       if (names.size > 0) {
         throw new VigilError(
           "STORE_FOREIGN",
@@ -143,17 +143,17 @@ export async function migrate(db: Db, schema: string, quoted: string): Promise<n
         );
       }
       await q.query(
-        `CREATE TABLE ${quoted}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
+        `CREATE TABLE ${quoted}.vigil_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
       );
     }
-    const rows = await q.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${quoted}.migrations`);
+    const rows = await q.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${quoted}.vigil_migrations`);
     const current = rows[0]?.v ?? 0;
     if (current > LATEST_VERSION) throw tooNew(schema, current);
     let ran = 0;
     for (const m of MIGRATIONS) {
       if (m.version <= current) continue;
       await q.query(m.sql(quoted));
-      await q.query(`INSERT INTO ${quoted}.migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [
+      await q.query(`INSERT INTO ${quoted}.vigil_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [
         m.version,
         m.name,
         Date.now(),
@@ -167,11 +167,11 @@ export async function migrate(db: Db, schema: string, quoted: string): Promise<n
 /** The schema version in the database (0: none), without writing anything. */
 export async function schemaVersion(db: Db, schema: string, quoted: string): Promise<number> {
   const exists = await db.query<{ ok: boolean }>(
-    "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'migrations') AS ok",
+    "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'vigil_migrations') AS ok",
     [schema],
   );
   if (!exists[0]?.ok) return 0;
-  const rows = await db.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${quoted}.migrations`);
+  const rows = await db.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${quoted}.vigil_migrations`);
   return rows[0]?.v ?? 0;
 }
 
