@@ -72,7 +72,7 @@ describe.runIf(await requirePg("the PostgreSQL store specifics"))("postgres stor
     expect((await (inProcess[1] as Store).list({ limit: 0 })).map((j) => j.id).sort()).toEqual(ids.sort());
   });
 
-  it("takes the schema from ?schema= in the URL; the option wins over it", async () => {
+  it("takes the schema from ?schema= in the URL, over the schema option", async () => {
     const fromUrl = freshSchemaName("vigil_url");
     schemas.push(fromUrl);
     const s = await openPostgresStore(`${PG_URL}?schema=${fromUrl}`);
@@ -81,9 +81,14 @@ describe.runIf(await requirePg("the PostgreSQL store specifics"))("postgres stor
     await s.enqueue("q", 1);
     const n = await pgExec(`SELECT count(*)::int AS n FROM "${fromUrl}".jobs`);
     expect(n.rows[0].n).toBe(1);
-    const other = await open({}, `${PG_URL}?schema=${fromUrl}`);
-    expect(other.location).not.toContain(fromUrl);
-    expect(await other.list()).toEqual([]);
+    const viaOption = freshSchemaName("vigil_opt");
+    schemas.push(viaOption);
+    const same = await openPostgresStore(`${PG_URL}?schema=${fromUrl}`, { schema: viaOption });
+    stores.push(same);
+    expect(same.location).toContain(fromUrl);
+    expect((await same.list()).length).toBe(1);
+    const exists = await pgExec("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1", [viaOption]);
+    expect(exists.rows[0].n).toBe(0);
     await expect(openPostgresStore(PG_URL, { schema: "bad-name; DROP" })).rejects.toMatchObject({ code: "BAD_INPUT" });
   });
 

@@ -24,7 +24,11 @@ export const DEFAULT_SCHEMA = "vigil";
  */
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
 
-/** Splits a `postgres://` URL into what `pg` needs and the schema (option beats URL beats default). */
+/**
+ * Splits a `postgres://` URL into what `pg` needs and the schema: the URL's `?schema=` if
+ * present (the most specific place, and the config's `schema` key always supplies its
+ * default), else `schemaOption`, else `vigil`.
+ */
 export function parsePostgresUrl(url: string, schemaOption?: string): PgTarget {
   let parsed: URL;
   try {
@@ -36,7 +40,7 @@ export function parsePostgresUrl(url: string, schemaOption?: string): PgTarget {
   }
   const fromUrl = parsed.searchParams.get("schema") ?? undefined;
   parsed.searchParams.delete("schema");
-  const schema = schemaOption ?? fromUrl ?? DEFAULT_SCHEMA;
+  const schema = fromUrl ?? schemaOption ?? DEFAULT_SCHEMA;
   if (!SCHEMA_NAME.test(schema)) {
     throw new BadInputError(
       `PostgreSQL schema ${JSON.stringify(schema)} is not valid: use letters, digits and _ (at most 50, not starting with a digit)`,

@@ -53,8 +53,8 @@ import * as side from "./side-tables.js";
 
 /**
  * Opens the store at a `postgres://` URL: connects, and (unless `readOnly`) applies pending
- * migrations under an advisory lock. The schema comes from `opts.schema`, else the URL's
- * `?schema=`, else `vigil`. Throws STORE_UNREACHABLE when the server cannot be reached.
+ * migrations under an advisory lock. The schema comes from the URL's `?schema=`, else
+ * `opts.schema`, else `vigil`. Throws STORE_UNREACHABLE when the server cannot be reached.
  */
 export async function openPostgresStore(url: string, opts: StoreOptions = {}): Promise<Store> {
   const target = parsePostgresUrl(url, opts.schema);
