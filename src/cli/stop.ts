@@ -15,11 +15,10 @@ export function register(program: Command): void {
     .description("stop the supervisor: workers drain, then every process exits")
     .option("--timeout <duration>", "give up waiting after this long", "2m")
     .action(async (flags: { timeout: string }, cmd: Command) => {
-      const [{ requireDuration }, { vigilPaths }, { readPid, isVigilSupervisor }, { isAlive }] = await Promise.all([
+      const [{ requireDuration }, { vigilPaths }, { readPid, isVigilSupervisor, isRunning }] = await Promise.all([
         import("../core/duration.js"),
         import("../supervisor/paths.js"),
         import("../supervisor/lock.js"),
-        import("../os/process.js"),
       ]);
       const timeoutMs = requireDuration(flags.timeout, "--timeout");
       const paths = vigilPaths(projectDir(cmd));
@@ -30,7 +29,7 @@ export function register(program: Command): void {
       }
       process.kill(pid, "SIGTERM");
       const deadline = Date.now() + timeoutMs;
-      while (isAlive(pid)) {
+      while (isRunning(pid)) {
         if (Date.now() > deadline) {
           throw new BadInputError(`supervisor pid ${pid} is still stopping after ${flags.timeout}; see ${paths.supervisorLog}, or \`kill -9 ${pid}\` (the next start cleans up)`);
         }

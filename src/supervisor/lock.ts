@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { VigilError } from "../core/errors.js";
-import { isAlive } from "../os/process.js";
+import { isAlive, procInfo } from "../os/process.js";
 
 /** The command line of a process as its argv, or null when it is gone (Linux /proc). */
 export function procCmdline(pid: number): string[] | null {
@@ -18,9 +18,14 @@ export function procCmdline(pid: number): string[] | null {
   }
 }
 
+/** Whether `pid` still runs: alive and not a zombie nobody has collected yet. */
+export function isRunning(pid: number): boolean {
+  return isAlive(pid) && procInfo(pid)?.state !== "Z";
+}
+
 /** Whether `pid` is alive and runs the vigil CLI (guards against a reused pid). */
 export function isVigilSupervisor(pid: number): boolean {
-  if (!isAlive(pid)) return false;
+  if (!isRunning(pid)) return false;
   const argv = procCmdline(pid);
   if (argv === null) return true; // no /proc (not Linux): trust the pid
   return argv.some((a) => /vigil|cli[\\/]main\.[jt]s/.test(a)) && argv.includes("start");

@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { writeFileAtomic } from "../os/files.js";
-import { groupMembers, isAlive, killGroup } from "../os/process.js";
-import { procCmdline } from "./lock.js";
+import { groupMembers, killGroup } from "../os/process.js";
+import { isRunning, procCmdline } from "./lock.js";
 
 export interface ChildRecord {
   name: string;
@@ -50,7 +50,7 @@ export function readChildren(path: string): ChildRecord[] {
  * (a group id cannot be reused while any member lives).
  */
 function stillOurs(rec: ChildRecord): boolean {
-  if (isAlive(rec.pid)) {
+  if (isRunning(rec.pid)) {
     const argv = procCmdline(rec.pid);
     return argv !== null && argv.join("\0") === rec.argv.join("\0");
   }

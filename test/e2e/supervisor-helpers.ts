@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { StatusSnapshot, ServiceStatus } from "../../src/health/types.js";
-import { isAlive, killGroup } from "../../src/os/process.js";
+import { isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { readChildren } from "../../src/supervisor/orphans.js";
@@ -176,4 +176,9 @@ export async function holderOf(p: Project, store: Store, id: number): Promise<{ 
     // Wait for a heartbeat that lists the job too, so the incident can name it.
     return r?.pid && (r.activeJobs ?? 0) > 0 ? { pid: r.pid, name: r.name } : null;
   });
+}
+
+/** Whether a process still runs (a zombie whose parent has not collected it has ended). */
+export function running(pid: number): boolean {
+  return isAlive(pid) && procInfo(pid)?.state !== "Z";
 }

@@ -1,0 +1,122 @@
+/**
+ * Starting and stopping a project: a bad config starts nothing and names each key and
+ * line; a second `vigil start` refuses naming the running pid; SIGKILL of the supervisor
+ * itself, then `vigil start` again, leaves no orphan running and loses no job; `vigil
+ * restart` is recorded as manual; `vigil stop` drains and records a stop; `vigil logs`,
+ * `vigil status` and `vigil incidents` read what the supervisor left.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Store } from "../../src/store/store.js";
+import { readChildren } from "../../src/supervisor/orphans.js";
+import { WORK_HANDLER, WORKERS_YAML, allRunning, cleanUp, holderOf, makeProject, openProjectStore, running, startVigil, vigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
+
+let project: Project | null = null;
+let runs: Running[] = [];
+let store: Store | null = null;
+
+afterEach(async () => {
+  await store?.close();
+  store = null;
+  if (project) await cleanUp(project, runs);
+  project = null;
+  runs = [];
+});
+
+describe("supervisor start and stop", () => {
+  it("refuses a bad config, naming each key and line, and starts nothing", () => {
+    project = makeProject(
+      `services:
+  side: { command: [node, -e, "require('fs').writeFileSync('started', '1')"] }
+supervision:
+  stallAfter: soon
+  restartEvery: 5s
+`,
+    );
+    const r = vigil(project, ["start"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/vigil\.yaml:4: supervision\.stallAfter/);
+    expect(r.stderr).toMatch(/vigil\.yaml:5: .*restartEvery/);
+    expect(existsSync(join(project.dir, ".vigil", "supervisor.pid"))).toBe(false);
+    expect(existsSync(join(project.dir, "started"))).toBe(false);
+  });
+
+  it("refuses a second start naming the pid; restart is manual; stop drains and records it", async () => {
+    project = makeProject(
+      `services:
+  sleeper: { command: [node, -e, "setInterval(() => console.log('tick ' + process.pid), 200)"], instances: 2 }
+supervision: { stallAfter: 2s, killTimeout: 2s }
+http: { enabled: false }
+`,
+    );
+    const run = startVigil(project);
+    runs.push(run);
+    const rows = await allRunning(project, run);
+    const second = vigil(project, ["start"]);
+    expect(second.status).not.toBe(0);
+    expect(second.stderr).toContain(`pid ${run.child.pid}`);
+
+    const restarted = vigil(project, ["restart", "sleeper:2"]);
+    expect(restarted.stdout).toContain("sleeper:2");
+    const again = await waitFor("sleeper:2 replaced", async () => {
+      const now = await allRunning(project!, run);
+      const r2 = now.find((r) => r.name === "sleeper:2")!;
+      return r2.pid !== rows.find((r) => r.name === "sleeper:2")!.pid ? now : null;
+    });
+    expect(again.find((r) => r.name === "sleeper:1")!.pid).toBe(rows.find((r) => r.name === "sleeper:1")!.pid);
+    expect(again.find((r) => r.name === "sleeper:2")!.restarts).toBe(1);
+
+    const logs = vigil(project, ["logs", "sleeper", "-n", "200"]);
+    expect(logs.stdout).toContain(`[sleeper:1] tick ${rows[0]!.pid}`);
+    const status = JSON.parse(vigil(project, ["status", "--json"]).stdout) as { source: string; services: { name: string }[] };
+    expect(status.source).toBe("supervisor");
+    expect(status.services.map((s) => s.name)).toEqual(["sleeper:1", "sleeper:2"]);
+
+    const stop = vigil(project, ["stop"]);
+    expect(stop.status).toBe(0);
+    await waitFor("supervisor reaped", () => run.child.exitCode !== null || run.child.signalCode !== null);
+    expect(run.child.exitCode).toBe(0);
+    for (const r of again) expect(running(r.pid!)).toBe(false);
+    expect(existsSync(join(project.dir, ".vigil", "supervisor.pid"))).toBe(false);
+
+    const incidents = JSON.parse(vigil(project, ["incidents", "--json"]).stdout) as { service: string; cause: string; detail: Record<string, unknown>; detectedAt: number }[];
+    const manual = incidents.find((i) => i.service === "sleeper:2" && i.cause === "stop");
+    expect(manual?.detail.manual).toBe(true);
+    expect(incidents.find((i) => i.service === "supervisor" && i.cause === "stop")).toBeDefined();
+    expect(typeof incidents[0]!.detectedAt).toBe("number");
+    // With no supervisor, status falls back to the status file it left, then the store.
+    const after = JSON.parse(vigil(project, ["status", "--json"]).stdout) as { source: string };
+    expect(["status-file", "store"]).toContain(after.source);
+  });
+
+  it("after a SIGKILL of the supervisor, the next start ends the orphans and loses no job", async () => {
+    project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
+    const first = startVigil(project);
+    runs.push(first);
+    const rows = await allRunning(project, first);
+    store = await openProjectStore(project);
+    const { job } = await store.enqueue("work", { mode: "sleep", ms: 120_000 });
+    const holder = await holderOf(project, store, job.id);
+    const recorded = readChildren(join(project.dir, ".vigil", "children.json"));
+    expect(recorded.map((c) => c.pid).sort()).toEqual(rows.map((r) => r.pid).sort());
+
+    process.kill(first.child.pid!, "SIGKILL");
+    await waitFor("supervisor gone", () => !running(first.child.pid!));
+    const second = startVigil(project);
+    runs.push(second);
+    const fresh = await allRunning(project, second);
+    for (const r of rows) expect(running(r.pid!)).toBe(false);
+    expect(fresh.every((r) => !rows.some((old) => old.pid === r.pid))).toBe(true);
+
+    const done = await waitFor("job completed by the new workers", async () => {
+      const j = await store!.get(job.id);
+      return j?.state === "completed" ? j : null;
+    });
+    expect((done.result as { pid: number }).pid).not.toBe(holder.pid);
+    expect(fresh.map((r) => r.pid)).toContain((done.result as { pid: number }).pid);
+    const inc = (await store.listIncidents({ service: "supervisor" })).find((i) => i.cause === "crash");
+    expect(inc?.detail.pid).toBe(first.child.pid);
+    expect((inc?.detail.orphans as unknown[]).length).toBeLessThanOrEqual(2);
+  });
+});
