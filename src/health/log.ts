@@ -14,3 +14,12 @@ export const silentLogger: OpsLogger = {
   warn() {},
   error() {},
 };
+
+/** Adapts a one-argument log function (the supervisor's) to `OpsLogger`. */
+export function loggerFromFn(log: (msg: string) => void): OpsLogger {
+  const line = (obj: object, msg?: string): void => {
+    const err = (obj as { err?: unknown }).err;
+    log(err instanceof Error ? `${msg ?? "error"}: ${err.message}` : (msg ?? JSON.stringify(obj)));
+  };
+  return { info: line, warn: line, error: line };
+}

@@ -1,0 +1,93 @@
+/**
+ * What the supervisor starts beside its processes, in one call: the HTTP server (JSON API,
+ * /metrics, /healthz, dashboard) when `http.enabled`, with its token, and the health watch
+ * that turns health changes into alerts.
+ *
+ *   const ops = await startOperations({ config, dir, store, snapshot: () => this.snapshot(),
+ *     restartService: (n, o) => this.restartService(n, o), alerts, log: this.log });
+ *   ...
+ *   await ops.close();
+ */
+import { hostname } from "node:os";
+import type { VigilConfig } from "../config/schema.js";
+import { sqliteFileOf } from "../health/backup.js";
+import { runHealthChecks, type HealthReport } from "../health/checks.js";
+import { loggerFromFn } from "../health/log.js";
+import type { OpsAlertSink } from "../health/alerts.js";
+import type { AlertSink, StatusSnapshot } from "../health/types.js";
+import { startHealthWatch } from "../health/watch.js";
+import type { Store } from "../store/store.js";
+import { vigilPaths } from "../supervisor/paths.js";
+import { startHttpServer, type HttpServerHandle } from "./server.js";
+import { resolveToken } from "./token.js";
+
+export interface OperationsOptions {
+  config: VigilConfig;
+  /** The project folder (holds `.vigil/`). */
+  dir: string;
+  store: Store;
+  /** The store URL in use when it differs from `config.store` (a `--store` override). */
+  storeUrl?: string;
+  snapshot: () => Promise<StatusSnapshot>;
+  restartService?: (name: string, opts: { manual: true }) => Promise<unknown>;
+  alerts?: AlertSink;
+  log?: (msg: string) => void;
+  /** Time between health runs for alerts, ms (default 30 s). */
+  healthEvery?: number;
+}
+
+export interface Operations {
+  /** The HTTP server, or null when `http.enabled` is false. */
+  http: HttpServerHandle | null;
+  health(): Promise<HealthReport>;
+  close(): Promise<void>;
+}
+
+export async function startOperations(opts: OperationsOptions): Promise<Operations> {
+  const { config, store } = opts;
+  const logger = loggerFromFn(opts.log ?? (() => {}));
+  const stateDir = vigilPaths(opts.dir).root;
+  const health = async (): Promise<HealthReport> =>
+    runHealthChecks({
+      store,
+      stateDir,
+      limits: config.health,
+      stallAfter: config.supervision.stallAfter,
+      statusEvery: config.supervision.statusEvery,
+      snapshot: await opts.snapshot(),
+      storeFile: sqliteFileOf(opts.storeUrl ?? config.store),
+    });
+  let http: HttpServerHandle | null = null;
+  if (config.http.enabled) {
+    const restart = opts.restartService;
+    http = await startHttpServer({
+      host: config.http.host,
+      port: config.http.port,
+      token: resolveToken(stateDir, config.http.token),
+      store,
+      snapshot: opts.snapshot,
+      restartService: restart ? async (name, o) => void (await restart(name, o)) : undefined,
+      health,
+      alerts: isOpsSink(opts.alerts) ? opts.alerts : undefined,
+      stallAfter: config.supervision.stallAfter,
+      logger,
+    });
+    const where = config.http.token ? "http.token in the config" : `${stateDir}/token`;
+    opts.log?.(`dashboard, JSON API and /metrics at ${http.url}/ (token: ${where})`);
+  }
+  const watch = opts.alerts
+    ? startHealthWatch({ run: health, sink: opts.alerts, host: config.host ?? hostname(), every: opts.healthEvery, logger })
+    : null;
+  return {
+    http,
+    health,
+    async close(): Promise<void> {
+      watch?.stop();
+      await http?.close();
+    },
+  };
+}
+
+function isOpsSink(sink: AlertSink | undefined): sink is OpsAlertSink {
+  return typeof (sink as OpsAlertSink | undefined)?.stats === "function";
+}
