@@ -15,19 +15,31 @@ export interface Queryable {
 const RETRY_STATES = new Set(["40001", "40P01"]);
 const TX_TRIES = 3;
 
+function isRetryable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && RETRY_STATES.has(code);
+}
+
 export class Db implements Queryable {
   constructor(
     readonly pool: pg.Pool,
     private readonly location: string,
   ) {}
 
-  /** One statement, one round trip, its own transaction. */
+  /**
+   * One statement, one round trip, its own transaction. A statement chosen as a deadlock
+   * victim rolled back whole, so it is simply run again (a completion batch and a renewal
+   * batch of one worker touch the same rows at once).
+   */
   async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string): Promise<R[]> {
-    try {
-      const res = await this.pool.query<R>(name ? { name, text, values } : { text, values });
-      return res.rows;
-    } catch (err) {
-      throw toStoreError(err, this.location);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.pool.query<R>(name ? { name, text, values } : { text, values });
+        return res.rows;
+      } catch (err) {
+        if (attempt < TX_TRIES && isRetryable(err)) continue;
+        throw toStoreError(err, this.location);
+      }
     }
   }
 
@@ -57,8 +69,7 @@ export class Db implements Queryable {
           // The connection itself is gone: hand it back broken so the pool discards it.
           broken = rollbackErr as Error;
         }
-        const code = (err as { code?: unknown }).code;
-        if (attempt < TX_TRIES && typeof code === "string" && RETRY_STATES.has(code)) continue;
+        if (attempt < TX_TRIES && isRetryable(err)) continue;
         throw toStoreError(err, this.location);
       } finally {
         client.release(broken);

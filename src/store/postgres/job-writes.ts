@@ -200,6 +200,8 @@ export async function renewMany(
 ): Promise<{ lost: number[]; leaseUntil: number }> {
   const leaseUntil = ctx.clock.now() + leaseMs;
   if (leases.length === 0) return { lost: [], leaseUntil };
+  // Rows are locked in id order by every batch statement, so two batches never deadlock.
+  leases = [...leases].sort((a, b) => a.jobId - b.jobId);
   const rows = await ctx.db.query<{ id: number; token: string }>(
     ctx.sql.renewMany.text,
     [leases.map((l) => l.jobId), leases.map((l) => String(l.token)), leaseUntil],
@@ -237,6 +239,8 @@ export async function completeMany(ctx: JobContext, items: CompleteItem[]): Prom
     seen.add(id);
     send.push(i);
   });
+  // Rows are locked in id order by every batch statement, so two batches never deadlock.
+  send.sort((a, b) => items[a]!.lease.jobId - items[b]!.lease.jobId);
   const keyed = send.some((i) => (prepared[i] as { next: PreparedItem[] }).next.some((n) => n.key !== null));
   const run = (q: Queryable) => runCompletions(ctx, q, items, prepared, send);
   const { done, nextJobs } =
