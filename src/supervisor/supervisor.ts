@@ -245,11 +245,27 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * HTTP server integration point: the one place the supervisor starts the dashboard and
-   * JSON API (config.http, enabled by default). Filled in once src/http/server.ts lands.
+   * The one place the supervisor starts the dashboard, JSON API, /metrics and the health
+   * watch (config.http, enabled by default). A port that cannot be bound is logged, not
+   * fatal: supervision matters more than the dashboard.
    */
   private async startHttp(): Promise<void> {
-    this.httpClose = null;
+    try {
+      const { startOperations } = await import("../http/operations.js");
+      const ops = await startOperations({
+        config: this.opts.config,
+        dir: this.opts.dir,
+        store: this.opts.store,
+        storeUrl: this.opts.storeUrl,
+        snapshot: () => this.snapshot(),
+        restartService: (name, o) => this.restartService(name, o),
+        alerts: this.opts.alerts,
+        log: this.log,
+      });
+      this.httpClose = () => ops.close();
+    } catch (err) {
+      this.log(`the HTTP server did not start (${(err as Error).message}); supervision goes on without it`);
+    }
   }
 
   private httpClose: (() => Promise<void>) | null = null;

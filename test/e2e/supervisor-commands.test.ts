@@ -23,6 +23,7 @@ describe("supervisor with commands", () => {
       `services:
   quick: { command: [node, quick.mjs] }
 supervision: { stallAfter: 2s, killTimeout: 1s, maxRestarts: 3/1m, crashLoopRetry: 3s }
+http: { enabled: false }
 alerts:
   - { command: [node, alert.mjs] }
 `,
@@ -65,6 +66,7 @@ alerts:
       `services:
   touchy: { command: [node, touchy.mjs], statusFile: beat.txt }
 supervision: { stallAfter: 1s, killTimeout: 1s }
+http: { enabled: false }
 `,
       {
         // The first process touches the file for a while, then freezes its contract (but keeps running).
@@ -100,6 +102,7 @@ setInterval(() => { if (!first || Date.now() - t0 < 1500) writeFileSync("beat.tx
       `services:
   api: { command: [node, api.mjs], probe: "http://127.0.0.1:${port}/health" }
 supervision: { stallAfter: 1500ms, killTimeout: 1s }
+http: { enabled: false }
 `,
       {
         // First process: answers for ~2 s, then hangs every request. Later ones answer.
@@ -127,6 +130,7 @@ createServer((req, res) => { if (first && Date.now() - t0 > 2000) return; res.en
       `services:
   hog: { command: [node, hog.mjs], maxMemory: 120mb }
 supervision: { stallAfter: 2s, killTimeout: 1s }
+http: { enabled: false }
 `,
       {
         "hog.mjs": `import { appendFileSync, readFileSync } from "node:fs";

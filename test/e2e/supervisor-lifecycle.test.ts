@@ -47,7 +47,7 @@ supervision:
       `services:
   sleeper: { command: [node, -e, "setInterval(() => console.log('tick ' + process.pid), 200)"], instances: 2 }
 supervision: { stallAfter: 2s, killTimeout: 2s }
-http: { enabled: false }
+http: { port: 0 }
 `,
     );
     const run = startVigil(project);
@@ -69,6 +69,10 @@ http: { enabled: false }
 
     const logs = vigil(project, ["logs", "sleeper", "-n", "200"]);
     expect(logs.stdout).toContain(`[sleeper:1] tick ${rows[0]!.pid}`);
+    // The supervisor serves its live snapshot over HTTP too (port 0: a free one).
+    const url = await waitFor("HTTP address in the log", () => /at (http:\/\/127\.0\.0\.1:\d+)\//.exec(run.output())?.[1]);
+    const api = (await (await fetch(`${url}/api/status`)).json()) as { services: { name: string; state: string }[] };
+    expect(api.services.map((s) => `${s.name}=${s.state}`)).toEqual(["sleeper:1=running", "sleeper:2=running"]);
     const status = JSON.parse(vigil(project, ["status", "--json"]).stdout) as { source: string; services: { name: string }[] };
     expect(status.source).toBe("supervisor");
     expect(status.services.map((s) => s.name)).toEqual(["sleeper:1", "sleeper:2"]);
