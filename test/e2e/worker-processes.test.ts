@@ -23,6 +23,7 @@ queues:
   short: { handler: ./held.mjs, concurrency: 4, lease: 1s }
   first: { handler: ./first.mjs, next: second }
   second: { handler: ./noop.mjs }
+  wedge: { handler: ./wedge.mjs, timeout: 300ms, killGrace: 300ms, attempts: 1 }
 `;
 
 const FILES = {
@@ -38,6 +39,7 @@ export default async function noop(job) {
   if (hold > 0) await new Promise((r) => setTimeout(r, hold));
   return { pid: process.pid, attempt: job.attempt };
 }`,
+  "wedge.mjs": `export default function wedge() { return new Promise(() => {}); }`,
   "first.mjs": `export default async function first(job) { return { from: job.id, pid: process.pid }; }`,
 };
 
@@ -62,10 +64,11 @@ async function states(queue: string): Promise<Job[]> {
   return store.list({ queue, limit: 0 });
 }
 
-async function whenActive(queue: string, n: number, workerId: string): Promise<Job[]> {
-  return waitFor(`${n} ${queue} jobs active on ${workerId}`, async () => {
-    const active = (await states(queue)).filter((j) => j.state === "active" && j.workerId === workerId);
-    return active.length === n ? active : null;
+/** Waits until every one of `ids` is active on `workerId`. */
+async function whenActive(ids: number[], workerId: string): Promise<void> {
+  await waitFor(`jobs ${ids.join(", ")} active on ${workerId}`, async () => {
+    const jobs = await Promise.all(ids.map((id) => store.get(id)));
+    return jobs.every((j) => j?.state === "active" && j.workerId === workerId);
   });
 }
 
@@ -77,9 +80,14 @@ describe("vigil worker processes", () => {
     await waitFor(
       "all 20,000 completed",
       async () => (await store.stats()).noop?.completed === 20_000,
+      // Generous: a shared 2-core machine under other test runs can be many times slower.
       120_000,
       250,
-    );
+    ).catch(async (err: Error) => {
+      // Say where it stood, and what each worker last logged, to tell a stall from slowness.
+      const last = workers.map((w) => `${w.id}: ${JSON.stringify(w.logs().slice(-3))}`).join("\n");
+      throw new Error(`${err.message}; counts ${JSON.stringify((await store.stats()).noop)}\n${last}`);
+    });
     const runs = new Map<number, number>();
     const pids = new Set<string>();
     for (const f of readdirSync(p.dir).filter((n) => n.startsWith("runs-"))) {
@@ -94,13 +102,13 @@ describe("vigil worker processes", () => {
     expect(jobs.filter((j) => j.state !== "completed" || j.attempt !== 1)).toEqual([]);
     // The work was shared: more than one process ran handlers.
     expect(pids.size).toBeGreaterThan(1);
-  });
+  }, 150_000);
 
   it("a SIGKILLed worker's jobs complete on another once the supervisor releases them", async () => {
     const a = startWorker(p, "kill-a", "held", { HOLD: "600000" });
     await started(a);
     const jobs = await store.enqueueMany([1, 2, 3].map((i) => ({ queue: "held", payload: { i } })));
-    await whenActive("held", 3, "kill-a");
+    await whenActive(jobs.map((r) => r.job.id), "kill-a");
     killGroup(a.pid, "SIGKILL");
     await a.exited;
     const b = startWorker(p, "kill-b", "held");
@@ -121,7 +129,7 @@ describe("vigil worker processes", () => {
     const a = startWorker(p, "exp-a", "short", { HOLD: "600000" });
     await started(a);
     const { job } = await store.enqueue("short", { n: 1 });
-    await whenActive("short", 1, "exp-a");
+    await whenActive([job.id], "exp-a");
     killGroup(a.pid, "SIGKILL");
     await a.exited;
     // Nobody calls releaseWorker: worker B finds the expired lease as it polls.
@@ -138,7 +146,7 @@ describe("vigil worker processes", () => {
     const a = startWorker(p, "stop-a", "short", { HOLD: "2500" });
     await started(a);
     const { job } = await store.enqueue("short", { n: 2 });
-    await whenActive("short", 1, "stop-a");
+    await whenActive([job.id], "stop-a");
     killGroup(a.pid, "SIGSTOP");
     const b = startWorker(p, "stop-b", "short");
     const done = await waitFor("completed by b", async () => {
@@ -180,5 +188,35 @@ describe("vigil worker processes", () => {
     const first = (await store.get(job.id))!;
     expect(first.state).toBe("completed");
     expect(first.attempt).toBe(2);
+  });
+
+  it("SIGTERM drains: the process exits 0 and gives back a job still running, attempt not counted", async () => {
+    const a = startWorker(p, "term-a", "held", { HOLD: "600000" });
+    await started(a);
+    const { job } = await store.enqueue("held", { n: 3 });
+    await whenActive([job.id], "term-a");
+    a.child.kill("SIGTERM");
+    expect(await a.exited).toEqual({ code: 0, signal: null });
+    const j = (await store.get(job.id))!;
+    expect(j.state).toBe("waiting");
+    expect(j.attempt).toBe(0);
+    expect(j.history).toEqual([]);
+  });
+
+  it("a wedged handler makes the process give back its other jobs and exit 70", async () => {
+    const a = startWorker(p, "wedge-a", "wedge,held", { HOLD: "600000" });
+    await started(a);
+    const held = await store.enqueueMany([1, 2].map((i) => ({ queue: "held", payload: { i } })));
+    await whenActive(held.map((r) => r.job.id), "wedge-a");
+    const { job } = await store.enqueue("wedge", {});
+    expect(await a.exited).toEqual({ code: 70, signal: null });
+    const w = (await store.get(job.id))!;
+    expect(w.state).toBe("dead");
+    expect(w.history.map((h) => h.outcome)).toEqual(["timeout"]);
+    for (const { job: h } of held) {
+      const j = (await store.get(h.id))!;
+      expect([j.state, j.attempt]).toEqual(["waiting", 0]);
+    }
+    expect(a.logs().some((l) => l.msg === "handler is wedged" && l.jobId === job.id)).toBe(true);
   });
 });
