@@ -4,7 +4,7 @@
  */
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import type { FileStat } from "./scan.js";
+import type { Stats } from "node:fs";
 import { SnapshotSource } from "./snapshot.js";
 import type { SourceOptions } from "./types.js";
 
@@ -18,8 +18,8 @@ export interface FileOptions extends SourceOptions {
 /** Payload of each job: `{ path, size, mtimeMs, sha256 }`. */
 export function fileSource(opts: FileOptions): SnapshotSource {
   const path = opts.file;
-  const list = async (): Promise<FileStat[]> => {
-    let st;
+  const list = async (_warn: unknown, visit: (rel: string, abs: string, st: Stats) => void): Promise<void> => {
+    let st: Stats;
     try {
       st = await stat(path);
     } catch (err) {
@@ -29,7 +29,7 @@ export function fileSource(opts: FileOptions): SnapshotSource {
       throw new Error(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
     }
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-    return [{ rel: basename(path), abs: path, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino }];
+    visit(basename(path), path, st);
   };
   return new SnapshotSource("file", { ...opts, folder: dirname(path), settle: opts.settle ?? 1000 }, list);
 }

@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
+import type { Stats } from "node:fs";
 import type { EnqueueItem } from "../core/types.js";
 import type { FileStat } from "./scan.js";
 import {
@@ -63,29 +64,38 @@ export class SnapshotSource implements TriggerSource {
   constructor(
     readonly kind: "watch" | "file",
     private readonly opts: SnapshotOptions,
-    private readonly list: (warn: (m: string) => void) => Promise<FileStat[]>,
+    private readonly list: (warn: (m: string) => void, visit: (rel: string, abs: string, st: Stats) => void) => Promise<void>,
   ) {}
 
   async poll(ctx: PollContext): Promise<PollOutcome> {
-    const files = await this.list((m) => ctx.warn(m));
     const now = ctx.now();
     const start = snapshotOf(ctx.cursor);
-    const present = new Set<string>();
+    const settle = Math.max(this.opts.settle, MIN_SETTLE_MS);
     const todo: FileStat[] = [];
+    let present: Set<string> | null = null;
+    let known = 0;
     let wakeInMs = Infinity;
-    for (const f of files) {
-      present.add(f.rel);
-      const prev = start.files[f.rel];
-      if (prev && prev[0] === f.size && prev[1] === f.mtimeMs && prev[2] === f.ino) continue;
-      const age = now - Math.max(f.mtimeMs, f.ctimeMs);
-      const settle = Math.max(this.opts.settle, MIN_SETTLE_MS);
-      if (age < settle) {
-        wakeInMs = Math.min(wakeInMs, settle - age);
-        continue;
-      }
-      todo.push(f);
-    }
-    let gone = Object.keys(start.files).filter((rel) => !present.has(rel));
+    const knownCount = Object.keys(start.files).length;
+    if (knownCount > 0) present = new Set();
+    // The hot loop of an idle poll: one stat per file, compared with the snapshot.
+    await this.list(
+      (m) => ctx.warn(m),
+      (rel, abs, st) => {
+        const prev = start.files[rel];
+        if (prev) {
+          known++;
+          present?.add(rel);
+          if (prev[0] === st.size && prev[1] === st.mtimeMs && prev[2] === st.ino) return;
+        }
+        const age = now - Math.max(st.mtimeMs, st.ctimeMs);
+        if (age < settle) {
+          wakeInMs = Math.min(wakeInMs, settle - age);
+          return;
+        }
+        todo.push({ rel, abs, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino });
+      },
+    );
+    let gone = known < knownCount ? Object.keys(start.files).filter((rel) => !present!.has(rel)) : [];
     todo.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
     let i = 0;
