@@ -11,7 +11,7 @@ import { dirname } from "node:path";
 import { formatDuration } from "../core/duration.js";
 import type { Store } from "../store/store.js";
 import { readPidFile, readStatusFile } from "./state-files.js";
-import type { StatusSnapshot } from "./types.js";
+import type { ServiceStatus, StatusSnapshot } from "./types.js";
 
 export type CheckStatus = "ok" | "degraded" | "unhealthy";
 
@@ -101,7 +101,7 @@ export async function runHealthChecks(input: HealthInput): Promise<HealthReport>
         return ok(`The supervisor is running (pid ${pid.pid}).`);
       },
     ],
-    ["services", async () => servicesCheck(snapshot, stallAfter)],
+    ["services", async () => servicesCheck(snapshot, stallAfter, now)],
     [
       "crash-loop",
       async () => {
@@ -194,23 +194,27 @@ export async function runHealthChecks(input: HealthInput): Promise<HealthReport>
   return { status: worst(results.map((c) => c.status)), at: now, checks: results };
 }
 
-function servicesCheck(snapshot: StatusSnapshot | null, stallAfter: number): Omit<HealthCheck, "name"> {
+function servicesCheck(snapshot: StatusSnapshot | null, stallAfter: number, now: number): Omit<HealthCheck, "name"> {
   if (!snapshot) return bad("unhealthy", "No service status is available (no live supervisor and no status file).");
   const rows = snapshot.services;
   if (rows.length === 0) return ok("No services are configured.");
-  const stale = rows.filter(
-    (s) => s.state === "running" && s.heartbeatAgeMs !== null && s.heartbeatAgeMs > stallAfter,
-  );
+  // A heartbeat age is as of the snapshot; the snapshot itself may be a second or two old.
+  const since = Math.max(0, now - snapshot.at);
+  const age = (s: ServiceStatus): number | null => (s.heartbeatAgeMs === null ? null : s.heartbeatAgeMs + since);
+  const stale = rows.filter((s) => s.state === "running" && (age(s) ?? 0) > stallAfter);
   const notRunning = rows.filter((s) => s.state !== "running" && s.state !== "crash-looping");
   const up = rows.filter((s) => s.state === "running" && !stale.includes(s));
-  if (up.length === 0) {
+  // Stalled, restarting and starting processes are being healed by the supervisor: that is
+  // degraded. Only when nothing runs and nothing is on its way back is it unhealthy.
+  const healing = rows.filter((s) => s.state === "starting" || s.state === "restarting" || s.state === "stalled" || stale.includes(s));
+  if (up.length === 0 && healing.length === 0) {
     return bad(
       "unhealthy",
-      `No service process is running with a fresh heartbeat (${rows.map((s) => `${s.name} ${s.state}`).join(", ")}); see \`vigil status\` and \`vigil incidents\`.`,
+      `No service process is running (${rows.map((s) => `${s.name} ${s.state}`).join(", ")}); see \`vigil status\` and \`vigil incidents\`.`,
     );
   }
   const problems = [
-    ...stale.map((s) => `${s.name} has not sent a heartbeat for ${formatDuration(s.heartbeatAgeMs)}`),
+    ...stale.map((s) => `${s.name} has not sent a heartbeat for ${formatDuration(age(s))}`),
     ...notRunning.map((s) => `${s.name} is ${s.state}`),
   ];
   if (problems.length > 0) {

@@ -96,6 +96,18 @@ describe("health checks", () => {
     expect(r.status).toBe("unhealthy");
   });
 
+  it("counts a process on its way back as degraded, and nothing running or coming back as unhealthy", async () => {
+    let r = await run({ snapshot: snap(clock.now(), [service("workers:1", { state: "starting", heartbeatAgeMs: null })]) });
+    expect(check(r, "services").status).toBe("degraded");
+    expect(check(r, "services").message).toContain("workers:1 is starting");
+    r = await run({ snapshot: snap(clock.now(), [service("workers:1", { state: "stopped" })]) });
+    expect(check(r, "services").status).toBe("unhealthy");
+    // A snapshot two seconds old adds its age to the heartbeat's.
+    r = await run({ snapshot: snap(clock.now() - 2000, [service("workers:1", { heartbeatAgeMs: 1500 })]), stallAfter: 3000 });
+    expect(check(r, "services").status).toBe("degraded");
+    expect(check(r, "services").message).toContain("3.5s");
+  });
+
   it("flips waiting-age when the oldest waiting job passes maxWaitingAge", async () => {
     await t.store.enqueue("slow", { n: 1 });
     clock.advance(60_000);

@@ -1,0 +1,93 @@
+/**
+ * A crash-looping service under a real `vigil start`: `vigil health` exits 2 naming it, an
+ * old waiting job turns `waiting-age` degraded, and a local webhook receiver gets one
+ * crash and one crash-loop alert however often it crashes — while a second receiver hangs
+ * and the supervisor keeps answering.
+ */
+import type { Server, ServerResponse } from "node:http";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AlertMessage } from "../../src/health/alerts.js";
+import type { Store } from "../../src/store/store.js";
+import { check, cliHealth, closeServers, listen } from "./health-helpers.js";
+import {
+  cleanUp,
+  lines,
+  makeProject,
+  openProjectStore,
+  snapshot,
+  startVigil,
+  waitFor,
+  WORK_HANDLER,
+  type Project,
+  type Running,
+} from "./supervisor-helpers.js";
+
+let project: Project | null = null;
+const runs: Running[] = [];
+const servers: Server[] = [];
+const stores: Store[] = [];
+
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+  if (project) await cleanUp(project, runs.splice(0));
+  project = null;
+  await closeServers(servers);
+});
+
+describe("health under a crash loop", () => {
+  it("flips crash-loop and waiting-age; one crash-loop alert while a receiver hangs", async () => {
+    const got: AlertMessage[] = [];
+    const hung: ServerResponse[] = [];
+    const recorder = await listen(servers, (body, res) => {
+      got.push(JSON.parse(body) as AlertMessage);
+      res.writeHead(204).end();
+    });
+    const hanging = await listen(servers, (_body, res) => hung.push(res));
+    project = makeProject(
+      `queues:
+  orphan: { handler: ./work.mjs }
+services:
+  quick: { command: [node, quick.mjs] }
+supervision: { stallAfter: 2s, killTimeout: 1s, maxRestarts: 3/1m, crashLoopRetry: 2s }
+health: { maxWaitingAge: 2s }
+http: { enabled: false }
+alerts:
+  - { webhook: "${hanging}", timeout: 1s }
+  - { webhook: "${recorder}" }
+`,
+      {
+        "work.mjs": WORK_HANDLER,
+        "quick.mjs": `import { appendFileSync } from "node:fs"; appendFileSync("spawns.log", Date.now() + "\\n"); process.exit(3);`,
+      },
+    );
+    runs.push(startVigil(project));
+    const p = project;
+
+    const looping = await waitFor("crash-loop unhealthy", () => {
+      const r = cliHealth(p);
+      return check(r.report, "crash-loop").status === "unhealthy" ? r : null;
+    }, 45_000, 500);
+    expect(looping.code).toBe(2);
+    expect(check(looping.report, "crash-loop").message).toContain("quick");
+
+    // A job on a queue no service runs: it only gets older.
+    const store = await openProjectStore(p);
+    stores.push(store);
+    await store.enqueue("orphan", { n: 1 });
+    const waiting = await waitFor("waiting-age degraded", () => {
+      const r = cliHealth(p).report;
+      return check(r, "waiting-age").status === "degraded" ? r : null;
+    }, 30_000, 500);
+    expect(check(waiting, "waiting-age").message).toContain("queue orphan");
+
+    // Crash-loop retries go on; still one crash and one crash-loop message.
+    await waitFor("more crash-loop retries", () => lines(join(p.dir, "spawns.log")).length >= 6, 45_000);
+    await waitFor("the crash-loop alert", () => got.some((m) => m.kind === "crash-loop"), 15_000);
+    expect(got.filter((m) => m.kind === "crash-loop" && m.subject === "quick")).toHaveLength(1);
+    expect(got.filter((m) => m.kind === "crash" && m.subject === "quick")).toHaveLength(1);
+    expect(hung.length).toBeGreaterThanOrEqual(1);
+    expect((await snapshot(p))?.services.find((s) => s.name === "quick")?.state).toBe("crash-looping");
+
+  });
+});
