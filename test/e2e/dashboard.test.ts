@@ -72,7 +72,7 @@ describe("dashboard", () => {
     await row.locator("td", { hasText: "waiting" }).waitFor({ timeout: 20_000 });
     expect((await t.store.get(deadId))!.state).toBe("waiting");
     await page.locator('#queues tbody tr[data-queue="outline"] td:nth-child(7)', { hasText: /^0$/ }).waitFor({ timeout: 20_000 });
-    expect(await page.evaluate(() => sessionStorage.getItem("vigil-token"))).toBe(TOKEN);
+    expect(await page.evaluate("sessionStorage.getItem(\"vigil-token\")")).toBe(TOKEN);
     expect(errors).toEqual([]);
   });
 });
