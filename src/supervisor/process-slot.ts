@@ -149,7 +149,7 @@ export class ProcessSlot {
     this.ctx.childrenChanged();
   }
 
-  /** Called by the supervisor about four times per `stallAfter`. */
+  /** Called by the supervisor every 50–250 ms (a twentieth of `stallAfter`). */
   tick(now: number): void {
     if (!this.child || this.pid === null || this.planned !== null) return;
     if (this.state !== "starting" && this.state !== "running") return;

@@ -118,9 +118,10 @@ export class Supervisor extends EventEmitter {
           }),
       );
       for (const slot of this.slots) slot.start();
-      // Four looks per stallAfter: a stall is declared at most a quarter late, and an idle
-      // tick costs microseconds (no I/O unless a status file or probe is configured).
-      const tickMs = Math.max(50, Math.min(1000, Math.floor(this.timing.stallAfterMs / 4)));
+      // Twenty looks per stallAfter, at most four a second: a stall is declared at most
+      // 250 ms late (5 % of the default 5 s), and an idle tick costs microseconds (no I/O
+      // unless a status file or probe is configured). Slower ticks delay detection.
+      const tickMs = Math.max(50, Math.min(250, Math.floor(this.timing.stallAfterMs / 20)));
       this.timers.push(setInterval(() => this.tick(), tickMs));
       this.timers.push(setInterval(() => void this.writeStatus(), this.opts.config.supervision.statusEvery));
       await this.startHttp();
