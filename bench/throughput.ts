@@ -4,6 +4,7 @@
  *   npm run bench -- throughput [--jobs 20000] [--runs 3] [--only vigil,bullmq,raw]
  *                               [--cap 30s] [--deadline 45m] [--batch 1000]
  *                               [--latency-jobs 200] [--every 50ms]
+ *                               [--scenarios enqueue,drain,pickup] [--concurrency 1,10,50]
  *
  * Scenarios, each on a fresh store or queue (new SQLite file, PostgreSQL schema, Redis
  * key prefix), all jobs no-ops with a `{ i, t }` payload:
@@ -15,8 +16,8 @@
  *   outstanding (polled every 2 ms once the last handler has run), so every completion
  *   is recorded before the clock stops;
  * - pickup-p50 / p99: a producer process enqueues one job every `--every`, a worker
- *   process (concurrency 10) records handler start − enqueue time (both
- *   `performance.timeOrigin + now()`, the same machine clock) over `--latency-jobs` jobs
+ *   process (concurrency 10) records handler start − enqueue time (both read from the
+ *   machine's monotonic clock, which all processes share) over `--latency-jobs` jobs
  *   after 10 unmeasured warm-up jobs.
  * raw-sqlite is the embedded ceiling: a bare better-sqlite3 loop in this process
  * (drain-tx1: claim and complete one job per transaction; drain-tx50: fifty).
@@ -45,6 +46,8 @@ const { values: opts } = parseArgs({
     batch: { type: "string", default: "1000" },
     "latency-jobs": { type: "string", default: "200" },
     every: { type: "string", default: "50ms" },
+    scenarios: { type: "string", default: "enqueue,drain,pickup" },
+    concurrency: { type: "string", default: "1,10,50" },
   },
 });
 
@@ -61,7 +64,8 @@ const LATENCY_JOBS = positive("latency-jobs", opts["latency-jobs"]);
 const CAP_MS = requireDuration(opts.cap, "--cap");
 const DEADLINE_MS = requireDuration(opts.deadline, "--deadline");
 const EVERY_MS = requireDuration(opts.every, "--every");
-const CONCURRENCY = [1, 10, 50];
+const CONCURRENCY = opts.concurrency.split(",").map((c) => positive("concurrency", c.trim()));
+const SCENARIOS = new Set(opts.scenarios.split(",").map((s) => s.trim()));
 /** Pick-up is measured at low load: ten handler slots, far more than one job per 50 ms needs. */
 const LATENCY_CONCURRENCY = 10;
 const WARM_JOBS = 10;
@@ -83,7 +87,7 @@ const liveCtx = new Map<TargetCtx, Target>();
 
 function record(spec: Pick<TargetSpec, "system" | "variant">, scenario: string, unit: Sample["unit"], value: number, partial = false): void {
   samples.push({ system: spec.system, variant: spec.variant, scenario, unit, value, partial });
-  const shown = unit === "jobs/s" ? Math.round(value) : value.toFixed(2);
+  const shown = unit === "jobs/s" && value >= 100 ? Math.round(value) : value.toFixed(2);
   process.stdout.write(`  ${spec.system} (${spec.variant}) ${scenario}: ${shown} ${unit}${partial ? " (partial)" : ""}\n`);
 }
 
@@ -173,6 +177,7 @@ async function pickup(spec: TargetSpec, target: Target): Promise<void> {
       const r = await w.next("latency", capMs + START_MS);
       if (r.samples.length === 0) throw new Error("no measured job was picked up within the cap");
       const partial = r.partial || r.samples.length < LATENCY_JOBS;
+      if (partial) process.stdout.write(`  ${spec.system} (${spec.variant}): ${r.samples.length} of ${LATENCY_JOBS} jobs picked up within the cap\n`);
       record(spec, "pickup-p50", "ms", percentile(r.samples, 50), partial);
       record(spec, "pickup-p99", "ms", percentile(r.samples, 99), partial);
     } finally {
@@ -266,10 +271,14 @@ async function main(): Promise<void> {
     process.stdout.write(`\nRun ${run} of ${RUNS}\n`);
     if (withRaw) await attempt({ system: "raw-sqlite", variant: "defaults" }, "loop", async () => runRaw());
     for (const [spec, target] of loaded) {
-      await attempt(spec, "enqueue-single", () => enqueueSingle(spec, target));
-      await attempt(spec, "enqueue-bulk", () => enqueueBulk(spec, target));
-      for (const c of CONCURRENCY) await attempt(spec, `drain-c${c}`, () => drain(spec, target, c));
-      await attempt(spec, "pickup", () => pickup(spec, target));
+      if (SCENARIOS.has("enqueue")) {
+        await attempt(spec, "enqueue-single", () => enqueueSingle(spec, target));
+        await attempt(spec, "enqueue-bulk", () => enqueueBulk(spec, target));
+      }
+      if (SCENARIOS.has("drain")) {
+        for (const c of CONCURRENCY) await attempt(spec, `drain-c${c}`, () => drain(spec, target, c));
+      }
+      if (SCENARIOS.has("pickup")) await attempt(spec, "pickup", () => pickup(spec, target));
     }
   }
   clearTimeout(deadline);

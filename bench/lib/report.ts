@@ -37,9 +37,9 @@ export function percentile(xs: number[], p: number): number {
   return s[rank - 1]!;
 }
 
-/** Rounds a figure for people and for the JSON: jobs/s to units, ms to 0.01, ratios to 0.01. */
+/** Rounds a figure for people and for the JSON: jobs/s to units (0.01 below 100), else to 0.01. */
 function round(value: number, unit: Row["unit"]): number {
-  return unit === "jobs/s" ? Math.round(value) : Math.round(value * 100) / 100;
+  return unit === "jobs/s" && value >= 100 ? Math.round(value) : Math.round(value * 100) / 100;
 }
 
 /** Medians per (system, variant, scenario), in the order first measured. */
@@ -118,13 +118,14 @@ export function printResults(rows: Row[], rs: Ratio[]): void {
   );
   process.stdout.write("\nRatios:\n");
   printTable(
-    ["system", "ratio", "value", "target", "met"],
+    ["system", "ratio", "value", "target", "met", "note"],
     rs.map(({ row, target }) => [
       row.system,
       row.scenario,
       `${row.value}x`,
       target === undefined ? "" : `>= ${target}x`,
       target === undefined ? "" : row.value >= target ? "yes" : "no",
+      row.partial ? "a side hit the time cap" : "",
     ]),
   );
 }

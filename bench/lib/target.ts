@@ -23,7 +23,7 @@ export type TargetCtx = Record<string, string | number | boolean>;
 export interface BenchPayload {
   /** Sequence number within the scenario. */
   i: number;
-  /** Enqueue time, ms since the epoch with sub-ms precision (`timeOrigin + now()`). */
+  /** Enqueue time in ms on the shared monotonic clock (`preciseNow()`). */
   t: number;
   /** A warm-up job: run but not measured. */
   w?: boolean;
@@ -76,7 +76,13 @@ export interface TargetSpec {
   load(): Promise<Target>;
 }
 
-/** A wall-clock time with sub-millisecond precision, comparable across processes. */
+/**
+ * Now, in ms with sub-microsecond precision, on the machine's monotonic clock
+ * (`process.hrtime`, CLOCK_MONOTONIC on Linux), which every process on the machine shares.
+ * Not `performance.timeOrigin + performance.now()`: each process fixes its own time
+ * origin at start-up, and on a loaded machine two processes' origins were seen to
+ * disagree by up to 10 ms — more than the latencies being measured.
+ */
 export function preciseNow(): number {
-  return performance.timeOrigin + performance.now();
+  return Number(process.hrtime.bigint()) / 1e6;
 }

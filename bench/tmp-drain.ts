@@ -1,0 +1,27 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { openSqliteStore } from "../src/store/sqlite/store.js";
+import { Worker } from "../src/worker/worker.js";
+import { Watchdog } from "../src/worker/watchdog.js";
+const N = 20000;
+const dir = mkdtempSync(join(tmpdir(), "vd-"));
+const store = await openSqliteStore(join(dir, "v.db"));
+if (process.argv[2] === "wd") await new Watchdog({ file: join(dir, "stack.json") }).start();
+await store.enqueueMany(Array.from({ length: N }, (_, i) => ({ queue: "noop", payload: { i } })));
+let done = 0;
+const t0 = performance.now();
+const finished = new Promise<void>((resolve) => {
+  const w = new Worker(store, { queues: { noop: { concurrency: 50, handler: async () => null } }, logger: pino({ level: "silent" }), ipc: false });
+  w.on("completed", () => { if (++done === N) resolve(); });
+  w.start();
+  (globalThis as any).w = w;
+});
+await finished;
+const ms = performance.now() - t0;
+console.log(process.argv[2] ?? "plain", Math.round(N / (ms / 1000)), "jobs/s");
+await (globalThis as any).w.stop();
+await store.close();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
