@@ -29,7 +29,6 @@ export interface JobRunHooks {
 }
 
 export class JobRun {
-  readonly controller = new AbortController();
   readonly job: HandlerJob;
   readonly ctx: HandlerContext;
   /** The handler's promise has settled. */
@@ -48,6 +47,12 @@ export class JobRun {
   graceTimer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
   private logger: Logger | undefined;
+  /**
+   * Made on first use of ctx.signal: most no-op-fast handlers never look at it, and an
+   * AbortController per job was a measurable share of a fast drain's CPU time.
+   */
+  private controller: AbortController | undefined;
+  private abortReason: Error | undefined;
 
   constructor(
     readonly lease: Lease,
@@ -72,13 +77,24 @@ export class JobRun {
     // first use instead of once per job.
     const self = this;
     this.ctx = {
-      signal: this.controller.signal,
+      get signal(): AbortSignal {
+        return self.signal;
+      },
       heartbeat: (progress?: unknown) => self.beat(progress),
       get log(): Logger {
         self.logger ??= self.parentLog.child({ jobId: j.id, queue: j.queue, attempt: j.attempt });
         return self.logger;
       },
     };
+  }
+
+  /** The handler's abort signal; aborted with the first reason given to `abort`. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
   }
 
   get jobId(): number {
@@ -97,7 +113,9 @@ export class JobRun {
 
   /** Aborts the handler's signal (once; later reasons are ignored). */
   abort(reason: Error): void {
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    if (this.abortReason) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
   }
 
   stopHeartbeatWatch(): void {

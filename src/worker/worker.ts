@@ -407,7 +407,9 @@ export class Worker extends EventEmitter {
 
   private onCommitted(item: PendingCompletion, outcome: CompleteOutcome): void {
     if (outcome.ok) {
-      this.emit("completed", { jobId: item.lease.jobId, queue: item.queue, result: item.result, next: outcome.next });
+      if (this.listenerCount("completed") > 0) {
+        this.emit("completed", { jobId: item.lease.jobId, queue: item.queue, result: item.result, next: outcome.next });
+      }
       return;
     }
     const err = outcome.error;
