@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { VigilError } from "../../src/core/errors.js";
-import { SCHEMA_VERSION } from "../../src/store/sqlite/migrations.js";
+import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/sqlite/migrations.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/store.js";
 import { wakeDir } from "../../src/store/sqlite/wake.js";
 
@@ -138,6 +138,27 @@ describe("sqlite store: files it must not touch", () => {
     expect(again.migratedOnOpen).toBe(0);
     expect((await again.stats()).q!.waiting).toBe(1);
     await again.close();
+  });
+
+  it("upgrades a version-1 file, keeping its counts", async () => {
+    const path = join(dir, "v1.db");
+    const db = new Database(path);
+    db.exec("CREATE TABLE vigil_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    db.exec(MIGRATIONS[0]!);
+    db.exec("INSERT INTO vigil_meta VALUES ('schema_version', '1')");
+    const add = db.prepare("INSERT INTO jobs (queue, state, payload, max_attempts, run_at, created_at, finished_at) VALUES (?, ?, '1', 5, 1, 1, ?)");
+    for (const [queue, state] of [["a", "completed"], ["a", "completed"], ["b", "completed"], ["a", "waiting"], ["b", "dead"]] as const) {
+      add.run(queue, state, state === "waiting" ? null : 2);
+    }
+    db.close();
+    const s = (await openSqliteStore(path, {})) as SqliteStore;
+    expect(s.migratedOnOpen).toBe(SCHEMA_VERSION - 1);
+    const stats = await s.stats();
+    expect([stats.a!.completed, stats.a!.waiting, stats.b!.completed, stats.b!.dead]).toEqual([2, 1, 1, 1]);
+    const [lease] = await s.claim({ workerId: "w", queues: { a: 1 }, leaseMs: 1000 });
+    await s.complete(lease!, null);
+    expect((await s.stats()).a).toMatchObject({ completed: 3, waiting: 0, active: 0 });
+    await s.close();
   });
 
   it("durability full sets synchronous=FULL", async () => {

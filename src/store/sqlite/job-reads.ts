@@ -25,7 +25,18 @@ export function listJobs(db: Database.Database, filter: JobFilter = {}): Job[] {
 export function jobStats(db: Database.Database): Record<string, QueueCounts> {
   const out: Record<string, QueueCounts> = {};
   const at = (q: string) => (out[q] ??= emptyCounts());
-  const rows = db.prepare("SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state").all() as {
+  // Each part read from its own index (see migration 2); completed jobs are counted in
+  // queue_totals as they complete, and survive pruning there.
+  const rows = db
+    .prepare(
+      `SELECT queue, 'waiting' AS state, count(*) AS n FROM jobs WHERE state = 'waiting' GROUP BY queue
+       UNION ALL
+       SELECT queue, 'active', count(*) FROM jobs WHERE state = 'active' GROUP BY queue
+       UNION ALL
+       SELECT queue, state, count(*) FROM jobs WHERE state IN ('scheduled', 'failed', 'dead', 'cancelled')
+       GROUP BY queue, state`,
+    )
+    .all() as {
     queue: string;
     state: string;
     n: number;
@@ -134,7 +145,8 @@ export function pruneJobs(db: Database.Database, opts: PruneOptions): { complete
       if (!t) perQueue.set(r.queue, (t = { completed: 0, dead: 0, cancelled: 0 }));
       t[r.state as "completed" | "dead" | "cancelled"]++;
     }
-    for (const [queue, t] of perQueue) add.run({ queue, ...t });
+    // Completed jobs were counted when they completed; only dead and cancelled move here.
+    for (const [queue, t] of perQueue) add.run({ queue, ...t, completed: 0 });
     return rows.length;
   });
   const drain = (state: string, before: number | undefined): number => {

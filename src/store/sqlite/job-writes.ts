@@ -6,7 +6,7 @@
 import type Database from "better-sqlite3";
 import type { Clock } from "../../core/clock.js";
 import { BadInputError, InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
-import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, Lease, LeaseRef, NextJob } from "../../core/types.js";
+import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, JobSource, Lease, LeaseRef, NextJob } from "../../core/types.js";
 import { checkQueueName, dueAt, encodeJson, newToken } from "../common.js";
 import type { ClaimRequest } from "../store.js";
 import type { JobStatements } from "./jobs-sql.js";
@@ -69,9 +69,33 @@ export function insertItem(ctx: JobContext, it: PreparedItem, now: number): Enqu
   }
   const runAt = dueAt({ runAt: it.runAt ?? undefined, delayMs: it.delayMs ?? undefined }, now);
   const state = runAt > now ? "scheduled" : "waiting";
-  const row = ctx.sql.insert.get({ ...it, state, runAt, now }) as JobRow;
+  // No RETURNING: every field is known here, and RETURNING * made bulk inserts ~2.5× slower.
+  const info = ctx.sql.insert.run({ ...it, state, runAt, now });
   if (state === "waiting") ctx.woke.add(it.queue);
-  return { job: toJob(row), created: true };
+  const job: Job = {
+    id: Number(info.lastInsertRowid),
+    queue: it.queue,
+    state,
+    key: it.key,
+    payload: JSON.parse(it.payload),
+    result: null,
+    error: null,
+    attempt: 0,
+    maxAttempts: it.maxAttempts,
+    stalls: 0,
+    priority: it.priority,
+    runAt,
+    createdAt: now,
+    startedAt: null,
+    finishedAt: null,
+    parentId: it.parentId,
+    rootId: it.rootId,
+    source: it.source === null ? null : (JSON.parse(it.source) as JobSource),
+    workerId: null,
+    leaseUntil: null,
+    history: [],
+  };
+  return { job, created: true };
 }
 
 /** Leases due jobs: promote what came due, then per queue select ids and update by id. */
@@ -96,8 +120,9 @@ export function renewLease(ctx: JobContext, lease: LeaseRef, leaseUntil: number)
 }
 
 /**
- * Completes one job and creates its next-stage jobs (already prepared). Throws
- * `LeaseLostError` on a stale token; the caller's transaction then writes nothing of it.
+ * Completes one job and creates its next-stage jobs (already prepared); returns its queue
+ * (for the completed count) and the new jobs. Throws `LeaseLostError` on a stale token; the
+ * caller's transaction then writes nothing of it.
  */
 export function completeJob(
   ctx: JobContext,
@@ -105,15 +130,18 @@ export function completeJob(
   result: string,
   next: PreparedItem[],
   now: number,
-): Job[] {
-  const params = { id: lease.jobId, token: lease.token, result, now };
-  if (next.length === 0) {
-    if (ctx.sql.complete.run(params).changes === 0) throw new LeaseLostError(lease.jobId);
-    return [];
-  }
-  const root = ctx.sql.completeRoot.get(params) as number | undefined;
-  if (root === undefined) throw new LeaseLostError(lease.jobId);
-  return next.map((it) => insertItem(ctx, { ...it, parentId: lease.jobId, rootId: root }, now).job);
+): { queue: string; next: Job[] } {
+  const row = ctx.sql.complete.get({ id: lease.jobId, token: lease.token, result, now }) as
+    | { queue: string; root: number }
+    | undefined;
+  if (!row) throw new LeaseLostError(lease.jobId);
+  const made = next.map((it) => insertItem(ctx, { ...it, parentId: lease.jobId, rootId: row.root }, now).job);
+  return { queue: row.queue, next: made };
+}
+
+/** Adds completions to `queue_totals`; call inside the completing transaction. */
+export function countCompleted(ctx: JobContext, perQueue: Map<string, number>): void {
+  for (const [queue, n] of perQueue) ctx.sql.countCompleted.run(queue, n);
 }
 
 export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, retryAt: number | undefined, now: number): Job {

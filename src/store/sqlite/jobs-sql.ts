@@ -24,7 +24,7 @@ const STALL_SET = `
   token = NULL, worker_id = NULL, lease_until = NULL`;
 
 export type JobStatements = Record<
-  "insert" | "byKey" | "byId" | "promoteDue" | "nextIds" | "lease" | "renew" | "complete" | "completeRoot" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
+  "insert" | "byKey" | "byId" | "promoteDue" | "nextIds" | "lease" | "renew" | "complete" | "countCompleted" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
   Stmt
 >;
 
@@ -34,7 +34,7 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
     insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, priority, run_at,
         created_at, parent_id, root_id, source)
       VALUES (@queue, @state, @key, @payload, @maxAttempts, @priority, @runAt,
-        @now, @parentId, @rootId, @source) RETURNING *`),
+        @now, @parentId, @rootId, @source)`),
     byKey: p(`SELECT * FROM jobs WHERE key = ? AND state NOT IN ('dead', 'cancelled')`),
     byId: p(`SELECT * FROM jobs WHERE id = ?`),
 
@@ -50,10 +50,10 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
       WHERE id = @id AND token = @token AND state = 'active'`),
     complete: p(`UPDATE jobs SET state = 'completed', result = @result, finished_at = @now,
         error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
-      WHERE id = @id AND token = @token AND state = 'active'`),
-    completeRoot: p(`UPDATE jobs SET state = 'completed', result = @result, finished_at = @now,
-        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
-      WHERE id = @id AND token = @token AND state = 'active' RETURNING coalesce(root_id, id)`).pluck(),
+      WHERE id = @id AND token = @token AND state = 'active' RETURNING queue, coalesce(root_id, id) AS root`),
+    // Every completion is counted here, in its own transaction (stats read completed from it).
+    countCompleted: p(`INSERT INTO queue_totals (queue, completed) VALUES (?, ?)
+      ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed`),
     fail: p(`UPDATE jobs SET
         state = CASE WHEN @retryAt IS NULL THEN 'dead' ELSE 'failed' END,
         run_at = coalesce(@retryAt, run_at),

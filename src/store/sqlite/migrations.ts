@@ -91,6 +91,19 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   );
   `,
+  // 2: fewer indexes to keep up on the hot path (enqueue → claim → complete now touches 5
+  // index entries, not 9). Stats count waiting jobs from `jobs_claim`, active ones from
+  // `jobs_lease` (few), completed ones from `queue_totals` (counted in the completing
+  // transaction) and only the rest from `jobs_rest`. releaseWorker scans the small
+  // active-only `jobs_lease` index instead of its own.
+  `
+  DROP INDEX jobs_worker;
+  DROP INDEX jobs_queue_state;
+  CREATE INDEX jobs_rest ON jobs(queue, state) WHERE state IN ('scheduled', 'failed', 'dead', 'cancelled');
+  INSERT INTO queue_totals (queue, completed)
+    SELECT queue, count(*) FROM jobs WHERE state = 'completed' GROUP BY queue
+    ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -105,6 +105,8 @@ export class SqliteStore implements Store {
   private readonly side: side.SideStatements | null;
   private readonly wake: WakeBus;
   private closed = false;
+  /** One transaction wrapper, made once: better-sqlite3 builds a new one per `transaction()` call. */
+  private readonly tx: Database.Transaction<(fn: (now: number) => unknown, now: number) => unknown>;
   /** How many migrations opening this store ran (0 when another process had run them). */
   migratedOnOpen = 0;
 
@@ -125,6 +127,7 @@ export class SqliteStore implements Store {
       woke: new Set(),
     };
     this.wake = WakeBus.acquire(realpathSync(location));
+    this.tx = db.transaction((fn: (now: number) => unknown, now: number) => fn(now));
   }
 
   /** Runs `fn` in one IMMEDIATE transaction, then announces queues it made available. */
@@ -134,7 +137,7 @@ export class SqliteStore implements Store {
     this.ctx.woke.clear();
     let out: T;
     try {
-      out = this.db.transaction(fn).immediate(now);
+      out = this.tx.immediate(fn, now) as T;
     } catch (err) {
       this.ctx.woke.clear();
       throw err;
@@ -184,7 +187,11 @@ export class SqliteStore implements Store {
   async complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]> {
     const encoded = encodeJson(result, this.ctx.maxPayload, "result");
     const nextItems = this.prepareNext(next);
-    return this.write((now) => w.completeJob(this.ctx, lease, encoded, nextItems, now));
+    return this.write((now) => {
+      const done = w.completeJob(this.ctx, lease, encoded, nextItems, now);
+      w.countCompleted(this.ctx, new Map([[done.queue, 1]]));
+      return done.next;
+    });
   }
 
   async completeMany(items: CompleteItem[]): Promise<CompleteOutcome[]> {
@@ -197,19 +204,24 @@ export class SqliteStore implements Store {
         return { error: error as Error };
       }
     });
-    return this.write((now) =>
-      items.map((it, i): CompleteOutcome => {
+    return this.write((now) => {
+      const perQueue = new Map<string, number>();
+      const out = items.map((it, i): CompleteOutcome => {
         const p = prepared[i]!;
         if ("error" in p) return { ok: false, error: p.error };
         try {
           // A savepoint per item with next-stage jobs, so a refused item leaves nothing.
           const run = () => w.completeJob(this.ctx, it.lease, p.result, p.next, now);
-          return { ok: true, next: p.next.length ? this.db.transaction(run)() : run() };
+          const done = p.next.length ? this.db.transaction(run)() : run();
+          perQueue.set(done.queue, (perQueue.get(done.queue) ?? 0) + 1);
+          return { ok: true, next: done.next };
         } catch (error) {
           return { ok: false, error: error as Error };
         }
-      }),
-    );
+      });
+      w.countCompleted(this.ctx, perQueue);
+      return out;
+    });
   }
 
   async fail(lease: LeaseRef, error: JobErrorInfo, opts: FailOptions = {}): Promise<Job> {
