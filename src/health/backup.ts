@@ -32,12 +32,16 @@ export interface BackupOptions {
   force?: boolean;
   onProgress?: (p: BackupProgress) => void;
   /**
-   * Pages copied per step (default 1024, 4 MiB at SQLite's default page size). Between
-   * steps writers go on; a write by another connection restarts the copy, so a step must
-   * be large enough to finish a busy store, and small enough to let writers in.
+   * Pages copied per step (default 1024, 4 MiB at SQLite's default page size), so progress
+   * can be shown. A write by another connection between steps restarts the copy; after the
+   * first restart the rest is copied in one step (one read transaction, which in WAL mode
+   * never blocks writers), so a busy store cannot keep the backup from finishing.
    */
   pagesPerStep?: number;
 }
+
+/** better-sqlite3's largest step: everything that remains, in one step. */
+const ALL_PAGES = 0x7fffffff;
 
 export async function backupSqlite(source: string, target: string, opts: BackupOptions = {}): Promise<BackupResult> {
   if (!existsSync(source)) throw new BadInputError(`no SQLite store at ${source}; check the config's \`store\``);
@@ -49,11 +53,14 @@ export async function backupSqlite(source: string, target: string, opts: BackupO
   const db = new Database(source, { readonly: true, fileMustExist: true });
   let pages = 0;
   try {
-    const step = opts.pagesPerStep ?? 1024;
+    let step = opts.pagesPerStep ?? 1024;
+    let lastRemaining = Infinity;
     const done = await db.backup(partial, {
       progress: (p) => {
         pages = p.totalPages;
         opts.onProgress?.(p);
+        if (p.remainingPages > lastRemaining) step = ALL_PAGES; // restarted by a write
+        lastRemaining = p.remainingPages;
         return step;
       },
     });
