@@ -1,5 +1,6 @@
 /** Job reads (list, stats, report) and pruning, for the SQLite store. */
 import type Database from "better-sqlite3";
+import type { Prepare } from "./rows.js";
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import type { PruneOptions } from "../store.js";
 import { toJob, type JobRow } from "./rows.js";
@@ -7,7 +8,7 @@ import { toJob, type JobRow } from "./rows.js";
 /** Default rows per prune transaction: short enough that no claim waits long behind it. */
 const PRUNE_BATCH = 500;
 
-export function listJobs(db: Database.Database, filter: JobFilter = {}): Job[] {
+export function listJobs(prep: Prepare, filter: JobFilter = {}): Job[] {
   const where: string[] = [];
   const args: unknown[] = [];
   if (filter.queue !== undefined) (where.push("queue = ?"), args.push(filter.queue));
@@ -15,20 +16,18 @@ export function listJobs(db: Database.Database, filter: JobFilter = {}): Job[] {
   if (filter.beforeId !== undefined) (where.push("id < ?"), args.push(filter.beforeId));
   if (filter.rootId !== undefined) (where.push("(root_id = ? OR id = ?)"), args.push(filter.rootId, filter.rootId));
   const limit = filter.limit ?? 50;
-  const sql =
-    `SELECT * FROM jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC` +
-    (limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "");
-  // Statement cache in better-sqlite3 is per call; the filter shapes are few.
-  return (db.prepare(sql).all(...args) as JobRow[]).map(toJob);
+  // A negative LIMIT is no limit in SQLite; the limit is a parameter so the shapes stay few.
+  args.push(limit > 0 ? Math.trunc(limit) : -1);
+  const sql = `SELECT * FROM jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
+  return (prep(sql).all(...args) as JobRow[]).map(toJob);
 }
 
-export function jobStats(db: Database.Database): Record<string, QueueCounts> {
+export function jobStats(prep: Prepare): Record<string, QueueCounts> {
   const out: Record<string, QueueCounts> = {};
   const at = (q: string) => (out[q] ??= emptyCounts());
   // Each part read from its own index (see migration 2); completed jobs are counted in
   // queue_totals as they complete, and survive pruning there.
-  const rows = db
-    .prepare(
+  const rows = prep(
       `SELECT queue, 'waiting' AS state, count(*) AS n FROM jobs WHERE state = 'waiting' GROUP BY queue
        UNION ALL
        SELECT queue, 'active', count(*) FROM jobs WHERE state = 'active' GROUP BY queue
@@ -44,7 +43,7 @@ export function jobStats(db: Database.Database): Record<string, QueueCounts> {
   for (const r of rows) {
     if ((JOB_STATES as string[]).includes(r.state)) at(r.queue)[r.state as keyof QueueCounts] += r.n;
   }
-  const totals = db.prepare("SELECT queue, completed, dead, cancelled FROM queue_totals").all() as {
+  const totals = prep("SELECT queue, completed, dead, cancelled FROM queue_totals").all() as {
     queue: string;
     completed: number;
     dead: number;
@@ -59,9 +58,8 @@ export function jobStats(db: Database.Database): Record<string, QueueCounts> {
   return out;
 }
 
-export function oldestWaiting(db: Database.Database, now: number): Record<string, number> {
-  const rows = db
-    .prepare(
+export function oldestWaiting(prep: Prepare, now: number): Record<string, number> {
+  const rows = prep(
       `SELECT queue, min(run_at) AS t FROM jobs WHERE state = 'waiting' GROUP BY queue
        UNION ALL
        SELECT queue, min(run_at) AS t FROM jobs WHERE state IN ('scheduled', 'failed') AND run_at <= ? GROUP BY queue`,
@@ -78,7 +76,7 @@ function percentile(sorted: Float64Array, p: number): number | null {
 }
 
 /** Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run time. */
-export function jobReport(db: Database.Database, since: number): QueueReport[] {
+export function jobReport(prep: Prepare, since: number): QueueReport[] {
   const byQueue = new Map<string, QueueReport>();
   const at = (queue: string) => {
     let r = byQueue.get(queue);
@@ -86,8 +84,7 @@ export function jobReport(db: Database.Database, since: number): QueueReport[] {
     return r;
   };
   const durations = new Map<string, number[]>();
-  const finished = db
-    .prepare(
+  const finished = prep(
       `SELECT queue, state, finished_at - coalesce(started_at, finished_at) AS ms FROM jobs
        WHERE state IN ('completed', 'dead') AND finished_at >= ?`,
     )
@@ -103,8 +100,7 @@ export function jobReport(db: Database.Database, since: number): QueueReport[] {
       d.push(ms);
     }
   }
-  const failures = db
-    .prepare(
+  const failures = prep(
       `SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
        WHERE j.history <> '[]' AND (j.finished_at >= @since OR j.finished_at IS NULL)
          AND json_extract(h.value, '$.at') >= @since
@@ -125,13 +121,13 @@ export function jobReport(db: Database.Database, since: number): QueueReport[] {
  * Deletes old finished jobs in batches, one short transaction each, adding what it deletes
  * to `queue_totals` in the same transaction so counts survive.
  */
-export function pruneJobs(db: Database.Database, opts: PruneOptions): { completed: number; dead: number } {
+export function pruneJobs(db: Database.Database, prep: Prepare, opts: PruneOptions): { completed: number; dead: number } {
   const batch = Math.max(1, opts.batch ?? PRUNE_BATCH);
-  const pick = db.prepare(
+  const pick = prep(
     `SELECT id, queue, state FROM jobs WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? LIMIT ?`,
   );
-  const del = db.prepare("DELETE FROM jobs WHERE id = ?");
-  const add = db.prepare(
+  const del = prep("DELETE FROM jobs WHERE id = ?");
+  const add = prep(
     `INSERT INTO queue_totals (queue, completed, dead, cancelled) VALUES (@queue, @completed, @dead, @cancelled)
      ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed,
        dead = dead + excluded.dead, cancelled = cancelled + excluded.cancelled`,

@@ -1,4 +1,5 @@
 /** Rows as SQLite returns them, and their domain forms. */
+import type Database from "better-sqlite3";
 import type {
   AttemptRecord,
   Incident,
@@ -101,4 +102,16 @@ export function toRejected(r: RejectedRow): RejectedRecord {
   if (r.path !== null) out.path = r.path;
   if (r.offset !== null) out.offset = r.offset;
   return out;
+}
+
+/** Prepares a statement once per connection and hands back the cached one after that. */
+export type Prepare = (sql: string) => Database.Statement<unknown[], unknown>;
+
+export function statementCache(db: Database.Database): Prepare {
+  const cache = new Map<string, Database.Statement<unknown[], unknown>>();
+  return (sql) => {
+    let stmt = cache.get(sql);
+    if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
+    return stmt;
+  };
 }

@@ -6,7 +6,7 @@ export type Stmt = Database.Statement<unknown[], unknown>;
 import { NotFoundError } from "../../core/errors.js";
 import type { Incident, NewIncident, RejectedRecord } from "../../core/types.js";
 import type { TriggerCursor } from "../store.js";
-import { toIncident, toRejected, type IncidentRow, type RejectedRow } from "./rows.js";
+import { toIncident, toRejected, type IncidentRow, type Prepare, type RejectedRow } from "./rows.js";
 
 /** A rejected record keeps this much of the record: enough to find it, never a whole file. */
 export const REJECTED_SAMPLE_CHARS = 1024;
@@ -56,12 +56,12 @@ export function insertRejected(sql: SideStatements, r: RejectedRecord, now: numb
   });
 }
 
-export function listRejected(db: Database.Database, trigger: string | undefined, limit = 50): RejectedRecord[] {
-  const lim = limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "";
+export function listRejected(prep: Prepare, trigger: string | undefined, limit = 50): RejectedRecord[] {
+  const lim = limit > 0 ? Math.trunc(limit) : -1; // negative: no limit
   const rows = (
     trigger === undefined
-      ? db.prepare(`SELECT * FROM rejected_records ORDER BY id DESC${lim}`).all()
-      : db.prepare(`SELECT * FROM rejected_records WHERE trigger = ? ORDER BY id DESC${lim}`).all(trigger)
+      ? prep("SELECT * FROM rejected_records ORDER BY id DESC LIMIT ?").all(lim)
+      : prep("SELECT * FROM rejected_records WHERE trigger = ? ORDER BY id DESC LIMIT ?").all(trigger, lim)
   ) as RejectedRow[];
   return rows.map(toRejected);
 }
@@ -86,7 +86,7 @@ export function mergeIncidentDetail(sql: SideStatements, id: number, detail: Rec
 }
 
 export function listIncidents(
-  db: Database.Database,
+  prep: Prepare,
   opts: { since?: number; service?: string; limit?: number } = {},
 ): Incident[] {
   const where: string[] = [];
@@ -94,8 +94,7 @@ export function listIncidents(
   if (opts.since !== undefined) (where.push("detected_at >= ?"), args.push(opts.since));
   if (opts.service !== undefined) (where.push("service = ?"), args.push(opts.service));
   const limit = opts.limit ?? 100;
-  const sql =
-    `SELECT * FROM incidents${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY detected_at DESC, id DESC` +
-    (limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "");
-  return (db.prepare(sql).all(...args) as IncidentRow[]).map(toIncident);
+  args.push(limit > 0 ? Math.trunc(limit) : -1); // negative: no limit
+  const sql = `SELECT * FROM incidents${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY detected_at DESC, id DESC LIMIT ?`;
+  return (prep(sql).all(...args) as IncidentRow[]).map(toIncident);
 }

@@ -47,7 +47,7 @@ import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
 import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
-import { toJob, type JobRow } from "./rows.js";
+import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
 import * as side from "./side-tables.js";
 import { WakeBus } from "./wake.js";
 
@@ -105,6 +105,8 @@ export class SqliteStore implements Store {
   private readonly side: side.SideStatements | null;
   private readonly wake: WakeBus;
   private closed = false;
+  /** Read statements, prepared on first use (list filters make a handful of shapes). */
+  private readonly prep: Prepare;
   /** One transaction wrapper, made once: better-sqlite3 builds a new one per `transaction()` call. */
   private readonly tx: Database.Transaction<(fn: (now: number) => unknown, now: number) => unknown>;
   /** How many migrations opening this store ran (0 when another process had run them). */
@@ -116,6 +118,7 @@ export class SqliteStore implements Store {
     opts: StoreOptions,
   ) {
     this.clock = opts.clock ?? systemClock;
+    this.prep = statementCache(db);
     this.sql = opts.readOnly ? null : prepareJobStatements(db);
     this.side = opts.readOnly ? null : side.prepareSideStatements(db);
     this.ctx = {
@@ -255,28 +258,28 @@ export class SqliteStore implements Store {
   }
 
   async get(id: number): Promise<Job | null> {
-    const row = this.db.prepare("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
+    const row = this.prep("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
     return row ? toJob(row) : null;
   }
 
   async list(filter?: JobFilter): Promise<Job[]> {
-    return listJobs(this.db, filter);
+    return listJobs(this.prep, filter);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {
-    return this.db.transaction(() => jobStats(this.db))();
+    return this.db.transaction(() => jobStats(this.prep))();
   }
 
   async oldestWaiting(): Promise<Record<string, number>> {
-    return oldestWaiting(this.db, this.clock.now());
+    return oldestWaiting(this.prep, this.clock.now());
   }
 
   async report(since: number): Promise<QueueReport[]> {
-    return this.db.transaction(() => jobReport(this.db, since))();
+    return this.db.transaction(() => jobReport(this.prep, since))();
   }
 
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
-    return pruneJobs(this.db, opts);
+    return pruneJobs(this.db, this.prep, opts);
   }
 
   subscribe(listener: (queue: string) => void): () => void {
@@ -303,7 +306,7 @@ export class SqliteStore implements Store {
   }
 
   async listRejected(trigger?: string, limit?: number): Promise<RejectedRecord[]> {
-    return side.listRejected(this.db, trigger, limit);
+    return side.listRejected(this.prep, trigger, limit);
   }
 
   // --- incidents ----------------------------------------------------------------------
@@ -327,7 +330,7 @@ export class SqliteStore implements Store {
   }
 
   async listIncidents(opts?: { since?: number; service?: string; limit?: number }): Promise<Incident[]> {
-    return side.listIncidents(this.db, opts);
+    return side.listIncidents(this.prep, opts);
   }
 
   // --- leader locks -------------------------------------------------------------------
