@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isAlive, killGroup } from "../../src/os/process.js";
+import type { WorkerMessage } from "../../src/worker/protocol.js";
 import { VIGIL, waitFor } from "./supervisor-helpers.js";
 
 export interface WorkerProject {
@@ -29,19 +30,30 @@ export interface WorkerProcess {
   pid: number;
   /** Parsed JSON log lines so far. */
   logs: () => Record<string, unknown>[];
+  /** IPC messages received so far (with `ipc: true`). */
+  messages: WorkerMessage[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const running = new Set<WorkerProcess>();
 
-export function startWorker(p: WorkerProject, id: string, queues: string, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, [VIGIL, "-c", p.config, "worker", "--queues", queues], {
+export function startWorker(
+  p: WorkerProject,
+  id: string,
+  queues: string,
+  env: Record<string, string> = {},
+  opts: { ipc?: boolean; args?: string[] } = {},
+): WorkerProcess {
+  const args = [VIGIL, "-c", p.config, "worker", "--queues", queues, ...(opts.args ?? [])];
+  const child = spawn(process.execPath, args, {
     cwd: p.dir,
     env: { ...process.env, VIGIL_WORKER_ID: id, ...env },
     detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: opts.ipc ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "pipe", "pipe"],
   });
   child.on("error", () => {});
+  const messages: WorkerMessage[] = [];
+  child.on("message", (m) => messages.push(m as WorkerMessage));
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
@@ -53,6 +65,7 @@ export function startWorker(p: WorkerProject, id: string, queues: string, env: R
     child,
     pid: child.pid!,
     exited,
+    messages,
     logs: () =>
       out
         .split("\n")

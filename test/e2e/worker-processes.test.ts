@@ -191,7 +191,7 @@ describe("vigil worker processes", () => {
   });
 
   it("SIGTERM drains: the process exits 0 and gives back a job still running, attempt not counted", async () => {
-    const a = startWorker(p, "term-a", "held", { HOLD: "600000" });
+    const a = startWorker(p, "term-a", "held", { HOLD: "600000" }, { args: ["--shutdown-timeout", "300ms"] });
     await started(a);
     const { job } = await store.enqueue("held", { n: 3 });
     await whenActive([job.id], "term-a");
@@ -218,5 +218,23 @@ describe("vigil worker processes", () => {
       expect([j.state, j.attempt]).toEqual(["waiting", 0]);
     }
     expect(a.logs().some((l) => l.msg === "handler is wedged" && l.jobId === job.id)).toBe(true);
+  });
+
+  it("speaks to its supervisor over IPC: ready, heartbeats naming its jobs, drain on request", async () => {
+    const a = startWorker(p, "ipc-a", "held", { HOLD: "600000" }, { ipc: true, args: ["--shutdown-timeout", "300ms"] });
+    const ready = await waitFor("ready", () => a.messages.find((m) => m.t === "ready"));
+    expect(ready).toEqual({ t: "ready", workerId: "ipc-a", pid: a.pid, queues: ["held"] });
+    const { job } = await store.enqueue("held", { n: 4 });
+    const hb = await waitFor("a heartbeat naming the job", () =>
+      a.messages.find((m) => m.t === "hb" && m.active.some((j) => j.jobId === job.id)),
+    );
+    // Earlier tests gave back held jobs too; this worker may run those beside ours.
+    expect(hb.t === "hb" && hb.active).toContainEqual(expect.objectContaining({ jobId: job.id, queue: "held", attempt: 1 }));
+    expect(hb.t === "hb" && hb.rssBytes).toBeGreaterThan(0);
+    a.child.send({ t: "drain" });
+    expect(await a.exited).toEqual({ code: 0, signal: null });
+    expect(a.messages.some((m) => m.t === "draining")).toBe(true);
+    const j = (await store.get(job.id))!;
+    expect([j.state, j.attempt]).toEqual(["waiting", 0]);
   });
 });
