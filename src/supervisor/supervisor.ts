@@ -69,6 +69,12 @@ export class Supervisor extends EventEmitter {
   private stopping: Promise<void> | null = null;
   private readonly log: (msg: string) => void;
   private readonly timing: SlotTiming;
+  /**
+   * Stalls before a freed job is dead: the smallest `maxStalls` of the config's queues (as
+   * the workers' own reaping uses), so a queue configured above the store's default 3 is
+   * not cut short when the supervisor frees a dead worker's jobs. Undefined: store default.
+   */
+  private readonly maxStalls: number | undefined;
 
   constructor(private readonly opts: SupervisorOptions) {
     super();
@@ -84,6 +90,8 @@ export class Supervisor extends EventEmitter {
       maxRestarts: s.maxRestarts,
       crashLoopRetryMs: s.crashLoopRetry,
     };
+    const stalls = Object.values(opts.config.queues).map((q) => q.maxStalls);
+    this.maxStalls = stalls.length > 0 ? Math.min(...stalls) : undefined;
     this.incidents = new IncidentRecorder(opts.store, this.host, opts.alerts ?? noopAlertSink, this.log);
     for (const ev of ["incident", "recovered", "alert"] as const) this.incidents.on(ev, (x: unknown) => this.emit(ev, x));
   }
@@ -98,7 +106,7 @@ export class Supervisor extends EventEmitter {
       if (problem) {
         throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
       }
-      const reaped = await store.reapExpired();
+      const reaped = await store.reapExpired({ maxStalls: this.maxStalls });
       if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
       await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
@@ -187,7 +195,7 @@ export class Supervisor extends EventEmitter {
 
   private async releaseWorker(workerId: string, reason: string): Promise<number> {
     try {
-      const n = await this.opts.store.releaseWorker(workerId, reason);
+      const n = await this.opts.store.releaseWorker(workerId, reason, { maxStalls: this.maxStalls });
       if (n > 0) this.log(`freed ${n} job(s) of ${workerId} (${reason})`);
       return n;
     } catch (err) {
