@@ -42,9 +42,14 @@ def maybe_chaos(idea_id, rnd, attempt):
     sys.stderr.flush()
     if act == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
-    while True:
+    # Hang (sleep) or spin until Vigil's timeout kills this process group. If the worker
+    # that ran this check is itself killed first (chaos in another stage), nothing would
+    # ever reap this process: stop once the parent is gone rather than spin for ever.
+    parent = os.getppid()
+    while os.getppid() == parent:
         if act == "hang":
-            time.sleep(3600)
+            time.sleep(0.5)
+    sys.exit(3)
 
 
 # ---------------------------------------------------------------------------------------

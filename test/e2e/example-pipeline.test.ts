@@ -140,11 +140,22 @@ function doneIdeas(jobs: Job[]): Set<string> {
 
 async function waitAllDone(run: Run, deadlineMs: number): Promise<void> {
   const dbFile = join(run.dir, ".vigil", "vigil.db");
-  await waitFor("all seed ideas done", deadlineMs, async () => {
-    if (!existsSync(dbFile)) return undefined;
-    const jobs = await withStore(run.dir, (s) => s.list({ queue: "qa", limit: 0 }));
-    return SEED_IDS.every((id) => doneIdeas(jobs).has(id)) ? true : undefined;
-  }, run);
+  try {
+    await waitFor("all seed ideas done", deadlineMs, async () => {
+      if (!existsSync(dbFile)) return undefined;
+      const jobs = await withStore(run.dir, (s) => s.list({ queue: "qa", limit: 0 }));
+      return SEED_IDS.every((id) => doneIdeas(jobs).has(id)) ? true : undefined;
+    }, run);
+  } catch (err) {
+    // What a person would look at first: the status and the jobs that are not done.
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [VIGIL, ...args, "-c", join(run.dir, "vigil.yaml")], { encoding: "utf8" }).stdout;
+    const open = (await withStore(run.dir, (s) => s.list({ limit: 0 }))).filter((j) => j.state !== "completed");
+    (err as Error).message +=
+      `\n${cli("status")}\nnot completed: ${JSON.stringify(open.map((j) => ({ id: j.id, queue: j.queue, state: j.state, attempt: j.attempt, stalls: j.stalls, error: j.error, worker: j.workerId, leaseUntil: j.leaseUntil, runAt: j.runAt })))}` +
+      `\nnow ${Date.now()}`;
+    throw err;
+  }
 }
 
 /** SIGTERM, wait for a clean exit; SIGKILL the group if it does not come. */
