@@ -31,7 +31,7 @@ export function register(program: Command): void {
           ["SERVICE", "UPTIME", "MTBF", "MTTR", "RESTARTS", "PER DAY", "MANUAL", "INCIDENTS", "OPEN"],
           r.services.map((s) => [
             s.service,
-            `${s.uptimePct.toFixed(2)}%`,
+            `${s.uptimePct.toFixed(3)}%`,
             formatDuration(s.mtbfMs),
             formatDuration(s.mttrMs),
             s.restarts,

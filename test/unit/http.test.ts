@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeSnapshot } from "../../src/health/snapshot.js";
+import { createMetrics } from "../../src/http/metrics.js";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
 import { checkBearer, resolveToken } from "../../src/http/token.js";
 import { completeJobs, killJobs, tempStore, type TempStore } from "./ops-fixtures.js";
@@ -119,8 +121,12 @@ describe("HTTP server", () => {
     expect(value(samples, "vigil_jobs_completed_total", { queue: "q" })).toBe(3);
     expect(value(samples, "vigil_jobs_dead_total", { queue: "q" })).toBe(1);
     expect(value(samples, "vigil_jobs", { queue: "q", state: "completed" })).toBe(3);
-    expect(value(samples, "vigil_job_duration_seconds", { queue: "q", quantile: "0.5" })).toBeGreaterThanOrEqual(0);
     expect(value(samples, "vigil_http_requests_total", { route: "metrics", status: "200" })).toBe(1);
+    // Duration quantiles are recomputed at most every 30 s; a fresh registry has them now.
+    const fresh = createMetrics({ store: t.store, snapshot: () => storeSnapshot(t.store) });
+    ({ samples } = parseProm(await fresh.render()));
+    expect(value(samples, "vigil_job_duration_seconds", { queue: "q", quantile: "0.5" })).toBeGreaterThanOrEqual(0);
+    expect(value(samples, "vigil_job_duration_seconds", { queue: "q", quantile: "0.95" })).toBeGreaterThanOrEqual(0);
   });
 
   it("refuses retry, cancel and restart without the token or with a wrong one", async () => {
