@@ -1,22 +1,17 @@
 /**
- * Vigil's public library API (DESIGN.md, "Library API"):
- *
- * ```ts
- * import { openStore, Worker } from "vigil";
- * const store = await openStore("sqlite:.vigil/vigil.db");
- * await store.enqueue("outline", { idea: "..." }, { key: "idea-42" });
- * new Worker(store, { queues: { outline: async (job, ctx) => ({ ... }) } }).start();
- * ```
+ * Vigil's library API: open a store, enqueue jobs, run a worker in your own process.
+ * Everything else (supervisor, triggers, HTTP) runs through the `vigil` command.
  */
 export { openStore } from "./store/open.js";
-export type { Store, StoreOptions, StoreCaps } from "./store/store.js";
+export type { Store, StoreOptions, StoreCaps, ClaimRequest, CompleteItem } from "./store/store.js";
 export { Worker, RoundsExceededError } from "./worker/worker.js";
-export type { WorkerOptions, QueueOptions, WedgedInfo } from "./worker/options.js";
-export { JobTimeoutError, ShutdownAbortError } from "./worker/job-run.js";
-export type { Handler, HandlerContext, HandlerJob } from "./handlers/types.js";
-export { commandHandler, type CommandHandlerOptions } from "./handlers/command.js";
+export type { Handler, HandlerJob, HandlerContext } from "./handlers/types.js";
+export { commandHandler } from "./handlers/command.js";
 export { loadModuleHandler } from "./handlers/module.js";
-export { isRoute, isFanOut, nextJobs, type Route } from "./pipeline/route.js";
+export { isRoute } from "./pipeline/route.js";
+export type { Route } from "./pipeline/route.js";
+export { loadConfig } from "./config/load.js";
+export type { VigilConfig, QueueConfig, TriggerConfig, ServiceConfig } from "./config/schema.js";
 export {
   VigilError,
   LeaseLostError,
@@ -24,5 +19,8 @@ export {
   RetryAfterError,
   BadInputError,
   PayloadTooLargeError,
+  NotFoundError,
 } from "./core/errors.js";
-export type { Job, JobState, EnqueueOptions, JobSource, AttemptRecord } from "./core/types.js";
+export type { ErrorCode } from "./core/errors.js";
+export type * from "./core/types.js";
+export { parseDuration, formatDuration } from "./core/duration.js";
