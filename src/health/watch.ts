@@ -3,9 +3,14 @@
  * the alert sink when the overall status changes — a `health` event (detail.status
  * `degraded` or `unhealthy`) when it gets worse, a `recovered` event when it is ok again.
  * The sink's rules then send one message per escalation and one recovery.
+ *
+ * With a store it also watches the per-queue dead totals and emits `job-dead` (subject:
+ * the queue) when they grow — the supervisor never sees jobs, so this is where jobs that
+ * died become alerts. Jobs already dead when the watch starts are not alerted.
  */
 import type { CheckStatus, HealthReport } from "./checks.js";
 import { silentLogger, type OpsLogger } from "./log.js";
+import type { Store } from "../store/store.js";
 import type { AlertSink } from "./types.js";
 
 export const HEALTH_SUBJECT = "health";
@@ -20,6 +25,8 @@ export interface HealthWatchOptions {
    * crashes are alerted at once by the supervisor itself.
    */
   every?: number;
+  /** Watch dead totals per queue for `job-dead` alerts (optional). */
+  store?: Store;
   logger?: OpsLogger;
 }
 
@@ -33,6 +40,29 @@ export function startHealthWatch(opts: HealthWatchOptions): HealthWatch {
   const log = opts.logger ?? silentLogger;
   let last: CheckStatus = "ok";
   let busy = false;
+  let deadSeen: Record<string, number> | null = null;
+
+  const watchDead = async (): Promise<void> => {
+    if (!opts.store) return;
+    const stats = await opts.store.stats();
+    const now: Record<string, number> = {};
+    for (const [queue, counts] of Object.entries(stats)) now[queue] = counts.dead;
+    if (deadSeen) {
+      for (const [queue, dead] of Object.entries(now)) {
+        const grew = dead - (deadSeen[queue] ?? 0);
+        if (grew <= 0) continue;
+        opts.sink.emit({
+          kind: "job-dead",
+          subject: queue,
+          host: opts.host,
+          at: Date.now(),
+          message: `${grew} job(s) died on queue ${queue}; \`vigil jobs list --state dead --queue ${queue}\` shows why.`,
+          detail: { count: grew, total: dead },
+        });
+      }
+    }
+    deadSeen = now;
+  };
 
   const runOnce = async (): Promise<HealthReport | null> => {
     if (busy) return null;
@@ -60,6 +90,7 @@ export function startHealthWatch(opts: HealthWatchOptions): HealthWatch {
         });
       }
       last = report.status;
+      await watchDead().catch((err: unknown) => log.warn({ err }, "dead-job watch failed"));
       return report;
     } catch (err) {
       log.warn({ err }, "health check run failed");

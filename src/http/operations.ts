@@ -76,7 +76,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
     opts.log?.(`dashboard, JSON API and /metrics at ${http.url}/ (token: ${where})`);
   }
   const watch = opts.alerts
-    ? startHealthWatch({ run: health, sink: opts.alerts, host: config.host ?? hostname(), every: opts.healthEvery, logger })
+    ? startHealthWatch({ run: health, sink: opts.alerts, host: config.host ?? hostname(), every: opts.healthEvery, store, logger })
     : null;
   return {
     http,

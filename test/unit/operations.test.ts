@@ -11,7 +11,7 @@ import type { CheckStatus } from "../../src/health/checks.js";
 import { startHealthWatch } from "../../src/health/watch.js";
 import { startOperations, type Operations } from "../../src/http/operations.js";
 import { writeStatusFile } from "../../src/supervisor/status-file.js";
-import { tempStore, type TempStore } from "./ops-fixtures.js";
+import { killJobs, tempStore, type TempStore } from "./ops-fixtures.js";
 
 describe("startOperations", () => {
   let t: TempStore;
@@ -89,5 +89,29 @@ describe("health watch", () => {
       "recovered:degraded",
     ]);
     expect(events.every((e) => e.subject === "health")).toBe(true);
+  });
+
+  it("turns growing dead totals into job-dead events, not the ones already there", async () => {
+    const t = await tempStore();
+    try {
+      await killJobs(t.store, "outline", 2);
+      const events: AlertEvent[] = [];
+      const watch = startHealthWatch({
+        run: async () => ({ status: "ok", at: Date.now(), checks: [] }),
+        sink: { emit: (e) => events.push(e) },
+        host: "h",
+        every: 3_600_000,
+        store: t.store,
+      });
+      await watch.runOnce();
+      expect(events).toEqual([]);
+      await killJobs(t.store, "outline", 3);
+      await watch.runOnce();
+      watch.stop();
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ kind: "job-dead", subject: "outline", detail: { count: 3, total: 5 } });
+    } finally {
+      await t.cleanup();
+    }
   });
 });
