@@ -6,6 +6,12 @@
 import { createHash } from "node:crypto";
 import { jobColumns } from "./rows.js";
 
+/*
+ * Batch statements find their rows with `id = ANY (array)`, a primary-key lookup: joined
+ * to an unnest or a CTE instead, the planner guesses the batch at 100s-1000s of rows and
+ * hashes the whole table, which makes every claim cost as much as the backlog is long.
+ */
+
 /** A statement with a stable name for the driver's per-connection prepared-statement cache. */
 export interface Stmt {
   name: string;
@@ -90,12 +96,12 @@ export function jobStatements(S: string) {
     )
     UPDATE ${S}.jobs j SET state = 'active', token = gen_random_uuid()::text, worker_id = $4::text,
       attempt = j.attempt + 1, started_at = $3::bigint, lease_until = $5::bigint
-    FROM picked WHERE j.id = picked.id
+    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING ${jobColumns("j")}`),
 
     renewMany: stmt(`UPDATE ${S}.jobs j SET lease_until = $3::bigint
       FROM unnest($1::bigint[], $2::text[]) AS l(id, token)
-      WHERE j.id = l.id AND j.token = l.token AND j.state = 'active'
+      WHERE j.id = ANY ($1::bigint[]) AND j.id = l.id AND j.token = l.token AND j.state = 'active'
       RETURNING j.id, l.token`),
 
     /**
@@ -107,7 +113,7 @@ export function jobStatements(S: string) {
       UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $4::bigint,
         error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, token, result)
-      WHERE j.id = i.id AND j.token = i.token AND j.state = 'active'
+      WHERE j.id = ANY ($1::bigint[]) AND j.id = i.id AND j.token = i.token AND j.state = 'active'
       RETURNING j.id, coalesce(j.root_id, j.id) AS root_id
     ), nx AS (
       SELECT * FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[],
