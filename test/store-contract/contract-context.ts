@@ -1,0 +1,74 @@
+/** What the store contract's parts share: the store under test, its clock, and helpers. */
+import { ManualClock } from "../../src/core/clock.js";
+import type { VigilError } from "../../src/core/errors.js";
+import type { Job, Lease } from "../../src/core/types.js";
+import type { Store, StoreOptions } from "../../src/store/store.js";
+
+export type OpenStore = (opts?: StoreOptions) => Promise<{ store: Store; cleanup: () => Promise<void> }>;
+
+/** The lease length claims use unless a test says otherwise (ms). */
+export const LEASE = 10_000;
+
+/** Resolves once `cond` holds; fails with `what` after `ms` (generous: shared 2-core machine). */
+export async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The error `fn` rejects with (fails the test if it resolves). */
+export async function errorOf(fn: () => Promise<unknown>): Promise<VigilError> {
+  try {
+    await fn();
+  } catch (err) {
+    return err as VigilError;
+  }
+  throw new Error("expected a rejection");
+}
+
+/** One per suite; `reset` before each test gives it a fresh store and clock. */
+export class ContractContext {
+  clock = new ManualClock();
+  store!: Store;
+  private readonly opened: { store: Store; cleanup: () => Promise<void> }[] = [];
+
+  constructor(private readonly open: OpenStore) {}
+
+  async reset(): Promise<void> {
+    this.clock = new ManualClock();
+    this.store = await this.fresh();
+  }
+
+  /** Closes every store the test opened, then lets the adapter clean up after it. */
+  async closeAll(): Promise<void> {
+    for (const r of this.opened.splice(0)) {
+      await r.store.close();
+      await r.cleanup();
+    }
+  }
+
+  /** Another fresh store (own file or schema) on the same clock unless `opts` says otherwise. */
+  async fresh(opts: StoreOptions = {}): Promise<Store> {
+    const r = await this.open({ clock: this.clock, ...opts });
+    this.opened.push(r);
+    return r.store;
+  }
+
+  claim(queues: Record<string, number>, workerId = "w1", leaseMs = LEASE, s = this.store): Promise<Lease[]> {
+    return s.claim({ workerId, queues, leaseMs });
+  }
+
+  async claimOne(queue = "q", workerId = "w1"): Promise<Lease> {
+    const [lease] = await this.claim({ [queue]: 1 }, workerId);
+    if (!lease) throw new Error(`nothing to claim on ${queue}`);
+    return lease;
+  }
+
+  async must(id: number): Promise<Job> {
+    const job = await this.store.get(id);
+    if (!job) throw new Error(`job ${id} is missing`);
+    return job;
+  }
+}
