@@ -8,7 +8,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { systemClock, type Clock } from "../core/clock.js";
-import { describeError } from "../core/errors.js";
+import { VigilError, describeError } from "../core/errors.js";
 import type { TriggerConfig } from "../config/schema.js";
 import type { TriggerStatus } from "../health/types.js";
 import type { Store, TriggerCursor } from "../store/store.js";
@@ -43,17 +43,28 @@ interface Running {
   state: TriggerCursor | null | undefined;
   timer: NodeJS.Timeout | null;
   polling: Promise<void> | null;
+  /** ms since the epoch the lock was last taken or renewed. */
+  lockedAt: number;
 }
 
 /**
- * How long a trigger's lock outlives its holder's last poll: three intervals, so one slow
- * poll does not hand the trigger over, and at least 2 s so a busy machine does not make
- * fast triggers flap. A larger value only delays the takeover after a crash (the version
- * check, not the lock, is what keeps records from being enqueued twice).
+ * How long a trigger's lock outlives its holder's last renewal: three intervals, so one
+ * slow poll does not hand the trigger over; at least 2 s so a busy machine does not make
+ * fast triggers flap; at most 10 s, because after a crash the restarted process (a new
+ * owner) waits this long to take its triggers back. The version check, not the lock, is
+ * what keeps a record from being enqueued twice, so a short lock risks only wasted work.
  */
 export function lockTtl(everyMs: number): number {
-  return Math.max(3 * everyMs, 2000);
+  return Math.min(10_000, Math.max(3 * everyMs, 2000));
 }
+
+/**
+ * How often held locks are checked for renewal. A lock is renewed at each poll and, for
+ * triggers that poll less often than a third of their lock's TTL (or whose poll runs
+ * long), by this timer once a third of the TTL has passed; checking costs nothing when no
+ * renewal is due.
+ */
+const KEEPALIVE_CHECK_MS = 1000;
 
 /** Polls every trigger of a config; see the module comment. */
 export class TriggerRunner {
@@ -61,6 +72,8 @@ export class TriggerRunner {
   private readonly clock: Clock;
   private readonly owner: string;
   private stopped = true;
+  private keepAlive: NodeJS.Timeout | null = null;
+  private renewing = false;
 
   constructor(
     private readonly store: Store,
@@ -82,6 +95,7 @@ export class TriggerRunner {
         state: undefined,
         timer: null,
         polling: null,
+        lockedAt: 0,
         status: {
           name,
           kind: source.kind,
@@ -103,6 +117,32 @@ export class TriggerRunner {
     if (!this.stopped) return;
     this.stopped = false;
     for (const t of this.running) this.schedule(t, 0);
+    this.keepAlive = setInterval(() => void this.renewLocks(), KEEPALIVE_CHECK_MS);
+  }
+
+  /** Renews held locks a third of their TTL old (see KEEPALIVE_CHECK_MS). */
+  private async renewLocks(): Promise<void> {
+    if (this.renewing) return;
+    this.renewing = true;
+    try {
+      for (const t of this.running) {
+        if (this.stopped) return; // never take a lock back after stop() gave it up
+        if (!t.status.leader || this.clock.now() - t.lockedAt < lockTtl(t.every) / 3) continue;
+        await this.takeLock(t).catch(() => {
+          // The store is unreachable: the next poll reports it; the lock may lapse meanwhile.
+        });
+      }
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private async takeLock(t: Running): Promise<boolean> {
+    const now = this.clock.now();
+    const ok = await this.store.tryLock(lockName(t.name), this.owner, lockTtl(t.every));
+    if (ok) t.lockedAt = now;
+    t.status.leader = ok;
+    return ok;
   }
 
   /** Each trigger's state, for heartbeats and status. */
@@ -118,6 +158,8 @@ export class TriggerRunner {
   /** Stops polling, waits for polls in flight, closes files and gives the locks back. */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.keepAlive = null;
     for (const t of this.running) {
       if (t.timer) clearTimeout(t.timer);
       t.timer = null;
@@ -156,15 +198,14 @@ export class TriggerRunner {
   }
 
   private async poll(t: Running): Promise<number> {
-    const leader = await this.store.tryLock(lockName(t.name), this.owner, lockTtl(t.every));
-    if (!leader) {
+    const wasLeader = t.status.leader;
+    if (!(await this.takeLock(t))) {
       // Another process polls it; the cursor it moves is read afresh if we ever take over.
-      t.status.leader = false;
       t.state = undefined;
       t.status.error = null;
       return t.every;
     }
-    t.status.leader = true;
+    if (!wasLeader) t.state = undefined; // taken over: the cursor may have moved meanwhile
     if (t.state === undefined) t.state = await this.store.getCursor(t.name);
     const started = this.clock.now();
     let warning: string | null = null;
@@ -192,13 +233,28 @@ export class TriggerRunner {
   private async commit(t: Running, batch: TriggerBatch): Promise<boolean> {
     const expectVersion = t.state?.version ?? 0;
     const at = this.clock.now();
-    const ok = await this.store.commitTrigger({
-      trigger: t.name,
-      expectVersion,
-      cursor: batch.cursor,
-      jobs: batch.jobs,
-      rejected: batch.rejected.map((r) => ({ ...r, at: r.at ?? at })),
-    });
+    let ok: boolean;
+    try {
+      ok = await this.store.commitTrigger({
+        trigger: t.name,
+        expectVersion,
+        cursor: batch.cursor,
+        jobs: batch.jobs,
+        rejected: batch.rejected.map((r) => ({ ...r, at: r.at ?? at })),
+      });
+    } catch (err) {
+      if (err instanceof VigilError && err.code === "PAYLOAD_TOO_LARGE" && batch.cursor.kind === "snapshot") {
+        // Record payloads are checked before they get here; what is too large is the cursor.
+        const files = Object.keys(batch.cursor.files).length;
+        throw new VigilError(
+          "PAYLOAD_TOO_LARGE",
+          `the snapshot of ${files} files is too large to store (${err.message}); ` +
+            "raise maxPayload (a watched file takes about 80 bytes) or narrow the trigger's glob",
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     if (!ok) {
       // Someone else moved the cursor (a leader we did not know about): start over from theirs.
       t.state = await this.store.getCursor(t.name);

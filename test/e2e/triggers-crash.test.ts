@@ -174,4 +174,26 @@ describe("triggers across SIGKILL", () => {
       });
     }
   }, 180_000);
+
+  it("heartbeats over IPC with each trigger's state, and stops cleanly on SIGTERM", async () => {
+    const p = project("{ tail: in.log, queue: q, every: 100ms }");
+    writeFileSync(join(p.dir, "in.log"), "one\ntwo\n");
+    const messages: { t: string; triggers?: { name: string; seen: number; lastPollAt: number | null }[] }[] = [];
+    const child = spawn(process.execPath, [VIGIL, "-c", join(p.dir, "vigil.yaml"), "triggers"], {
+      cwd: p.dir,
+      detached: true,
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+    });
+    child.on("error", () => {});
+    child.on("message", (m) => messages.push(m as (typeof messages)[number]));
+    cleanups.push(() => void killGroup(child.pid, "SIGKILL"));
+    await waitFor("a heartbeat and a trigger report with both lines seen", async () =>
+      messages.some((m) => m.t === "hb") &&
+      messages.some((m) => m.t === "triggers" && m.triggers?.[0]?.name === "t" && m.triggers[0].seen === 2),
+    );
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect((await p.jobs()).map((j) => (j.payload as { line: string }).line)).toEqual(["one", "two"]);
+  });
 });

@@ -156,6 +156,13 @@ describe("tail", () => {
     expect((await s.jobs()).map(lineOf)).toEqual(["hello"]);
   });
 
+  it("leaves a trigger that belongs to another host alone", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q, host: some-other-host }\n", { "in.log": "a\n" });
+    await s.runner.pollAll();
+    expect(s.runner.status()).toEqual([]);
+    expect(await s.jobs()).toEqual([]);
+  });
+
   it("lets only the lock holder poll", async () => {
     const s = await setup("  log: { tail: in.log, queue: q }\n", { "in.log": "a\n" });
     const other = s.fresh("other-owner");
