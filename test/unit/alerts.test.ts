@@ -131,6 +131,8 @@ describe("alert sink", () => {
       }
     }, 20_000);
     await waitFor("the webhook to give up", () => sink.stats().failed === 1, 20_000);
+    // The notifier wrote its file before exiting; its delivery counts once it has exited 0.
+    await waitFor("the command delivery to count", () => sink.stats().delivered === 1, 20_000);
     const line = JSON.parse(readFileSync(out, "utf8").trim()) as AlertMessage;
     expect(line).toMatchObject({ kind: "stall", subject: "workers:2", host: "test", suppressed: 0 });
     expect(sink.stats()).toMatchObject({ sent: 1, delivered: 1, failed: 1 });
