@@ -16,6 +16,7 @@
 import { basename } from "node:path";
 import { NonRetryableError } from "../core/errors.js";
 import { killGroup, spawnGroup } from "../os/process.js";
+import type { CommandRegistry } from "./command-registry.js";
 import type { Handler } from "./types.js";
 
 /** Largest stdout a command handler may print (1 MiB), as in the config's `maxOutput`. */
@@ -40,6 +41,8 @@ export interface CommandHandlerOptions {
   maxOutput?: number;
   /** ms between SIGTERM and SIGKILL on abort (default 2 s). */
   termGraceMs?: number;
+  /** Records the running groups so orphans of a killed worker can be ended (see command-registry.ts). */
+  registry?: CommandRegistry;
 }
 
 /** Builds a handler that runs `opts.command` once per job. */
@@ -74,6 +77,8 @@ export function commandHandler(opts: CommandHandlerOptions): Handler {
         },
         stdio: ["pipe", "pipe", "pipe"],
       });
+      const pgid = child.pid;
+      if (pgid) opts.registry?.add({ pgid, jobId: job.id, argv, startedAt: Date.now() });
       const out: Buffer[] = [];
       let outBytes = 0;
       let errTail = Buffer.alloc(0);
@@ -139,6 +144,7 @@ export function commandHandler(opts: CommandHandlerOptions): Handler {
       });
       child.on("close", (code, signal) => {
         clearTimeout(termTimer);
+        if (pgid) opts.registry?.remove(pgid);
         ctx.signal.removeEventListener("abort", onAbort);
         const stderr = errTail.toString("utf8").trim();
         if (spawnError) {

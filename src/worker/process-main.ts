@@ -3,13 +3,16 @@
  * supervisor's IPC channel. See src/cli/worker.ts for the exit codes.
  */
 import { hostname } from "node:os";
+import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { BadInputError, VigilError } from "../core/errors.js";
 import { requireDuration } from "../core/duration.js";
 import type { QueueConfig, VigilConfig } from "../config/schema.js";
+import type { CommandRegistry } from "../handlers/command-registry.js";
 import type { Handler } from "../handlers/types.js";
+import { vigilPaths } from "../supervisor/paths.js";
 import { loadContext, openContextStore } from "../cli/context.js";
 import type { QueueOptions } from "./options.js";
 import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID } from "./protocol.js";
@@ -53,15 +56,24 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
       );
     }
   }
-  const queues: Record<string, QueueOptions> = {};
-  for (const name of names) queues[name] = await queueOptions(config.queues[name]!, ctx.dir);
-
   const workerId =
     process.env[ENV_WORKER_ID] || `${config.host ?? hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   const logger = pino({
     level: process.env.VIGIL_LOG_LEVEL ?? "info",
     base: { pid: process.pid, service: process.env[ENV_SERVICE] },
   });
+
+  // Command handlers run in their own process groups; end those a killed worker left.
+  const commandsDir = join(vigilPaths(ctx.dir).root, "commands");
+  const { CommandRegistry, killOrphanCommands } = await import("../handlers/command-registry.js");
+  for (const g of killOrphanCommands(commandsDir)) {
+    logger.warn({ pgid: g.pgid, jobId: g.jobId, argv: g.argv }, "ended a command a previous worker left running");
+  }
+  const registry = new CommandRegistry(commandsDir, workerId);
+  process.on("exit", () => registry.killAll());
+
+  const queues: Record<string, QueueOptions> = {};
+  for (const name of names) queues[name] = await queueOptions(config.queues[name]!, ctx.dir, registry);
 
   let watchdog: Watchdog | undefined;
   const stackFile = process.env[ENV_STACK_FILE];
@@ -102,7 +114,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
   });
 
   const drain = (why: string) => {
-    logger.info({ why }, "draining");
+    logger.info({ why }, "stop requested");
     void finish(EXIT_DRAINED, shutdownTimeout, shutdownTimeout + STOP_SLACK_MS);
   };
   process.on("SIGTERM", () => drain("SIGTERM"));
@@ -126,14 +138,14 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
 }
 
 /** A config queue as Worker options, with its handler loaded. */
-async function queueOptions(q: QueueConfig, dir: string): Promise<QueueOptions> {
+async function queueOptions(q: QueueConfig, dir: string, registry: CommandRegistry): Promise<QueueOptions> {
   let handler: Handler;
   if (q.handler !== undefined) {
     const { loadModuleHandler } = await import("../handlers/module.js");
     handler = await loadModuleHandler(q.handler);
   } else {
     const { commandHandler } = await import("../handlers/command.js");
-    handler = commandHandler({ command: q.command!, env: q.env, cwd: q.cwd ?? dir, maxOutput: q.maxOutput });
+    handler = commandHandler({ command: q.command!, env: q.env, cwd: q.cwd ?? dir, maxOutput: q.maxOutput, registry });
   }
   return {
     handler,

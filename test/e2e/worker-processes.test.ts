@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "../../src/core/types.js";
-import { killGroup } from "../../src/os/process.js";
+import { groupMembers, isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { waitFor } from "./supervisor-helpers.js";
@@ -24,6 +24,7 @@ queues:
   first: { handler: ./first.mjs, next: second }
   second: { handler: ./noop.mjs }
   wedge: { handler: ./wedge.mjs, timeout: 300ms, killGrace: 300ms, attempts: 1 }
+  cmd: { command: [${JSON.stringify(process.execPath)}, ./sleeper.mjs] }
 `;
 
 const FILES = {
@@ -39,6 +40,10 @@ export default async function noop(job) {
   if (hold > 0) await new Promise((r) => setTimeout(r, hold));
   return { pid: process.pid, attempt: job.attempt };
 }`,
+  // A command that outlives nothing on its own: records its pid, then waits for ever.
+  "sleeper.mjs": `import { writeFileSync } from "node:fs";
+writeFileSync(new URL("./sleeper.pid", import.meta.url), String(process.pid));
+setInterval(() => {}, 1000);`,
   "wedge.mjs": `export default function wedge() { return new Promise(() => {}); }`,
   "first.mjs": `export default async function first(job) { return { from: job.id, pid: process.pid }; }`,
 };
@@ -236,5 +241,27 @@ describe("vigil worker processes", () => {
     expect(a.messages.some((m) => m.t === "draining")).toBe(true);
     const j = (await store.get(job.id))!;
     expect([j.state, j.attempt]).toEqual(["waiting", 0]);
+  });
+
+  it("a command left running by a SIGKILLed worker is ended when the next worker starts", async () => {
+    const a = startWorker(p, "cmd-a", "cmd");
+    await started(a);
+    const { job } = await store.enqueue("cmd", {});
+    const pidFile = join(p.dir, "sleeper.pid");
+    const cmdPid = await waitFor("the command to run", () => {
+      try {
+        return Number(readFileSync(pidFile, "utf8"));
+      } catch {
+        return null;
+      }
+    });
+    killGroup(a.pid, "SIGKILL"); // the worker's own group: its command lives in another
+    await a.exited;
+    expect(isAlive(cmdPid) && procInfo(cmdPid)?.state !== "Z").toBe(true);
+    await store.releaseWorker("cmd-a", "crash");
+    const b = startWorker(p, "cmd-b", "wedge");
+    await started(b);
+    await waitFor("the orphaned command to be gone", () => groupMembers(cmdPid).length === 0);
+    expect(b.logs().some((l) => l.msg === "ended a command a previous worker left running" && l.jobId === job.id)).toBe(true);
   });
 });

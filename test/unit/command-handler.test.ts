@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NonRetryableError } from "../../src/core/errors.js";
 import { commandHandler } from "../../src/handlers/command.js";
+import { CommandRegistry, type CommandGroup } from "../../src/handlers/command-registry.js";
 import type { HandlerContext, HandlerJob } from "../../src/handlers/types.js";
 import { groupMembers, isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
@@ -155,14 +156,20 @@ describe("commandHandler", () => {
   });
 
   it("under a Worker, a timeout kills the group and records a timeout attempt", async () => {
-    const pidFile = join(dir, "slow.pid");
-    const slow = script(
-      "slow.mjs",
-      `import { writeFileSync } from "node:fs"; writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000);`,
-    );
+    const slow = script("slow.mjs", `setInterval(() => {}, 1000);`);
+    // The real registry, noting the groups it is told about (known at spawn, however slow
+    // the program is to start on a busy machine).
+    class Noting extends CommandRegistry {
+      readonly seen: CommandGroup[] = [];
+      override add(g: CommandGroup): void {
+        this.seen.push(g);
+        super.add(g);
+      }
+    }
+    const registry = new Noting(join(dir, "commands"), "test-worker");
     const store = await openSqliteStore(join(dir, "vigil.db"));
     const w = new Worker(store, {
-      queues: { slow: { handler: commandHandler({ command: [node, slow] }), timeout: 300, attempts: 1 } },
+      queues: { slow: { handler: commandHandler({ command: [node, slow], registry }), timeout: 300, attempts: 1 } },
       logger: silent,
       ipc: false,
     }).start();
@@ -173,9 +180,12 @@ describe("commandHandler", () => {
         return x?.state === "dead" ? x : null;
       });
       expect(done.history.map((h) => h.outcome)).toEqual(["timeout"]);
-      const pid = Number(readFileSync(pidFile, "utf8"));
-      spawnedGroups.push(pid);
-      await waitFor("the program to be gone", () => dead(pid) && groupMembers(pid).length === 0);
+      expect(registry.seen.map((g) => g.jobId)).toEqual([j.id]);
+      const pgid = registry.seen[0]!.pgid;
+      spawnedGroups.push(pgid);
+      await waitFor("the program to be gone", () => dead(pgid) && groupMembers(pgid).length === 0);
+      // Gone from the registry file too once it ended.
+      await waitFor("the registry to be empty", () => JSON.parse(readFileSync(join(dir, "commands", `${process.pid}.json`), "utf8")).groups.length === 0);
     } finally {
       await w.stop({ timeoutMs: 0 });
       await store.close();
