@@ -17,7 +17,17 @@ export function register(program: Command): void {
       const { sqliteFileOf } = await import("../health/backup.js");
       const { vigilPaths } = await import("../supervisor/paths.js");
       const { configSchema } = await import("../config/schema.js");
-      const ctx = await loadContext(cmd);
+      let ctx: Awaited<ReturnType<typeof loadContext>>;
+      try {
+        ctx = await loadContext(cmd);
+      } catch (err) {
+        // A probe must read a config it cannot load as unhealthy (2), not as degraded (1).
+        const message = `The config cannot be loaded: ${(err as Error).message}`;
+        if (flags.json) printJson({ status: "unhealthy", at: Date.now(), checks: [{ name: "config", status: "unhealthy", message }] });
+        else process.stderr.write(`vigil: ${message}\n`);
+        process.exitCode = 2;
+        return;
+      }
       const config = ctx.config ?? configSchema.parse({});
       let store = null;
       let storeError: string | undefined;

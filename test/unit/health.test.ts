@@ -3,8 +3,10 @@
  * running supervisor (a frozen worker, a crash loop, a supervisor that stops writing its
  * status file) are in test/e2e/health-supervisor.test.ts.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { exitCodeFor, runHealthChecks, worst, type HealthInput } from "../../src/health/checks.js";
@@ -154,6 +156,27 @@ describe("health checks", () => {
     expect(worst([])).toBe("ok");
     expect(worst(["ok", "degraded", "ok"])).toBe("degraded");
     expect(worst(["degraded", "unhealthy", "ok"])).toBe("unhealthy");
+  });
+});
+
+describe("vigil health command", () => {
+  const VIGIL = resolve(import.meta.dirname, "../../bin/vigil");
+  it("exits 2 with JSON for a project with nothing running, and 2 for a config it cannot load", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-health-cli-"));
+    try {
+      writeFileSync(join(dir, "vigil.yaml"), "queues: {}\n");
+      const ok = spawnSync(process.execPath, [VIGIL, "health", "--json"], { cwd: dir, encoding: "utf8", timeout: 60_000 });
+      expect(ok.status).toBe(2);
+      const report = JSON.parse(ok.stdout) as { status: string; checks: { name: string; status: string }[] };
+      expect(report.status).toBe("unhealthy");
+      expect(report.checks.find((c) => c.name === "store")!.status).toBe("ok");
+      writeFileSync(join(dir, "vigil.yaml"), "bogus: 1\n");
+      const bad = spawnSync(process.execPath, [VIGIL, "health"], { cwd: dir, encoding: "utf8", timeout: 60_000 });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toContain("bogus");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
