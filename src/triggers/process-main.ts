@@ -1,8 +1,9 @@
 /**
- * The `vigil triggers` process: config → store → TriggerRunner, plus the lease sweeper,
- * wired to signals and the supervisor's IPC channel. It heartbeats from its main loop
- * like a worker (`{t:"hb"}` every second) and reports each trigger's state with every beat
- * (`{t:"triggers"}`), so a trigger process whose loop is stuck is restarted like a worker.
+ * The `vigil triggers` process: config → store → TriggerRunner, plus the housekeeping that
+ * needs only one process per project (the lease sweeper, retention), wired to signals and
+ * the supervisor's IPC channel. It heartbeats from its main loop like a worker (`{t:"hb"}`
+ * every second) and reports each trigger's state with every beat (`{t:"triggers"}`), so a
+ * trigger process whose loop is stuck is restarted like a worker.
  */
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -10,6 +11,7 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { VigilError, describeError } from "../core/errors.js";
 import { loadContext, openContextStore } from "../cli/context.js";
+import { startRetention } from "../health/retention.js";
 import { ProcessHeartbeat } from "../worker/heartbeat.js";
 import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, type WorkerMessage } from "../worker/protocol.js";
 import type { Watchdog } from "../worker/watchdog.js";
@@ -76,6 +78,9 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
     () => [],
   );
 
+  // Old finished jobs are pruned here too, under the store's `retention` lock.
+  const retention = startRetention(store, config.retention, { owner, logger });
+
   let sweeping = false;
   const sweeper = setInterval(() => {
     if (sweeping) return;
@@ -107,6 +112,7 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
     heartbeat.stop();
     try {
       await runner.stop();
+      await retention.stop();
       await store.unlock("sweeper", owner).catch(() => {});
       await store.close();
     } catch (err) {
