@@ -169,7 +169,10 @@ describe("vigil health command", () => {
       expect(ok.status).toBe(2);
       const report = JSON.parse(ok.stdout) as { status: string; checks: { name: string; status: string }[] };
       expect(report.status).toBe("unhealthy");
-      expect(report.checks.find((c) => c.name === "store")!.status).toBe("ok");
+      // Nothing ever ran here: no store file either, and health says how to make one.
+      const store = report.checks.find((c) => c.name === "store") as { status: string; message: string };
+      expect(store.status).toBe("unhealthy");
+      expect(store.message).toContain("vigil migrate");
       writeFileSync(join(dir, "vigil.yaml"), "bogus: 1\n");
       const bad = spawnSync(process.execPath, [VIGIL, "health"], { cwd: dir, encoding: "utf8", timeout: 60_000 });
       expect(bad.status).toBe(2);
