@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import { resolve } from "node:path";
 
+/** Adds `vigil backup` to the program. */
 export function register(program: Command): void {
   program
     .command("backup")

@@ -4,6 +4,7 @@ import { printJson } from "./output.js";
 
 const MARK = { ok: "ok  ", warning: "WARN", problem: "FAIL" } as const;
 
+/** Adds `vigil doctor` to the program. */
 export function register(program: Command): void {
   program
     .command("doctor")

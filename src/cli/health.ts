@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { printJson, printTable } from "./output.js";
 
+/** Adds `vigil health` to the program. */
 export function register(program: Command): void {
   program
     .command("health")

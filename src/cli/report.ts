@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { BadInputError } from "../core/errors.js";
 import { fmtTime, printJson, printTable } from "./output.js";
 
+/** Adds `vigil report` to the program. */
 export function register(program: Command): void {
   program
     .command("report")

@@ -39,6 +39,7 @@ export interface AlertMessage extends AlertEvent {
   since: number;
 }
 
+/** Tuning of the dedupe rule and of delivery; the defaults suit a supervisor. */
 export interface AlertSinkOptions {
   clock?: Clock;
   logger?: OpsLogger;

@@ -16,17 +16,20 @@ export function sqliteFileOf(url: string): string | null {
   return url.startsWith("sqlite:") ? url.slice("sqlite:".length) : url;
 }
 
+/** Pages of the copy, as SQLite reports them after each step. */
 export interface BackupProgress {
   totalPages: number;
   remainingPages: number;
 }
 
+/** The finished copy: its path, size in bytes and pages. */
 export interface BackupResult {
   file: string;
   bytes: number;
   pages: number;
 }
 
+/** Options of `backupSqlite`. */
 export interface BackupOptions {
   /** Replace an existing target (default: refuse). */
   force?: boolean;
@@ -43,6 +46,11 @@ export interface BackupOptions {
 /** better-sqlite3's largest step: everything that remains, in one step. */
 const ALL_PAGES = 0x7fffffff;
 
+/**
+ * Copies the SQLite store at `source` to `target` with the online backup API while other
+ * processes keep writing; throws `BAD_INPUT` if `target` exists (unless `force`), and
+ * `STORE_CORRUPT` if the copy fails its check (the partial file is removed).
+ */
 export async function backupSqlite(source: string, target: string, opts: BackupOptions = {}): Promise<BackupResult> {
   if (!existsSync(source)) throw new BadInputError(`no SQLite store at ${source}; check the config's \`store\``);
   if (existsSync(target) && !opts.force) {

@@ -13,8 +13,10 @@ import type { Store } from "../store/store.js";
 import { readPidFile, readStatusFile } from "./state-files.js";
 import type { ServiceStatus, StatusSnapshot } from "./types.js";
 
+/** A check's verdict; the overall status is the worst of them. */
 export type CheckStatus = "ok" | "degraded" | "unhealthy";
 
+/** One named check and its one-sentence verdict. */
 export interface HealthCheck {
   /** Stable name: supervisor, services, crash-loop, store, waiting-age, dead-jobs, disk, status-file. */
   name: string;
@@ -23,6 +25,7 @@ export interface HealthCheck {
   message: string;
 }
 
+/** Every check and the overall status (`vigil health --json`, `/healthz`). */
 export interface HealthReport {
   status: CheckStatus;
   /** ms since the epoch */
@@ -40,6 +43,7 @@ export interface HealthLimits {
   minFreeDisk: number;
 }
 
+/** What the checks read; everything optional has a default. */
 export interface HealthInput {
   /** The store, or null when it could not be opened (then `storeError` says why). */
   store: Store | null;

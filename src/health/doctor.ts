@@ -12,8 +12,10 @@ import { readChildren } from "../supervisor/orphans.js";
 import { vigilPaths } from "../supervisor/paths.js";
 import { readPidFile, readStatusFile } from "./state-files.js";
 
+/** `ok`: nothing to do; `warning`: worth a look; `problem`: act now (`vigil doctor` exits 1 / 2). */
 export type FindingSeverity = "ok" | "warning" | "problem";
 
+/** One thing `vigil doctor` looked at, what it found and what to do. */
 export interface Finding {
   /** integrity, supervisor, orphans, leases, queues, dead-jobs, incidents */
   area: string;
@@ -26,6 +28,7 @@ export interface Finding {
   detail?: Record<string, unknown>;
 }
 
+/** What the diagnosis reads. */
 export interface DoctorInput {
   store: Store | null;
   storeError?: string;
@@ -38,6 +41,7 @@ export interface DoctorInput {
   now?: number;
 }
 
+/** Runs every look of `vigil doctor` and returns the findings in print order. */
 export async function diagnose(input: DoctorInput): Promise<Finding[]> {
   const now = input.now ?? Date.now();
   const paths = vigilPaths(input.dir);

@@ -18,6 +18,7 @@
 import type { Incident, QueueCounts, QueueReport } from "../core/types.js";
 import type { Store } from "../store/store.js";
 
+/** One service (process row) over the window; times in ms. */
 export interface ServiceReport {
   service: string;
   uptimePct: number;
@@ -37,6 +38,7 @@ export interface ServiceReport {
   causes: Record<string, number>;
 }
 
+/** One queue over the window, with its all-time totals. */
 export interface QueueReportRow extends QueueReport {
   /** Completed jobs per hour over the window. */
   throughputPerHour: number;
@@ -44,6 +46,7 @@ export interface QueueReportRow extends QueueReport {
   totals: QueueCounts | null;
 }
 
+/** What `vigil report --json` and `/api/report` return. */
 export interface Report {
   /** ms since the epoch */
   since: number;
@@ -55,6 +58,7 @@ export interface Report {
   deadJobs: number;
 }
 
+/** The window and the services to list. */
 export interface ReportOptions {
   /** Start of the window, ms since the epoch. */
   since: number;

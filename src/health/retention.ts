@@ -21,6 +21,7 @@ export interface RetentionPolicy {
   dead: number;
 }
 
+/** Options of `startRetention`. */
 export interface RetentionOptions {
   /** Who holds the `retention` lock (default: a random id for this process). */
   owner?: string;
@@ -33,11 +34,13 @@ export interface RetentionOptions {
   logger?: OpsLogger;
 }
 
+/** Rows removed by one round. */
 export interface PruneRound {
   completed: number;
   dead: number;
 }
 
+/** A running retention timer. */
 export interface RetentionHandle {
   /** Runs one round now; null when another process holds the lock. */
   runOnce(): Promise<PruneRound | null>;
@@ -48,6 +51,10 @@ export interface RetentionHandle {
 /** The lock name shared by every process that may prune. */
 export const RETENTION_LOCK = "retention";
 
+/**
+ * Starts pruning `store` by `policy` every `every` ms (first round after `firstAfter`),
+ * one round at a time and only while holding the `retention` lock.
+ */
 export function startRetention(store: Store, policy: RetentionPolicy, opts: RetentionOptions = {}): RetentionHandle {
   const owner = opts.owner ?? `retention:${randomUUID()}`;
   // Ten minutes: old jobs are measured in days, so pruning more often only costs queries;

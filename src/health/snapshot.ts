@@ -8,6 +8,7 @@ import type { Store } from "../store/store.js";
 import { readStatusFile } from "./state-files.js";
 import type { StatusSnapshot } from "./types.js";
 
+/** Options of `storeSnapshot`. */
 export interface StoreSnapshotOptions {
   /** The state folder whose status.json supplies services and triggers (optional). */
   stateDir?: string;
@@ -15,6 +16,7 @@ export interface StoreSnapshotOptions {
   incidents?: number;
 }
 
+/** Builds a `StatusSnapshot` from the store (and the status file, if any). */
 export async function storeSnapshot(store: Store, opts: StoreSnapshotOptions = {}): Promise<StatusSnapshot> {
   const now = store.clock.now();
   const file = opts.stateDir ? readStatusFile(opts.stateDir, now) : null;

@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { isVigilSupervisor, readPid } from "../supervisor/lock.js";
 import type { StatusSnapshot } from "./types.js";
 
+/** Name of the status file in the state folder (written by src/supervisor/status-file.ts). */
 export const STATUS_FILE = "status.json";
+/** Name of the supervisor's pid file in the state folder (src/supervisor/lock.ts). */
 export const PID_FILE = "supervisor.pid";
 
 /** The supervisor's pid file (see src/supervisor/lock.ts, which writes it). */
@@ -20,6 +22,7 @@ export interface PidFileState {
   alive: boolean;
 }
 
+/** Reads `<stateDir>/supervisor.pid` and whether its pid is a live supervisor. */
 export function readPidFile(stateDir: string): PidFileState {
   const path = join(stateDir, PID_FILE);
   const pid = readPid(path);
@@ -34,6 +37,7 @@ export interface StatusFileState {
   ageMs: number;
 }
 
+/** Reads `<stateDir>/status.json` and how old it is at `now`. */
 export function readStatusFile(stateDir: string, now = Date.now()): StatusFileState | null {
   const path = join(stateDir, STATUS_FILE);
   try {

@@ -13,8 +13,10 @@ import { silentLogger, type OpsLogger } from "./log.js";
 import type { Store } from "../store/store.js";
 import type { AlertSink } from "./types.js";
 
+/** The subject of `health` alerts and their recovery. */
 export const HEALTH_SUBJECT = "health";
 
+/** Options of `startHealthWatch`. */
 export interface HealthWatchOptions {
   run: () => Promise<HealthReport>;
   sink: AlertSink;
@@ -30,12 +32,14 @@ export interface HealthWatchOptions {
   logger?: OpsLogger;
 }
 
+/** A running health watch. */
 export interface HealthWatch {
   /** Runs the checks now and alerts on a change; returns the report. */
   runOnce(): Promise<HealthReport | null>;
   stop(): void;
 }
 
+/** Starts running the checks every `every` ms and alerting on changes. */
 export function startHealthWatch(opts: HealthWatchOptions): HealthWatch {
   const log = opts.logger ?? silentLogger;
   let last: CheckStatus = "ok";

@@ -10,6 +10,7 @@ import { buildReport } from "../health/report.js";
 import type { StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
 
+/** What the routes read and call. */
 export interface ApiContext {
   store: Store;
   snapshot: () => Promise<StatusSnapshot>;
@@ -17,12 +18,14 @@ export interface ApiContext {
   health?: () => Promise<HealthReport>;
 }
 
+/** The parts of a request a route uses. */
 export interface ApiRequest {
   method: string;
   params: string[];
   query: URLSearchParams;
 }
 
+/** One endpoint of the JSON API. */
 export interface ApiRoute {
   method: "GET" | "POST";
   /** Matched against the path; capture groups become `params`. */
@@ -37,6 +40,7 @@ export interface ApiRoute {
 /** Largest page of jobs one request returns; `limit=0` means this many. */
 export const MAX_JOBS_PAGE = 1000;
 
+/** Every JSON endpoint, matched in order. */
 export const API_ROUTES: ApiRoute[] = [
   {
     method: "GET",

@@ -26,6 +26,7 @@ import type { Store } from "../store/store.js";
 import type { AlertStats } from "../health/alerts.js";
 import type { StatusSnapshot } from "../health/types.js";
 
+/** Where the series are read from at scrape time. */
 export interface MetricsSources {
   store: Store;
   snapshot: () => Promise<StatusSnapshot>;
@@ -34,6 +35,7 @@ export interface MetricsSources {
   stallAfter?: number;
 }
 
+/** The registry and how to render it. */
 export interface Metrics {
   registry: Registry;
   contentType: string;
@@ -51,6 +53,7 @@ const DURATION_WINDOW_MS = 5 * 60_000;
  */
 const DURATION_REFRESH_MS = 30_000;
 
+/** Creates the registry with every series above and prom-client's default metrics. */
 export function createMetrics(src: MetricsSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });

@@ -21,6 +21,7 @@ import { vigilPaths } from "../supervisor/paths.js";
 import { startHttpServer, type HttpServerHandle } from "./server.js";
 import { resolveToken } from "./token.js";
 
+/** What the supervisor hands over. */
 export interface OperationsOptions {
   config: VigilConfig;
   /** The project folder (holds `.vigil/`). */
@@ -36,6 +37,7 @@ export interface OperationsOptions {
   healthEvery?: number;
 }
 
+/** The running operations surface. */
 export interface Operations {
   /** The HTTP server, or null when `http.enabled` is false. */
   http: HttpServerHandle | null;
@@ -43,6 +45,7 @@ export interface Operations {
   close(): Promise<void>;
 }
 
+/** Starts the HTTP server (if enabled) and the health watch (if alerts are given). */
 export async function startOperations(opts: OperationsOptions): Promise<Operations> {
   const { config, store } = opts;
   const logger = loggerFromFn(opts.log ?? (() => {}));

@@ -22,6 +22,7 @@ import { createMetrics } from "./metrics.js";
 import { checkBearer } from "./token.js";
 import { serveStatic } from "./static.js";
 
+/** Options of `startHttpServer`; the store and token are required. */
 export interface HttpServerOptions {
   /** Interface to bind (default 127.0.0.1). */
   host?: string;
@@ -46,6 +47,7 @@ export interface HttpServerOptions {
   logger?: OpsLogger;
 }
 
+/** A listening server. */
 export interface HttpServerHandle {
   server: Server;
   host: string;
