@@ -58,6 +58,7 @@ export class TailSource implements TriggerSource {
   private readonly readBytes: number;
   /** The file being read, kept open so a rotated file can be finished after its rename. */
   private handle: { fh: FileHandle; ino: number; dev: number } | null = null;
+  private buf: Buffer | null = null;
 
   constructor(private readonly opts: TailOptions) {
     this.format = opts.format ?? "lines";
@@ -123,7 +124,10 @@ export class TailSource implements TriggerSource {
     final: boolean,
   ): Promise<"progress" | "idle" | "conflict"> {
     const back = Math.min(cur.offset, FP_BYTES);
-    const buf = Buffer.allocUnsafe(back + this.readBytes);
+    // One buffer, reused: everything taken from it (lines, samples, fp) is copied out
+    // before the next read.
+    this.buf ??= Buffer.allocUnsafe(FP_BYTES + this.readBytes);
+    const buf = this.buf.subarray(0, back + this.readBytes);
     const { bytesRead } = await fh.read(buf, 0, buf.length, cur.offset - back);
     if (back > 0 && (bytesRead < back || buf.toString("hex", 0, back) !== cur.fp)) {
       if (final) return "idle"; // an old file we cannot trust any more: move on to the new one
