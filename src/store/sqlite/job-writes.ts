@@ -10,7 +10,7 @@ import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, JobSource, Lease, L
 import { checkQueueName, dueAt, encodeJson, newToken } from "../common.js";
 import type { ClaimRequest } from "../store.js";
 import type { JobStatements } from "./jobs-sql.js";
-import { toJob, type JobRow } from "./rows.js";
+import { leasedJob, toJob, type JobRow } from "./rows.js";
 
 /** What the job steps need from the store. */
 export interface JobContext {
@@ -98,18 +98,24 @@ export function insertItem(ctx: JobContext, it: PreparedItem, now: number): Enqu
   return { job, created: true };
 }
 
-/** Leases due jobs: promote what came due, then per queue select ids and update by id. */
+/**
+ * Leases due jobs: promote what came due, then per queue read the next rows from the claim
+ * index and update each by id (never `UPDATE … WHERE id IN (SELECT … LIMIT k)`).
+ */
 export function claimJobs(ctx: JobContext, req: ClaimRequest, now: number): Lease[] {
   ctx.sql.promoteDue.run(now);
   const leaseUntil = now + req.leaseMs;
+  const workerId = req.workerId;
   const out: Lease[] = [];
   for (const [queue, max] of Object.entries(req.queues)) {
     if (!(max > 0)) continue;
-    const ids = ctx.sql.nextIds.all(queue, Math.trunc(max)) as number[];
-    for (const id of ids) {
+    const rows = ctx.sql.nextJobs.all(queue, Math.trunc(max)) as unknown[][];
+    for (const raw of rows) {
+      const id = raw[0] as number;
       const token = newToken();
-      const row = ctx.sql.lease.get({ id, token, workerId: req.workerId, now, leaseUntil }) as JobRow | undefined;
-      if (row) out.push({ jobId: id, token, workerId: req.workerId, leaseUntil, job: toJob(row) });
+      // Inside the IMMEDIATE transaction nobody else can take the row; `changes` is a guard.
+      if (ctx.sql.lease.run({ id, token, workerId, now, leaseUntil }).changes === 0) continue;
+      out.push({ jobId: id, token, workerId, leaseUntil, job: leasedJob(raw, workerId, now, leaseUntil) });
     }
   }
   return out;
@@ -120,9 +126,9 @@ export function renewLease(ctx: JobContext, lease: LeaseRef, leaseUntil: number)
 }
 
 /**
- * Completes one job and creates its next-stage jobs (already prepared); returns its queue
- * (for the completed count) and the new jobs. Throws `LeaseLostError` on a stale token; the
- * caller's transaction then writes nothing of it.
+ * Completes one job and creates its next-stage jobs (already prepared). Throws
+ * `LeaseLostError` on a stale token; the caller's transaction then writes nothing of it.
+ * The caller counts the completion (`countCompleted`) in the same transaction.
  */
 export function completeJob(
   ctx: JobContext,
@@ -130,18 +136,18 @@ export function completeJob(
   result: string,
   next: PreparedItem[],
   now: number,
-): { queue: string; next: Job[] } {
-  const row = ctx.sql.complete.get({ id: lease.jobId, token: lease.token, result, now }) as
-    | { queue: string; root: number }
-    | undefined;
-  if (!row) throw new LeaseLostError(lease.jobId);
-  const made = next.map((it) => insertItem(ctx, { ...it, parentId: lease.jobId, rootId: row.root }, now).job);
-  return { queue: row.queue, next: made };
+): Job[] {
+  if (ctx.sql.complete.run({ id: lease.jobId, token: lease.token, result, now }).changes === 0) {
+    throw new LeaseLostError(lease.jobId);
+  }
+  if (next.length === 0) return [];
+  const root = ctx.sql.rootOf.get(lease.jobId) as number;
+  return next.map((it) => insertItem(ctx, { ...it, parentId: lease.jobId, rootId: root }, now).job);
 }
 
-/** Adds completions to `queue_totals`; call inside the completing transaction. */
-export function countCompleted(ctx: JobContext, perQueue: Map<string, number>): void {
-  for (const [queue, n] of perQueue) ctx.sql.countCompleted.run(queue, n);
+/** Adds completed jobs to `queue_totals`; call inside the completing transaction. */
+export function countCompleted(ctx: JobContext, ids: number[]): void {
+  if (ids.length > 0) ctx.sql.countCompleted.run(JSON.stringify(ids));
 }
 
 export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, retryAt: number | undefined, now: number): Job {

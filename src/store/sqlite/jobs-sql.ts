@@ -5,6 +5,7 @@
  * which builds a temporary b-tree and ran about 20× slower.
  */
 import type Database from "better-sqlite3";
+import { CLAIM_COLUMNS } from "./rows.js";
 
 export type Stmt = Database.Statement<unknown[], unknown>;
 
@@ -24,7 +25,7 @@ const STALL_SET = `
   token = NULL, worker_id = NULL, lease_until = NULL`;
 
 export type JobStatements = Record<
-  "insert" | "byKey" | "byId" | "promoteDue" | "nextIds" | "lease" | "renew" | "complete" | "countCompleted" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
+  "insert" | "byKey" | "byId" | "promoteDue" | "nextJobs" | "lease" | "renew" | "complete" | "rootOf" | "countCompleted" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
   Stmt
 >;
 
@@ -40,19 +41,25 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
 
     promoteDue: p(`UPDATE jobs SET state = 'waiting'
       WHERE state IN ('scheduled', 'failed') AND run_at <= ? RETURNING queue`),
-    nextIds: p(`SELECT id FROM jobs WHERE state = 'waiting' AND queue = ?
-      ORDER BY priority DESC, run_at, id LIMIT ?`).pluck(),
+    // Raw arrays of the columns a lease needs (see rows.ts, CLAIM_COLUMNS): building a full
+    // row object per job, or UPDATE … RETURNING *, cost about half as much again per claim.
+    nextJobs: p(`SELECT ${CLAIM_COLUMNS.join(", ")} FROM jobs WHERE state = 'waiting' AND queue = ?
+      ORDER BY priority DESC, run_at, id LIMIT ?`).raw(),
     lease: p(`UPDATE jobs SET state = 'active', token = @token, worker_id = @workerId,
         attempt = attempt + 1, started_at = @now, lease_until = @leaseUntil
-      WHERE id = @id AND state = 'waiting' RETURNING *`),
+      WHERE id = @id AND state = 'waiting'`),
 
     renew: p(`UPDATE jobs SET lease_until = @leaseUntil
       WHERE id = @id AND token = @token AND state = 'active'`),
+    // No RETURNING on the hot path (it costs a temporary table per statement).
     complete: p(`UPDATE jobs SET state = 'completed', result = @result, finished_at = @now,
         error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
-      WHERE id = @id AND token = @token AND state = 'active' RETURNING queue, coalesce(root_id, id) AS root`),
-    // Every completion is counted here, in its own transaction (stats read completed from it).
-    countCompleted: p(`INSERT INTO queue_totals (queue, completed) VALUES (?, ?)
+      WHERE id = @id AND token = @token AND state = 'active'`),
+    rootOf: p(`SELECT coalesce(root_id, id) FROM jobs WHERE id = ?`).pluck(),
+    // Every completion is counted here, in its own transaction (stats read completed from
+    // it): one statement per batch, given the completed ids as a JSON array.
+    countCompleted: p(`INSERT INTO queue_totals (queue, completed)
+      SELECT queue, count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY queue
       ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed`),
     fail: p(`UPDATE jobs SET
         state = CASE WHEN @retryAt IS NULL THEN 'dead' ELSE 'failed' END,

@@ -66,6 +66,46 @@ export function toJob(r: JobRow): Job {
   };
 }
 
+/** The columns a claim reads, in this order, as a raw array (see `leasedJob`). */
+export const CLAIM_COLUMNS = [
+  "id", "queue", "key", "payload", "error", "attempt", "max_attempts", "stalls", "priority",
+  "run_at", "created_at", "parent_id", "root_id", "source", "history",
+] as const;
+
+type ClaimRow = [
+  number, string, string | null, string, string | null, number, number, number, number,
+  number, number, number | null, number | null, string | null, string,
+];
+
+/** The job a claim just leased, from its raw row (read before the update) and the lease. */
+export function leasedJob(raw: unknown[], workerId: string, now: number, leaseUntil: number): Job {
+  const [id, queue, key, payload, error, attempt, maxAttempts, stalls, priority, runAt, createdAt, parentId, rootId, source, history] =
+    raw as ClaimRow;
+  return {
+    id,
+    queue,
+    state: "active",
+    key,
+    payload: JSON.parse(payload),
+    result: null,
+    error,
+    attempt: attempt + 1,
+    maxAttempts,
+    stalls,
+    priority,
+    runAt,
+    createdAt,
+    startedAt: now,
+    finishedAt: null,
+    parentId,
+    rootId,
+    source: parseOrNull(source) as JobSource | null,
+    workerId,
+    leaseUntil,
+    history: history === "[]" ? [] : (JSON.parse(history) as AttemptRecord[]),
+  };
+}
+
 export interface IncidentRow {
   id: number;
   service: string;

@@ -191,9 +191,9 @@ export class SqliteStore implements Store {
     const encoded = encodeJson(result, this.ctx.maxPayload, "result");
     const nextItems = this.prepareNext(next);
     return this.write((now) => {
-      const done = w.completeJob(this.ctx, lease, encoded, nextItems, now);
-      w.countCompleted(this.ctx, new Map([[done.queue, 1]]));
-      return done.next;
+      const made = w.completeJob(this.ctx, lease, encoded, nextItems, now);
+      w.countCompleted(this.ctx, [lease.jobId]);
+      return made;
     });
   }
 
@@ -208,21 +208,21 @@ export class SqliteStore implements Store {
       }
     });
     return this.write((now) => {
-      const perQueue = new Map<string, number>();
+      const done: number[] = [];
       const out = items.map((it, i): CompleteOutcome => {
         const p = prepared[i]!;
         if ("error" in p) return { ok: false, error: p.error };
         try {
           // A savepoint per item with next-stage jobs, so a refused item leaves nothing.
           const run = () => w.completeJob(this.ctx, it.lease, p.result, p.next, now);
-          const done = p.next.length ? this.db.transaction(run)() : run();
-          perQueue.set(done.queue, (perQueue.get(done.queue) ?? 0) + 1);
-          return { ok: true, next: done.next };
+          const made = p.next.length ? this.db.transaction(run)() : run();
+          done.push(it.lease.jobId);
+          return { ok: true, next: made };
         } catch (error) {
           return { ok: false, error: error as Error };
         }
       });
-      w.countCompleted(this.ctx, perQueue);
+      w.countCompleted(this.ctx, done);
       return out;
     });
   }
