@@ -237,6 +237,25 @@ describe("sqlite store: several processes on one file", () => {
     }
   });
 
+  it("removes the socket a SIGKILLed subscriber left behind", async () => {
+    const path = join(dir, "stale", "vigil.db");
+    const store = await openSqliteStore(path, {});
+    try {
+      const listener = child("listen", path, "never");
+      await listener.waitFor("ready");
+      const sock = join(wakeDir(path), `${listener.proc.pid}.sock`);
+      listener.proc.kill("SIGKILL");
+      await listener.exited;
+      expect(existsSync(sock)).toBe(true);
+      await store.enqueue("q", 1);
+      const deadline = Date.now() + 20_000;
+      while (existsSync(sock) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(existsSync(sock)).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("puts the wake folder under the temp dir when the path would be too long for a socket", () => {
     const long = join(dir, "x".repeat(120), "vigil.db");
     const d = wakeDir(long);
