@@ -240,25 +240,27 @@ function finish(code: number): void {
   process.exitCode = code;
 }
 
+/**
+ * Stops early (global deadline, Ctrl-C, SIGTERM): kills every child, removes what stores
+ * and queues it can within 15 s, prints the figures measured so far, and exits.
+ */
+function abort(reason: string, code: number): void {
+  problems.push(reason);
+  for (const c of liveChildren) c.kill();
+  const cleanup = [...liveCtx].map(([ctx, t]) => t.destroy(ctx).catch(() => {}));
+  // A store that cannot be removed (server gone) must not keep the benchmark from ending.
+  const hard = setTimeout(() => process.exit(code), 15_000);
+  void Promise.all(cleanup).finally(() => {
+    clearTimeout(hard);
+    finish(code);
+    process.exit(code);
+  });
+}
+
 async function main(): Promise<void> {
-  // The whole benchmark is bounded: at the deadline every child is killed, what can be
-  // cleaned up is, and the figures measured so far are printed.
-  const deadline = setTimeout(() => {
-    problems.push(`global deadline (${DEADLINE_MS} ms) reached; later steps were not run`);
-    for (const c of liveChildren) c.kill();
-    const cleanup = [...liveCtx].map(([ctx, t]) => t.destroy(ctx).catch(() => {}));
-    const hard = setTimeout(() => process.exit(1), 15_000);
-    void Promise.all(cleanup).finally(() => {
-      clearTimeout(hard);
-      finish(1);
-      process.exit(1);
-    });
-  }, DEADLINE_MS);
+  const deadline = setTimeout(() => abort(`global deadline (${DEADLINE_MS} ms) reached; later steps were not run`, 1), DEADLINE_MS);
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    process.on(sig, () => {
-      for (const c of liveChildren) c.kill();
-      process.exit(130);
-    });
+    process.once(sig, () => abort(`stopped by ${sig}; later steps were not run`, 130));
   }
 
   const loaded = new Map<TargetSpec, Target>();

@@ -52,7 +52,10 @@ export class Child {
   private readonly exited: Promise<void>;
 
   constructor(init: WorkerInit | ProducerInit) {
-    this.proc = spawnGroup([process.execPath, "--import", "tsx", ENTRY, JSON.stringify(init)], {
+    // VIGIL_BENCH_CPU_PROF=DIR writes a CPU profile of every child (worker, producer) there.
+    const prof = process.env["VIGIL_BENCH_CPU_PROF"];
+    const flags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+    this.proc = spawnGroup([process.execPath, ...flags, "--import", "tsx", ENTRY, JSON.stringify(init)], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     this.proc.on("error", (err) => this.push({ t: "error", message: `could not start: ${err.message}` }));
