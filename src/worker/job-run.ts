@@ -43,7 +43,10 @@ export class JobRun {
   /** ms since the epoch of the last ctx.heartbeat(), if any. */
   lastBeatAt: number | undefined;
   progress: unknown;
-  timeoutTimer: NodeJS.Timeout | undefined;
+  /** ms since the epoch at which the handler times out (see Worker's deadline sweep). */
+  readonly deadline: number;
+  /** Its timeout (or heartbeat timeout) has fired. */
+  timedOut = false;
   graceTimer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
   private logger: Logger | undefined;
@@ -61,6 +64,7 @@ export class JobRun {
     readonly startedAt: number,
     private readonly hooks: JobRunHooks,
   ) {
+    this.deadline = startedAt + q.timeout;
     const j = lease.job;
     this.job = {
       id: j.id,
@@ -124,9 +128,8 @@ export class JobRun {
   }
 
   clearTimers(): void {
-    clearTimeout(this.timeoutTimer);
     clearTimeout(this.graceTimer);
     this.stopHeartbeatWatch();
-    this.timeoutTimer = this.graceTimer = undefined;
+    this.graceTimer = undefined;
   }
 }
