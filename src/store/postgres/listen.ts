@@ -18,13 +18,12 @@ const RECONNECT: BackoffPolicy = { baseMs: 250, maxMs: 5_000 };
 
 export type QueueListener = (queue: string) => void;
 
+/** One LISTEN connection for one store; `emit` hears each queue name notified. */
 export class NotifyListener {
   private client: pg.Client | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
   private stopped = false;
-  /** The last connection error, for diagnostics (null while connected). */
-  lastError: Error | null = null;
 
   constructor(
     private readonly target: PgTarget,
@@ -44,21 +43,20 @@ export class NotifyListener {
     if (this.stopped) return;
     const client = new pg.Client(clientConfig(this.target));
     this.client = client;
-    client.on("error", (err) => this.lost(client, err));
-    client.on("end", () => this.lost(client, new Error("connection ended")));
+    client.on("error", () => this.lost(client));
+    client.on("end", () => this.lost(client));
     client.on("notification", (msg) => {
       if (msg.channel === this.channel && msg.payload) this.emit(msg.payload);
     });
     try {
       await client.connect();
       await client.query(`LISTEN ${quoteIdent(this.channel)}`);
-    } catch (err) {
-      this.lost(client, err as Error);
+    } catch {
+      this.lost(client);
       return;
     }
     if (this.client !== client) return;
     this.failures = 0;
-    this.lastError = null;
     try {
       for (const queue of await this.dueQueues()) this.emit(queue);
     } catch {
@@ -67,10 +65,9 @@ export class NotifyListener {
   }
 
   /** Drops a broken connection and schedules the next attempt (once per connection). */
-  private lost(client: pg.Client, err: Error): void {
+  private lost(client: pg.Client): void {
     if (this.client !== client) return;
     this.client = null;
-    this.lastError = err;
     client.end().catch(() => {});
     if (this.stopped) return;
     const delay = backoffDelay(RECONNECT, ++this.failures);

@@ -90,8 +90,6 @@ class PostgresStore implements Store {
   private readonly listeners = new Set<(queue: string) => void>();
   private listener: NotifyListener | null = null;
   private closed = false;
-  /** The last error an idle pooled connection reported (a restart ends them all). */
-  lastPoolError: Error | null = null;
 
   constructor(
     private readonly target: PgTarget,
@@ -100,9 +98,9 @@ class PostgresStore implements Store {
     this.location = target.location;
     this.clock = opts.clock ?? systemClock;
     this.S = quoteIdent(target.schema);
-    const pool = createPool(target, (err) => {
-      this.lastPoolError = err;
-    }, opts.readOnly === true);
+    // An idle connection's error (a server restart ends them all) needs no action: the pool
+    // drops that connection, and the next query opens a new one or fails STORE_UNREACHABLE.
+    const pool = createPool(target, () => {}, opts.readOnly === true);
     this.db = new Db(pool, target.location);
     this.ctx = {
       db: this.db,
