@@ -62,6 +62,9 @@ for _ in $(seq 1 30); do
   sleep 1
 done
 left="$(pgrep -f "$work/vigil" || true)"
+echo "---- after Ctrl-C ----"
+grep -v '^{"level"' "$log" | tail -n 4 || true
+echo "----------------------"
 
 if [[ "$ok" == 1 ]]; then echo "PASS: npm start reported every seed idea done after ${took} s"; else echo "FAIL: no 'ideas are done' line within ${limit} s"; fi
 if [[ "$stopped" == 1 ]]; then echo "PASS: Ctrl-C stopped it"; else echo "FAIL: still running 30 s after Ctrl-C"; fi

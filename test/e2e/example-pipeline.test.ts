@@ -19,6 +19,7 @@ import type { Incident, Job } from "../../src/core/types.js";
 import { isAlive, killGroup } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
+import { draw } from "../../examples/ideas-pipeline/stages/chaos.js";
 import { habitOf } from "../../examples/ideas-pipeline/stages/implement.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -226,6 +227,18 @@ function checkLineage(jobs: Job[]): void {
 }
 
 describe("ideas pipeline example", () => {
+  it("qa.py draws chaos exactly as stages/chaos.ts does, so one seed reproduces a whole run", () => {
+    const cases = [["3", "qa", "idea-1", 1, 1], ["3", "act", "qa", "idea-5", 2], ["seed", "qa", "x", 3, 1]] as const;
+    const py = spawnSync("python3", ["-c", `import json, sys; sys.path.insert(0, ${JSON.stringify(EXAMPLE)}); import qa; print(json.dumps([qa.draw(*c) for c in ${JSON.stringify(cases)}]))`], {
+      encoding: "utf8",
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+    });
+    expect(py.status, py.stderr).toBe(0);
+    const fromPython = JSON.parse(py.stdout) as number[];
+    expect(fromPython).toEqual(cases.map((c) => draw(...c)));
+    expect(new Set(fromPython).size).toBe(cases.length);
+  });
+
   it("without chaos, processes the seed ideas to done within 60 s", async () => {
     const dir = await copyExample();
     const run = startVigil(dir, false);
