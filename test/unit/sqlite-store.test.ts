@@ -60,6 +60,15 @@ function child(...args: string[]) {
   };
 }
 
+async function refusalOf(fn: () => Promise<unknown>): Promise<VigilError> {
+  try {
+    await fn();
+  } catch (err) {
+    return err as VigilError;
+  }
+  throw new Error("expected a rejection");
+}
+
 async function refusal(path: string): Promise<VigilError> {
   try {
     const s = await openSqliteStore(path, {});
@@ -159,6 +168,25 @@ describe("sqlite store: files it must not touch", () => {
     await s.complete(lease!, null);
     expect((await s.stats()).a).toMatchObject({ completed: 3, waiting: 0, active: 0 });
     await s.close();
+  });
+
+  it("a write lock held past busy_timeout is a clear error; a closed store says so", async () => {
+    const path = join(dir, "locked.db");
+    const s = await openSqliteStore(path, {});
+    const holder = new Database(path);
+    holder.exec("BEGIN IMMEDIATE");
+    try {
+      const err = await refusalOf(() => s.enqueue("q", 1));
+      expect(err.code).toBe("STORE_UNREACHABLE");
+      expect(err.message).toContain(path);
+      expect(err.message).toMatch(/stayed locked by another process for 5000 ms/);
+    } finally {
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+    expect((await s.enqueue("q", 2)).job.payload).toBe(2);
+    await s.close();
+    expect((await refusalOf(() => s.enqueue("q", 3))).message).toMatch(/is closed/);
   });
 
   it("durability full sets synchronous=FULL", async () => {

@@ -95,6 +95,27 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   return store;
 }
 
+/** SQLite failures an operator can act on, as VigilErrors; everything else as it came. */
+function translateError(err: unknown, path: string): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return err;
+  const why = (err as Error).message;
+  if (code.startsWith("SQLITE_BUSY")) {
+    return new VigilError(
+      "STORE_UNREACHABLE",
+      `store ${path} stayed locked by another process for ${BUSY_TIMEOUT_MS} ms (${why}); look for a stuck process holding it`,
+      { cause: err },
+    );
+  }
+  if (code.startsWith("SQLITE_FULL") || code.startsWith("SQLITE_IOERR")) {
+    return new VigilError("STORE_UNREACHABLE", `store ${path} could not be written (${why}); check free disk space`, { cause: err });
+  }
+  if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
+    return new VigilError("STORE_CORRUPT", `store ${path} is corrupted (${why}); stop Vigil and restore it from a backup`, { cause: err });
+  }
+  return err;
+}
+
 /** The SQLite store; beyond `Store` it lets `vigil doctor` and tests read its settings. */
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
@@ -136,6 +157,7 @@ export class SqliteStore implements Store {
   /** Runs `fn` in one IMMEDIATE transaction, then announces queues it made available. */
   private write<T>(fn: (now: number) => T): T {
     if (!this.sql) throw new VigilError("BAD_INPUT", `store ${this.location} was opened read-only`);
+    if (this.closed) throw new VigilError("STORE_UNREACHABLE", `store ${this.location} is closed`);
     const now = this.clock.now();
     this.ctx.woke.clear();
     let out: T;
@@ -143,7 +165,7 @@ export class SqliteStore implements Store {
       out = this.tx.immediate(fn, now) as T;
     } catch (err) {
       this.ctx.woke.clear();
-      throw err;
+      throw translateError(err, this.location);
     }
     if (this.ctx.woke.size > 0) {
       this.wake.notify(this.ctx.woke);
