@@ -15,7 +15,7 @@ export const EXAMPLE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Where everything the pipeline writes goes; ignored by git. */
 export const DATA_DIR = join(EXAMPLE_DIR, "data");
 
-/** The parts of a Vigil job a stage reads (see DESIGN.md, "Handler contract"). */
+/** The parts of a Vigil job a stage reads (the full shape: `HandlerJob` in src/handlers/types.ts). */
 export interface StageJob<P> {
   id: number;
   queue: string;
@@ -38,6 +38,7 @@ export interface Idea {
   description: string;
 }
 
+/** One section of an outline: a heading and its points. */
 export interface OutlineSection {
   heading: string;
   points: string[];

@@ -24,6 +24,7 @@ import {
  */
 export type DraftHabit = "none" | "todo" | "no-tests";
 
+/** The draft habit of an idea: the same for an id on every run. */
 export function habitOf(ideaId: string): DraftHabit {
   const n = createHash("sha256").update(`habit:${ideaId}`).digest().readUInt32BE(0);
   return (["none", "todo", "no-tests"] as const)[n % 3]!;
@@ -78,6 +79,7 @@ function readPayload(payload: unknown): ImplementPayload {
   };
 }
 
+/** The `implement` handler: writes the draft for this round and hands it to `qa`. */
 export default async function implement(job: StageJob<unknown>, ctx: StageContext): Promise<QaPayload> {
   const input = readPayload(job.payload);
   await maybeChaos("implement", input.idea.id, input.round, job.attempt);

@@ -60,6 +60,7 @@ function toMarkdown(idea: Idea, sections: OutlineSection[]): string {
   return lines.join("\n");
 }
 
+/** The `outline` handler: idea in, `{ idea, outline, outlinePath, round: 1, feedback: [] }` out. */
 export default async function outline(job: StageJob<unknown>, ctx: StageContext): Promise<ImplementPayload> {
   const idea = parseIdea(job.payload, job.id);
   await maybeChaos("outline", idea.id, 1, job.attempt);
