@@ -72,11 +72,9 @@ export class SnapshotSource implements TriggerSource {
     const start = snapshotOf(ctx.cursor);
     const settle = Math.max(this.opts.settle, MIN_SETTLE_MS);
     const todo: FileStat[] = [];
-    let present: Set<string> | null = null;
+    const seen: string[] = [];
     let known = 0;
     let wakeInMs = Infinity;
-    const knownCount = Object.keys(start.files).length;
-    if (knownCount > 0) present = new Set();
     // The hot loop of an idle poll: one stat per file, compared with the snapshot.
     await this.list(
       (m) => ctx.warn(m),
@@ -84,7 +82,7 @@ export class SnapshotSource implements TriggerSource {
         const prev = start.files[rel];
         if (prev) {
           known++;
-          present?.add(rel);
+          seen.push(rel);
           if (prev[0] === st.size && prev[1] === st.mtimeMs && prev[2] === st.ino) return;
         }
         const age = now - Math.max(st.mtimeMs, st.ctimeMs);
@@ -95,7 +93,12 @@ export class SnapshotSource implements TriggerSource {
         todo.push({ rel, abs, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino });
       },
     );
-    let gone = known < knownCount ? Object.keys(start.files).filter((rel) => !present!.has(rel)) : [];
+    // Paths are unique, so fewer known files seen than the snapshot holds means deletions.
+    let gone: string[] = [];
+    if (known < countOf(start)) {
+      const present = new Set(seen);
+      gone = Object.keys(start.files).filter((rel) => !present.has(rel));
+    }
     todo.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
     let i = 0;
@@ -187,6 +190,14 @@ export class SnapshotSource implements TriggerSource {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Files in a snapshot, counted once per cursor object (an idle poll does not recount 10,000 keys). */
+const counts = new WeakMap<SnapshotCursor, number>();
+function countOf(snapshot: SnapshotCursor): number {
+  let n = counts.get(snapshot);
+  if (n === undefined) counts.set(snapshot, (n = Object.keys(snapshot.files).length));
+  return n;
 }
 
 function snapshotOf(cursor: PollContext["cursor"]): SnapshotCursor {
