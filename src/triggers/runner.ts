@@ -210,10 +210,14 @@ export class TriggerRunner {
     const started = this.clock.now();
     let warning: string | null = null;
     let lag: number | null = null;
+    let conflict = false;
     const ctx: PollContext = {
-      cursor: null,
+      get cursor() {
+        return (t.state?.cursor as TriggerCursorState | undefined) ?? null;
+      },
       commit: async (batch) => {
         const ok = await this.commit(t, batch);
+        if (!ok) conflict = true;
         if (ok && batch.lagMs !== undefined && batch.lagMs !== null) lag = Math.max(lag ?? 0, batch.lagMs);
         return ok;
       },
@@ -221,11 +225,13 @@ export class TriggerRunner {
       warn: (m) => (warning = m),
       now: () => this.clock.now(),
     };
-    Object.defineProperty(ctx, "cursor", { get: () => (t.state?.cursor as TriggerCursorState | undefined) ?? null });
     const out = await t.source.poll(ctx);
     t.status.lastPollAt = this.clock.now();
     t.status.lag = lag ?? 0;
     t.status.error = warning;
+    // A refused commit means another process moved the cursor (a leader we did not know
+    // of): leave it the interval rather than racing it.
+    if (conflict) return t.every;
     if (out.more) return 0;
     return Math.min(t.every, Math.max(0, out.wakeInMs ?? t.every));
   }

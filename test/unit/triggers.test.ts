@@ -163,6 +163,19 @@ describe("tail", () => {
     expect(await s.jobs()).toEqual([]);
   });
 
+  it("never enqueues a line twice when two processes both believe they lead", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q }\n", { "in.log": "a\n" });
+    const twin = s.fresh("test-owner"); // same owner: both get the lock, as after a pause past the TTL
+    await s.runner.pollAll();
+    await twin.pollAll(); // twin now caches the cursor at this version
+    appendFileSync(join(s.dir, "in.log"), "b\n");
+    await s.runner.pollAll(); // moves the cursor past "b"
+    appendFileSync(join(s.dir, "in.log"), "c\n");
+    await twin.pollAll(); // its commit of "b" expects the old version: refused, cursor re-read
+    await twin.pollAll();
+    expect((await s.jobs()).map(lineOf)).toEqual(["a", "b", "c"]);
+  });
+
   it("lets only the lock holder poll", async () => {
     const s = await setup("  log: { tail: in.log, queue: q }\n", { "in.log": "a\n" });
     const other = s.fresh("other-owner");
