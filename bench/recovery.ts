@@ -94,6 +94,9 @@ const CONFIG = `queues:
 services:
   workers: { queues: [work, hang], instances: 2 }
 http: { enabled: false }
+# Every rep is a deliberate fault: keep them from adding up to a crash-loop verdict, and
+# from growing the restart backoff (which resets only after minUptime).
+supervision: { maxRestarts: 1000/5m, minUptime: 1s }
 `;
 
 interface VigilRun {
@@ -114,12 +117,23 @@ async function allRunning(dir: string): Promise<StatusSnapshot> {
   }, 90_000, 100);
 }
 
+/** Supervisors started here, stopped on SIGTERM/SIGINT so an interrupted run leaves nothing behind. */
+const live = new Set<ChildProcess>();
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, () => {
+    for (const c of live) killGroup(c.pid, "SIGTERM");
+    setTimeout(() => process.exit(1), 8000).unref();
+  });
+}
+
 async function startVigil(): Promise<VigilRun> {
   const dir = mkdtempSync(join(tmpdir(), "vigil-bench-recovery-"));
   writeFileSync(join(dir, "vigil.yaml"), CONFIG);
   writeFileSync(join(dir, "work.mjs"), HANDLER);
   const child = spawn(process.execPath, [VIGIL, "-c", join(dir, "vigil.yaml"), "start"], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
   child.on("error", () => {});
+  live.add(child);
+  child.on("exit", () => live.delete(child));
   await allRunning(dir);
   return { dir, child, store: await openStore(`sqlite:${join(dir, ".vigil", "vigil.db")}`) };
 }
@@ -230,7 +244,7 @@ async function benchIdle(): Promise<void> {
   }
 }
 
-process.stdout.write(`recovery: ${RUNS} runs per fault; Vigil with default supervision (stallAfter 5s, killTimeout 5s, heartbeat 1s), SQLite store; BullMQ 6 on 127.0.0.1:6379, defaults (lock 30s, stalled check 30s) and 5s/5s\n`);
+process.stdout.write(`recovery: ${RUNS} runs per fault; Vigil with default supervision (stallAfter 5s, killTimeout 5s, heartbeat 1s; maxRestarts 1000/5m and minUptime 1s so the deliberate faults neither add up to crash-looping nor grow the restart backoff), SQLite store; BullMQ 6 on 127.0.0.1:6379, defaults (lock 30s, stalled check 30s) and 5s/5s\n`);
 if (ONLY.has("vigil")) await benchVigil();
 if (ONLY.has("idle")) await benchIdle();
 if (ONLY.has("bullmq")) await benchBull();

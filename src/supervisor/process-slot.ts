@@ -8,50 +8,12 @@ import type { ChildProcess } from "node:child_process";
 import type { ServiceState, ServiceStatus, TriggerStatus } from "../health/types.js";
 import { killGroup, procInfo, spawnGroup } from "../os/process.js";
 import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, isWorkerMessage, type ActiveJobInfo, type WorkerMessage } from "../worker/protocol.js";
-import type { IncidentRecorder } from "./incidents.js";
 import { captureStall, probeHttp, statusFileMtime } from "./liveness.js";
 import { RotatingLog } from "./logs.js";
-import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
+import { RestartPolicy } from "./restart-policy.js";
+import type { SlotContext, SlotSpec } from "./slot-types.js";
 
-/** What to run for one row, built from the config by `buildSlotSpecs`. */
-export interface SlotSpec {
-  /** Row name: `workers:1` for a multi-instance service, else the service name. */
-  name: string;
-  service: string;
-  kind: "worker" | "command";
-  /** 1-based instance number. */
-  index: number;
-  argv: string[];
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-  /** Heartbeats over IPC (workers and the triggers process). */
-  ipc: boolean;
-  probe?: string;
-  statusFile?: string;
-  /** Restart past this RSS in bytes (0 or absent: no limit). */
-  maxMemory?: number;
-  stackFile?: string;
-  logFile: string;
-}
-
-/** Supervision settings in ms, from `supervision` in the config. */
-export interface SlotTiming extends RestartPolicyOptions {
-  /** No heartbeat / probe success this long means stalled (default 5 s). */
-  stallAfterMs: number;
-  /** SIGTERM, then SIGKILL to the group this much later (default 5 s). */
-  killTimeoutMs: number;
-}
-
-export interface SlotContext {
-  host: string;
-  timing: SlotTiming;
-  incidents: IncidentRecorder;
-  /** Frees the leases of a worker id; resolves to how many jobs were freed. */
-  releaseWorker(workerId: string, reason: string): Promise<number>;
-  log(msg: string): void;
-  /** A child started or exited: the children registry must be rewritten. */
-  childrenChanged(): void;
-}
+export type { SlotContext, SlotSpec, SlotTiming } from "./slot-types.js";
 
 type Planned = "stall" | "memory" | "manual" | "stop";
 

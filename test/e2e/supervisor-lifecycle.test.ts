@@ -94,6 +94,27 @@ http: { port: 0 }
     expect(["status-file", "store"]).toContain(after.source);
   });
 
+  it("--detach runs the supervisor in the background, says where to look, and stop ends it", async () => {
+    project = makeProject(
+      `services:
+  sleeper: { command: [node, -e, "setInterval(() => {}, 1000)"] }
+http: { enabled: false }
+`,
+    );
+    const r = vigil(project, ["start", "--detach"]);
+    expect(r.status).toBe(0);
+    const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    expect(r.stdout).toContain(join(project.dir, ".vigil", "supervisor.log"));
+    expect(running(pid)).toBe(true);
+    const rows = await allRunning(project);
+    expect(rows.map((x) => x.name)).toEqual(["sleeper"]);
+    const stop = vigil(project, ["stop"]);
+    expect(stop.stdout).toContain(`stopped (pid ${pid})`);
+    expect(running(pid)).toBe(false);
+    expect(running(rows[0]!.pid!)).toBe(false);
+  });
+
   it("after a SIGKILL of the supervisor, the next start ends the orphans and loses no job", async () => {
     project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
     const first = startVigil(project);
