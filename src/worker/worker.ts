@@ -274,7 +274,7 @@ export class Worker extends EventEmitter {
     run.clearTimers();
     this.running.delete(run.jobId);
     this.active.set(run.q.name, this.active.get(run.q.name)! - 1);
-    if (this.idleWaiter && !this.hasOwnedRuns()) this.idleWaiter();
+    this.checkIdle();
     if (!run.gone) {
       if (ok) this.handOn(run, value);
       else this.failRun(run, value, "error");
@@ -379,6 +379,7 @@ export class Worker extends EventEmitter {
       this.failRun(run, reason, "timeout");
     }
     run.graceTimer ??= setTimeout(() => this.onWedged(run, reason.message), run.q.killGrace);
+    this.checkIdle();
   }
 
   private onWedged(run: JobRun, why: string): void {
@@ -426,6 +427,7 @@ export class Worker extends EventEmitter {
       run.abort(new LeaseLostError(jobId));
       // Its signal is aborted; a handler that ignores that is as wedged as a timed-out one.
       run.graceTimer ??= setTimeout(() => this.onWedged(run, "its lease was lost"), run.q.killGrace);
+      this.checkIdle();
     }
     const queue = run?.q.name ?? "?";
     this.log.warn({ jobId, queue }, "lease lost: another worker has the job or it was cancelled; result discarded");
@@ -496,6 +498,11 @@ export class Worker extends EventEmitter {
   }
 
   // --- stopping -----------------------------------------------------------------------
+
+  /** Ends a drain's wait once no running handler holds a lease that is still ours. */
+  private checkIdle(): void {
+    if (this.idleWaiter && !this.hasOwnedRuns()) this.idleWaiter();
+  }
 
   private hasOwnedRuns(): boolean {
     for (const r of this.running.values()) if (!r.gone) return true;

@@ -295,11 +295,16 @@ describe("Worker", () => {
   });
 
   it("sends a job whose result cannot be stored to dead, saying why", async () => {
-    run({ big: async () => ({ blob: "x".repeat(100 * 1024) }) });
+    run({ big: async () => ({ blob: "x".repeat(100 * 1024) }), odd: async () => ({ n: 1n }) });
     const { job } = await store.enqueue("big", {});
     const done = await settled(job.id);
     expect(done.state).toBe("dead");
     expect(done.error).toContain("the result could not be stored");
+    expect(done.error).toContain("over the limit");
+    const { job: odd } = await store.enqueue("odd", {});
+    const oddDone = await settled(odd.id);
+    expect(oddDone.state).toBe("dead");
+    expect(oddDone.error).toContain("not JSON-serialisable");
   });
 
   it("on stop, commits every completion and gives back unfinished jobs unaborted-counted", async () => {
