@@ -81,7 +81,7 @@ export async function row(p: Project, name: string): Promise<ServiceStatus | und
 
 /** Waits until every row is `running`; returns the rows. */
 export async function allRunning(p: Project, run?: Running, timeoutMs = 30_000): Promise<ServiceStatus[]> {
-  let last: StatusSnapshot | null = null;
+  let last = null as StatusSnapshot | null;
   try {
     return await waitFor("every process running", async () => {
       const s = (last = await snapshot(p));

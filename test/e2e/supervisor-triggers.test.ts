@@ -1,0 +1,56 @@
+/**
+ * A config with triggers gets a `triggers` process, watched like a worker, whose trigger
+ * status shows in the live snapshot; `--role workers` (an extra host) runs no triggers.
+ */
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Store } from "../../src/store/store.js";
+import { WORK_HANDLER, allRunning, cleanUp, makeProject, openProjectStore, snapshot, startVigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
+
+let project: Project | null = null;
+let runs: Running[] = [];
+let store: Store | null = null;
+
+afterEach(async () => {
+  await store?.close();
+  store = null;
+  if (project) await cleanUp(project, runs);
+  project = null;
+  runs = [];
+});
+
+const YAML = `queues:
+  work: { handler: ./work.mjs }
+triggers:
+  ideas: { tail: ideas.log, queue: work, every: 200ms }
+services:
+  workers: { queues: [work] }
+supervision: { stallAfter: 3s, killTimeout: 2s }
+http: { enabled: false }
+`;
+
+describe("supervisor and triggers", () => {
+  it("runs a triggers process that heartbeats, reports its triggers, and feeds the workers", async () => {
+    project = makeProject(YAML, { "work.mjs": WORK_HANDLER, "ideas.log": "" });
+    runs.push(startVigil(project));
+    const rows = await allRunning(project, runs[0]);
+    expect(rows.map((r) => `${r.name}:${r.kind}`).sort()).toEqual(["triggers:worker", "workers:worker"]);
+    appendFileSync(join(project.dir, "ideas.log"), "first idea\n");
+    store = await openProjectStore(project);
+    const done = await waitFor("the line became a completed job", async () => (await store!.list({ queue: "work" })).find((j) => j.state === "completed"));
+    expect(done.payload).toEqual({ line: "first idea" });
+    const s = await waitFor("trigger status", async () => {
+      const snap = await snapshot(project!);
+      return snap?.triggers.find((t) => t.name === "ideas" && t.seen >= 1) ? snap : null;
+    });
+    expect(s.triggers.map((t) => t.queue)).toEqual(["work"]);
+  });
+
+  it("--role workers starts no triggers process", async () => {
+    project = makeProject(YAML, { "work.mjs": WORK_HANDLER, "ideas.log": "" });
+    runs.push(startVigil(project, ["--role", "workers"]));
+    const rows = await allRunning(project, runs[0]);
+    expect(rows.map((r) => r.name)).toEqual(["workers"]);
+  });
+});
