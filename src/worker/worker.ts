@@ -27,7 +27,9 @@ import type { Lease, LeaseRef } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
 import { nextJobs } from "../pipeline/route.js";
+import { ClaimLoop, POLL_NOTIFY_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
 import { Committer, type PendingCompletion } from "./committer.js";
+import { EarliestTimer } from "./earliest-timer.js";
 import { decideFailure } from "./failure.js";
 import { ProcessHeartbeat } from "./heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
@@ -40,29 +42,11 @@ import {
 } from "./options.js";
 import type { ActiveJobInfo, WorkerMessage } from "./protocol.js";
 
-/**
- * Idle poll interval when the store pushes wake-ups (1 s). Arrivals wake the worker at
- * once; polling only catches what no one announces (delayed jobs becoming due, retries,
- * a missed notification). One claim a second keeps an idle worker near 0 % CPU and at
- * about one store operation a second.
- */
-const POLL_NOTIFY_MS = 1000;
-/** Poll interval when the store cannot push wake-ups (500 ms): pick-up latency vs load. */
-const POLL_NO_NOTIFY_MS = 500;
-/**
- * How often a worker reaps expired leases (5 s, or half the shortest lease). Any worker
- * does it as it polls, so no single process is needed; a frozen worker's job is back within
- * lease + this. More often costs a store write per tick for nothing most of the time.
- */
-const REAP_EVERY_MS = 5000;
-
 export class Worker extends EventEmitter {
   readonly workerId: string;
   readonly log: Logger;
   private readonly queues = new Map<string, QueueSettings>();
   private readonly active = new Map<string, number>();
-  private readonly hungry = new Map<string, boolean>();
-  private readonly wakeSeq = new Map<string, number>();
   private readonly running = new Map<number, JobRun>();
   /** Runs whose handler settled and whose fail or rounds check is still in flight. */
   private readonly finishing = new Set<JobRun>();
@@ -71,17 +55,9 @@ export class Worker extends EventEmitter {
   private readonly heartbeat: ProcessHeartbeat;
   private readonly testCrash = process.env.VIGIL_TEST_CRASH === "before-complete";
   private state: "new" | "running" | "stopping" | "stopped" = "new";
-  private claimScheduled = false;
-  private claiming = false;
-  private claimAgain = false;
-  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly claims: ClaimLoop;
+  private readonly deadlines: EarliestTimer;
   private renewTimer: NodeJS.Timeout | undefined;
-  private wakeTimer: NodeJS.Timeout | undefined;
-  private wakeAt = Infinity;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private deadlineAt = Infinity;
-  private readonly wakeTimes = new Set<number>();
-  private lastReapAt = 0;
   private unsubscribe: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
   private idleWaiter: (() => void) | undefined;
@@ -95,8 +71,6 @@ export class Worker extends EventEmitter {
     for (const [name, q] of Object.entries(opts.queues)) {
       this.queues.set(name, queueSettings(name, q));
       this.active.set(name, 0);
-      this.hungry.set(name, true);
-      this.wakeSeq.set(name, 0);
     }
     if (this.queues.size === 0) throw new VigilError("BAD_INPUT", "a worker needs at least one queue");
     this.log =
@@ -108,6 +82,15 @@ export class Worker extends EventEmitter {
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
     });
     this.heartbeat = new ProcessHeartbeat((m) => this.send(m), () => this.activeJobs());
+    this.claims = new ClaimLoop(store, this.workerId, this.queues, {
+      free: (q) => q.concurrency - this.active.get(q.name)!,
+      open: () => this.state === "running",
+      start: (lease) => this.startJob(lease),
+      onError: (err, doing) => this.storeError(err, doing),
+      onReaped: (n) => this.log.info({ reaped: n }, "returned jobs with expired leases"),
+      track: (p) => this.track(p),
+    });
+    this.deadlines = new EarliestTimer((now) => this.sweepDeadlines(now));
   }
 
   /** Starts claiming. Returns `this` so `new Worker(...).start()` keeps the worker. */
@@ -118,16 +101,14 @@ export class Worker extends EventEmitter {
     const pollMs = this.opts.pollInterval ?? (this.store.caps.notify ? POLL_NOTIFY_MS : POLL_NO_NOTIFY_MS);
     const minLease = Math.min(...settings.map((q) => q.lease));
     const reapMs = this.opts.reapInterval ?? Math.min(REAP_EVERY_MS, Math.max(100, minLease / 2));
-    this.unsubscribe = this.store.subscribe((queue) => this.wake(queue));
-    // The poll timer is what keeps a worker process alive between jobs.
-    this.pollTimer = setInterval(() => this.poll(reapMs), pollMs);
+    this.unsubscribe = this.store.subscribe((queue) => this.claims.wake(queue));
     // Renewing at a third of the lease leaves two more chances before it runs out.
     this.renewTimer = setInterval(() => this.renewAll(), Math.max(50, minLease / 3));
     this.renewTimer.unref();
     this.heartbeat.start();
     this.send({ t: "ready", workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
     this.heartbeat.beat();
-    this.poll(reapMs);
+    this.claims.startPolling(pollMs, reapMs, Math.min(...settings.map((q) => q.maxStalls)));
     this.log.info({ queues: [...this.queues.keys()] }, "worker started");
     return this;
   }
@@ -152,94 +133,6 @@ export class Worker extends EventEmitter {
     return this.stopPromise;
   }
 
-  // --- claiming -----------------------------------------------------------------------
-
-  private wake(queue: string): void {
-    if (!this.queues.has(queue)) return;
-    this.hungry.set(queue, true);
-    this.wakeSeq.set(queue, this.wakeSeq.get(queue)! + 1);
-    this.requestClaim();
-  }
-
-  private poll(reapMs: number): void {
-    if (this.state !== "running") return;
-    for (const q of this.queues.keys()) this.wake(q);
-    const now = Date.now();
-    if (now - this.lastReapAt >= reapMs) {
-      this.lastReapAt = now;
-      const maxStalls = Math.min(...[...this.queues.values()].map((q) => q.maxStalls));
-      this.track(
-        this.store.reapExpired({ maxStalls }).then(
-          (n) => {
-            if (n > 0) this.log.info({ reaped: n }, "returned jobs with expired leases");
-          },
-          (err) => this.storeError(err, "reaping expired leases"),
-        ),
-      );
-    }
-  }
-
-  private requestClaim(): void {
-    if (this.state !== "running") return;
-    if (this.claiming) {
-      this.claimAgain = true;
-      return;
-    }
-    if (this.claimScheduled) return;
-    this.claimScheduled = true;
-    // Coalesces the wake-ups of one loop turn (many completions, many notifications)
-    // into one claim.
-    setImmediate(() => {
-      this.claimScheduled = false;
-      this.track(this.claimOnce());
-    });
-  }
-
-  private async claimOnce(): Promise<void> {
-    if (this.state !== "running" || this.claiming) return;
-    const groups = new Map<number, Record<string, number>>();
-    const seq = new Map<string, number>();
-    for (const q of this.queues.values()) {
-      const free = q.concurrency - this.active.get(q.name)!;
-      if (free <= 0 || !this.hungry.get(q.name)) continue;
-      const g = groups.get(q.lease) ?? {};
-      g[q.name] = free;
-      groups.set(q.lease, g);
-      seq.set(q.name, this.wakeSeq.get(q.name)!);
-    }
-    if (groups.size === 0) return;
-    this.claiming = true;
-    this.claimAgain = false;
-    let failed = false;
-    try {
-      for (const [leaseMs, wants] of groups) {
-        const leases = await this.store.claim({ workerId: this.workerId, queues: wants, leaseMs });
-        const got = new Map<string, number>();
-        for (const lease of leases) {
-          got.set(lease.job.queue, (got.get(lease.job.queue) ?? 0) + 1);
-          this.startJob(lease);
-        }
-        for (const [name, asked] of Object.entries(wants)) {
-          // Fewer than asked: the queue is empty for now, unless a wake-up came meanwhile.
-          if ((got.get(name) ?? 0) < asked && this.wakeSeq.get(name) === seq.get(name)) this.hungry.set(name, false);
-        }
-      }
-    } catch (err) {
-      failed = true;
-      this.storeError(err, "claiming jobs (retrying at the next poll)");
-    } finally {
-      this.claiming = false;
-    }
-    if (failed) return;
-    if (this.claimAgain || [...this.queues.values()].some((q) => this.hungry.get(q.name) && this.hasFree(q))) {
-      this.requestClaim();
-    }
-  }
-
-  private hasFree(q: QueueSettings): boolean {
-    return this.active.get(q.name)! < q.concurrency;
-  }
-
   // --- running ------------------------------------------------------------------------
 
   private startJob(lease: Lease): void {
@@ -255,7 +148,7 @@ export class Worker extends EventEmitter {
     });
     this.running.set(run.jobId, run);
     this.active.set(q.name, this.active.get(q.name)! + 1);
-    this.armDeadline(run.deadline);
+    this.deadlines.arm(run.deadline);
     let result: unknown;
     try {
       result = q.handler(run.job, run.ctx);
@@ -279,7 +172,7 @@ export class Worker extends EventEmitter {
       if (ok) this.handOn(run, value);
       else this.failRun(run, value, "error");
     }
-    this.requestClaim();
+    this.claims.request();
   }
 
   /** The result becomes a completion, with next-stage jobs if the queue or result says so. */
@@ -328,7 +221,7 @@ export class Worker extends EventEmitter {
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             this.emit("failed", info);
-            if (retryAt !== undefined) this.wakeAtTime(retryAt - now + Date.now());
+            if (retryAt !== undefined) this.claims.wakeAt(retryAt - now + Date.now());
           },
           (e) => this.onStoreRefused(run.lease, run.q.name, e, "recording a failed attempt"),
         )
@@ -336,22 +229,8 @@ export class Worker extends EventEmitter {
     );
   }
 
-  /**
-   * One timer for every running handler's timeout, set for the earliest deadline, instead
-   * of a timer per job: a timer set and cleared per job was a measurable share of a fast
-   * drain. The sweep is O(running jobs), which concurrency bounds.
-   */
-  private armDeadline(at: number): void {
-    if (at >= this.deadlineAt) return;
-    clearTimeout(this.deadlineTimer);
-    this.deadlineAt = at;
-    this.deadlineTimer = setTimeout(() => this.sweepDeadlines(), Math.max(0, at - Date.now()));
-    this.deadlineTimer.unref();
-  }
-
-  private sweepDeadlines(): void {
-    this.deadlineAt = Infinity;
-    const now = Date.now();
+  /** Times out every handler past its deadline; returns the next deadline. */
+  private sweepDeadlines(now: number): number {
     let next = Infinity;
     for (const run of this.running.values()) {
       if (run.timedOut) continue;
@@ -361,7 +240,7 @@ export class Worker extends EventEmitter {
         next = run.deadline;
       }
     }
-    if (next < Infinity) this.armDeadline(next);
+    return next;
   }
 
   private onTimeout(run: JobRun, reason: JobTimeoutError): void {
@@ -469,34 +348,6 @@ export class Worker extends EventEmitter {
     this.emit("store-error", err);
   }
 
-  /**
-   * A claim when a retry comes due, instead of at the next poll. Times are kept in 10 ms
-   * buckets so a burst of failures costs one entry per bucket, not one per job.
-   */
-  private wakeAtTime(at: number): void {
-    if (this.state !== "running") return;
-    this.wakeTimes.add(Math.ceil(at / 10) * 10);
-    this.armWake();
-  }
-
-  private armWake(): void {
-    let next = Infinity;
-    for (const t of this.wakeTimes) if (t < next) next = t;
-    if (next === this.wakeAt) return;
-    clearTimeout(this.wakeTimer);
-    this.wakeAt = next;
-    if (next === Infinity) return;
-    // 5 ms late on purpose: a timer may fire a millisecond early, and the job must be due.
-    this.wakeTimer = setTimeout(() => {
-      const now = Date.now();
-      for (const t of this.wakeTimes) if (t <= now) this.wakeTimes.delete(t);
-      this.wakeAt = Infinity;
-      for (const q of this.queues.keys()) this.wake(q);
-      this.armWake();
-    }, Math.max(0, next - Date.now()) + 5);
-    this.wakeTimer.unref();
-  }
-
   // --- stopping -----------------------------------------------------------------------
 
   /** Ends a drain's wait once no running handler holds a lease that is still ours. */
@@ -517,9 +368,7 @@ export class Worker extends EventEmitter {
     this.state = "stopping";
     this.send({ t: "draining" });
     this.log.info({ running: this.running.size, timeoutMs }, "draining");
-    clearInterval(this.pollTimer);
-    clearTimeout(this.wakeTimer);
-    this.wakeTimes.clear();
+    this.claims.stop();
     this.unsubscribe?.();
     if (this.hasOwnedRuns() && timeoutMs > 0) {
       await new Promise<void>((resolve) => {
@@ -543,7 +392,7 @@ export class Worker extends EventEmitter {
       await this.committer.drain();
     }
     clearInterval(this.renewTimer);
-    clearTimeout(this.deadlineTimer);
+    this.deadlines.cancel();
     this.heartbeat.stop();
     this.state = "stopped";
     this.log.info("worker stopped");

@@ -102,10 +102,11 @@ describe("commandHandler", () => {
     const pidFile = join(dir, "grandchild.pid");
     const parent = script(
       "parent.mjs",
-      `import { spawn } from "node:child_process"; import { writeFileSync } from "node:fs";
+      `import { spawn } from "node:child_process"; import { renameSync, writeFileSync } from "node:fs";
        process.on("SIGTERM", () => {}); // ignores SIGTERM: only SIGKILL ends it
        const c = spawn(process.execPath, ["-e", "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"], { stdio: "ignore" });
-       writeFileSync(${JSON.stringify(pidFile)}, process.pid + " " + c.pid);
+       writeFileSync(${JSON.stringify(pidFile + ".tmp")}, process.pid + " " + c.pid);
+       renameSync(${JSON.stringify(pidFile + ".tmp")}, ${JSON.stringify(pidFile)}); // never seen half-written
        setInterval(() => {}, 1000);`,
     );
     const ac = new AbortController();
