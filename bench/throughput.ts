@@ -2,7 +2,7 @@
  * bench/throughput — Vigil against its peers, in one run, on this machine's local servers.
  *
  *   npm run bench -- throughput [--jobs 20000] [--runs 3] [--only vigil,bullmq,raw]
- *                               [--cap 30s] [--deadline 45m] [--batch 1000]
+ *                               [--cap 30s] [--deadline 60m] [--batch 1000]
  *                               [--latency-jobs 200] [--every 50ms]
  *                               [--scenarios enqueue,drain,pickup] [--concurrency 1,10,50]
  *
@@ -24,7 +24,12 @@
  *
  * Every step is capped (`--cap`): a system too slow to finish reports the rate of what it
  * did, marked partial. A global `--deadline` kills every child and prints what was measured.
- * The last line of output is one JSON object: { bench: "throughput", rows: [...] }.
+ * The last line of output is one JSON object: { bench: "throughput", rows: [...] }; each
+ * row is { system, variant, scenario, value, unit, runs, partial? }, and the ratios are
+ * rows too (unit "x", scenario like "drain-c50-vs-bullmq-redis").
+ *
+ * Environment: VIGIL_BENCH_PG (PostgreSQL URL, default postgres://postgres@127.0.0.1:5432/test);
+ * VIGIL_BENCH_CPU_PROF=DIR writes a CPU profile of every child process (the worker) there.
  */
 import { parseArgs } from "node:util";
 import { requireDuration } from "../src/core/duration.js";
@@ -42,7 +47,7 @@ const { values: opts } = parseArgs({
     runs: { type: "string", default: "3" },
     only: { type: "string", default: "" },
     cap: { type: "string", default: "30s" },
-    deadline: { type: "string", default: "45m" },
+    deadline: { type: "string", default: "60m" },
     batch: { type: "string", default: "1000" },
     "latency-jobs": { type: "string", default: "200" },
     every: { type: "string", default: "50ms" },
