@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NonRetryableError } from "../../src/core/errors.js";
 import { commandHandler } from "../../src/handlers/command.js";
 import { CommandRegistry, type CommandGroup } from "../../src/handlers/command-registry.js";
-import type { HandlerContext, HandlerJob } from "../../src/handlers/types.js";
+import type { Handler, HandlerContext, HandlerJob } from "../../src/handlers/types.js";
 import { groupMembers, isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import { Worker } from "../../src/worker/worker.js";
@@ -35,6 +35,11 @@ const job: HandlerJob = {
 
 function ctx(signal = new AbortController().signal): HandlerContext {
   return { signal, heartbeat: () => {}, log: silent };
+}
+
+/** Runs a handler once, always as a promise. */
+function call(h: Handler, c: HandlerContext = ctx()): Promise<unknown> {
+  return Promise.resolve(h(job, c));
 }
 
 function script(name: string, body: string): string {
@@ -87,7 +92,7 @@ describe("commandHandler", () => {
       "fail.mjs",
       `process.stderr.write("EARLY-MARKER\\n" + "x".repeat(10000) + "\\nTraceback: the real cause\\n"); process.exit(3);`,
     );
-    const err = await commandHandler({ command: [node, fail] })(job, ctx()).then(
+    const err = await call(commandHandler({ command: [node, fail] })).then(
       () => null,
       (e: Error) => e,
     );
@@ -110,7 +115,7 @@ describe("commandHandler", () => {
        setInterval(() => {}, 1000);`,
     );
     const ac = new AbortController();
-    const running = commandHandler({ command: [node, parent], termGraceMs: 300 })(job, ctx(ac.signal));
+    const running = call(commandHandler({ command: [node, parent], termGraceMs: 300 }), ctx(ac.signal));
     const [leader, grandchild] = (
       await waitFor("the pid file", () => {
         try {
@@ -140,7 +145,7 @@ describe("commandHandler", () => {
       "flood.mjs",
       `const chunk = "y".repeat(65536); function go() { while (process.stdout.write(chunk)) {} process.stdout.once("drain", go); } go();`,
     );
-    const err = await commandHandler({ command: [node, flood], maxOutput: 256 * 1024 })(job, ctx()).then(
+    const err = await call(commandHandler({ command: [node, flood], maxOutput: 256 * 1024 })).then(
       () => null,
       (e: Error) => e,
     );
@@ -148,7 +153,7 @@ describe("commandHandler", () => {
   });
 
   it("refuses a missing program without retries", async () => {
-    const err = await commandHandler({ command: [join(dir, "no-such-program")] })(job, ctx()).then(
+    const err = await call(commandHandler({ command: [join(dir, "no-such-program")] })).then(
       () => null,
       (e: Error) => e,
     );
