@@ -1,7 +1,8 @@
 /**
- * The worker runtime against a real SQLite store in a temp folder: retries, backoff, dead
- * jobs, timeouts, heartbeat timeouts, hand-offs, fan-out, maxRounds, lost leases and a
- * graceful stop that commits every completion.
+ * The worker runtime against real stores (a SQLite file in a temp folder; a fresh schema on
+ * the local PostgreSQL): retries, backoff, dead jobs, timeouts, heartbeat timeouts,
+ * hand-offs, fan-out, maxRounds, lost leases and a graceful stop that commits every
+ * completion.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,31 +12,38 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NonRetryableError, RetryAfterError } from "../../src/core/errors.js";
 import type { Job } from "../../src/core/types.js";
 import type { Handler } from "../../src/handlers/types.js";
+import { openPostgresStore } from "../../src/store/postgres/store.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import type { Store } from "../../src/store/store.js";
 import { JobTimeoutError } from "../../src/worker/job-run.js";
 import type { QueueOptions, WedgedInfo } from "../../src/worker/options.js";
 import { Worker } from "../../src/worker/worker.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
+import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
 
 const silent = pino({ level: "silent" });
 const fast = { baseMs: 10, maxMs: 20 };
 
-let dir: string;
 let store: Store;
+let cleanup: () => Promise<void>;
 let workers: Worker[] = [];
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "vigil-worker-"));
-  store = await openSqliteStore(join(dir, "vigil.db"), { maxPayload: 64 * 1024 });
-});
+type Factory = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 
-afterEach(async () => {
-  for (const w of workers) await w.stop({ timeoutMs: 0 });
-  workers = [];
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const sqlite: Factory = async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-worker-"));
+  const s = await openSqliteStore(join(dir, "vigil.db"), { maxPayload: 64 * 1024 });
+  return { store: s, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+};
+
+const postgres: Factory = async () => {
+  const schema = freshSchemaName("vigil_worker");
+  const s = await openPostgresStore(PG_URL, { maxPayload: 64 * 1024, schema });
+  return { store: s, cleanup: () => dropSchema(schema) };
+};
+
+const factories: [string, Factory][] = [["sqlite", sqlite]];
+if (await requirePg("the worker tests on PostgreSQL")) factories.push(["postgres", postgres]);
 
 function run(queues: Record<string, Handler | QueueOptions>, extra: Partial<ConstructorParameters<typeof Worker>[1]> = {}): Worker {
   const w = new Worker(store, { queues, logger: silent, ipc: false, ...extra });
@@ -50,7 +58,18 @@ async function settled(id: number, states: Job["state"][] = ["completed", "dead"
   });
 }
 
-describe("Worker", () => {
+describe.each(factories)("Worker on %s", (_name, open) => {
+  beforeEach(async () => {
+    ({ store, cleanup } = await open());
+  });
+
+  afterEach(async () => {
+    for (const w of workers) await w.stop({ timeoutMs: 0 });
+    workers = [];
+    await store.close();
+    await cleanup();
+  });
+
   it("runs a handler with the job and stores its result", async () => {
     const seen: unknown[] = [];
     run({
@@ -307,7 +326,7 @@ describe("Worker", () => {
     expect(oddDone.error).toContain("not JSON-serialisable");
   });
 
-  it("on stop, commits every completion and gives back unfinished jobs unaborted-counted", async () => {
+  it("on stop, commits every completion and gives back unfinished jobs without counting an attempt", async () => {
     const returned = new Set<number>();
     const w = run({
       many: {
