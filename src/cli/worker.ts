@@ -9,6 +9,7 @@
  */
 import type { Command } from "commander";
 
+/** Adds `vigil worker` to the program. */
 export function register(program: Command): void {
   program
     .command("worker")

@@ -41,6 +41,7 @@ export interface ClaimLoopHooks {
   track(p: Promise<unknown>): void;
 }
 
+/** Decides when to claim and how many, per queue; see the file comment. */
 export class ClaimLoop {
   private readonly hungry = new Map<string, boolean>();
   private readonly wakeSeq = new Map<string, number>();

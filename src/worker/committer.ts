@@ -36,6 +36,7 @@ const RETRY_MAX_MS = 5000;
 /** Most completions in one transaction (500): keeps each transaction short for readers. */
 const MAX_TRANSACTION = 500;
 
+/** Buffers completions and commits them in batches; see the file comment. */
 export class Committer {
   private buffer: PendingCompletion[] = [];
   private inFlight: PendingCompletion[] = [];

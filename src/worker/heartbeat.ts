@@ -6,6 +6,7 @@
  */
 import { HEARTBEAT_INTERVAL_MS, type ActiveJobInfo, type WorkerMessage } from "./protocol.js";
 
+/** Beats every `intervalMs` (default 1 s) through `send`; unref'd, it never keeps a process alive. */
 export class ProcessHeartbeat {
   private timer: NodeJS.Timeout | undefined;
   private expectedAt = 0;

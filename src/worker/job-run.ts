@@ -28,6 +28,7 @@ export interface JobRunHooks {
   onHeartbeatTimeout(run: JobRun): void;
 }
 
+/** The state of one running attempt: what the handler sees and what the worker tracks. */
 export class JobRun {
   readonly job: HandlerJob;
   readonly ctx: HandlerContext;

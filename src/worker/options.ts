@@ -93,6 +93,7 @@ export const DEFAULT_KILL_GRACE_MS = 5000;
  */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
+/** A queue's options with the defaults above filled in; throws when the handler is missing. */
 export function queueSettings(name: string, q: Handler | QueueOptions): QueueSettings {
   const o: QueueOptions = typeof q === "function" ? { handler: q } : q;
   if (typeof o.handler !== "function") throw new Error(`queue ${name}: handler must be a function`);

@@ -32,6 +32,10 @@ const STOP_SLACK_MS = 15_000;
 /** How long the cleanup after a wedge may take before the process exits anyway (10 s). */
 const WEDGED_EXIT_MS = 10_000;
 
+/**
+ * Runs `vigil worker` until a signal, a `drain` message or a wedge ends the process (it
+ * never returns normally). Throws, for the CLI to print, when it cannot start.
+ */
 export async function runWorkerProcess(cmd: Command, opts: { queues: string; shutdownTimeout: string }): Promise<void> {
   const names = opts.queues
     .split(",")

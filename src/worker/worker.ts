@@ -42,6 +42,7 @@ import {
 } from "./options.js";
 import type { ActiveJobInfo, WorkerMessage } from "./protocol.js";
 
+/** Runs handlers for named queues against a store; see the file comment and DESIGN.md. */
 export class Worker extends EventEmitter {
   readonly workerId: string;
   readonly log: Logger;
