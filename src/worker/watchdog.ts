@@ -15,11 +15,11 @@
  *
  * Cost of the enabled debugger, measured with `npm run bench -- watchdog` on the shared
  * 2-core machine (20k no-op jobs drained by one SQLite worker at concurrency 50, debugger
- * off and on alternating, medians of 5–6 runs): CPU time per job 33.3 → 33.5 µs (+0.4 %;
- * +0.9 % in another run), wall-clock drain rate within the machine's noise (−1 % and −17 %
- * in two runs whose individual drains ranged 5.9k–14.6k jobs/s); idle CPU 0.08 % →
- * 0.18–0.49 % (the thread's and the beat's four wake-ups a second). Cheap enough that
- * `vigil worker` enables it whenever the supervisor names a stack file.
+ * off and on alternating, medians of 4–6 runs, three sessions): CPU time per job +0.4 %,
+ * +0.9 % and +1.6 % (33–35 µs a job either way); wall-clock drain rate −1 %, −5 % and
+ * −17 %, inside the spread of single drains on this busy machine (5.9k–18k jobs/s); idle
+ * CPU 0.08 % → 0.18–0.49 % (the thread's and the beat's four wake-ups a second). Cheap
+ * enough that `vigil worker` enables it whenever the supervisor names a stack file.
  */
 import { Worker } from "node:worker_threads";
 import type { BlockedStack } from "./protocol.js";
