@@ -108,15 +108,24 @@ export function clientConfig(target: PgTarget): pg.ClientConfig {
     keepAliveInitialDelayMillis: 10_000,
     // Names the schema in pg_stat_activity, so an operator (or a test) can tell stores apart.
     application_name: `vigil:${target.schema}`.slice(0, 63),
+    options: SESSION_OPTIONS,
   };
 }
+
+/**
+ * Named statements are parsed once per connection but planned on every run: after five
+ * runs PostgreSQL would switch to a generic plan, which cannot see how few rows an array
+ * parameter holds, and a 500-row completion went from 16 ms to 118 ms. Planning costs
+ * well under a millisecond.
+ */
+const SESSION_OPTIONS = "-c plan_cache_mode=force_custom_plan";
 
 /** A pool whose idle-client errors (a server restart kills them all) are absorbed, not thrown. */
 export function createPool(target: PgTarget, onError: (err: Error) => void, readOnly = false): pg.Pool {
   const pool = new pg.Pool({
     ...clientConfig(target),
     // A read-only store (CLI reads, doctor) cannot write even by mistake: the server refuses.
-    ...(readOnly ? { options: "-c default_transaction_read_only=on" } : {}),
+    ...(readOnly ? { options: `${SESSION_OPTIONS} -c default_transaction_read_only=on` } : {}),
     max: POOL_MAX,
     // Idle connections are closed after 30 s so a quiet store holds few server slots.
     idleTimeoutMillis: 30_000,
