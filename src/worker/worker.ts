@@ -292,7 +292,7 @@ export class Worker extends EventEmitter {
       this.track(
         this.store.renewMany(leases, ms).then(
           (lost) => {
-            for (const id of lost) this.onLeaseLost(id);
+            for (const id of lost) this.onLeaseLost(id, undefined, true);
           },
           (err) => this.storeError(err, "renewing leases"),
         ),
@@ -300,8 +300,14 @@ export class Worker extends EventEmitter {
     }
   }
 
-  private onLeaseLost(jobId: number): void {
+  /**
+   * A lease is no longer ours. From a renewal, only a running handler is news: a job whose
+   * completion or failure is in flight may simply have finished meanwhile (on a store whose
+   * transactions interleave), and its own outcome says if it was really lost.
+   */
+  private onLeaseLost(jobId: number, queueName?: string, fromRenewal = false): void {
     const run = this.running.get(jobId);
+    if (fromRenewal && (!run || run.gone)) return;
     if (run && !run.gone) {
       run.gone = true;
       run.abort(new LeaseLostError(jobId));
@@ -309,7 +315,7 @@ export class Worker extends EventEmitter {
       run.graceTimer ??= setTimeout(() => this.onWedged(run, "its lease was lost"), run.q.killGrace);
       this.checkIdle();
     }
-    const queue = run?.q.name ?? "?";
+    const queue = run?.q.name ?? queueName ?? "?";
     this.log.warn({ jobId, queue }, "lease lost: another worker has the job or it was cancelled; result discarded");
     this.emit("lease-lost", { jobId, queue });
   }
@@ -323,7 +329,7 @@ export class Worker extends EventEmitter {
     }
     const err = outcome.error;
     if (err instanceof LeaseLostError || (err as VigilError).code === "LEASE_LOST") {
-      this.onLeaseLost(item.lease.jobId);
+      this.onLeaseLost(item.lease.jobId, item.queue);
       return;
     }
     // The result itself cannot be stored (too large, not JSON, a bad next queue): that will
@@ -340,7 +346,7 @@ export class Worker extends EventEmitter {
   }
 
   private onStoreRefused(lease: LeaseRef, queue: string, err: unknown, doing: string): void {
-    if (err instanceof LeaseLostError || (err as VigilError)?.code === "LEASE_LOST") this.onLeaseLost(lease.jobId);
+    if (err instanceof LeaseLostError || (err as VigilError)?.code === "LEASE_LOST") this.onLeaseLost(lease.jobId, queue);
     else this.storeError(err, `${doing} for job ${lease.jobId} on ${queue}`);
   }
 
