@@ -62,10 +62,14 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
   }
   const workerId =
     process.env[ENV_WORKER_ID] || `${config.host ?? hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
-  const logger = pino({
-    level: process.env.VIGIL_LOG_LEVEL ?? "info",
-    base: { pid: process.pid, service: process.env[ENV_SERVICE] },
-  });
+  // JSON lines on stdout, which the supervisor collects. If it goes away the pipe breaks
+  // (EPIPE); that must not crash a worker that is draining because of it.
+  const destination = pino.destination({ fd: 1, sync: true });
+  destination.on("error", () => {});
+  const logger = pino(
+    { level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid, service: process.env[ENV_SERVICE] } },
+    destination,
+  );
 
   // Command handlers run in their own process groups; end those a killed worker left.
   const commandsDir = join(vigilPaths(ctx.dir).root, "commands");
