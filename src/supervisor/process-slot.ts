@@ -77,7 +77,9 @@ export class ProcessSlot {
     const now = Date.now();
     this.spawns++;
     if (this.spawns > 1) this.restarts++;
-    this.workerId = `${this.ctx.host}:${this.spec.service}:${this.spec.index}:${this.spawns}`;
+    // The supervisor's pid keeps ids unique across supervisor restarts: releasing a dead
+    // previous supervisor's `workers:1` must never touch the new `workers:1`'s leases.
+    this.workerId = `${this.ctx.host}:${this.spec.service}:${this.spec.index}:${process.pid}.${this.spawns}`;
     const env: NodeJS.ProcessEnv = { ...this.spec.env, [ENV_SERVICE]: this.spec.name };
     if (this.spec.kind === "worker") env[ENV_WORKER_ID] = this.workerId;
     if (this.spec.stackFile) env[ENV_STACK_FILE] = this.spec.stackFile;

@@ -54,6 +54,9 @@ export function buildSlotSpecs(input: SlotSpecInput): SlotSpec[] {
   if (Object.keys(services).length === 0 && Object.keys(config.queues).length > 0) {
     services.workers = { queues: Object.keys(config.queues), instances: 1 };
   }
+  // A draining worker must finish (or give back) its jobs before the supervisor's SIGKILL
+  // lands `killTimeout` after SIGTERM; a second of slack covers closing the store.
+  const drainMs = Math.max(500, config.supervision.killTimeout - 1000);
   const out: SlotSpec[] = [];
   for (const [service, svc] of Object.entries(services)) {
     for (let i = 1; i <= svc.instances; i++) {
@@ -68,7 +71,7 @@ export function buildSlotSpecs(input: SlotSpecInput): SlotSpec[] {
         logFile: join(paths.logs, `${file}.log`),
       };
       if ("queues" in svc) {
-        out.push({ ...common, kind: "worker", argv: cli(["worker", "--queues", svc.queues.join(",")]), cwd: dir, ipc: true, stackFile: join(paths.stacks, `${file}.json`) });
+        out.push({ ...common, kind: "worker", argv: cli(["worker", "--queues", svc.queues.join(","), "--shutdown-timeout", `${drainMs}ms`]), cwd: dir, ipc: true, stackFile: join(paths.stacks, `${file}.json`) });
       } else {
         out.push({
           ...common,

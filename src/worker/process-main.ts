@@ -104,6 +104,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
     }, hardMs).unref();
     try {
       await worker.stop({ timeoutMs: stopWithinMs });
+      await retention.stop();
       await store.close();
     } catch (err) {
       logger.error({ err: (err as Error).message }, "error while stopping");
@@ -120,6 +121,11 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
     shutdownTimeout,
     onWedged: () => void finish(EXIT_WEDGED, 0, WEDGED_EXIT_MS),
   });
+
+  // Pruning old jobs needs one process per project; every worker offers, the store lock
+  // lets one prune. Workers always run, so retention works with or without triggers.
+  const { startRetention } = await import("../health/retention.js");
+  const retention = startRetention(store, config.retention, { owner: workerId, logger });
 
   const drain = (why: string) => {
     logger.info({ why }, "stop requested");

@@ -138,12 +138,20 @@ export function freePort(): Promise<number> {
  * or never settles (per `payload.mode`); every attempt logs start and end with its pid
  * to runs.log; the result names the process that completed the job.
  */
-export const WORK_HANDLER = `import { appendFileSync } from "node:fs";
+export const WORK_HANDLER = `import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export default async function handle(job, ctx) {
   const log = (what) => appendFileSync(new URL("./runs.log", import.meta.url), process.pid + " " + job.id + " " + job.attempt + " " + what + "\\n");
   log("start");
-  if (job.attempt === 1) {
+  // "sleep-once": only the first run sleeps, however the job came back (a drained
+  // worker gives a job back without counting the attempt).
+  if (job.payload.mode === "sleep-once") {
+    const marker = new URL("./slept-" + job.id, import.meta.url);
+    if (!existsSync(marker)) {
+      writeFileSync(marker, "");
+      await sleep(job.payload.ms);
+    }
+  } else if (job.attempt === 1) {
     const mode = job.payload.mode;
     if (mode === "sleep") await sleep(job.payload.ms);
     if (mode === "block") {

@@ -121,7 +121,7 @@ http: { enabled: false }
     runs.push(first);
     const rows = await allRunning(project, first);
     store = await openProjectStore(project);
-    const { job } = await store.enqueue("work", { mode: "sleep", ms: 120_000 });
+    const { job } = await store.enqueue("work", { mode: "sleep-once", ms: 120_000 });
     const holder = await holderOf(project, store, job.id);
     const recorded = readChildren(join(project.dir, ".vigil", "children.json"));
     expect(recorded.map((c) => c.pid).sort()).toEqual(rows.map((r) => r.pid).sort());
