@@ -1,7 +1,8 @@
 /**
  * The job statements, written once per schema. The hot ones (enqueue, claim, renew,
  * complete) are single statements over arrays, so a batch of any size is one round trip
- * and one transaction; their names let each connection plan them once.
+ * and one transaction; their names let each connection parse them once (each run is still
+ * planned for its own arguments: see `SESSION_OPTIONS` in connection.ts).
  */
 import { createHash } from "node:crypto";
 import { jobColumns } from "./rows.js";
