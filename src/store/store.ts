@@ -48,6 +48,12 @@ export interface CompleteItem {
 
 export type CompleteOutcome = { ok: true; next: Job[] } | { ok: false; error: Error };
 
+/** What `completeAndClaim` returns: each completion's outcome, and the new leases. */
+export interface CompleteAndClaimResult {
+  outcomes: CompleteOutcome[];
+  leases: Lease[];
+}
+
 export interface FailOptions {
   /** Retry at this time (state `failed`, then `waiting`); absent: the job is dead. */
   retryAt?: number;
@@ -105,6 +111,13 @@ export interface Store {
   complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]>;
   /** Group commit: many completions in one transaction, each checked on its own. */
   completeMany(items: CompleteItem[]): Promise<CompleteOutcome[]>;
+  /**
+   * Optional: `completeMany(items)` and then `claim(claim)` in ONE transaction, so a busy
+   * worker pays one commit per cycle instead of two. Outcomes are as `completeMany`'s, in
+   * item order; `leases` is empty when `claim` is null. A refused completion does not stop
+   * the claim. Workers fall back to the two calls when an adapter lacks it.
+   */
+  completeAndClaim?(items: CompleteItem[], claim: ClaimRequest | null): Promise<CompleteAndClaimResult>;
   /** Records a failed attempt; retries at `retryAt` or marks the job dead. */
   fail(lease: LeaseRef, error: JobErrorInfo, opts?: FailOptions): Promise<Job>;
   /** Gives a job back unrun (graceful stop): `waiting`, the attempt not counted. */
@@ -121,6 +134,12 @@ export interface Store {
   list(filter?: JobFilter): Promise<Job[]>;
   /** Counts per queue and state; completed/dead counts include pruned jobs. */
   stats(): Promise<Record<string, QueueCounts>>;
+  /**
+   * Optional: when (ms since the epoch) the earliest scheduled or failed job of these
+   * queues comes due, or null when none is pending. Lets an idle worker set one timer
+   * instead of polling; workers poll every second when an adapter lacks it.
+   */
+  nextDueAt?(queues: string[]): Promise<number | null>;
   /** Age in ms of the oldest due waiting job per queue (absent when none waits). */
   oldestWaiting(): Promise<Record<string, number>>;
   /** Throughput and durations per queue for jobs finished since `since`. */

@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeEach, describe } from "vitest";
 import { ContractContext, type OpenStore } from "./contract-context.js";
+import { optionalCycleVerbs } from "./contract-cycle.js";
 import { enqueueAndClaim } from "./contract-jobs.js";
 import { leasesAndLifecycle } from "./contract-lifecycle.js";
 import { upkeepAndSideTables } from "./contract-upkeep.js";
@@ -20,5 +21,6 @@ export function defineStoreContract(name: string, open: OpenStore): void {
     enqueueAndClaim(t);
     leasesAndLifecycle(t);
     upkeepAndSideTables(t);
+    optionalCycleVerbs(t);
   });
 }

@@ -58,15 +58,40 @@ export function jobStats(prep: Prepare): Record<string, QueueCounts> {
   return out;
 }
 
+/**
+ * Per queue, the age of its oldest due waiting job. Waiting jobs are read from the claim
+ * index (queue, priority DESC, run_at, id) by seeks, not a scan: for each queue and each
+ * priority in it, the first entry has the smallest run_at. That is a few seeks per
+ * (queue, priority) pair however long the backlog. Scheduled and failed jobs that came due
+ * but were not yet promoted are read from `jobs_due` (only due ones: few).
+ */
 export function oldestWaiting(prep: Prepare, now: number): Record<string, number> {
-  const rows = prep(
-      `SELECT queue, min(run_at) AS t FROM jobs WHERE state = 'waiting' GROUP BY queue
-       UNION ALL
-       SELECT queue, min(run_at) AS t FROM jobs WHERE state IN ('scheduled', 'failed') AND run_at <= ? GROUP BY queue`,
-    )
-    .all(now) as { queue: string; t: number }[];
   const out: Record<string, number> = {};
-  for (const r of rows) out[r.queue] = Math.max(out[r.queue] ?? 0, Math.max(0, now - r.t));
+  const seen = (queue: string, t: number) => {
+    out[queue] = Math.max(out[queue] ?? 0, Math.max(0, now - t));
+  };
+  const firstQueue = prep(
+    `SELECT queue, priority, run_at FROM jobs WHERE state = 'waiting' AND queue > ?
+     ORDER BY queue, priority DESC, run_at LIMIT 1`,
+  ).raw();
+  const nextPriority = prep(
+    `SELECT priority, run_at FROM jobs WHERE state = 'waiting' AND queue = ? AND priority < ?
+     ORDER BY priority DESC, run_at LIMIT 1`,
+  ).raw();
+  let q = firstQueue.get("") as [string, number, number] | undefined;
+  while (q) {
+    const [queue] = q;
+    let p: [number, number] | undefined = [q[1], q[2]];
+    while (p) {
+      seen(queue, p[1]);
+      p = nextPriority.get(queue, p[0]) as [number, number] | undefined;
+    }
+    q = firstQueue.get(queue) as [string, number, number] | undefined;
+  }
+  const due = prep(
+    `SELECT queue, min(run_at) AS t FROM jobs WHERE state IN ('scheduled', 'failed') AND run_at <= ? GROUP BY queue`,
+  ).all(now) as { queue: string; t: number }[];
+  for (const r of due) seen(r.queue, r.t);
   return out;
 }
 
@@ -100,14 +125,19 @@ export function jobReport(prep: Prepare, since: number): QueueReport[] {
       d.push(ms);
     }
   }
+  // Only jobs with a history, finished since or not finished, through `jobs_failures`
+  // (migration 3): one branch per part of the index, so neither scans the table.
   const failures = prep(
       `SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
-       WHERE j.history <> '[]' AND (j.finished_at >= @since OR j.finished_at IS NULL)
-         AND json_extract(h.value, '$.at') >= @since
+       WHERE j.history <> '[]' AND j.finished_at >= @since AND json_extract(h.value, '$.at') >= @since
+       GROUP BY j.queue
+       UNION ALL
+       SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
+       WHERE j.history <> '[]' AND j.finished_at IS NULL AND json_extract(h.value, '$.at') >= @since
        GROUP BY j.queue`,
     )
     .all({ since }) as { queue: string; n: number }[];
-  for (const f of failures) at(f.queue).failedAttempts = f.n;
+  for (const f of failures) at(f.queue).failedAttempts += f.n;
   for (const [queue, list] of durations) {
     const sorted = Float64Array.from(list).sort();
     const r = at(queue);

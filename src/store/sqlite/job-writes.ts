@@ -8,7 +8,7 @@ import type { Clock } from "../../core/clock.js";
 import { BadInputError, InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, JobSource, Lease, LeaseRef, NextJob } from "../../core/types.js";
 import { checkQueueName, dueAt, encodeJson, newToken } from "../common.js";
-import type { ClaimRequest } from "../store.js";
+import type { ClaimRequest, CompleteItem, CompleteOutcome } from "../store.js";
 import type { JobStatements } from "./jobs-sql.js";
 import { leasedJob, toJob, type JobRow } from "./rows.js";
 
@@ -71,7 +71,9 @@ export function insertItem(ctx: JobContext, it: PreparedItem, now: number): Enqu
   const state = runAt > now ? "scheduled" : "waiting";
   // No RETURNING: every field is known here, and RETURNING * made bulk inserts ~2.5× slower.
   const info = ctx.sql.insert.run({ ...it, state, runAt, now });
-  if (state === "waiting") ctx.woke.add(it.queue);
+  // A scheduled job wakes idle workers too: they ask the store when it comes due
+  // (`nextDueAt`) and set a timer for it, instead of polling for it.
+  ctx.woke.add(it.queue);
   const job: Job = {
     id: Number(info.lastInsertRowid),
     queue: it.queue,
@@ -107,18 +109,62 @@ export function claimJobs(ctx: JobContext, req: ClaimRequest, now: number): Leas
   const leaseUntil = now + req.leaseMs;
   const workerId = req.workerId;
   const out: Lease[] = [];
-  for (const [queue, max] of Object.entries(req.queues)) {
+  // One random prefix per claim, the job id appended: still unguessable (122 random bits)
+  // and unique per claim, for one random draw per batch instead of one per job.
+  let prefix: string | undefined;
+  for (const queue in req.queues) {
+    const max = req.queues[queue]!;
     if (!(max > 0)) continue;
     const rows = ctx.sql.nextJobs.all(queue, Math.trunc(max)) as unknown[][];
     for (const raw of rows) {
       const id = raw[0] as number;
-      const token = newToken();
+      prefix ??= `${newToken()}:`;
       // Inside the IMMEDIATE transaction nobody else can take the row; `changes` is a guard.
-      if (ctx.sql.lease.run({ id, token, workerId, now, leaseUntil }).changes === 0) continue;
-      out.push({ jobId: id, token, workerId, leaseUntil, job: leasedJob(raw, workerId, now, leaseUntil) });
+      if (ctx.sql.lease.run(prefix, workerId, now, leaseUntil, id).changes === 0) continue;
+      out.push({ jobId: id, token: prefix + id, workerId, leaseUntil, job: leasedJob(raw, workerId, now, leaseUntil) });
     }
   }
   return out;
+}
+
+/** An item of a group commit, encoded before the transaction (or the reason it cannot be). */
+export type PreparedCompletion = { result: string; next: PreparedItem[] } | { error: Error };
+
+/** Encodes the results of a group commit; an item with a bad result fails alone. */
+export function prepareCompletions(ctx: JobContext, items: CompleteItem[]): PreparedCompletion[] {
+  return items.map((it): PreparedCompletion => {
+    try {
+      const next = it.next?.length ? it.next.map((n) => prepareItem(ctx, n)) : [];
+      return { result: encodeJson(it.result, ctx.maxPayload, "result"), next };
+    } catch (error) {
+      return { error: error as Error };
+    }
+  });
+}
+
+/** Completes each item on its own (inside the caller's transaction) and counts them. */
+export function completeItems(ctx: JobContext, items: CompleteItem[], prepared: PreparedCompletion[], now: number): CompleteOutcome[] {
+  const done: number[] = [];
+  const out = items.map((it, i): CompleteOutcome => {
+    const p = prepared[i]!;
+    if ("error" in p) return { ok: false, error: p.error };
+    try {
+      // A savepoint per item with next-stage jobs, so a refused item leaves nothing.
+      const run = () => completeJob(ctx, it.lease, p.result, p.next, now);
+      const made = p.next.length ? ctx.db.transaction(run)() : run();
+      done.push(it.lease.jobId);
+      return { ok: true, next: made };
+    } catch (error) {
+      return { ok: false, error: error as Error };
+    }
+  });
+  countCompleted(ctx, done);
+  return out;
+}
+
+/** When the earliest scheduled or failed job of `queues` comes due; null when none. */
+export function nextDueAt(ctx: JobContext, queues: string[]): number | null {
+  return (ctx.sql.nextDue.get(JSON.stringify(queues)) as number | undefined) ?? null;
 }
 
 export function renewLease(ctx: JobContext, lease: LeaseRef, leaseUntil: number): boolean {
@@ -137,7 +183,7 @@ export function completeJob(
   next: PreparedItem[],
   now: number,
 ): Job[] {
-  if (ctx.sql.complete.run({ id: lease.jobId, token: lease.token, result, now }).changes === 0) {
+  if (ctx.sql.complete.run(result, now, lease.jobId, lease.token).changes === 0) {
     throw new LeaseLostError(lease.jobId);
   }
   if (next.length === 0) return [];

@@ -25,7 +25,7 @@ const STALL_SET = `
   token = NULL, worker_id = NULL, lease_until = NULL`;
 
 export type JobStatements = Record<
-  "insert" | "byKey" | "byId" | "promoteDue" | "nextJobs" | "lease" | "renew" | "complete" | "rootOf" | "countCompleted" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
+  "insert" | "byKey" | "byId" | "promoteDue" | "nextDue" | "nextJobs" | "lease" | "renew" | "complete" | "rootOf" | "countCompleted" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
   Stmt
 >;
 
@@ -45,16 +45,23 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
     // row object per job, or UPDATE … RETURNING *, cost about half as much again per claim.
     nextJobs: p(`SELECT ${CLAIM_COLUMNS.join(", ")} FROM jobs WHERE state = 'waiting' AND queue = ?
       ORDER BY priority DESC, run_at, id LIMIT ?`).raw(),
-    lease: p(`UPDATE jobs SET state = 'active', token = @token, worker_id = @workerId,
-        attempt = attempt + 1, started_at = @now, lease_until = @leaseUntil
-      WHERE id = @id AND state = 'waiting'`),
+    // When the earliest scheduled or failed job of some queues comes due (`jobs_due` in
+    // run_at order; the queues as a JSON array).
+    nextDue: p(`SELECT run_at FROM jobs WHERE state IN ('scheduled', 'failed')
+      AND queue IN (SELECT value FROM json_each(?)) ORDER BY run_at LIMIT 1`).pluck(),
+    // Positional parameters on the hot path: binding a named object costs a property
+    // lookup per parameter per job. The token is the claim's random prefix plus the id.
+    // (better-sqlite3 binds only plain `?` positionally: keep the argument order.)
+    lease: p(`UPDATE jobs SET state = 'active', token = ? || id, worker_id = ?,
+        attempt = attempt + 1, started_at = ?, lease_until = ?
+      WHERE id = ? AND state = 'waiting'`),
 
     renew: p(`UPDATE jobs SET lease_until = @leaseUntil
       WHERE id = @id AND token = @token AND state = 'active'`),
     // No RETURNING on the hot path (it costs a temporary table per statement).
-    complete: p(`UPDATE jobs SET state = 'completed', result = @result, finished_at = @now,
+    complete: p(`UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,
         error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
-      WHERE id = @id AND token = @token AND state = 'active'`),
+      WHERE id = ? AND token = ? AND state = 'active'`),
     rootOf: p(`SELECT coalesce(root_id, id) FROM jobs WHERE id = ?`).pluck(),
     // Every completion is counted here, in its own transaction (stats read completed from
     // it): one statement per batch, given the completed ids as a JSON array.

@@ -31,6 +31,7 @@ import {
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_MAX_STALLS,
   type ClaimRequest,
+  type CompleteAndClaimResult,
   type CompleteItem,
   type CompleteOutcome,
   type FailOptions,
@@ -221,32 +222,21 @@ export class SqliteStore implements Store {
 
   async completeMany(items: CompleteItem[]): Promise<CompleteOutcome[]> {
     // Encode first: an item with a bad result fails alone, before the transaction.
-    type Prepared = { result: string; next: w.PreparedItem[] } | { error: Error };
-    const prepared = items.map((it): Prepared => {
-      try {
-        return { result: encodeJson(it.result, this.ctx.maxPayload, "result"), next: this.prepareNext(it.next) };
-      } catch (error) {
-        return { error: error as Error };
-      }
-    });
-    return this.write((now) => {
-      const done: number[] = [];
-      const out = items.map((it, i): CompleteOutcome => {
-        const p = prepared[i]!;
-        if ("error" in p) return { ok: false, error: p.error };
-        try {
-          // A savepoint per item with next-stage jobs, so a refused item leaves nothing.
-          const run = () => w.completeJob(this.ctx, it.lease, p.result, p.next, now);
-          const made = p.next.length ? this.db.transaction(run)() : run();
-          done.push(it.lease.jobId);
-          return { ok: true, next: made };
-        } catch (error) {
-          return { ok: false, error: error as Error };
-        }
-      });
-      w.countCompleted(this.ctx, done);
-      return out;
-    });
+    const prepared = w.prepareCompletions(this.ctx, items);
+    return this.write((now) => w.completeItems(this.ctx, items, prepared, now));
+  }
+
+  async completeAndClaim(items: CompleteItem[], claim: ClaimRequest | null): Promise<CompleteAndClaimResult> {
+    const prepared = w.prepareCompletions(this.ctx, items);
+    return this.write((now) => ({
+      outcomes: items.length ? w.completeItems(this.ctx, items, prepared, now) : [],
+      leases: claim ? w.claimJobs(this.ctx, claim, now) : [],
+    }));
+  }
+
+  async nextDueAt(queues: string[]): Promise<number | null> {
+    if (queues.length === 0 || !this.sql) return null;
+    return w.nextDueAt(this.ctx, queues);
   }
 
   async fail(lease: LeaseRef, error: JobErrorInfo, opts: FailOptions = {}): Promise<Job> {
