@@ -1,23 +1,36 @@
 /**
- * When a worker claims, and how much. It claims for every queue that has free slots and
- * may have work ("hungry"), as many as the free slots, in one `store.claim` per lease
- * length. A queue stops being hungry when a claim returns fewer jobs than asked; a
- * notification from the store, a poll tick or a retry coming due makes it hungry again.
- * Only one claim is in flight at a time; wake-ups during it trigger one more. The poll
- * tick also reaps expired leases now and then.
+ * When a worker claims, and how much. It claims for every queue that has room (free slots
+ * plus its claim-ahead buffer, see lease-buffer.ts) and may have work ("hungry"), in one
+ * `store.claim` per lease length, or inside the committer's next transaction when the
+ * store can do both at once (`borrow`). A queue stops being hungry when a claim returns
+ * fewer jobs than asked; a notification from the store, a poll tick or a job coming due
+ * makes it hungry again. Only one claim is in flight at a time; wake-ups during it trigger
+ * one more. Expired leases are reaped on their own timer.
  */
 import type { Lease } from "../core/types.js";
-import type { Store } from "../store/store.js";
+import type { ClaimRequest, Store } from "../store/store.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import type { QueueSettings } from "./options.js";
 
 /**
- * Idle poll interval when the store pushes wake-ups (1 s). Arrivals wake the worker at
- * once; polling only catches what no one announces (delayed jobs becoming due, a missed
- * notification). One claim a second keeps an idle worker near 0 % CPU and at about one
- * store operation a second.
+ * Idle poll interval when the store pushes wake-ups but cannot say when scheduled jobs
+ * come due (1 s): polling is what finds delayed jobs and retries that became due.
  */
 export const POLL_NOTIFY_MS = 1000;
+/**
+ * Idle poll interval when the store pushes wake-ups AND answers `nextDueAt` (30 s). Arrivals
+ * (scheduled ones included) wake the worker, which then sets one timer for the next due
+ * job, so the poll only bounds how late a lost wake-up is noticed (a notifier's socket
+ * broke, a notification was dropped for a swamped listener): at most 30 s, for 1/30 of a
+ * store read per second while idle.
+ */
+export const POLL_NOTIFY_RARE_MS = 30_000;
+/**
+ * Right after start, poll every second for this long (3 s) whatever the interval: other
+ * processes learn of a new listener within a second (wake.ts RELIST_MS), so a job enqueued
+ * just then may not be announced to it.
+ */
+const STARTUP_POLL_MS = 3000;
 /** Poll interval when the store cannot push wake-ups (500 ms): pick-up latency vs load. */
 export const POLL_NO_NOTIFY_MS = 500;
 /**
@@ -28,7 +41,7 @@ export const POLL_NO_NOTIFY_MS = 500;
 export const REAP_EVERY_MS = 5000;
 
 export interface ClaimLoopHooks {
-  /** Free slots of a queue now. */
+  /** How many jobs of a queue to claim now: free slots plus claim-ahead room. */
   free(queue: QueueSettings): number;
   /** Whether claiming is allowed (false once a stop began). */
   open(): boolean;
@@ -41,6 +54,13 @@ export interface ClaimLoopHooks {
   track(p: Promise<unknown>): void;
 }
 
+/** A claim handed to another transaction (see `ClaimLoop.borrow`); settle it exactly once. */
+export interface BorrowedClaim {
+  req: ClaimRequest;
+  done(leases: Lease[]): void;
+  failed(err: unknown): void;
+}
+
 /** Decides when to claim and how many, per queue; see the file comment. */
 export class ClaimLoop {
   private readonly hungry = new Map<string, boolean>();
@@ -49,7 +69,8 @@ export class ClaimLoop {
   private claiming = false;
   private again = false;
   private pollTimer: NodeJS.Timeout | undefined;
-  private lastReapAt = 0;
+  private reapTimer: NodeJS.Timeout | undefined;
+  private asking = false;
   /** Retry due times, in 10 ms buckets (a burst of failures costs one entry per bucket). */
   private readonly wakeTimes = new Set<number>();
   // 5 ms late on purpose: the retried job must be due when the claim runs.
@@ -68,16 +89,20 @@ export class ClaimLoop {
   }
 
   /**
-   * Polls every `pollMs` (waking every queue) and reaps expired leases every `reapMs`,
-   * starting now. The poll timer is what keeps a worker process alive between jobs.
+   * Polls every `pollMs` (waking every queue; every second for the first STARTUP_POLL_MS)
+   * and reaps expired leases every `reapMs`, starting now. The poll timer is what keeps a
+   * worker process alive between jobs.
    */
   startPolling(pollMs: number, reapMs: number, maxStalls: number): void {
-    const tick = () => {
+    const startedAt = Date.now();
+    const poll = () => {
       if (!this.hooks.open()) return;
       this.wakeAll();
-      const now = Date.now();
-      if (now - this.lastReapAt < reapMs) return;
-      this.lastReapAt = now;
+      const early = Date.now() - startedAt < STARTUP_POLL_MS;
+      this.pollTimer = setTimeout(poll, early ? Math.min(pollMs, 1000) : pollMs);
+    };
+    const reap = () => {
+      if (!this.hooks.open()) return;
       this.hooks.track(
         this.store.reapExpired({ maxStalls }).then(
           (n) => n > 0 && this.hooks.onReaped(n),
@@ -85,13 +110,17 @@ export class ClaimLoop {
         ),
       );
     };
-    this.pollTimer = setInterval(tick, pollMs);
-    tick();
+    this.reapTimer = setInterval(reap, reapMs);
+    // Reaping finds work for others; it must not be what keeps the process alive.
+    this.reapTimer.unref();
+    reap();
+    poll();
   }
 
   /** No more polls or retry wake-ups (a claim in flight finishes). */
   stop(): void {
-    clearInterval(this.pollTimer);
+    clearTimeout(this.pollTimer);
+    clearInterval(this.reapTimer);
     this.retryWake.cancel();
     this.wakeTimes.clear();
   }
@@ -143,8 +172,8 @@ export class ClaimLoop {
     });
   }
 
-  private async claimOnce(): Promise<void> {
-    if (!this.hooks.open() || this.claiming) return;
+  /** Per lease length, how many to claim of each hungry queue with room; and the wake counts seen. */
+  private plan(): { groups: Map<number, Record<string, number>>; seq: Map<string, number> } {
     const groups = new Map<number, Record<string, number>>();
     const seq = new Map<string, number>();
     for (const q of this.queues.values()) {
@@ -155,21 +184,79 @@ export class ClaimLoop {
       groups.set(q.lease, g);
       seq.set(q.name, this.wakeSeq.get(q.name)!);
     }
+    return { groups, seq };
+  }
+
+  /** Starts what a claim returned; marks queues that gave fewer than asked as empty. */
+  private apply(wants: Record<string, number>, leases: Lease[], seq: Map<string, number>, emptied: string[]): void {
+    const got = new Map<string, number>();
+    for (const lease of leases) {
+      got.set(lease.job.queue, (got.get(lease.job.queue) ?? 0) + 1);
+      this.hooks.start(lease);
+    }
+    for (const [name, asked] of Object.entries(wants)) {
+      // Fewer than asked: the queue is empty for now, unless a wake-up came meanwhile.
+      if ((got.get(name) ?? 0) < asked && this.wakeSeq.get(name) === seq.get(name)) {
+        this.hungry.set(name, false);
+        emptied.push(name);
+      }
+    }
+  }
+
+  /** After a claim: ask when the emptied queues' next jobs come due, and claim again if needed. */
+  private after(emptied: string[]): void {
+    if (emptied.length > 0) this.askNextDue(emptied);
+    if (this.again || [...this.queues.values()].some((q) => this.hungry.get(q.name) && this.hooks.free(q) > 0)) {
+      this.request();
+    }
+  }
+
+  /**
+   * Hands the next claim to a transaction the caller is about to run (the committer's
+   * `completeAndClaim`), or null when there is nothing to claim or a claim is in flight.
+   * Only one lease length goes along; any other is claimed on its own afterwards.
+   */
+  borrow(): BorrowedClaim | null {
+    if (!this.hooks.open() || this.claiming) return null;
+    const { groups, seq } = this.plan();
+    const first = groups.entries().next();
+    if (first.done) return null;
+    const [leaseMs, wants] = first.value;
+    this.claiming = true;
+    this.again = groups.size > 1;
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      this.claiming = false;
+      return true;
+    };
+    return {
+      req: { workerId: this.workerId, queues: wants, leaseMs },
+      done: (leases) => {
+        if (!settle()) return;
+        const emptied: string[] = [];
+        this.apply(wants, leases, seq, emptied);
+        this.after(emptied);
+      },
+      failed: (err) => {
+        if (!settle()) return;
+        this.hooks.onError(err, "claiming jobs (retrying at the next poll)");
+      },
+    };
+  }
+
+  private async claimOnce(): Promise<void> {
+    if (!this.hooks.open() || this.claiming) return;
+    const { groups, seq } = this.plan();
     if (groups.size === 0) return;
     this.claiming = true;
     this.again = false;
+    const emptied: string[] = [];
     try {
       for (const [leaseMs, wants] of groups) {
         const leases = await this.store.claim({ workerId: this.workerId, queues: wants, leaseMs });
-        const got = new Map<string, number>();
-        for (const lease of leases) {
-          got.set(lease.job.queue, (got.get(lease.job.queue) ?? 0) + 1);
-          this.hooks.start(lease);
-        }
-        for (const [name, asked] of Object.entries(wants)) {
-          // Fewer than asked: the queue is empty for now, unless a wake-up came meanwhile.
-          if ((got.get(name) ?? 0) < asked && this.wakeSeq.get(name) === seq.get(name)) this.hungry.set(name, false);
-        }
+        this.apply(wants, leases, seq, emptied);
       }
     } catch (err) {
       // The store is down or busy: the next poll tries again, not a hot loop here.
@@ -178,8 +265,31 @@ export class ClaimLoop {
     } finally {
       this.claiming = false;
     }
-    if (this.again || [...this.queues.values()].some((q) => this.hungry.get(q.name) && this.hooks.free(q) > 0)) {
-      this.request();
-    }
+    this.after(emptied);
+  }
+
+  /**
+   * Sets one timer for when the next scheduled or failed job of these queues comes due
+   * (stores with `nextDueAt`; others are covered by the 1 s poll). One question at a time:
+   * a queue emptied meanwhile is asked about at its next emptying or poll.
+   */
+  private askNextDue(queues: string[]): void {
+    const store = this.store;
+    if (!store.nextDueAt || this.asking || !this.hooks.open()) return;
+    this.asking = true;
+    const asked = store.clock.now();
+    this.hooks.track(
+      store
+        .nextDueAt(queues)
+        .then(
+          (at) => {
+            if (at !== null) this.wakeAt(at - asked + Date.now());
+          },
+          (err) => this.hooks.onError(err, "asking when the next job is due"),
+        )
+        .finally(() => {
+          this.asking = false;
+        }),
+    );
   }
 }

@@ -4,9 +4,12 @@
  * `maxBatch` have piled up. One transaction per batch instead of one per job is where a
  * worker's throughput comes from (PEERS.md: ~2.8k single vs ~150k batched claim/complete
  * per second on raw SQLite), at the cost of at most one event-loop turn of latency.
+ * When the store has `completeAndClaim`, the worker's next claim rides in the same
+ * transaction (one commit per cycle, not two).
  */
 import type { CompleteOutcome, Store } from "../store/store.js";
-import type { LeaseRef, NextJob } from "../core/types.js";
+import type { Lease, LeaseRef, NextJob } from "../core/types.js";
+import type { BorrowedClaim } from "./claim-loop.js";
 
 export interface PendingCompletion {
   lease: LeaseRef;
@@ -24,6 +27,8 @@ export interface CommitterOptions {
   onError: (err: unknown, items: number) => void;
   /** Runs just before each transaction (the crash test hook lives here). */
   beforeCommit?: () => void;
+  /** The claim to run in the same transaction, if any (used when the store has `completeAndClaim`). */
+  claim?: () => BorrowedClaim | null;
 }
 
 /**
@@ -69,9 +74,13 @@ export class Committer {
     }
   }
 
-  /** Completions not yet committed (their leases must still be renewed). */
+  /**
+   * Completions waiting for a transaction (their leases must still be renewed). Those in a
+   * transaction now are not: on a store whose transactions interleave, renewing a lease
+   * while its completion commits only races it, and the renewal then reports a completed
+   * job as lost. A batch whose transaction fails comes back here and is renewed again.
+   */
   *pending(): Iterable<PendingCompletion> {
-    yield* this.inFlight;
     yield* this.buffer;
   }
 
@@ -108,11 +117,17 @@ export class Committer {
         this.inFlight = this.buffer.splice(0, MAX_TRANSACTION);
         this.opts.beforeCommit?.();
         let outcomes: CompleteOutcome[];
+        const items = this.inFlight.map((p) => ({ lease: p.lease, result: p.result, next: p.next }));
+        const claim = this.store.completeAndClaim && this.opts.claim ? this.opts.claim() : null;
+        let leases: Lease[] = [];
         try {
-          outcomes = await this.store.completeMany(
-            this.inFlight.map((p) => ({ lease: p.lease, result: p.result, next: p.next })),
-          );
+          if (this.store.completeAndClaim) {
+            ({ outcomes, leases } = await this.store.completeAndClaim(items, claim?.req ?? null));
+          } else {
+            outcomes = await this.store.completeMany(items);
+          }
         } catch (err) {
+          claim?.failed(err);
           this.opts.onError(err, this.inFlight.length);
           this.buffer.unshift(...this.inFlight);
           this.inFlight = [];
@@ -127,6 +142,7 @@ export class Committer {
         const done = this.inFlight;
         this.inFlight = [];
         for (let i = 0; i < done.length; i++) this.opts.onOutcome(done[i]!, outcomes[i]!);
+        claim?.done(leases);
       }
     } finally {
       this.flushing = false;

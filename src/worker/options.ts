@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { JOB_BACKOFF, type BackoffPolicy } from "../core/backoff.js";
 import type { Handler } from "../handlers/types.js";
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_STALLS } from "../store/store.js";
+import { DEFAULT_PREFETCH } from "./lease-buffer.js";
 import type { WorkerMessage } from "./protocol.js";
 
 /** One queue's settings. Durations in ms. */
@@ -22,6 +23,12 @@ export interface QueueOptions {
   backoff?: BackoffPolicy;
   /** Lease length (default 10 s), renewed every third of it. */
   lease?: number;
+  /**
+   * Jobs leased ahead of free slots, per queue, so a freed slot starts its next job at once
+   * and one claim serves several jobs (default 10; 0 turns it off). Only used while the
+   * queue's handlers are quick (~20 ms or less); see lease-buffer.ts.
+   */
+  prefetch?: number;
   /** Stalls before a job is dead, used when this worker reaps expired leases (default 3). */
   maxStalls?: number;
   /** The result becomes the payload of a job on this queue. */
@@ -76,6 +83,7 @@ export interface QueueSettings {
   attempts: number | undefined;
   backoff: BackoffPolicy;
   lease: number;
+  prefetch: number;
   maxStalls: number;
   next: string | undefined;
   maxRounds: number | undefined;
@@ -107,6 +115,7 @@ export function queueSettings(name: string, q: Handler | QueueOptions): QueueSet
     attempts: o.attempts,
     backoff: o.backoff ?? JOB_BACKOFF,
     lease: o.lease ?? DEFAULT_LEASE_MS,
+    prefetch: Math.max(0, Math.floor(o.prefetch ?? DEFAULT_PREFETCH)),
     maxStalls: o.maxStalls ?? DEFAULT_MAX_STALLS,
     next: o.next,
     maxRounds: o.maxRounds,

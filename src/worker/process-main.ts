@@ -170,6 +170,7 @@ async function queueOptions(q: QueueConfig, dir: string, registry: CommandRegist
     attempts: q.attempts,
     backoff: { baseMs: q.backoff.base, maxMs: q.backoff.max },
     lease: q.lease,
+    prefetch: q.prefetch,
     maxStalls: q.maxStalls,
     next: q.next,
     maxRounds: q.maxRounds,

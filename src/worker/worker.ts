@@ -1,8 +1,9 @@
 /**
  * The worker runtime: claim → run the handler with an AbortSignal → complete or fail.
  *
- * - Claims in batches up to its free concurrency per queue; woken by `store.subscribe()`
- *   when jobs arrive, and otherwise polls at `pollInterval`.
+ * - Claims in batches up to its free concurrency per queue plus a few jobs ahead
+ *   (`prefetch`, lease-buffer.ts); woken by `store.subscribe()` when jobs arrive, by a
+ *   timer when the next scheduled job comes due, and otherwise polls at `pollInterval`.
  * - Renews every lease it holds every lease/3 in one `renewMany`; a lost lease aborts that
  *   job's signal and discards its result.
  * - Group-commits completions (see committer.ts), with next-stage jobs in the same
@@ -27,12 +28,13 @@ import type { Lease, LeaseRef } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
 import { nextJobs } from "../pipeline/route.js";
-import { ClaimLoop, POLL_NOTIFY_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
+import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
 import { Committer, type PendingCompletion } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import { decideFailure } from "./failure.js";
 import { ProcessHeartbeat } from "./heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
+import { LeaseBuffer } from "./lease-buffer.js";
 import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   queueSettings,
@@ -53,6 +55,7 @@ export class Worker extends EventEmitter {
   private readonly finishing = new Set<JobRun>();
   private readonly outstanding = new Set<Promise<unknown>>();
   private readonly committer: Committer;
+  private readonly buffer: LeaseBuffer;
   private readonly heartbeat: ProcessHeartbeat;
   private readonly testCrash = process.env.VIGIL_TEST_CRASH === "before-complete";
   private state: "new" | "running" | "stopping" | "stopped" = "new";
@@ -77,14 +80,19 @@ export class Worker extends EventEmitter {
     this.log =
       opts.logger ?? pino({ level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid } });
     this.log = this.log.child({ workerId: this.workerId });
+    this.buffer = new LeaseBuffer(this.queues.keys());
     this.committer = new Committer(store, {
       onOutcome: (item, outcome) => this.onCommitted(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
+      claim: () => this.claims.borrow(),
     });
     this.heartbeat = new ProcessHeartbeat((m) => this.send(m), () => this.activeJobs());
     this.claims = new ClaimLoop(store, this.workerId, this.queues, {
-      free: (q) => q.concurrency - this.active.get(q.name)!,
+      free: (q) => {
+        const held = this.buffer.size(q.name);
+        return Math.max(0, q.concurrency - this.active.get(q.name)! - held) + this.buffer.room(q.name, q.prefetch);
+      },
       open: () => this.state === "running",
       start: (lease) => this.startJob(lease),
       onError: (err, doing) => this.storeError(err, doing),
@@ -99,7 +107,9 @@ export class Worker extends EventEmitter {
     if (this.state !== "new") return this;
     this.state = "running";
     const settings = [...this.queues.values()];
-    const pollMs = this.opts.pollInterval ?? (this.store.caps.notify ? POLL_NOTIFY_MS : POLL_NO_NOTIFY_MS);
+    const pollMs =
+      this.opts.pollInterval ??
+      (!this.store.caps.notify ? POLL_NO_NOTIFY_MS : this.store.nextDueAt ? POLL_NOTIFY_RARE_MS : POLL_NOTIFY_MS);
     const minLease = Math.min(...settings.map((q) => q.lease));
     const reapMs = this.opts.reapInterval ?? Math.min(REAP_EVERY_MS, Math.max(100, minLease / 2));
     this.unsubscribe = this.store.subscribe((queue) => this.claims.wake(queue));
@@ -136,13 +146,37 @@ export class Worker extends EventEmitter {
 
   // --- running ------------------------------------------------------------------------
 
+  /** A claimed job: runs it if a slot is free, else holds it in the claim-ahead buffer. */
   private startJob(lease: Lease): void {
     const q = this.queues.get(lease.job.queue);
     if (!q || this.state !== "running") {
       // Claimed as a stop began (or a queue this worker does not run): give it back unrun.
-      this.track(this.store.release(lease).catch((err) => this.storeError(err, "releasing a job")));
+      this.giveBack(lease);
       return;
     }
+    if (this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
+    else this.buffer.add(lease);
+  }
+
+  /** Gives a job back unrun: `waiting` again, the attempt not counted. */
+  private giveBack(lease: Lease): void {
+    this.track(this.store.release(lease).catch((err) => this.storeError(err, "releasing a job")));
+  }
+
+  /**
+   * Fills free slots of `q` from the buffer. A buffered job with less than a third of its
+   * lease left (renewals, every third, have been failing) is given back, not started: it
+   * could be taken over mid-run.
+   */
+  private runBuffered(q: QueueSettings): void {
+    while (this.state === "running" && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) > 0) {
+      const lease = this.buffer.take(q.name, this.store.clock.now(), q.lease / 3, (l) => this.giveBack(l));
+      if (!lease) return;
+      this.runJob(lease, q);
+    }
+  }
+
+  private runJob(lease: Lease, q: QueueSettings): void {
     const run = new JobRun(lease, q, this.log, Date.now(), {
       onHeartbeatTimeout: (r) =>
         this.onTimeout(r, new JobTimeoutError(`no heartbeat for ${r.q.heartbeatTimeout} ms`, "heartbeat")),
@@ -168,11 +202,14 @@ export class Worker extends EventEmitter {
     run.clearTimers();
     this.running.delete(run.jobId);
     this.active.set(run.q.name, this.active.get(run.q.name)! - 1);
+    this.buffer.ran(run.q.name, Date.now() - run.startedAt);
     this.checkIdle();
     if (!run.gone) {
       if (ok) this.handOn(run, value);
       else this.failRun(run, value, "error");
     }
+    // After the completion is queued, so its commit (and the claim riding on it) goes first.
+    this.runBuffered(run.q);
     this.claims.request();
   }
 
@@ -278,6 +315,11 @@ export class Worker extends EventEmitter {
 
   // --- leases and completions -------------------------------------------------------
 
+  /**
+   * Renews, per lease length, every lease this worker still needs: running handlers, jobs
+   * whose fail or rounds check is in flight, completions waiting for a transaction, and the
+   * claim-ahead buffer. Completions in a transaction now are left out (committer.ts).
+   */
   private renewAll(): void {
     const byMs = new Map<number, LeaseRef[]>();
     const add = (lease: LeaseRef, ms: number) => {
@@ -288,10 +330,14 @@ export class Worker extends EventEmitter {
     for (const r of this.running.values()) if (!r.gone) add(r.lease, r.q.lease);
     for (const r of this.finishing) add(r.lease, r.q.lease);
     for (const p of this.committer.pending()) add(p.lease, this.queues.get(p.queue)!.lease);
+    for (const l of this.buffer.leases()) add(l, this.queues.get(l.job.queue)!.lease);
     for (const [ms, leases] of byMs) {
+      const asked = this.store.clock.now();
       this.track(
         this.store.renewMany(leases, ms).then(
           (lost) => {
+            const gone = new Set(lost);
+            this.buffer.renewed(new Set(leases.map((l) => l.jobId).filter((id) => !gone.has(id))), asked + ms);
             for (const id of lost) this.onLeaseLost(id, undefined, true);
           },
           (err) => this.storeError(err, "renewing leases"),
@@ -306,6 +352,11 @@ export class Worker extends EventEmitter {
    * transactions interleave), and its own outcome says if it was really lost.
    */
   private onLeaseLost(jobId: number, queueName?: string, fromRenewal = false): void {
+    if (fromRenewal && this.buffer.drop(jobId)) {
+      // Cancelled or taken over before it ever started: nothing ran, nothing to discard.
+      this.log.info({ jobId }, "a job leased ahead was cancelled or taken over before it started");
+      return;
+    }
     const run = this.running.get(jobId);
     if (fromRenewal && (!run || run.gone)) return;
     if (run && !run.gone) {
@@ -377,6 +428,9 @@ export class Worker extends EventEmitter {
     this.log.info({ running: this.running.size, timeoutMs }, "draining");
     this.claims.stop();
     this.unsubscribe?.();
+    // Jobs leased ahead never started: back to their queues, no attempt counted.
+    for (const lease of this.buffer.takeAll()) this.giveBack(lease);
+
     if (this.hasOwnedRuns() && timeoutMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);

@@ -1,0 +1,125 @@
+/**
+ * Claim-ahead: jobs a worker leased beyond its free slots, waiting here for a slot. With
+ * them a slot that frees starts its next job at once, and one claim (in the same
+ * transaction as the completions, see committer.ts) serves several jobs, so a worker at
+ * concurrency 1 no longer pays two transactions per job.
+ *
+ * Buffered jobs hold leases: they are renewed with the running ones, a job whose lease ran
+ * low (renewals failing) is given back instead of started, and a stop gives them all back
+ * without counting an attempt. While a job waits here no other worker can run it, so the
+ * buffer is kept only for queues whose handlers are quick (see `PREFETCH_MAX_RUN_MS`).
+ */
+import type { Lease } from "../core/types.js";
+
+/**
+ * Default jobs leased ahead per queue: 10. Measured (20k no-op jobs, one worker on SQLite,
+ * 2 cores): at concurrency 1, prefetch 0 drained ~3k jobs/s, 1 ~6k, 10 ~18k, 50 ~20k; at
+ * concurrency 10 and 50 prefetch adds little because a batch of completions already frees
+ * many slots at once. Ten gets most of the gain while another worker waits behind this one
+ * for at most ten quick jobs (`PREFETCH_MAX_RUN_MS` each).
+ */
+export const DEFAULT_PREFETCH = 10;
+
+/**
+ * Jobs are leased ahead only while the queue's recent handler run time (a moving average)
+ * is at most this (20 ms). For slower handlers a transaction per job is a small share of
+ * the work, and a job held here would wait a whole run time while other workers idle.
+ */
+export const PREFETCH_MAX_RUN_MS = 20;
+
+/** Weight of the newest run in the moving average of handler run times. */
+const RUN_EWMA_WEIGHT = 0.2;
+
+interface Held {
+  lease: Lease;
+  /** When the lease runs out as far as this worker knows (ms since the epoch, store clock). */
+  until: number;
+}
+
+/** One queue's buffered leases and handler pace. */
+class QueueBuffer {
+  readonly held: Held[] = [];
+  /** Moving average of handler run time, ms; starts at 0 so a new worker prefetches. */
+  avgRunMs = 0;
+}
+
+/** The buffered leases of every queue of a worker; see the file comment. */
+export class LeaseBuffer {
+  private readonly queues = new Map<string, QueueBuffer>();
+
+  constructor(queueNames: Iterable<string>) {
+    for (const name of queueNames) this.queues.set(name, new QueueBuffer());
+  }
+
+  private at(queue: string): QueueBuffer {
+    let b = this.queues.get(queue);
+    if (!b) this.queues.set(queue, (b = new QueueBuffer()));
+    return b;
+  }
+
+  /** How many more jobs of `queue` to lease ahead now, given its `prefetch` setting. */
+  room(queue: string, prefetch: number): number {
+    const b = this.at(queue);
+    if (prefetch <= 0 || b.avgRunMs > PREFETCH_MAX_RUN_MS) return 0;
+    return Math.max(0, prefetch - b.held.length);
+  }
+
+  size(queue?: string): number {
+    if (queue !== undefined) return this.at(queue).held.length;
+    let n = 0;
+    for (const b of this.queues.values()) n += b.held.length;
+    return n;
+  }
+
+  add(lease: Lease): void {
+    this.at(lease.job.queue).held.push({ lease, until: lease.leaseUntil });
+  }
+
+  /**
+   * The next job of `queue` whose lease has at least `minLeftMs` left at `now`; jobs with
+   * less are handed to `giveBack` (their renewals failed, they must not start).
+   */
+  take(queue: string, now: number, minLeftMs: number, giveBack: (lease: Lease) => void): Lease | undefined {
+    const held = this.at(queue).held;
+    for (let h = held.shift(); h; h = held.shift()) {
+      if (h.until - now >= minLeftMs) return h.lease;
+      giveBack(h.lease);
+    }
+    return undefined;
+  }
+
+  /** Every buffered lease (for renewals). */
+  *leases(): Iterable<Lease> {
+    for (const b of this.queues.values()) for (const h of b.held) yield h.lease;
+  }
+
+  /** A renewal of these jobs succeeded: their leases last until at least `until`. */
+  renewed(ids: ReadonlySet<number>, until: number): void {
+    for (const b of this.queues.values()) for (const h of b.held) if (ids.has(h.lease.jobId)) h.until = until;
+  }
+
+  /** Drops a job whose lease was lost (it never ran); true if it was here. */
+  drop(jobId: number): boolean {
+    for (const b of this.queues.values()) {
+      const i = b.held.findIndex((h) => h.lease.jobId === jobId);
+      if (i >= 0) {
+        b.held.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Empties the buffer (a stop gives these back). */
+  takeAll(): Lease[] {
+    const out: Lease[] = [];
+    for (const b of this.queues.values()) out.push(...b.held.splice(0).map((h) => h.lease));
+    return out;
+  }
+
+  /** A handler of `queue` ran for `ms`. */
+  ran(queue: string, ms: number): void {
+    const b = this.at(queue);
+    b.avgRunMs += (ms - b.avgRunMs) * RUN_EWMA_WEIGHT;
+  }
+}
