@@ -130,3 +130,13 @@ export async function pruneJobs(db: Db, S: string, opts: PruneOptions): Promise<
     dead: await drain(["dead", "cancelled"], opts.deadBefore),
   };
 }
+
+/** When the earliest scheduled or failed job of these queues comes due; null if none. */
+export async function nextDueAt(db: Db, S: string, queues: string[]): Promise<number | null> {
+  if (queues.length === 0) return null;
+  const rows = await db.query<{ t: number | null }>(
+    `SELECT min(run_at) AS t FROM ${S}.jobs WHERE queue = ANY ($1::text[]) AND state IN ('scheduled', 'failed')`,
+    [queues],
+  );
+  return rows[0]?.t ?? null;
+}

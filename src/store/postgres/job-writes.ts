@@ -8,7 +8,7 @@ import type { Clock } from "../../core/clock.js";
 import { BadInputError, InvalidStateError, LeaseLostError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core/types.js";
 import { checkQueueName, dueAt, encodeJson } from "../common.js";
-import type { CompleteItem, CompleteOutcome } from "../store.js";
+import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import type { JobStatements, Stmt } from "./jobs-sql.js";
 import { rowToJob, type JobRow } from "./rows.js";
@@ -166,12 +166,17 @@ export async function enqueueMany(ctx: JobContext, items: PreparedItem[]): Promi
   return ctx.db.tx((q) => insertItems(ctx, q, items, now));
 }
 
-/** Leases due jobs for every requested queue in one statement. */
+/**
+ * Leases due jobs for every requested queue in one statement: on its own (`claim`, which
+ * commits without waiting for the disk), or inside a caller's transaction (`claimDurable`).
+ */
 export async function claim(
   ctx: JobContext,
   workerId: string,
   queues: Record<string, number>,
   leaseMs: number,
+  q: Queryable = ctx.db,
+  s: Stmt = ctx.sql.claim,
 ): Promise<Lease[]> {
   const names: string[] = [];
   const counts: number[] = [];
@@ -183,11 +188,7 @@ export async function claim(
   if (names.length === 0) return [];
   const now = ctx.clock.now();
   const leaseUntil = now + leaseMs;
-  const rows = await ctx.db.query<JobRow>(
-    ctx.sql.claim.text,
-    [names, counts, now, pgText(workerId), leaseUntil],
-    ctx.sql.claim.name,
-  );
+  const rows = await q.query<JobRow>(s.text, [names, counts, now, pgText(workerId), leaseUntil], s.name);
   rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
   return rows.map((r) => ({ jobId: r.id, token: r.token!, workerId, leaseUntil, job: rowToJob(r) }));
 }
@@ -220,6 +221,47 @@ type PreparedCompletion = { result: string; next: PreparedItem[] } | { error: Er
  * second look when the key is already held, so such batches run in a transaction.
  */
 export async function completeMany(ctx: JobContext, items: CompleteItem[]): Promise<CompleteOutcome[]> {
+  const { prepared, send, keyed } = planCompletions(ctx, items);
+  const run = (q: Queryable) => runCompletions(ctx, q, items, prepared, send);
+  const result = send.length === 0 ? NOTHING_DONE : keyed ? await ctx.db.tx(run) : await run(ctx.db);
+  return outcomesOf(items, prepared, result);
+}
+
+/**
+ * `completeMany` then a claim, in one transaction and so one commit (which waits for the
+ * disk, for the completions' sake). The claim sees the next-stage jobs just created.
+ */
+export async function completeAndClaim(
+  ctx: JobContext,
+  items: CompleteItem[],
+  req: ClaimRequest | null,
+): Promise<CompleteAndClaimResult> {
+  const { prepared, send } = planCompletions(ctx, items);
+  return ctx.db.tx(async (q) => {
+    const result = send.length === 0 ? NOTHING_DONE : await runCompletions(ctx, q, items, prepared, send);
+    const leases = req ? await claim(ctx, req.workerId, req.queues, req.leaseMs, q, ctx.sql.claimDurable) : [];
+    return { outcomes: outcomesOf(items, prepared, result), leases };
+  });
+}
+
+interface CompletionRun {
+  done: Set<number>;
+  nextJobs: Map<number, Job[]>;
+}
+
+const NOTHING_DONE: CompletionRun = { done: new Set(), nextJobs: new Map() };
+
+function outcomesOf(items: CompleteItem[], prepared: PreparedCompletion[], run: CompletionRun): CompleteOutcome[] {
+  return items.map((it, i): CompleteOutcome => {
+    const p = prepared[i]!;
+    if ("error" in p) return { ok: false, error: p.error };
+    if (!run.done.has(i)) return { ok: false, error: new LeaseLostError(it.lease.jobId) };
+    return { ok: true, next: run.nextJobs.get(i) ?? [] };
+  });
+}
+
+/** Encodes each item (a bad one fails alone) and picks, in id order, the items to send. */
+function planCompletions(ctx: JobContext, items: CompleteItem[]) {
   const prepared = items.map((it): PreparedCompletion => {
     try {
       return {
@@ -242,17 +284,7 @@ export async function completeMany(ctx: JobContext, items: CompleteItem[]): Prom
   // Rows are locked in id order by every batch statement, so two batches never deadlock.
   send.sort((a, b) => items[a]!.lease.jobId - items[b]!.lease.jobId);
   const keyed = send.some((i) => (prepared[i] as { next: PreparedItem[] }).next.some((n) => n.key !== null));
-  const run = (q: Queryable) => runCompletions(ctx, q, items, prepared, send);
-  const { done, nextJobs } =
-    send.length === 0 ? { done: new Set<number>(), nextJobs: new Map<number, Job[]>() }
-    : keyed ? await ctx.db.tx(run)
-    : await run(ctx.db);
-  return items.map((it, i): CompleteOutcome => {
-    const p = prepared[i]!;
-    if ("error" in p) return { ok: false, error: p.error };
-    if (!done.has(i)) return { ok: false, error: new LeaseLostError(it.lease.jobId) };
-    return { ok: true, next: nextJobs.get(i) ?? [] };
-  });
+  return { prepared, send, keyed };
 }
 
 async function runCompletions(
@@ -261,7 +293,7 @@ async function runCompletions(
   items: CompleteItem[],
   prepared: PreparedCompletion[],
   send: number[],
-): Promise<{ done: Set<number>; nextJobs: Map<number, Job[]> }> {
+): Promise<CompletionRun> {
   const now = ctx.clock.now();
   const flat: { item: number; parentId: number; it: PreparedItem }[] = [];
   for (const i of send) {

@@ -63,6 +63,29 @@ function notifyWaiting(rel: string, channelParam: string): string {
       FROM (SELECT DISTINCT queue FROM ${rel} WHERE state = 'waiting') q)`;
 }
 
+/**
+ * Leases, per queue, up to its count of due jobs in claim order. Rows other claimers hold
+ * are skipped, not waited for; a due `scheduled` or `failed` job is claimed as is.
+ * `commitMode` is a condition on each request row (NO_FSYNC_WAIT, or "true").
+ */
+function claimSql(S: string, commitMode: string): string {
+  return `WITH req AS (
+      SELECT * FROM unnest($1::text[], $2::int[]) AS r(queue, n) WHERE ${commitMode}
+    ), picked AS (
+      SELECT c.id FROM req CROSS JOIN LATERAL (
+        SELECT id FROM ${S}.jobs
+        WHERE queue = req.queue AND state IN ('waiting', 'scheduled', 'failed') AND run_at <= $3::bigint
+        ORDER BY priority DESC, run_at, id
+        LIMIT req.n
+        FOR UPDATE SKIP LOCKED
+      ) c
+    )
+    UPDATE ${S}.jobs j SET state = 'active', token = gen_random_uuid()::text, worker_id = $4::text,
+      attempt = j.attempt + 1, started_at = $3::bigint, lease_until = $5::bigint
+    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+    RETURNING ${jobColumns("j")}`;
+}
+
 export function jobStatements(S: string) {
   const cols = jobColumns();
   return {
@@ -91,25 +114,10 @@ export function jobStatements(S: string) {
     byId: stmt(`SELECT ${cols} FROM ${S}.jobs WHERE id = $1`),
     byIdForUpdate: stmt(`SELECT ${cols} FROM ${S}.jobs WHERE id = $1 FOR UPDATE`),
 
-    /**
-     * Leases, per queue, up to its count of due jobs in claim order. Rows other claimers
-     * hold are skipped, not waited for; a due `scheduled` or `failed` job is claimed as is.
-     */
-    claim: stmt(`WITH req AS (
-      SELECT * FROM unnest($1::text[], $2::int[]) AS r(queue, n) WHERE ${NO_FSYNC_WAIT}
-    ), picked AS (
-      SELECT c.id FROM req CROSS JOIN LATERAL (
-        SELECT id FROM ${S}.jobs
-        WHERE queue = req.queue AND state IN ('waiting', 'scheduled', 'failed') AND run_at <= $3::bigint
-        ORDER BY priority DESC, run_at, id
-        LIMIT req.n
-        FOR UPDATE SKIP LOCKED
-      ) c
-    )
-    UPDATE ${S}.jobs j SET state = 'active', token = gen_random_uuid()::text, worker_id = $4::text,
-      attempt = j.attempt + 1, started_at = $3::bigint, lease_until = $5::bigint
-    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
-    RETURNING ${jobColumns("j")}`),
+    /** Leases due jobs (see claimSql); commits without waiting for the disk. */
+    claim: stmt(claimSql(S, NO_FSYNC_WAIT)),
+    /** The same claim inside a transaction whose commit must reach the disk. */
+    claimDurable: stmt(claimSql(S, "true")),
 
     renewMany: stmt(`UPDATE ${S}.jobs j SET lease_until = $3::bigint
       FROM unnest($1::bigint[], $2::text[]) AS l(id, token)
@@ -119,8 +127,8 @@ export function jobStatements(S: string) {
 
     /**
      * Completes every item whose token still holds and inserts the next-stage jobs of those
-     * that did, in one statement. `done_ids` (and their `done_roots`) list the completed jobs; the other columns are
-     * the created next jobs, one per row (none: a single row of nulls).
+     * that did, in one statement. `done_ids` (and their `done_roots`) list the completed
+     * jobs; the other columns are the created next jobs, one per row (none: one row of nulls).
      */
     completeMany: stmt(`WITH done AS (
       UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $4::bigint,

@@ -29,6 +29,7 @@ import {
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_MAX_STALLS,
   type ClaimRequest,
+  type CompleteAndClaimResult,
   type CompleteItem,
   type CompleteOutcome,
   type FailOptions,
@@ -43,7 +44,7 @@ import {
 import { createPool, parsePostgresUrl, quoteIdent, type PgTarget } from "./connection.js";
 import { Db } from "./db.js";
 import * as ctl from "./job-control.js";
-import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
+import { jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { jobStatements } from "./jobs-sql.js";
 import { NotifyListener } from "./listen.js";
@@ -157,6 +158,11 @@ class PostgresStore implements Store {
     return w.completeMany(this.ctx, items);
   }
 
+  async completeAndClaim(items: CompleteItem[], claim: ClaimRequest | null): Promise<CompleteAndClaimResult> {
+    this.writable();
+    return w.completeAndClaim(this.ctx, items, claim);
+  }
+
   async fail(lease: LeaseRef, error: JobErrorInfo, opts: FailOptions = {}): Promise<Job> {
     this.writable();
     return ctl.fail(this.ctx, lease, error, opts.retryAt);
@@ -202,6 +208,10 @@ class PostgresStore implements Store {
 
   async stats(): Promise<Record<string, QueueCounts>> {
     return jobStats(this.db, this.S);
+  }
+
+  async nextDueAt(queues: string[]): Promise<number | null> {
+    return nextDueAt(this.db, this.S, queues);
   }
 
   async oldestWaiting(): Promise<Record<string, number>> {
