@@ -29,6 +29,12 @@ export interface StoreCaps {
   notify: boolean;
   /** Several hosts may share this store. */
   multiHost: boolean;
+  /**
+   * Optional: jobs enqueued for later (scheduled) are announced too, not only jobs that can
+   * run now. With this and `nextDueAt`, an idle worker sets one timer for the next due job
+   * and polls only rarely; without it a worker polls every second.
+   */
+  notifyScheduled?: boolean;
 }
 
 export interface ClaimRequest {

@@ -13,12 +13,14 @@ import { EarliestTimer } from "./earliest-timer.js";
 import type { QueueSettings } from "./options.js";
 
 /**
- * Idle poll interval when the store pushes wake-ups but cannot say when scheduled jobs
- * come due (1 s): polling is what finds delayed jobs and retries that became due.
+ * Idle poll interval when the store pushes wake-ups but does not announce scheduled jobs
+ * or cannot say when they come due (1 s): polling is what finds delayed jobs and retries
+ * that became due.
  */
 export const POLL_NOTIFY_MS = 1000;
 /**
- * Idle poll interval when the store pushes wake-ups AND answers `nextDueAt` (30 s). Arrivals
+ * Idle poll interval when the store announces every enqueue, scheduled ones included
+ * (`caps.notifyScheduled`), AND answers `nextDueAt` (30 s). Arrivals
  * (scheduled ones included) wake the worker, which then sets one timer for the next due
  * job, so the poll only bounds how late a lost wake-up is noticed (a notifier's socket
  * broke, a notification was dropped for a swamped listener): at most 30 s, for 1/30 of a

@@ -107,9 +107,10 @@ export class Worker extends EventEmitter {
     if (this.state !== "new") return this;
     this.state = "running";
     const settings = [...this.queues.values()];
+    const { caps } = this.store;
     const pollMs =
       this.opts.pollInterval ??
-      (!this.store.caps.notify ? POLL_NO_NOTIFY_MS : this.store.nextDueAt ? POLL_NOTIFY_RARE_MS : POLL_NOTIFY_MS);
+      (!caps.notify ? POLL_NO_NOTIFY_MS : caps.notifyScheduled && this.store.nextDueAt ? POLL_NOTIFY_RARE_MS : POLL_NOTIFY_MS);
     const minLease = Math.min(...settings.map((q) => q.lease));
     const reapMs = this.opts.reapInterval ?? Math.min(REAP_EVERY_MS, Math.max(100, minLease / 2));
     this.unsubscribe = this.store.subscribe((queue) => this.claims.wake(queue));

@@ -207,7 +207,9 @@ export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, r
     outcome: error.outcome ?? "error",
   }) as JobRow | undefined;
   if (!row) throw new LeaseLostError(lease.jobId);
-  if (retryAt !== undefined && retryAt <= now) ctx.woke.add(row.queue);
+  // Announced even when the retry is later: idle workers then set a timer for it, so it
+  // runs on time even if the worker that failed it is gone by then.
+  if (retryAt !== undefined) ctx.woke.add(row.queue);
   return toJob(row);
 }
 

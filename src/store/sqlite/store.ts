@@ -120,7 +120,7 @@ function translateError(err: unknown, path: string): unknown {
 /** The SQLite store; beyond `Store` it lets `vigil doctor` and tests read its settings. */
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
-  readonly caps: StoreCaps = { notify: true, multiHost: false };
+  readonly caps: StoreCaps = { notify: true, multiHost: false, notifyScheduled: true };
   readonly clock: Clock;
   private readonly ctx: w.JobContext;
   private readonly sql: JobStatements | null;

@@ -1,0 +1,273 @@
+/**
+ * The worker's hot path against real stores (a SQLite file; a fresh schema on the local
+ * PostgreSQL): claim-ahead (`prefetch`) and what it must never do, renewals that leave out
+ * completions being committed, and the timer that replaces polling for scheduled jobs.
+ * Some tests wrap the real store to watch or hold its calls; the store itself is real.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ManualClock } from "../../src/core/clock.js";
+import type { Job, LeaseRef } from "../../src/core/types.js";
+import type { Handler } from "../../src/handlers/types.js";
+import { openPostgresStore } from "../../src/store/postgres/store.js";
+import { openSqliteStore } from "../../src/store/sqlite/store.js";
+import type { Store, StoreOptions } from "../../src/store/store.js";
+import type { QueueOptions } from "../../src/worker/options.js";
+import { Worker } from "../../src/worker/worker.js";
+import { waitFor } from "../e2e/supervisor-helpers.js";
+import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
+
+const silent = pino({ level: "silent" });
+
+type Factory = (opts: StoreOptions) => Promise<{ store: Store; cleanup: () => Promise<void> }>;
+
+const sqlite: Factory = async (opts) => {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-cycle-"));
+  const s = await openSqliteStore(join(dir, "vigil.db"), opts);
+  return { store: s, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+};
+
+const postgres: Factory = async (opts) => {
+  const schema = freshSchemaName("vigil_cycle");
+  const s = await openPostgresStore(PG_URL, { ...opts, schema });
+  return { store: s, cleanup: () => dropSchema(schema) };
+};
+
+const factories: [string, Factory][] = [["sqlite", sqlite]];
+if (await requirePg("the worker cycle tests on PostgreSQL")) factories.push(["postgres", postgres]);
+
+/** The real store with some methods replaced; everything else goes straight to it. */
+function wrap(real: Store, over: Partial<Record<keyof Store, unknown>>): Store {
+  return new Proxy(real, {
+    get(target, key, _receiver) {
+      if (key in over) return over[key as keyof Store];
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** A promise and the function that resolves it. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
+describe.each(factories)("Worker cycle on %s", (_name, factory) => {
+  let store: Store;
+  let cleanup: () => Promise<void>;
+  let workers: Worker[] = [];
+  const clock = new ManualClock(Date.now());
+
+  const open = async (opts: StoreOptions = {}) => {
+    ({ store, cleanup } = await factory(opts));
+  };
+
+  function run(s: Store, queues: Record<string, Handler | QueueOptions>): Worker {
+    const w = new Worker(s, { queues, logger: silent, ipc: false });
+    w.on("store-error", () => {});
+    workers.push(w);
+    return w.start();
+  }
+
+  async function job(id: number): Promise<Job> {
+    return (await store.get(id))!;
+  }
+
+  beforeEach(() => {
+    workers = [];
+  });
+
+  afterEach(async () => {
+    for (const w of workers) await w.stop({ timeoutMs: 0 });
+    await store.close();
+    await cleanup();
+  });
+
+  it("renewals leave out a completion being committed, and report no lease lost for it", async () => {
+    await open();
+    const hold = gate();
+    const renewed: number[][] = [];
+    let held: number[] = [];
+    const holdCommit = <A extends unknown[], R>(fn: (...a: A) => Promise<R>, items: (...a: A) => { lease: LeaseRef }[]) =>
+      async (...a: A): Promise<R> => {
+        held = items(...a).map((i) => i.lease.jobId);
+        if (held.length > 0) await hold.wait;
+        return fn(...a);
+      };
+    const s = wrap(store, {
+      renewMany: (leases: LeaseRef[], ms: number) => {
+        renewed.push(leases.map((l) => l.jobId));
+        return store.renewMany(leases, ms);
+      },
+      completeMany: holdCommit(store.completeMany.bind(store), (items) => items),
+      completeAndClaim: store.completeAndClaim && holdCommit(store.completeAndClaim.bind(store), (items) => items),
+    });
+    const slow = gate();
+    const lost: unknown[] = [];
+    const w = run(s, {
+      q: {
+        concurrency: 2,
+        prefetch: 0,
+        lease: 300, // renewed every 100 ms
+        handler: async (j) => ((j.payload as { slow?: boolean }).slow ? slow.wait.then(() => "slow") : "fast"),
+      },
+    });
+    w.on("lease-lost", (l) => lost.push(l));
+    const { job: a } = await store.enqueue("q", { slow: true });
+    const { job: b } = await store.enqueue("q", {});
+    await waitFor("the fast job's commit to be held", () => held.includes(b.id), 20_000, 5);
+    const from = renewed.length;
+    // Several renewal rounds while the commit is held: the slow job is renewed, the fast one not.
+    await waitFor("three renewals", () => renewed.length >= from + 3, 20_000, 10);
+    const during = renewed.slice(from);
+    expect(during.every((ids) => ids.includes(a.id))).toBe(true);
+    expect(during.some((ids) => ids.includes(b.id))).toBe(false);
+    hold.open();
+    slow.open();
+    await waitFor("both completed", async () => (await job(a.id)).state === "completed" && (await job(b.id)).state === "completed");
+    expect((await job(b.id)).result).toBe("fast");
+    expect(lost).toEqual([]);
+  });
+
+  it("leases jobs ahead up to prefetch, and gives them back unrun and uncounted on stop", async () => {
+    await open();
+    const started: number[] = [];
+    const w = run(store, {
+      q: {
+        concurrency: 1,
+        prefetch: 3,
+        handler: (j, ctx) => {
+          started.push(j.id);
+          return new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve(null)));
+        },
+      },
+    });
+    await store.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ queue: "q", payload: i })));
+    await waitFor("1 running and 3 leased ahead", async () => (await store.stats())["q"]?.active === 4, 20_000, 10);
+    expect(started).toHaveLength(1);
+    expect((await store.stats())["q"]).toMatchObject({ active: 4, waiting: 6 });
+    await w.stop({ timeoutMs: 0 });
+    const all = await store.list({ queue: "q", limit: 0 });
+    expect(all.map((j) => [j.state, j.attempt])).toEqual(Array.from({ length: 10 }, () => ["waiting", 0]));
+    expect(started).toHaveLength(1);
+  });
+
+  it("gives back a buffered job whose lease ran low instead of starting it", async () => {
+    await open({ clock });
+    const released: number[] = [];
+    const s = wrap(store, {
+      // Renewals fail (the store is briefly unreachable), so buffered leases run low.
+      renewMany: async () => {
+        throw new Error("store unreachable");
+      },
+      release: async (l: LeaseRef) => {
+        released.push(l.jobId);
+        return store.release(l);
+      },
+    });
+    const first = gate();
+    const events: string[] = [];
+    run(s, {
+      q: {
+        concurrency: 1,
+        prefetch: 1,
+        lease: 60_000,
+        handler: async (j) => {
+          events.push(`start ${j.id} attempt ${j.attempt} released ${released.includes(j.id)}`);
+          if (j.payload === "first") await first.wait;
+          return null;
+        },
+      },
+    });
+    const { job: a } = await store.enqueue("q", "first");
+    const { job: b } = await store.enqueue("q", "second");
+    await waitFor("the second job leased ahead", async () => (await job(b.id)).state === "active", 20_000, 10);
+    expect(events).toEqual([`start ${a.id} attempt 1 released false`]);
+    // 45 s of the 60 s lease pass without a renewal: 15 s left, under a third.
+    clock.advance(45_000);
+    first.open();
+    await waitFor("both completed", async () => (await job(a.id)).state === "completed" && (await job(b.id)).state === "completed");
+    expect(released).toContain(b.id);
+    // It ran only after it was given back and claimed afresh, with no attempt counted for the first lease.
+    expect(events).toEqual([`start ${a.id} attempt 1 released false`, `start ${b.id} attempt 1 released true`]);
+    expect(await job(b.id)).toMatchObject({ attempt: 1, stalls: 0 });
+  });
+
+  it("a job leased ahead and cancelled before it starts never runs, and is not a lost lease", async () => {
+    await open();
+    const first = gate();
+    const started: number[] = [];
+    const lost: unknown[] = [];
+    const seenLost: number[] = [];
+    const s = wrap(store, {
+      renewMany: async (leases: LeaseRef[], ms: number) => {
+        const out = await store.renewMany(leases, ms);
+        seenLost.push(...out);
+        return out;
+      },
+    });
+    const w = run(s, {
+      q: {
+        concurrency: 1,
+        prefetch: 2,
+        lease: 300, // renewed every 100 ms: the cancel is noticed quickly
+        handler: async (j) => {
+          started.push(j.id);
+          if (j.payload === "first") await first.wait;
+          return null;
+        },
+      },
+    });
+    w.on("lease-lost", (l) => lost.push(l));
+    const { job: a } = await store.enqueue("q", "first");
+    const { job: b } = await store.enqueue("q", "second");
+    await waitFor("the second job leased ahead", async () => (await job(b.id)).state === "active", 20_000, 10);
+    await store.cancel(b.id);
+    await waitFor("a renewal to find the cancel", () => seenLost.includes(b.id), 20_000, 10);
+    const { job: c } = await store.enqueue("q", "third");
+    await waitFor("the third job leased ahead", async () => (await job(c.id)).state === "active", 20_000, 10);
+    first.open();
+    await waitFor("first and third completed", async () => (await job(a.id)).state === "completed" && (await job(c.id)).state === "completed");
+    expect(started).toEqual([a.id, c.id]);
+    expect((await job(b.id)).state).toBe("cancelled");
+    expect(lost).toEqual([]);
+  });
+
+  it("runs a job scheduled while idle when it comes due, not at the next poll", async () => {
+    await open();
+    const ran: number[] = [];
+    run(store, { q: async (j) => void ran.push(j.id) });
+    // Past the first seconds of quick polls: the next idle poll is 30 s away on a store
+    // that announces scheduled jobs, so only the timer set from `nextDueAt` runs it in time.
+    await new Promise((r) => setTimeout(r, 3500));
+    const { job: d } = await store.enqueue("q", "later", { delayMs: 300 });
+    await waitFor("the scheduled job to run", () => ran.includes(d.id), 20_000, 20);
+    expect((await job(d.id)).state).not.toBe("scheduled");
+  });
+
+  it("without the optional store verbs, falls back to completeMany and claim", async () => {
+    await open();
+    const calls = new Map<string, number>();
+    const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
+    const s = wrap(store, {
+      completeAndClaim: undefined,
+      nextDueAt: undefined,
+      completeMany: (items: Parameters<Store["completeMany"]>[0]) => (count("completeMany"), store.completeMany(items)),
+      claim: (req: Parameters<Store["claim"]>[0]) => (count("claim"), store.claim(req)),
+    });
+    const done = new Set<number>();
+    run(s, { q: { concurrency: 5, handler: async (j) => void done.add(j.id) } });
+    await store.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ queue: "q", payload: i })));
+    const { job: later } = await store.enqueue("q", "later", { delayMs: 200 });
+    await waitFor("all 301 completed", async () => (await store.stats())["q"]?.completed === 301, 30_000, 20);
+    expect(done.size).toBe(301);
+    expect((await job(later.id)).state).toBe("completed");
+    expect(calls.get("completeMany")).toBeGreaterThan(0);
+    expect(calls.get("claim")).toBeGreaterThan(0);
+  });
+});
