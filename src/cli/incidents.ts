@@ -27,8 +27,8 @@ export function register(program: Command): void {
           return printJson(list.map((i) => ({ service: i.service, cause: i.cause, detectedAt: i.detectedAt, recoveredAt: i.recoveredAt, detail: i.detail, id: i.id, host: i.host })));
         }
         printTable(
-          ["DETECTED", "SERVICE", "CAUSE", "RECOVERED IN", "WHAT"],
-          list.map((i) => [fmtTime(i.detectedAt), i.service, i.cause, i.recoveredAt ? formatDuration(i.recoveredAt - i.detectedAt) : "open", summary(i)]),
+          ["DETECTED", "HOST", "SERVICE", "CAUSE", "RECOVERED IN", "WHAT"],
+          list.map((i) => [fmtTime(i.detectedAt), i.host || "-", i.service, i.cause, i.recoveredAt ? formatDuration(i.recoveredAt - i.detectedAt) : "open", summary(i)]),
         );
       });
     });

@@ -25,12 +25,14 @@ export function register(program: Command): void {
         const r = await buildReport(store, {
           since: store.clock.now() - window,
           services: status?.snapshot.services.map((s) => s.name),
+          host: status?.snapshot.supervisor?.host,
         });
         if (flags.json) return printJson(r);
         process.stdout.write(`report from ${fmtTime(r.since)} to ${fmtTime(r.until)} (${formatDuration(r.windowMs)})\n\nservices\n`);
         printTable(
-          ["SERVICE", "UPTIME", "MTBF", "MTTR", "RESTARTS", "PER DAY", "MANUAL", "INCIDENTS", "OPEN"],
+          ["HOST", "SERVICE", "UPTIME", "MTBF", "MTTR", "RESTARTS", "PER DAY", "MANUAL", "INCIDENTS", "OPEN"],
           r.services.map((s) => [
+            s.host ?? "-",
             s.service,
             `${s.uptimePct.toFixed(3)}%`,
             formatDuration(s.mtbfMs),

@@ -45,8 +45,8 @@ function printSnapshot(s: StatusSnapshot): void {
   const from = s.source === "supervisor" ? `supervisor pid ${s.supervisor?.pid} on ${s.supervisor?.host}, up ${formatDuration(now - (s.supervisor?.startedAt ?? now))}` : s.source === "status-file" ? `status file from ${fmtTime(s.at)}` : "no supervisor running; from the store";
   process.stdout.write(`vigil status (${from})\n\nservices\n`);
   printTable(
-    ["NAME", "STATE", "PID", "RESTARTS", "HEARTBEAT", "ACTIVE", "RSS", "UP"],
-    s.services.map((r) => [r.name, r.state, r.pid, r.restarts, r.heartbeatAgeMs === null ? "-" : formatDuration(r.heartbeatAgeMs) + " ago", r.activeJobs ?? 0, r.rssBytes ? `${Math.round(r.rssBytes / 1048576)} MB` : "-", r.startedAt ? formatDuration(now - r.startedAt) : "-"]),
+    ["HOST", "NAME", "STATE", "PID", "RESTARTS", "HEARTBEAT", "ACTIVE", "RSS", "UP"],
+    s.services.map((r) => [r.host ?? s.supervisor?.host ?? "-", r.name, r.state, r.pid, r.restarts, r.heartbeatAgeMs === null ? "-" : formatDuration(r.heartbeatAgeMs) + " ago", r.activeJobs ?? 0, r.rssBytes ? `${Math.round(r.rssBytes / 1048576)} MB` : "-", r.startedAt ? formatDuration(now - r.startedAt) : "-"]),
   );
   process.stdout.write("\nqueues\n");
   printTable(
@@ -56,13 +56,13 @@ function printSnapshot(s: StatusSnapshot): void {
   if (s.triggers.length > 0) {
     process.stdout.write("\ntriggers\n");
     printTable(
-      ["NAME", "KIND", "QUEUE", "LAST POLL", "LAG", "SEEN", "REJECTED", "ERROR"],
-      s.triggers.map((t) => [t.name, t.kind, t.queue, t.lastPollAt ? formatDuration(now - t.lastPollAt) + " ago" : "-", formatDuration(t.lag), t.seen, t.rejected, t.error]),
+      ["NAME", "KIND", "QUEUE", "HOST", "LEADER", "LAST POLL", "LAG", "SEEN", "REJECTED", "ERROR"],
+      s.triggers.map((t) => [t.name, t.kind, t.queue, t.host ?? "any", t.leader === undefined ? "-" : t.leader ? "here" : "elsewhere", t.lastPollAt ? formatDuration(now - t.lastPollAt) + " ago" : "-", formatDuration(t.lag), t.seen, t.rejected, t.error]),
     );
   }
   process.stdout.write("\nlast incidents\n");
   printTable(
-    ["DETECTED", "SERVICE", "CAUSE", "RECOVERED IN", "WHAT"],
-    s.incidents.slice(0, 5).map((i) => [fmtTime(i.detectedAt), i.service, i.cause, i.recoveredAt ? formatDuration(i.recoveredAt - i.detectedAt) : "open", summary(i)]),
+    ["DETECTED", "HOST", "SERVICE", "CAUSE", "RECOVERED IN", "WHAT"],
+    s.incidents.slice(0, 5).map((i) => [fmtTime(i.detectedAt), i.host || "-", i.service, i.cause, i.recoveredAt ? formatDuration(i.recoveredAt - i.detectedAt) : "open", summary(i)]),
   );
 }

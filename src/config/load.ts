@@ -67,7 +67,20 @@ export async function loadConfig(path: string): Promise<LoadedConfig> {
     }
     throw new VigilError("CONFIG", `cannot read config file ${abs}: ${(err as Error).message}`, { cause: err });
   }
-  return parseConfigText(text, abs);
+  return withHostOverride(parseConfigText(text, abs));
+}
+
+/**
+ * The environment variable that overrides the config's `host` (and the OS host name):
+ * two `vigil start` on one machine can then act as two hosts (tests, staging).
+ */
+export const ENV_HOST = "VIGIL_HOST";
+
+/** Applies `VIGIL_HOST`, when set and not blank, over the config's `host`. */
+function withHostOverride(loaded: LoadedConfig): LoadedConfig {
+  const host = process.env[ENV_HOST]?.trim();
+  if (host) loaded.config.host = host;
+  return loaded;
 }
 
 /**

@@ -190,7 +190,7 @@ export const configSchema = z.strictObject({
   schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("vigil"),
   /** Largest payload or result (default 1 MiB). */
   maxPayload: size("1mb"),
-  /** Host name shown in worker ids, incidents and status (default: the OS host name). */
+  /** Host name shown in worker ids, incidents and status (default: the OS host name; the environment variable VIGIL_HOST overrides both). */
   host: z.string().optional(),
   http: z
     .strictObject({

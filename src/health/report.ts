@@ -18,9 +18,11 @@
 import type { Incident, QueueCounts, QueueReport } from "../core/types.js";
 import type { Store } from "../store/store.js";
 
-/** One service (process row) over the window; times in ms. */
+/** One service (process row) of one host over the window; times in ms. */
 export interface ServiceReport {
   service: string;
+  /** The host its incidents came from (`workers:1` of two hosts is two rows); null: unknown. */
+  host: string | null;
   uptimePct: number;
   downtimeMs: number;
   incidents: number;
@@ -66,6 +68,8 @@ export interface ReportOptions {
   until?: number;
   /** Services to list even without incidents (e.g. from the status snapshot). */
   services?: string[];
+  /** The host `services` run on (the status snapshot's supervisor host). */
+  host?: string;
   /** Most incidents read (default 100 000). */
   maxIncidents?: number;
 }
@@ -103,17 +107,22 @@ export function computeReport(
 ): Report {
   const { since, until } = opts;
   const windowMs = Math.max(1, until - since);
-  const byService = new Map<string, Incident[]>();
-  for (const name of opts.services ?? []) byService.set(name, []);
+  // One row per host and service: `workers:1` on two hosts are two processes.
+  const byService = new Map<string, { service: string; host: string | null; list: Incident[] }>();
+  const rowOf = (service: string, host: string | null) => {
+    const k = `${host ?? ""}\u0000${service}`;
+    let r = byService.get(k);
+    if (!r) byService.set(k, (r = { service, host, list: [] }));
+    return r;
+  };
+  for (const name of opts.services ?? []) rowOf(name, opts.host ?? null);
   for (const inc of incidents) {
     const end = inc.recoveredAt ?? until;
     if (end < since || inc.detectedAt > until) continue;
-    const list = byService.get(inc.service) ?? [];
-    list.push(inc);
-    byService.set(inc.service, list);
+    rowOf(inc.service, inc.host || (opts.host ?? null)).list.push(inc);
   }
   const services: ServiceReport[] = [];
-  for (const [service, list] of byService) {
+  for (const { service, host, list } of byService.values()) {
     const downtimeMs = unionLength(
       list.map((i) => [Math.max(since, i.detectedAt), Math.min(until, i.recoveredAt ?? until)] as const),
     );
@@ -125,6 +134,7 @@ export function computeReport(
     for (const i of list) causes[i.cause] = (causes[i.cause] ?? 0) + 1;
     services.push({
       service,
+      host,
       uptimePct: round(100 * (1 - downtimeMs / windowMs), 3),
       downtimeMs,
       incidents: list.length,
@@ -141,7 +151,7 @@ export function computeReport(
       causes,
     });
   }
-  services.sort((a, b) => a.service.localeCompare(b.service));
+  services.sort((a, b) => (a.host ?? "").localeCompare(b.host ?? "") || a.service.localeCompare(b.service));
   const queueRows: QueueReportRow[] = queues.map((q) => ({
     ...q,
     throughputPerHour: round((q.completed * 3_600_000) / windowMs, 2),
