@@ -27,7 +27,7 @@ function configFile(yaml: string): string {
 
 describe("host name", () => {
   it("comes from the config, and VIGIL_HOST overrides it", async () => {
-    const file = configFile("host: alpha\nqueues: { q: { command: ["true"] } }\n");
+    const file = configFile("host: alpha\nqueues: { q: { command: [echo] } }\n");
     delete process.env[ENV_HOST];
     expect((await loadConfig(file)).config.host).toBe("alpha");
     process.env[ENV_HOST] = "beta";
