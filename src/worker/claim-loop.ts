@@ -47,6 +47,12 @@ export interface ClaimLoopHooks {
   free(queue: QueueSettings): number;
   /** Whether claiming is allowed (false once a stop began). */
   open(): boolean;
+  /**
+   * Whether a commit that will carry the claim (`borrow`) is coming: the claim then waits
+   * for it instead of paying a transaction of its own. The committer calls `request` after
+   * each flush, so a claim deferred this way is never lost.
+   */
+  deferToCommit?(): boolean;
   /** Runs a claimed job. */
   start(lease: Lease): void;
   onError(err: unknown, doing: string): void;
@@ -249,7 +255,7 @@ export class ClaimLoop {
   }
 
   private async claimOnce(): Promise<void> {
-    if (!this.hooks.open() || this.claiming) return;
+    if (!this.hooks.open() || this.claiming || this.hooks.deferToCommit?.()) return;
     const { groups, seq } = this.plan();
     if (groups.size === 0) return;
     this.claiming = true;

@@ -29,6 +29,8 @@ export interface CommitterOptions {
   beforeCommit?: () => void;
   /** The claim to run in the same transaction, if any (used when the store has `completeAndClaim`). */
   claim?: () => BorrowedClaim | null;
+  /** Runs after each flush ends (a claim deferred to it may be due now). */
+  afterFlush?: () => void;
 }
 
 /**
@@ -147,6 +149,7 @@ export class Committer {
     } finally {
       this.flushing = false;
       if (this.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.opts.afterFlush?.();
     }
   }
 }

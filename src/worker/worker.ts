@@ -86,6 +86,7 @@ export class Worker extends EventEmitter {
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
       claim: () => this.claims.borrow(),
+      afterFlush: () => this.claims.request(),
     });
     this.heartbeat = new ProcessHeartbeat((m) => this.send(m), () => this.activeJobs());
     this.claims = new ClaimLoop(store, this.workerId, this.queues, {
@@ -94,6 +95,7 @@ export class Worker extends EventEmitter {
         return Math.max(0, q.concurrency - this.active.get(q.name)! - held) + this.buffer.room(q.name, q.prefetch);
       },
       open: () => this.state === "running",
+      deferToCommit: () => this.store.completeAndClaim !== undefined && this.committer.size > 0,
       start: (lease) => this.startJob(lease),
       onError: (err, doing) => this.storeError(err, doing),
       onReaped: (n) => this.log.info({ reaped: n }, "returned jobs with expired leases"),
