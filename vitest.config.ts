@@ -1,10 +1,11 @@
 import { configDefaults, defineConfig } from "vitest/config";
 
 /**
- * The PostgreSQL restart test takes the shared server down for a moment; it runs in a
- * group of its own after every other file, so no other test meets the outage.
+ * The PostgreSQL restart and outage tests take the shared server down for a moment; they
+ * run in a group of their own after every other file, one file at a time, so no other
+ * test meets the outage.
  */
-const SERVER_RESTART = ["test/e2e/postgres-restart.test.ts"];
+const SERVER_RESTART = ["test/e2e/postgres-restart.test.ts", "test/e2e/store-outage.test.ts"];
 
 export default defineConfig({
   test: {
@@ -26,7 +27,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: "server-restart", include: SERVER_RESTART, sequence: { groupOrder: 1 } },
+        test: { name: "server-restart", include: SERVER_RESTART, fileParallelism: false, sequence: { groupOrder: 1 } },
       },
     ],
   },
