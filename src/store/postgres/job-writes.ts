@@ -7,7 +7,7 @@
 import type { Clock } from "../../core/clock.js";
 import { BadInputError, InvalidStateError, LeaseLostError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core/types.js";
-import { checkQueueName, dueAt, encodeJson } from "../common.js";
+import { checkQueueName, dueAt, encodeJson, newToken } from "../common.js";
 import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import type { JobStatements, Stmt } from "./jobs-sql.js";
@@ -166,31 +166,52 @@ export async function enqueueMany(ctx: JobContext, items: PreparedItem[]): Promi
   return ctx.db.tx((q) => insertItems(ctx, q, items, now));
 }
 
+/** A claim's arguments: the queues asked for (in request order) and what the rows get. */
+interface ClaimArgs {
+  names: string[];
+  counts: number[];
+  now: number;
+  leaseUntil: number;
+  workerId: string;
+  /** One random prefix per claim; a job's token is the prefix and its id. */
+  prefix: string;
+}
+
+/** The claim's arguments, or null when no queue has room. */
+function claimArgs(ctx: JobContext, req: ClaimRequest): ClaimArgs | null {
+  const names: string[] = [];
+  const counts: number[] = [];
+  for (const [queue, max] of Object.entries(req.queues)) {
+    if (!(max > 0)) continue;
+    names.push(queue);
+    counts.push(Math.trunc(Math.min(max, 1_000_000)));
+  }
+  if (names.length === 0) return null;
+  const now = ctx.clock.now();
+  // Still unguessable (122 random bits), and unique per attempt: a claim's prefix is new.
+  return { names, counts, now, leaseUntil: now + req.leaseMs, workerId: pgText(req.workerId), prefix: `${newToken()}:` };
+}
+
+/** Leased rows as leases, in claim order (priority, then due time, then id). */
+function toLeases(rows: JobRow[], a: ClaimArgs, workerId: string): Lease[] {
+  rows.sort((x, y) => y.priority - x.priority || x.run_at - y.run_at || x.id - y.id);
+  return rows.map((r) => ({ jobId: r.id, token: r.token!, workerId, leaseUntil: a.leaseUntil, job: rowToJob(r) }));
+}
+
 /**
  * Leases due jobs for every requested queue in one statement: on its own (`claim`, which
  * commits without waiting for the disk), or inside a caller's transaction (`claimDurable`).
  */
 export async function claim(
   ctx: JobContext,
-  workerId: string,
-  queues: Record<string, number>,
-  leaseMs: number,
+  req: ClaimRequest,
   q: Queryable = ctx.db,
   s: Stmt = ctx.sql.claim,
 ): Promise<Lease[]> {
-  const names: string[] = [];
-  const counts: number[] = [];
-  for (const [queue, max] of Object.entries(queues)) {
-    if (!(max > 0)) continue;
-    names.push(queue);
-    counts.push(Math.trunc(Math.min(max, 1_000_000)));
-  }
-  if (names.length === 0) return [];
-  const now = ctx.clock.now();
-  const leaseUntil = now + leaseMs;
-  const rows = await q.query<JobRow>(s.text, [names, counts, now, pgText(workerId), leaseUntil], s.name);
-  rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
-  return rows.map((r) => ({ jobId: r.id, token: r.token!, workerId, leaseUntil, job: rowToJob(r) }));
+  const a = claimArgs(ctx, req);
+  if (!a) return [];
+  const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseUntil, a.prefix], s.name);
+  return toLeases(rows, a, req.workerId);
 }
 
 /** Extends leases; returns the ids whose token no longer holds. */
@@ -237,11 +258,55 @@ export async function completeAndClaim(
   req: ClaimRequest | null,
 ): Promise<CompleteAndClaimResult> {
   const { prepared, send } = planCompletions(ctx, items);
+  const hasNext = send.some((i) => (prepared[i] as { next: PreparedItem[] }).next.length > 0);
+  if (req && send.length > 0 && !hasNext) return completeAndClaimAtOnce(ctx, items, prepared, send, req);
+  if (!hasNext) {
+    // One half is empty: the other alone is one statement already.
+    const result = send.length === 0 ? NOTHING_DONE : await runCompletions(ctx, ctx.db, items, prepared, send);
+    const leases = req ? await claim(ctx, req) : [];
+    return { outcomes: outcomesOf(items, prepared, result), leases };
+  }
   return ctx.db.tx(async (q) => {
-    const result = send.length === 0 ? NOTHING_DONE : await runCompletions(ctx, q, items, prepared, send);
-    const leases = req ? await claim(ctx, req.workerId, req.queues, req.leaseMs, q, ctx.sql.claimDurable) : [];
+    const result = await runCompletions(ctx, q, items, prepared, send);
+    const leases = req ? await claim(ctx, req, q, ctx.sql.claimDurable) : [];
     return { outcomes: outcomesOf(items, prepared, result), leases };
   });
+}
+
+/** Completions (none with next-stage jobs) and a claim in one statement: one round trip. */
+async function completeAndClaimAtOnce(
+  ctx: JobContext,
+  items: CompleteItem[],
+  prepared: PreparedCompletion[],
+  send: number[],
+  req: ClaimRequest,
+): Promise<CompleteAndClaimResult> {
+  const a = claimArgs(ctx, req);
+  // No queue with room: the claim is empty and the completions go alone.
+  const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseUntil: 0, workerId: "", prefix: "" };
+  const s = ctx.sql.completeAndClaim;
+  const rows = await ctx.db.query<JobRow & { done_ids: number[] }>(
+    s.text,
+    [
+      send.map((i) => items[i]!.lease.jobId),
+      send.map((i) => String(items[i]!.lease.token)),
+      send.map((i) => (prepared[i] as { result: string }).result),
+      args.now,
+      args.names,
+      args.counts,
+      args.workerId,
+      args.leaseUntil,
+      args.prefix,
+    ],
+    s.name,
+  );
+  const doneIds = new Set(rows[0]?.done_ids ?? []);
+  const done = new Set(send.filter((i) => doneIds.has(items[i]!.lease.jobId)));
+  const leased = rows.filter((r) => r.id !== null);
+  return {
+    outcomes: outcomesOf(items, prepared, { done, nextJobs: new Map() }),
+    leases: toLeases(leased, args, req.workerId),
+  };
 }
 
 interface CompletionRun {

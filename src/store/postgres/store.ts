@@ -131,7 +131,7 @@ class PostgresStore implements Store {
 
   async claim(req: ClaimRequest): Promise<Lease[]> {
     this.writable();
-    return w.claim(this.ctx, req.workerId, req.queues, req.leaseMs);
+    return w.claim(this.ctx, req);
   }
 
   async renew(lease: LeaseRef, leaseMs: number): Promise<number> {
