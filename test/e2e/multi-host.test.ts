@@ -107,6 +107,19 @@ describe.runIf(ready)("two hosts sharing one PostgreSQL store", () => {
     const report = JSON.parse(vigil(b.p, ["report", "--json"]).stdout) as { services: { host: string | null; service: string }[] };
     expect(report.services.filter((r) => r.host === "host-b").map((r) => r.service).sort()).toEqual(["triggers", "workers:1", "workers:2"]);
 
+    // Host A comes back: it ends nothing of B's, records its own supervisor crash under its
+    // name, and its triggers process waits while B leads the trigger.
+    a.runs.push(startHost(a.p, "host-a", shared));
+    await allRunning(a.p, a.runs[1], 45_000);
+    const crash = await waitFor("host A's supervisor crash incident", () => {
+      const list = JSON.parse(vigil(a.p, ["incidents", "--json"]).stdout) as { host: string; service: string; cause: string }[];
+      return list.find((i) => i.service === "supervisor" && i.cause === "crash");
+    });
+    expect(crash.host).toBe("host-a");
+    expect(vigil(a.p, ["incidents"]).stdout).toMatch(/HOST[\s\S]*host-a\s+supervisor\s+crash/);
+    expect((await snapshot(a.p))!.triggers.find((t) => t.name === "feed")!.leader).toBe(false);
+    expect((await snapshot(b.p))!.services.map((r) => [r.pid, r.restarts])).toEqual(rowsB.map((r) => [r.pid, 0]));
+
     console.log(
       `multi-host: ${heldByA.length} jobs held by host A at the kill; trigger on B ${tookOver - killedAt} ms after the SIGKILL; ` +
         `last of A's jobs completed on B ${lastOfA - killedAt} ms after it (lease 4 s); ${retried.length} jobs ran again (attempt > 1), ` +
