@@ -28,20 +28,23 @@ export default async function stage(job) {
 }
 `;
 
-/** A config for one host: two stages (`first` → `second`) and a tail trigger without `host:`. */
-export function hostYaml(schema: string, shared: string, extra = ""): string {
+/**
+ * A config for one host: two stages (`first` → `second`) and a tail trigger `feed`, owned
+ * by `triggerHost` when given, else without `host:` (any host may poll it).
+ */
+export function hostYaml(schema: string, shared: string, triggerHost?: string): string {
   return `store: ${PG_URL}
 schema: ${schema}
 queues:
   first: { handler: ./stage.mjs, next: second, lease: 4s, concurrency: 2 }
   second: { handler: ./stage.mjs, lease: 4s, concurrency: 2 }
 triggers:
-  feed: { tail: ${join(shared, "feed.log")}, queue: first, format: jsonl, every: 200ms }
+  feed: { tail: ${join(shared, "feed.log")}, queue: first, format: jsonl, every: 200ms${triggerHost ? `, host: ${triggerHost}` : ""} }
 services:
   workers: { queues: [first, second], instances: 2 }
 supervision: { stallAfter: 5s, killTimeout: 2s }
 http: { enabled: false }
-${extra}`;
+`;
 }
 
 /** The folder both hosts share. */
@@ -52,8 +55,8 @@ export function sharedDir(): string {
   return dir;
 }
 
-export function makeHost(schema: string, shared: string): Project {
-  return makeProject(hostYaml(schema, shared), { "stage.mjs": STAGE_HANDLER });
+export function makeHost(schema: string, shared: string, triggerHost?: string): Project {
+  return makeProject(hostYaml(schema, shared, triggerHost), { "stage.mjs": STAGE_HANDLER });
 }
 
 /** `vigil start` as host `host` (own process group, like a supervisor under systemd). */

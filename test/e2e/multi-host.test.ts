@@ -5,7 +5,8 @@
  * triggers process takes the trigger's lock once A's lapses and carries on from the
  * stored cursor. Each record becomes exactly one `first` and one `second` job, all
  * completed; a handler's side effect shows twice only for a job whose attempt > 1 (A died
- * after the side effect but before its completion was committed, or mid-handler).
+ * after the side effect but before its completion was committed, or mid-handler). A
+ * trigger with `host:` is polled by that host only, while every host's workers run its jobs.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Job } from "../../src/core/types.js";
@@ -16,6 +17,7 @@ import { appendRecords, effects, killHost, makeHost, removeShared, sharedDir, st
 import { allRunning, cleanUp, running, snapshot, vigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
 
 const ready = await requirePg("the multi-host test");
+const schemas: string[] = [];
 /** Records before and after host A is killed. */
 const BEFORE = 60;
 const AFTER = 10;
@@ -23,13 +25,14 @@ const AFTER = 10;
 describe.runIf(ready)("two hosts sharing one PostgreSQL store", () => {
   const schema = freshSchemaName("vigil_hosts");
   const shared = sharedDir();
+  schemas.push(schema);
   const hosts: { p: Project; runs: Running[] }[] = [];
   let store: Store | null = null;
 
   afterAll(async () => {
     for (const h of hosts) await cleanUp(h.p, h.runs);
     await store?.close();
-    await dropSchema(schema);
+    for (const name of schemas) await dropSchema(name);
     removeShared(shared);
   });
 
@@ -125,5 +128,41 @@ describe.runIf(ready)("two hosts sharing one PostgreSQL store", () => {
         `last of A's jobs completed on B ${lastOfA - killedAt} ms after it (lease 4 s); ${retried.length} jobs ran again (attempt > 1), ` +
         `${twice.length} side effects seen twice`,
     );
+  });
+
+  it("a trigger with host: is polled only by its own host; both hosts' workers run its jobs", async () => {
+    const pinned = freshSchemaName("vigil_pinned");
+    schemas.push(pinned);
+    const files = sharedDir();
+    const a = { p: makeHost(pinned, files, "host-b"), runs: [] as Running[] };
+    const b = { p: makeHost(pinned, files, "host-b"), runs: [] as Running[] };
+    hosts.push(a, b);
+    const ps = await openPostgresStore(PG_URL, { schema: pinned });
+    try {
+      // Host A first: its triggers process runs but skips the trigger owned by host-b.
+      a.runs.push(startHost(a.p, "host-a", files));
+      await allRunning(a.p, a.runs[0], 45_000);
+      appendRecords(files, 0, 20, 200);
+      const rowsA = (await snapshot(a.p))!;
+      expect(rowsA.services.map((r) => r.name).sort()).toEqual(["triggers", "workers:1", "workers:2"]);
+      expect(rowsA.triggers).toEqual([]);
+      b.runs.push(startHost(b.p, "host-b", files));
+      await allRunning(b.p, b.runs[0], 45_000);
+      const all = await waitFor("every line through both stages", async () => {
+        const jobs = await ps.list({ limit: 0 });
+        return jobs.length === 40 && jobs.every((j) => j.state === "completed") ? jobs : null;
+      }, 90_000, 200);
+      expect((await snapshot(b.p))!.triggers.find((t) => t.name === "feed")).toMatchObject({ host: "host-b", leader: true });
+      expect((await snapshot(a.p))!.triggers).toEqual([]);
+      const ns = all.filter((j) => j.queue === "first").map((j) => (j.payload as { n: number }).n).sort((x, y) => x - y);
+      expect(ns).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      const by: Record<string, number> = {};
+      for (const j of all) by[(j.result as { by: string }).by] = (by[(j.result as { by: string }).by] ?? 0) + 1;
+      expect(Object.keys(by).every((h) => h === "host-a" || h === "host-b")).toBe(true);
+      console.log(`pinned trigger: 20 lines polled on host-b only; jobs run by ${JSON.stringify(by)}`);
+    } finally {
+      await ps.close();
+      removeShared(files);
+    }
   });
 });
