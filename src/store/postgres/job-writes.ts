@@ -285,7 +285,7 @@ async function completeAndClaimAtOnce(
   // No queue with room: the claim is empty and the completions go alone.
   const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseUntil: 0, workerId: "", prefix: "" };
   const s = ctx.sql.completeAndClaim;
-  const rows = await ctx.db.query<JobRow & { done_ids: number[] }>(
+  const rows = await ctx.db.query<JobRow & { done_ids: number[] | null }>(
     s.text,
     [
       send.map((i) => items[i]!.lease.jobId),
@@ -300,7 +300,7 @@ async function completeAndClaimAtOnce(
     ],
     s.name,
   );
-  const doneIds = new Set(rows[0]?.done_ids ?? []);
+  const doneIds = new Set(rows.find((r) => r.done_ids !== null)?.done_ids ?? []);
   const done = new Set(send.filter((i) => doneIds.has(items[i]!.lease.jobId)));
   const leased = rows.filter((r) => r.id !== null);
   return {
@@ -366,7 +366,7 @@ async function runCompletions(
   }
   const next = flat.map((f) => ({ ...f, ...placement(f.it, now) }));
   const s: Stmt = ctx.sql.completeMany;
-  const rows = await q.query<JobRow & { done_ids: number[]; done_roots: number[] }>(
+  const rows = await q.query<JobRow & { done_ids: number[] | null; done_roots: number[] }>(
     s.text,
     [
       send.map((i) => items[i]!.lease.jobId),
@@ -384,8 +384,8 @@ async function runCompletions(
     ],
     s.name,
   );
-  const doneIds = rows[0]?.done_ids ?? [];
-  const roots = new Map(doneIds.map((id, j) => [id, rows[0]!.done_roots[j]!]));
+  const agg = rows.find((r) => r.done_ids !== null);
+  const roots = new Map((agg?.done_ids ?? []).map((id, j) => [id, agg!.done_roots[j]!]));
   const done = new Set(send.filter((i) => roots.has(items[i]!.lease.jobId)));
   // Created rows come back in the order their specs were given (ids ascend with it).
   const created = rows.filter((r) => r.id !== null).sort((a, b) => a.id - b.id);
