@@ -130,6 +130,7 @@ export const API_ROUTES: ApiRoute[] = [
       const report = await buildReport(ctx.store, {
         since: ctx.store.clock.now() - window,
         services: snap?.services.map((s) => s.name),
+        host: snap?.supervisor?.host,
       });
       return { body: report };
     },
