@@ -78,3 +78,15 @@ export async function withStore<T>(cmd: Command, fn: (store: Store, ctx: CliCont
     await store.close();
   }
 }
+
+/**
+ * Opens the store read-only for commands that must report on a broken store rather than
+ * fail on it (`health`, `doctor`): the error, if any, is returned as a sentence.
+ */
+export async function tryOpenContextStore(ctx: CliContext): Promise<{ store: Store | null; storeError?: string }> {
+  try {
+    return { store: await openContextStore(ctx, { readOnly: true }) };
+  } catch (err) {
+    return { store: null, storeError: (err as Error).message };
+  }
+}

@@ -11,16 +11,10 @@ export function register(program: Command): void {
     .description("diagnose: integrity, stale pid files, orphans, dead workers' leases, slow queues, recent incidents")
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }, cmd: Command) => {
-      const { loadContext, openContextStore } = await import("./context.js");
+      const { loadContext, tryOpenContextStore } = await import("./context.js");
       const { diagnose } = await import("../health/doctor.js");
       const ctx = await loadContext(cmd);
-      let store = null;
-      let storeError: string | undefined;
-      try {
-        store = await openContextStore(ctx, { readOnly: true });
-      } catch (err) {
-        storeError = (err as Error).message;
-      }
+      const { store, storeError } = await tryOpenContextStore(ctx);
       try {
         const findings = await diagnose({ store, storeError, dir: ctx.dir, host: ctx.config?.host });
         if (flags.json) printJson(findings);

@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .description("run the health checks; exit 0 healthy, 1 degraded, 2 unhealthy")
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }, cmd: Command) => {
-      const { loadContext, openContextStore } = await import("./context.js");
+      const { loadContext, tryOpenContextStore } = await import("./context.js");
       const { runHealthChecks, exitCodeFor } = await import("../health/checks.js");
       const { sqliteFileOf } = await import("../health/backup.js");
       const { vigilPaths } = await import("../supervisor/paths.js");
@@ -30,13 +30,7 @@ export function register(program: Command): void {
         return;
       }
       const config = ctx.config ?? configSchema.parse({});
-      let store = null;
-      let storeError: string | undefined;
-      try {
-        store = await openContextStore(ctx, { readOnly: true });
-      } catch (err) {
-        storeError = (err as Error).message;
-      }
+      const { store, storeError } = await tryOpenContextStore(ctx);
       try {
         const report = await runHealthChecks({
           store,
