@@ -35,6 +35,13 @@ export interface StoreCaps {
    * and polls only rarely; without it a worker polls every second.
    */
   notifyScheduled?: boolean;
+  /**
+   * Optional: how many jobs a claim should ask for to amortise a round trip. A worker may
+   * use it as the floor of its default claim-ahead (`prefetch`) for queues whose handlers
+   * are quick, where the store's per-round-trip cost, not the handlers, sets the pace.
+   * Absent: the store is cheap to ask often (SQLite, in process).
+   */
+  claimBatchHint?: number;
 }
 
 export interface ClaimRequest {

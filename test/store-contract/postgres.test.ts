@@ -163,6 +163,25 @@ describe.runIf(await requirePg("the PostgreSQL store specifics"))("postgres stor
     expect((await store.list({ queue: "next", limit: 0 })).length).toBe(4);
   });
 
+  it("completeAndClaim at the claim batch hint: one full batch completed, the next leased, a stale token refused", async () => {
+    const store = await open({ clock: new ManualClock() });
+    const hint = store.caps.claimBatchHint!;
+    expect(hint).toBeGreaterThanOrEqual(100);
+    await store.enqueueMany(Array.from({ length: 2 * hint }, (_, i) => ({ queue: "q", payload: i })));
+    const first = await store.claim({ workerId: "w", queues: { q: hint }, leaseMs: 10_000 });
+    expect(first.map((l) => l.job.payload)).toEqual(Array.from({ length: hint }, (_, i) => i));
+    const items = first.map((lease, i) => ({ lease: i === 7 ? { ...lease, token: "stale" } : lease, result: i }));
+    const { outcomes, leases } = await store.completeAndClaim!(items, { workerId: "w2", queues: { q: hint }, leaseMs: 10_000 });
+    expect(outcomes.map((o, i) => (o.ok ? "ok" : `${i}:${(o.error as VigilError).code}`)).filter((o) => o !== "ok")).toEqual([
+      "7:LEASE_LOST",
+    ]);
+    expect(leases.map((l) => l.job.payload)).toEqual(Array.from({ length: hint }, (_, i) => hint + i));
+    expect(new Set([...first, ...leases].map((l) => l.token)).size).toBe(2 * hint);
+    expect(leases.every((l) => l.workerId === "w2" && l.job.state === "active" && l.job.attempt === 1)).toBe(true);
+    expect((await store.stats())["q"]).toMatchObject({ completed: hint - 1, active: hint + 1, waiting: 0 });
+    expect((await store.get(first[3]!.jobId))?.result).toBe(3);
+  });
+
   it("a dropped connection (pooled or listening) is replaced: queries and wake-ups carry on", async () => {
     const schema = freshSchemaName("vigil_drop");
     const store = await open({ schema });

@@ -80,9 +80,17 @@ export async function openPostgresStore(url: string, opts: StoreOptions = {}): P
   return store;
 }
 
+/**
+ * Jobs a claim should ask for (1000). A round trip with its commit costs a few ms here
+ * whatever its size, and each job about 13 µs of server time (claim and completion, both
+ * in one statement): measured with 20k no-op jobs and one worker at concurrency 1, 10 and
+ * 50, claim-ahead of 10 drained ~4k jobs/s, 500 ~13-20k, 1000 ~31-35k, 2000 ~25-29k.
+ */
+export const CLAIM_BATCH_HINT = 1000;
+
 class PostgresStore implements Store {
   readonly kind = "postgres" as const;
-  readonly caps: StoreCaps = { notify: true, multiHost: true };
+  readonly caps: StoreCaps = { notify: true, multiHost: true, claimBatchHint: CLAIM_BATCH_HINT };
   readonly location: string;
   readonly clock: Clock;
   readonly db: Db;
