@@ -207,6 +207,9 @@ export class Supervisor extends EventEmitter {
 
   /** Ends what a dead previous supervisor left and frees its workers' jobs. */
   private async cleanUp(stalePid: number | null): Promise<void> {
+    // The project is supervised again: a stop (or crash) of the previous supervisor that is
+    // still open ends now, so its downtime counts in the report instead of growing forever.
+    await this.incidents.resolve(SUPERVISOR_SERVICE);
     const { found, killed } = await killOrphans(this.paths.childrenFile, this.timing.killTimeoutMs, this.log);
     for (const rec of found) if (rec.workerId) await this.releaseWorker(rec.workerId, "previous supervisor gone");
     if (stalePid !== null) {
