@@ -62,12 +62,7 @@ export const queueSchema = z
       .default({ base: 1000, max: 300_000 }),
     /** Lease length (default 10 s, renewed every third of it). */
     lease: duration("10s"),
-    /**
-     * Jobs one worker process leases ahead of its free slots, so quick jobs run back to
-     * back without a store round trip each (default 10; 0 turns it off). Used only while
-     * the queue's handlers take ~20 ms or less; buffered jobs are renewed, and given back
-     * without counting an attempt when the worker stops.
-     */
+    /** Jobs a worker process leases ahead of its free slots so quick jobs (~20 ms or less) run back to back; renewed, given back uncounted on stop (default 10; 0 turns it off). */
     prefetch: z.number().int().min(0).max(1000).optional(),
     /** Stalls (lease lost, worker died) before a job is dead (default 3). */
     maxStalls: z.number().int().min(1).max(100).default(3),
