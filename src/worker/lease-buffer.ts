@@ -41,8 +41,12 @@ interface Held {
 /** One queue's buffered leases and handler pace. */
 class QueueBuffer {
   readonly held: Held[] = [];
-  /** Moving average of handler run time, ms; starts at 0 so a new worker prefetches. */
-  avgRunMs = 0;
+  /**
+   * Moving average of handler run time, ms; unknown until a handler of the queue has run,
+   * and nothing is leased ahead until then (a queue of hour-long jobs must not start by
+   * holding ten of them).
+   */
+  avgRunMs: number | undefined;
 }
 
 /** The buffered leases of every queue of a worker; see the file comment. */
@@ -62,8 +66,14 @@ export class LeaseBuffer {
   /** How many more jobs of `queue` to lease ahead now, given its `prefetch` setting. */
   room(queue: string, prefetch: number): number {
     const b = this.at(queue);
-    if (prefetch <= 0 || b.avgRunMs > PREFETCH_MAX_RUN_MS) return 0;
+    if (prefetch <= 0 || !this.quick(queue)) return 0;
     return Math.max(0, prefetch - b.held.length);
+  }
+
+  /** Whether the queue's handlers are known to be quick enough to lease ahead for. */
+  quick(queue: string): boolean {
+    const avg = this.at(queue).avgRunMs;
+    return avg !== undefined && avg <= PREFETCH_MAX_RUN_MS;
   }
 
   size(queue?: string): number {
@@ -112,16 +122,18 @@ export class LeaseBuffer {
     return false;
   }
 
-  /** Empties the buffer (a stop gives these back). */
-  takeAll(): Lease[] {
+  /** Empties the buffer, or one queue's part of it (to be given back). */
+  takeAll(queue?: string): Lease[] {
     const out: Lease[] = [];
-    for (const b of this.queues.values()) out.push(...b.held.splice(0).map((h) => h.lease));
+    for (const [name, b] of this.queues) {
+      if (queue === undefined || name === queue) out.push(...b.held.splice(0).map((h) => h.lease));
+    }
     return out;
   }
 
   /** A handler of `queue` ran for `ms`. */
   ran(queue: string, ms: number): void {
     const b = this.at(queue);
-    b.avgRunMs += (ms - b.avgRunMs) * RUN_EWMA_WEIGHT;
+    b.avgRunMs = b.avgRunMs === undefined ? ms : b.avgRunMs + (ms - b.avgRunMs) * RUN_EWMA_WEIGHT;
   }
 }

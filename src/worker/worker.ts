@@ -206,6 +206,8 @@ export class Worker extends EventEmitter {
     this.running.delete(run.jobId);
     this.active.set(run.q.name, this.active.get(run.q.name)! - 1);
     this.buffer.ran(run.q.name, Date.now() - run.startedAt);
+    // Handlers turned slow: jobs held ahead would wait a whole run each; let others have them.
+    if (!this.buffer.quick(run.q.name)) for (const l of this.buffer.takeAll(run.q.name)) this.giveBack(l);
     this.checkIdle();
     if (!run.gone) {
       if (ok) this.handOn(run, value);

@@ -143,18 +143,41 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
         prefetch: 3,
         handler: (j, ctx) => {
           started.push(j.id);
+          if (j.payload === "quick") return Promise.resolve(null);
           return new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve(null)));
         },
       },
     });
+    // Nothing is leased ahead until a handler of the queue has shown it is quick.
+    const { job: quick } = await store.enqueue("q", "quick");
+    await waitFor("the quick job", async () => (await job(quick.id)).state === "completed");
     await store.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ queue: "q", payload: i })));
     await waitFor("1 running and 3 leased ahead", async () => (await store.stats())["q"]?.active === 4, 20_000, 10);
-    expect(started).toHaveLength(1);
+    expect(started).toHaveLength(2);
     expect((await store.stats())["q"]).toMatchObject({ active: 4, waiting: 6 });
     await w.stop({ timeoutMs: 0 });
-    const all = await store.list({ queue: "q", limit: 0 });
+    const all = (await store.list({ queue: "q", limit: 0 })).filter((j) => j.id !== quick.id);
     expect(all.map((j) => [j.state, j.attempt])).toEqual(Array.from({ length: 10 }, () => ["waiting", 0]));
-    expect(started).toHaveLength(1);
+    expect(started).toHaveLength(2);
+  });
+
+  it("leases nothing ahead for a queue whose handlers are slow", async () => {
+    await open();
+    const activeAtStart: number[] = [];
+    run(store, {
+      q: {
+        concurrency: 1,
+        prefetch: 5,
+        handler: async () => {
+          activeAtStart.push((await store.stats())["q"]!.active);
+          await new Promise((r) => setTimeout(r, 60));
+          return null;
+        },
+      },
+    });
+    await store.enqueueMany(Array.from({ length: 4 }, (_, i) => ({ queue: "q", payload: i })));
+    await waitFor("all 4 completed", async () => (await store.stats())["q"]?.completed === 4);
+    expect(activeAtStart).toEqual([1, 1, 1, 1]);
   });
 
   it("gives back a buffered job whose lease ran low instead of starting it", async () => {
@@ -178,12 +201,15 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
         prefetch: 1,
         lease: 60_000,
         handler: async (j) => {
+          if (j.payload === "quick") return null;
           events.push(`start ${j.id} attempt ${j.attempt} released ${released.includes(j.id)}`);
           if (j.payload === "first") await first.wait;
           return null;
         },
       },
     });
+    const { job: quick } = await store.enqueue("q", "quick");
+    await waitFor("the quick job", async () => (await job(quick.id)).state === "completed");
     const { job: a } = await store.enqueue("q", "first");
     const { job: b } = await store.enqueue("q", "second");
     await waitFor("the second job leased ahead", async () => (await job(b.id)).state === "active", 20_000, 10);
@@ -217,6 +243,7 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
         prefetch: 2,
         lease: 300, // renewed every 100 ms: the cancel is noticed quickly
         handler: async (j) => {
+          if (j.payload === "quick") return null;
           started.push(j.id);
           if (j.payload === "first") await first.wait;
           return null;
@@ -224,6 +251,8 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
       },
     });
     w.on("lease-lost", (l) => lost.push(l));
+    const { job: quick } = await store.enqueue("q", "quick");
+    await waitFor("the quick job", async () => (await job(quick.id)).state === "completed");
     const { job: a } = await store.enqueue("q", "first");
     const { job: b } = await store.enqueue("q", "second");
     await waitFor("the second job leased ahead", async () => (await job(b.id)).state === "active", 20_000, 10);
