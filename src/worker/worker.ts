@@ -7,9 +7,9 @@
  * - Renews every lease it holds every lease/3 in one `renewMany`; a lost lease aborts that
  *   job's signal and discards its result.
  * - Group-commits completions (see committer.ts), with next-stage jobs in the same
- *   transaction (see src/pipeline/).
+ *   transaction (see src/pipeline/); failed attempts become retries or dead jobs in outcomes.ts.
  * - Times handlers out, watches their heartbeats, and reports a handler that does not
- *   settle `killGrace` after its abort as wedged.
+ *   settle `killGrace` after its abort as wedged (timeouts.ts).
  * - Sends a process heartbeat every second from the main loop (protocol.ts).
  * - `stop()` drains: stops claiming, lets in-flight jobs finish up to `shutdownTimeout`,
  *   gives the rest back without counting an attempt, and commits every completion before
@@ -25,13 +25,10 @@ import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
 import { LeaseLostError, VigilError } from "../core/errors.js";
 import type { Lease, LeaseRef } from "../core/types.js";
-import type { CompleteOutcome, Store } from "../store/store.js";
-import { checkRounds } from "../pipeline/rounds.js";
-import { nextJobs } from "../pipeline/route.js";
+import type { Store } from "../store/store.js";
 import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
-import { Committer, type PendingCompletion } from "./committer.js";
+import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
-import { decideFailure } from "./failure.js";
 import { ProcessHeartbeat } from "./heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
 import { LeaseBuffer } from "./lease-buffer.js";
@@ -39,10 +36,13 @@ import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   queueSettings,
   type QueueSettings,
-  type WedgedInfo,
   type WorkerOptions,
 } from "./options.js";
+import { Outcomes } from "./outcomes.js";
+import { TimeoutWatch } from "./timeouts.js";
 import type { ActiveJobInfo, WorkerMessage } from "./protocol.js";
+
+export { RoundsExceededError } from "./outcomes.js";
 
 /** Runs handlers for named queues against a store; see the file comment and DESIGN.md. */
 export class Worker extends EventEmitter {
@@ -55,6 +55,8 @@ export class Worker extends EventEmitter {
   private readonly finishing = new Set<JobRun>();
   private readonly outstanding = new Set<Promise<unknown>>();
   private readonly committer: Committer;
+  private readonly outcomes: Outcomes;
+  private readonly timeouts: TimeoutWatch;
   private readonly buffer: LeaseBuffer;
   private readonly heartbeat: ProcessHeartbeat;
   private readonly testCrash = process.env.VIGIL_TEST_CRASH === "before-complete";
@@ -81,8 +83,31 @@ export class Worker extends EventEmitter {
       opts.logger ?? pino({ level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid } });
     this.log = this.log.child({ workerId: this.workerId });
     this.buffer = new LeaseBuffer(this.queues.keys());
+    this.outcomes = new Outcomes({
+      store,
+      log: this.log,
+      queues: this.queues,
+      stages: opts.stages,
+      committer: () => this.committer,
+      finishing: this.finishing,
+      track: (p) => this.track(p),
+      emit: (event, info) => this.emit(event, info),
+      listening: (event) => this.listenerCount(event) > 0,
+      wakeAt: (at) => this.claims.wakeAt(at),
+      leaseLost: (jobId, queue) => this.onLeaseLost(jobId, queue),
+      storeError: (err, doing) => this.storeError(err, doing),
+    });
+    this.timeouts = new TimeoutWatch({
+      running: this.running,
+      log: this.log,
+      send: (m) => this.send(m),
+      emit: (event, info) => this.emit(event, info),
+      failRun: (run, err, outcome) => this.outcomes.failRun(run, err, outcome),
+      checkIdle: () => this.checkIdle(),
+      onWedged: (info) => this.opts.onWedged?.(info),
+    });
     this.committer = new Committer(store, {
-      onOutcome: (item, outcome) => this.onCommitted(item, outcome),
+      onOutcome: (item, outcome) => this.outcomes.committed(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
       claim: () => this.claims.borrow(),
@@ -101,7 +126,7 @@ export class Worker extends EventEmitter {
       onReaped: (n) => this.log.info({ reaped: n }, "returned jobs with expired leases"),
       track: (p) => this.track(p),
     });
-    this.deadlines = new EarliestTimer((now) => this.sweepDeadlines(now));
+    this.deadlines = new EarliestTimer((now) => this.timeouts.sweep(now));
   }
 
   /** Starts claiming. Returns `this` so `new Worker(...).start()` keeps the worker. */
@@ -182,7 +207,7 @@ export class Worker extends EventEmitter {
   private runJob(lease: Lease, q: QueueSettings): void {
     const run = new JobRun(lease, q, this.log, Date.now(), {
       onHeartbeatTimeout: (r) =>
-        this.onTimeout(r, new JobTimeoutError(`no heartbeat for ${r.q.heartbeatTimeout} ms`, "heartbeat")),
+        this.timeouts.timedOut(r, new JobTimeoutError(`no heartbeat for ${r.q.heartbeatTimeout} ms`, "heartbeat")),
     });
     this.running.set(run.jobId, run);
     this.active.set(q.name, this.active.get(q.name)! + 1);
@@ -210,112 +235,12 @@ export class Worker extends EventEmitter {
     if (!this.buffer.quick(run.q.name)) for (const l of this.buffer.takeAll(run.q.name)) this.giveBack(l);
     this.checkIdle();
     if (!run.gone) {
-      if (ok) this.handOn(run, value);
-      else this.failRun(run, value, "error");
+      if (ok) this.outcomes.handOn(run, value);
+      else this.outcomes.failRun(run, value, "error");
     }
     // After the completion is queued, so its commit (and the claim riding on it) goes first.
     this.runBuffered(run.q);
     this.claims.request();
-  }
-
-  /** The result becomes a completion, with next-stage jobs if the queue or result says so. */
-  private handOn(run: JobRun, result: unknown): void {
-    const next = nextJobs(result, run.q.next, (queue) => this.stageInfo(queue)?.attempts);
-    const item: PendingCompletion = { lease: run.lease, queue: run.q.name, result, next: next.length ? next : undefined };
-    if (!next.some((n) => this.stageInfo(n.queue)?.maxRounds !== undefined)) {
-      this.committer.add(item);
-      return;
-    }
-    this.finishing.add(run);
-    this.track(
-      checkRounds(this.store, run.lease.job, next, (queue) => this.stageInfo(queue)?.maxRounds)
-        .then((reason) => {
-          if (reason === null) this.committer.add(item);
-          else this.failRun(run, new RoundsExceededError(reason), "error", true);
-        })
-        .catch((err) => {
-          this.storeError(err, "checking maxRounds");
-          this.failRun(run, err, "error");
-        })
-        .finally(() => this.finishing.delete(run)),
-    );
-  }
-
-  private stageInfo(queue: string): { maxRounds?: number; attempts?: number } | undefined {
-    const q = this.queues.get(queue);
-    const s = this.opts.stages?.[queue];
-    if (!q && !s) return undefined;
-    return { maxRounds: s?.maxRounds ?? q?.maxRounds, attempts: s?.attempts ?? q?.attempts };
-  }
-
-  private failRun(run: JobRun, err: unknown, outcome: "error" | "timeout", dead = false): void {
-    const now = this.store.clock.now();
-    const d = decideFailure(err, run.lease.job, run.q, now, outcome);
-    const retryAt = dead ? undefined : d.retryAt;
-    this.finishing.add(run);
-    this.track(
-      this.store
-        .fail(run.lease, d.error, retryAt === undefined ? {} : { retryAt })
-        .then(
-          () => {
-            const info = { jobId: run.jobId, queue: run.q.name, error: d.error, retryAt, dead: retryAt === undefined };
-            this.log[info.dead ? "warn" : "info"](
-              { jobId: run.jobId, queue: run.q.name, attempt: run.job.attempt, err: d.error.message, retryAt },
-              info.dead ? "job is dead" : "attempt failed; will retry",
-            );
-            this.emit("failed", info);
-            if (retryAt !== undefined) this.claims.wakeAt(retryAt - now + Date.now());
-          },
-          (e) => this.onStoreRefused(run.lease, run.q.name, e, "recording a failed attempt"),
-        )
-        .finally(() => this.finishing.delete(run)),
-    );
-  }
-
-  /** Times out every handler past its deadline; returns the next deadline. */
-  private sweepDeadlines(now: number): number {
-    let next = Infinity;
-    for (const run of this.running.values()) {
-      if (run.timedOut) continue;
-      if (run.deadline <= now) {
-        this.onTimeout(run, new JobTimeoutError(`timed out after ${run.q.timeout} ms`, "timeout"));
-      } else if (run.deadline < next) {
-        next = run.deadline;
-      }
-    }
-    return next;
-  }
-
-  private onTimeout(run: JobRun, reason: JobTimeoutError): void {
-    if (run.settled || run.wedged || run.timedOut) return;
-    run.timedOut = true;
-    run.stopHeartbeatWatch();
-    const wasOurs = !run.gone;
-    run.gone = true;
-    run.abort(reason);
-    if (wasOurs) {
-      const timeoutMs = reason.kind === "timeout" ? run.q.timeout : (run.q.heartbeatTimeout ?? 0);
-      this.send({ t: "job-timeout", jobId: run.jobId, queue: run.q.name, timeoutMs });
-      this.emit("timeout", { jobId: run.jobId, queue: run.q.name, timeoutMs });
-      this.log.warn({ jobId: run.jobId, queue: run.q.name }, reason.message);
-      this.failRun(run, reason, "timeout");
-    }
-    run.graceTimer ??= setTimeout(() => this.onWedged(run, reason.message), run.q.killGrace);
-    this.checkIdle();
-  }
-
-  private onWedged(run: JobRun, why: string): void {
-    if (run.settled) return;
-    run.wedged = true;
-    const info: WedgedInfo = {
-      jobId: run.jobId,
-      queue: run.q.name,
-      reason: `${why}; the handler did not settle within ${run.q.killGrace} ms of its abort`,
-    };
-    this.log.error(info, "handler is wedged");
-    this.send({ t: "wedged", ...info });
-    this.emit("wedged", info);
-    this.opts.onWedged?.(info);
   }
 
   // --- leases and completions -------------------------------------------------------
@@ -368,42 +293,12 @@ export class Worker extends EventEmitter {
       run.gone = true;
       run.abort(new LeaseLostError(jobId));
       // Its signal is aborted; a handler that ignores that is as wedged as a timed-out one.
-      run.graceTimer ??= setTimeout(() => this.onWedged(run, "its lease was lost"), run.q.killGrace);
+      this.timeouts.armWedge(run, "its lease was lost");
       this.checkIdle();
     }
     const queue = run?.q.name ?? queueName ?? "?";
     this.log.warn({ jobId, queue }, "lease lost: another worker has the job or it was cancelled; result discarded");
     this.emit("lease-lost", { jobId, queue });
-  }
-
-  private onCommitted(item: PendingCompletion, outcome: CompleteOutcome): void {
-    if (outcome.ok) {
-      if (this.listenerCount("completed") > 0) {
-        this.emit("completed", { jobId: item.lease.jobId, queue: item.queue, result: item.result, next: outcome.next });
-      }
-      return;
-    }
-    const err = outcome.error;
-    if (err instanceof LeaseLostError || (err as VigilError).code === "LEASE_LOST") {
-      this.onLeaseLost(item.lease.jobId, item.queue);
-      return;
-    }
-    // The result itself cannot be stored (too large, not JSON, a bad next queue): that will
-    // not change on a retry, so the job is dead with the reason.
-    const q = this.queues.get(item.queue)!;
-    this.track(
-      this.store
-        .fail(item.lease, { message: `the result could not be stored: ${err.message}`, outcome: "error" })
-        .then(
-          () => this.emit("failed", { jobId: item.lease.jobId, queue: q.name, error: err, dead: true }),
-          (e) => this.onStoreRefused(item.lease, q.name, e, "recording an unstorable result"),
-        ),
-    );
-  }
-
-  private onStoreRefused(lease: LeaseRef, queue: string, err: unknown, doing: string): void {
-    if (err instanceof LeaseLostError || (err as VigilError)?.code === "LEASE_LOST") this.onLeaseLost(lease.jobId, queue);
-    else this.storeError(err, `${doing} for job ${lease.jobId} on ${queue}`);
   }
 
   private storeError(err: unknown, doing: string): void {
@@ -450,7 +345,7 @@ export class Worker extends EventEmitter {
       if (run.gone) continue;
       run.gone = true;
       run.abort(new ShutdownAbortError());
-      this.track(this.store.release(run.lease).catch((e) => this.onStoreRefused(run.lease, run.q.name, e, "giving back a job")));
+      this.track(this.store.release(run.lease).catch((e) => this.outcomes.storeRefused(run.lease, run.q.name, e, "giving back a job")));
     }
     // Completions first, then whatever their outcomes started (fails), until all is quiet.
     while (this.outstanding.size > 0 || this.committer.size > 0) {
@@ -478,13 +373,5 @@ export class Worker extends EventEmitter {
       // The callback swallows a channel closed between the check and the send.
       process.send(m, undefined, undefined, () => {});
     }
-  }
-}
-
-/** A hand-off refused by `maxRounds`; the job goes to `dead` with this message. */
-export class RoundsExceededError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "RoundsExceededError";
   }
 }

@@ -1,0 +1,139 @@
+/**
+ * What becomes of a settled attempt: a completion (with next-stage jobs, after the
+ * `maxRounds` check when a next stage has one), a failed attempt (retry or dead, decided by
+ * failure.ts), or a dead job whose result could not be stored. The Worker owns the state;
+ * this file owns the decisions and their store calls, reporting back through `OutcomeHost`.
+ */
+import type { Logger } from "pino";
+import { LeaseLostError, type VigilError } from "../core/errors.js";
+import type { LeaseRef } from "../core/types.js";
+import type { CompleteOutcome, Store } from "../store/store.js";
+import { checkRounds } from "../pipeline/rounds.js";
+import { nextJobs } from "../pipeline/route.js";
+import type { Committer, PendingCompletion } from "./committer.js";
+import { decideFailure } from "./failure.js";
+import type { JobRun } from "./job-run.js";
+import type { QueueSettings, WorkerOptions } from "./options.js";
+
+/** What the outcome recording needs from the Worker that owns the runs. */
+export interface OutcomeHost {
+  readonly store: Store;
+  readonly log: Logger;
+  readonly queues: ReadonlyMap<string, QueueSettings>;
+  readonly stages: WorkerOptions["stages"];
+  readonly committer: () => Committer;
+  /** Runs whose handler settled and whose fail or rounds check is still in flight. */
+  readonly finishing: Set<JobRun>;
+  readonly track: (p: Promise<unknown>) => void;
+  /** Emits a Worker event (`completed`, `failed`). */
+  readonly emit: (event: string, info: unknown) => void;
+  readonly listening: (event: string) => boolean;
+  /** Wakes the claim loop at a `Date.now()` time (ms), for a retry coming due. */
+  readonly wakeAt: (at: number) => void;
+  readonly leaseLost: (jobId: number, queue: string) => void;
+  readonly storeError: (err: unknown, doing: string) => void;
+}
+
+/** Records settled attempts for a Worker; see the file comment. */
+export class Outcomes {
+  constructor(private readonly host: OutcomeHost) {}
+
+  /** The result becomes a completion, with next-stage jobs if the queue or result says so. */
+  handOn(run: JobRun, result: unknown): void {
+    const h = this.host;
+    const next = nextJobs(result, run.q.next, (queue) => this.stageInfo(queue)?.attempts);
+    const item: PendingCompletion = { lease: run.lease, queue: run.q.name, result, next: next.length ? next : undefined };
+    if (!next.some((n) => this.stageInfo(n.queue)?.maxRounds !== undefined)) {
+      h.committer().add(item);
+      return;
+    }
+    h.finishing.add(run);
+    h.track(
+      checkRounds(h.store, run.lease.job, next, (queue) => this.stageInfo(queue)?.maxRounds)
+        .then((reason) => {
+          if (reason === null) h.committer().add(item);
+          else this.failRun(run, new RoundsExceededError(reason), "error", true);
+        })
+        .catch((err) => {
+          h.storeError(err, "checking maxRounds");
+          this.failRun(run, err, "error");
+        })
+        .finally(() => h.finishing.delete(run)),
+    );
+  }
+
+  /** Records a failed attempt: retry at the decided time, or dead (always when `dead`). */
+  failRun(run: JobRun, err: unknown, outcome: "error" | "timeout", dead = false): void {
+    const h = this.host;
+    const now = h.store.clock.now();
+    const d = decideFailure(err, run.lease.job, run.q, now, outcome);
+    const retryAt = dead ? undefined : d.retryAt;
+    h.finishing.add(run);
+    h.track(
+      h.store
+        .fail(run.lease, d.error, retryAt === undefined ? {} : { retryAt })
+        .then(
+          () => {
+            const info = { jobId: run.jobId, queue: run.q.name, error: d.error, retryAt, dead: retryAt === undefined };
+            h.log[info.dead ? "warn" : "info"](
+              { jobId: run.jobId, queue: run.q.name, attempt: run.job.attempt, err: d.error.message, retryAt },
+              info.dead ? "job is dead" : "attempt failed; will retry",
+            );
+            h.emit("failed", info);
+            if (retryAt !== undefined) h.wakeAt(retryAt - now + Date.now());
+          },
+          (e) => this.storeRefused(run.lease, run.q.name, e, "recording a failed attempt"),
+        )
+        .finally(() => h.finishing.delete(run)),
+    );
+  }
+
+  /** A group commit's outcome for one completion. */
+  committed(item: PendingCompletion, outcome: CompleteOutcome): void {
+    const h = this.host;
+    if (outcome.ok) {
+      if (h.listening("completed")) {
+        h.emit("completed", { jobId: item.lease.jobId, queue: item.queue, result: item.result, next: outcome.next });
+      }
+      return;
+    }
+    const err = outcome.error;
+    if (err instanceof LeaseLostError || (err as VigilError).code === "LEASE_LOST") {
+      h.leaseLost(item.lease.jobId, item.queue);
+      return;
+    }
+    // The result itself cannot be stored (too large, not JSON, a bad next queue): that will
+    // not change on a retry, so the job is dead with the reason.
+    const q = h.queues.get(item.queue)!;
+    h.track(
+      h.store
+        .fail(item.lease, { message: `the result could not be stored: ${err.message}`, outcome: "error" })
+        .then(
+          () => h.emit("failed", { jobId: item.lease.jobId, queue: q.name, error: err, dead: true }),
+          (e) => this.storeRefused(item.lease, q.name, e, "recording an unstorable result"),
+        ),
+    );
+  }
+
+  /** A store call about a job failed: a lost lease is news of its own, the rest a store error. */
+  storeRefused(lease: LeaseRef, queue: string, err: unknown, doing: string): void {
+    const h = this.host;
+    if (err instanceof LeaseLostError || (err as VigilError)?.code === "LEASE_LOST") h.leaseLost(lease.jobId, queue);
+    else h.storeError(err, `${doing} for job ${lease.jobId} on ${queue}`);
+  }
+
+  private stageInfo(queue: string): { maxRounds?: number; attempts?: number } | undefined {
+    const q = this.host.queues.get(queue);
+    const s = this.host.stages?.[queue];
+    if (!q && !s) return undefined;
+    return { maxRounds: s?.maxRounds ?? q?.maxRounds, attempts: s?.attempts ?? q?.attempts };
+  }
+}
+
+/** A hand-off refused by `maxRounds`; the job goes to `dead` with this message. */
+export class RoundsExceededError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RoundsExceededError";
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The timeout and wedge watch over running handlers: a handler past its `timeout` (or
+ * silent past its `heartbeatTimeout`) is aborted and its attempt failed as a timeout; a
+ * handler that does not settle `killGrace` after any abort (timeout, lost lease) is
+ * reported as wedged, which ends a worker process so the supervisor replaces it.
+ */
+import type { Logger } from "pino";
+import { JobTimeoutError, type JobRun } from "./job-run.js";
+import type { WedgedInfo } from "./options.js";
+import type { WorkerMessage } from "./protocol.js";
+
+/** What the watch needs from the Worker that owns the runs. */
+export interface TimeoutHost {
+  readonly running: ReadonlyMap<number, JobRun>;
+  readonly log: Logger;
+  /** Reports to the supervisor (IPC) and the `onMessage` option. */
+  readonly send: (m: WorkerMessage) => void;
+  /** Emits a Worker event (`timeout`, `wedged`). */
+  readonly emit: (event: string, info: unknown) => void;
+  readonly failRun: (run: JobRun, err: unknown, outcome: "timeout") => void;
+  /** Lets a drain that waits for owned runs see that one is no longer ours. */
+  readonly checkIdle: () => void;
+  readonly onWedged?: (info: WedgedInfo) => void;
+}
+
+/** Times handlers out and reports wedged ones; see the file comment. */
+export class TimeoutWatch {
+  constructor(private readonly host: TimeoutHost) {}
+
+  /** Times out every handler past its deadline; returns the next deadline (ms, store clock). */
+  sweep(now: number): number {
+    let next = Infinity;
+    for (const run of this.host.running.values()) {
+      if (run.timedOut) continue;
+      if (run.deadline <= now) {
+        this.timedOut(run, new JobTimeoutError(`timed out after ${run.q.timeout} ms`, "timeout"));
+      } else if (run.deadline < next) {
+        next = run.deadline;
+      }
+    }
+    return next;
+  }
+
+  /** Aborts a handler that ran too long or stopped heartbeating, and fails its attempt. */
+  timedOut(run: JobRun, reason: JobTimeoutError): void {
+    const h = this.host;
+    if (run.settled || run.wedged || run.timedOut) return;
+    run.timedOut = true;
+    run.stopHeartbeatWatch();
+    const wasOurs = !run.gone;
+    run.gone = true;
+    run.abort(reason);
+    if (wasOurs) {
+      const timeoutMs = reason.kind === "timeout" ? run.q.timeout : (run.q.heartbeatTimeout ?? 0);
+      h.send({ t: "job-timeout", jobId: run.jobId, queue: run.q.name, timeoutMs });
+      h.emit("timeout", { jobId: run.jobId, queue: run.q.name, timeoutMs });
+      h.log.warn({ jobId: run.jobId, queue: run.q.name }, reason.message);
+      h.failRun(run, reason, "timeout");
+    }
+    this.armWedge(run, reason.message);
+    h.checkIdle();
+  }
+
+  /**
+   * After an abort, gives the handler `killGrace` (per queue, default in options.ts) to
+   * settle; a handler that ignores its aborted signal past that is wedged. Armed once.
+   */
+  armWedge(run: JobRun, why: string): void {
+    run.graceTimer ??= setTimeout(() => this.wedged(run, why), run.q.killGrace);
+  }
+
+  private wedged(run: JobRun, why: string): void {
+    const h = this.host;
+    if (run.settled) return;
+    run.wedged = true;
+    const info: WedgedInfo = {
+      jobId: run.jobId,
+      queue: run.q.name,
+      reason: `${why}; the handler did not settle within ${run.q.killGrace} ms of its abort`,
+    };
+    h.log.error(info, "handler is wedged");
+    h.send({ t: "wedged", ...info });
+    h.emit("wedged", info);
+    h.onWedged?.(info);
+  }
+}
