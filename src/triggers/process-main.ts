@@ -6,15 +6,13 @@
  * trigger process whose loop is stuck is restarted like a worker.
  */
 import { hostname } from "node:os";
-import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { pino } from "pino";
 import { VigilError, describeError } from "../core/errors.js";
 import { loadContext, openContextStore } from "../cli/context.js";
 import { startRetention } from "../health/retention.js";
 import { ProcessHeartbeat } from "../worker/heartbeat.js";
-import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, type WorkerMessage } from "../worker/protocol.js";
-import type { Watchdog } from "../worker/watchdog.js";
+import { onStopRequests, processId, processLogger, startWatchdog } from "../worker/process-setup.js";
+import type { WorkerMessage } from "../worker/protocol.js";
 import { TriggerRunner } from "./runner.js";
 
 /**
@@ -40,19 +38,9 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
     );
   }
   const host = config.host ?? hostname();
-  const owner = process.env[ENV_WORKER_ID] || `${host}:${process.pid}:${randomBytes(3).toString("hex")}`;
-  const logger = pino({
-    level: process.env.VIGIL_LOG_LEVEL ?? "info",
-    base: { pid: process.pid, service: process.env[ENV_SERVICE] ?? "triggers" },
-  });
-
-  let watchdog: Watchdog | undefined;
-  const stackFile = process.env[ENV_STACK_FILE];
-  if (stackFile) {
-    const { Watchdog } = await import("../worker/watchdog.js");
-    watchdog = new Watchdog({ file: stackFile }, (message) => logger.warn({ message }, "watchdog problem"));
-    await watchdog.start();
-  }
+  const owner = processId(host);
+  const logger = processLogger("triggers");
+  const watchdog = await startWatchdog(logger);
 
   const store = await openContextStore(ctx);
   const runner = new TriggerRunner(store, {
@@ -121,16 +109,7 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
     await watchdog?.stop();
     process.exit(0);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("message", (m: unknown) => {
-    if (typeof m === "object" && m !== null && (m as { t?: unknown }).t === "drain") void stop("drain message");
-  });
-  if (process.send) process.on("disconnect", () => void stop("supervisor disconnected"));
-  process.on("uncaughtException", (err) => {
-    logger.fatal({ err: err.message, stack: err.stack }, "uncaught exception; exiting (the supervisor restarts)");
-    process.exit(1);
-  });
+  onStopRequests(logger, (why) => void stop(why));
 
   runner.start();
   heartbeat.start();

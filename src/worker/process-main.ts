@@ -4,9 +4,7 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { pino } from "pino";
 import { BadInputError, VigilError } from "../core/errors.js";
 import { requireDuration } from "../core/duration.js";
 import type { QueueConfig, VigilConfig } from "../config/schema.js";
@@ -15,8 +13,7 @@ import type { Handler } from "../handlers/types.js";
 import { vigilPaths } from "../supervisor/paths.js";
 import { loadContext, openContextStore } from "../cli/context.js";
 import type { QueueOptions } from "./options.js";
-import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID } from "./protocol.js";
-import type { Watchdog } from "./watchdog.js";
+import { onStopRequests, processId, processLogger, startWatchdog } from "./process-setup.js";
 import { Worker } from "./worker.js";
 
 /** Exit code of a worker that drained and stopped. */
@@ -60,16 +57,8 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
       );
     }
   }
-  const workerId =
-    process.env[ENV_WORKER_ID] || `${config.host ?? hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
-  // JSON lines on stdout, which the supervisor collects. If it goes away the pipe breaks
-  // (EPIPE); that must not crash a worker that is draining because of it.
-  const destination = pino.destination({ fd: 1, sync: true });
-  destination.on("error", () => {});
-  const logger = pino(
-    { level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid, service: process.env[ENV_SERVICE] } },
-    destination,
-  );
+  const workerId = processId(config.host ?? hostname());
+  const logger = processLogger();
 
   // Command handlers run in their own process groups; end those a killed worker left.
   const commandsDir = join(vigilPaths(ctx.dir).root, "commands");
@@ -83,14 +72,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
   const queues: Record<string, QueueOptions> = {};
   for (const name of names) queues[name] = await queueOptions(config.queues[name]!, ctx.dir, registry);
 
-  let watchdog: Watchdog | undefined;
-  const stackFile = process.env[ENV_STACK_FILE];
-  if (stackFile) {
-    const { Watchdog } = await import("./watchdog.js");
-    watchdog = new Watchdog({ file: stackFile }, (message) => logger.warn({ message }, "watchdog problem"));
-    // The debugger must be enabled while the main thread is healthy: wait for it.
-    await watchdog.start();
-  }
+  const watchdog = await startWatchdog(logger);
 
   const store = await openContextStore(ctx);
   let exiting = false;
@@ -131,17 +113,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
     logger.info({ why }, "stop requested");
     void finish(EXIT_DRAINED, shutdownTimeout, shutdownTimeout + STOP_SLACK_MS);
   };
-  process.on("SIGTERM", () => drain("SIGTERM"));
-  process.on("SIGINT", () => drain("SIGINT"));
-  process.on("message", (m: unknown) => {
-    if (typeof m === "object" && m !== null && (m as { t?: unknown }).t === "drain") drain("drain message");
-  });
-  // The supervisor went away: an unsupervised worker would run on unwatched, so stop.
-  process.on("disconnect", () => drain("supervisor disconnected"));
-  process.on("uncaughtException", (err) => {
-    logger.fatal({ err: err.message, stack: err.stack }, "uncaught exception; exiting (the supervisor restarts)");
-    process.exit(1);
-  });
+  onStopRequests(logger, drain);
   process.on("unhandledRejection", (err) => {
     logger.error({ err: (err as Error)?.message ?? String(err) }, "unhandled promise rejection in a handler");
   });
