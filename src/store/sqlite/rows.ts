@@ -1,69 +1,16 @@
 /** Rows as SQLite returns them, and their domain forms. */
 import type Database from "better-sqlite3";
-import type {
-  AttemptRecord,
-  Incident,
-  IncidentCause,
-  Job,
-  JobSource,
-  JobState,
-  RejectedRecord,
-} from "../../core/types.js";
+import type { AttemptRecord, Incident, IncidentCause, Job, JobSource } from "../../core/types.js";
+import { jobFromRow, parseJsonOrNull, type JobRowOf } from "../rows.js";
 
-export interface JobRow {
-  id: number;
-  queue: string;
-  state: string;
-  key: string | null;
-  payload: string;
-  result: string | null;
-  error: string | null;
-  attempt: number;
-  max_attempts: number;
-  stalls: number;
-  priority: number;
-  run_at: number;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  parent_id: number | null;
-  root_id: number | null;
-  source: string | null;
-  worker_id: string | null;
-  token: string | null;
-  lease_until: number | null;
-  history: string;
-}
+export { toRejected, type RejectedRow } from "../rows.js";
 
-function parseOrNull(text: string | null): unknown {
-  return text === null ? null : JSON.parse(text);
-}
+/** A jobs-table row as SQLite returns it: `history` is JSON text. */
+export type JobRow = JobRowOf<string>;
 
 export function toJob(r: JobRow): Job {
-  return {
-    id: r.id,
-    queue: r.queue,
-    state: r.state as JobState,
-    key: r.key,
-    payload: JSON.parse(r.payload),
-    result: parseOrNull(r.result),
-    error: r.error,
-    attempt: r.attempt,
-    maxAttempts: r.max_attempts,
-    stalls: r.stalls,
-    priority: r.priority,
-    runAt: r.run_at,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    parentId: r.parent_id,
-    rootId: r.root_id,
-    source: parseOrNull(r.source) as JobSource | null,
-    workerId: r.worker_id,
-    leaseUntil: r.lease_until,
-    // Most jobs never fail: skip the parse on the hot path.
-    history: r.history === "[]" ? [] : (JSON.parse(r.history) as AttemptRecord[]),
-  };
+  // Most jobs never fail: skip the parse on the hot path.
+  return jobFromRow(r, r.history === "[]" ? [] : (JSON.parse(r.history) as AttemptRecord[]));
 }
 
 /** The columns a claim reads, in this order, as a raw array (see `leasedJob`). */
@@ -99,7 +46,7 @@ export function leasedJob(raw: unknown[], workerId: string, now: number, leaseUn
     finishedAt: null,
     parentId,
     rootId,
-    source: parseOrNull(source) as JobSource | null,
+    source: parseJsonOrNull(source) as JobSource | null,
     workerId,
     leaseUntil,
     history: history === "[]" ? [] : (JSON.parse(history) as AttemptRecord[]),
@@ -126,22 +73,6 @@ export function toIncident(r: IncidentRow): Incident {
     recoveredAt: r.recovered_at,
     detail: JSON.parse(r.detail) as Record<string, unknown>,
   };
-}
-
-export interface RejectedRow {
-  trigger: string;
-  reason: string;
-  sample: string;
-  path: string | null;
-  offset: number | null;
-  at: number;
-}
-
-export function toRejected(r: RejectedRow): RejectedRecord {
-  const out: RejectedRecord = { trigger: r.trigger, reason: r.reason, sample: r.sample, at: r.at };
-  if (r.path !== null) out.path = r.path;
-  if (r.offset !== null) out.offset = r.offset;
-  return out;
 }
 
 /** Prepares a statement once per connection and hands back the cached one after that. */
