@@ -5,12 +5,11 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Report } from "../../src/health/report.js";
 import type { StatusSnapshot } from "../../src/health/types.js";
 import {
   allRunning,
-  cleanUp,
   freePort,
   makeProject,
   snapshot,
@@ -18,21 +17,15 @@ import {
   vigil,
   waitFor,
   WORK_HANDLER,
-  type Project,
-  type Running,
+  supervisorTest,
 } from "./supervisor-helpers.js";
 
-let project: Project | null = null;
-const runs: Running[] = [];
-afterEach(async () => {
-  if (project) await cleanUp(project, runs.splice(0));
-  project = null;
-});
+const t = supervisorTest();
 
 describe("HTTP server under vigil start", () => {
   it("serves live status, restarts with the token only, and counts it as manual", async () => {
     const port = await freePort();
-    project = makeProject(
+    t.project = makeProject(
       `queues:
   work: { handler: ./work.mjs }
 services:
@@ -42,9 +35,9 @@ http: { port: ${port} }
 `,
       { "work.mjs": WORK_HANDLER },
     );
-    runs.push(startVigil(project));
-    const rows = await allRunning(project, runs[0]);
-    const p = project;
+    t.runs.push(startVigil(t.project));
+    const rows = await allRunning(t.project, t.runs[0]);
+    const p = t.project;
     const base = `http://127.0.0.1:${port}`;
     const status = await waitFor("the API", async () => {
       const res = await fetch(`${base}/api/status`).catch(() => null);

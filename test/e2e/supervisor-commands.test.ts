@@ -5,21 +5,14 @@
  * restarted. Every case is an incident row, and the replacement's recovery is recorded.
  */
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanUp, freePort, lines, makeProject, openProjectStore, row, snapshot, startVigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
+import { describe, expect, it } from "vitest";
+import { freePort, lines, makeProject, openProjectStore, row, snapshot, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
-let project: Project | null = null;
-let runs: Running[] = [];
-
-afterEach(async () => {
-  if (project) await cleanUp(project, runs);
-  project = null;
-  runs = [];
-});
+const t = supervisorTest();
 
 describe("supervisor with commands", () => {
   it("marks a command that exits at once crash-looping, backs off, alerts, and keeps retrying", async () => {
-    project = makeProject(
+    t.project = makeProject(
       `services:
   quick: { command: [node, quick.mjs] }
 supervision: { stallAfter: 2s, killTimeout: 1s, maxRestarts: 3/1m, crashLoopRetry: 3s }
@@ -32,9 +25,9 @@ alerts:
         "alert.mjs": `import { appendFileSync } from "node:fs"; let s = ""; process.stdin.on("data", (d) => (s += d)); process.stdin.on("end", () => appendFileSync("alerts.log", s.trim().replace(/\\n/g, " ") + "\\n"));`,
       },
     );
-    runs.push(startVigil(project));
-    const spawns = join(project.dir, "spawns.log");
-    const r = await waitFor("crash-looping", async () => ((await row(project!, "quick"))?.state === "crash-looping" ? row(project!, "quick") : null));
+    t.runs.push(startVigil(t.project));
+    const spawns = join(t.project.dir, "spawns.log");
+    const r = await waitFor("crash-looping", async () => ((await row(t.project!, "quick"))?.state === "crash-looping" ? row(t.project!, "quick") : null));
     // 1 start + 3 restarts allowed in the window; the 4th exit trips the limit.
     expect(lines(spawns).length).toBe(4);
     expect(r.nextRestartAt).toBeGreaterThan(Date.now());
@@ -48,7 +41,7 @@ alerts:
     expect(lines(spawns).length).toBe(before);
     // ...but it is never given up on: the crash-loop retry comes.
     await waitFor("crash-loop retry", () => lines(spawns).length >= 5, 15_000);
-    const store = await openProjectStore(project);
+    const store = await openProjectStore(t.project);
     try {
       const incs = await store.listIncidents({ service: "quick" });
       expect(incs.length).toBeGreaterThanOrEqual(4);
@@ -57,12 +50,12 @@ alerts:
     } finally {
       await store.close();
     }
-    const alerts = await waitFor("crash-loop alert", () => lines(join(project!.dir, "alerts.log")).find((l) => l.includes('"crash-loop"')), 15_000);
+    const alerts = await waitFor("crash-loop alert", () => lines(join(t.project!.dir, "alerts.log")).find((l) => l.includes('"crash-loop"')), 15_000);
     expect(alerts).toContain('"subject":"quick"');
   });
 
   it("declares a command whose status file goes stale stalled, kills it and records the recovery", async () => {
-    project = makeProject(
+    t.project = makeProject(
       `services:
   touchy: { command: [node, touchy.mjs], statusFile: beat.txt }
 supervision: { stallAfter: 1s, killTimeout: 1s }
@@ -77,20 +70,20 @@ const t0 = Date.now();
 setInterval(() => { if (!first || Date.now() - t0 < 1500) writeFileSync("beat.txt", String(Date.now())); }, 200);`,
       },
     );
-    runs.push(startVigil(project));
-    const store = await openProjectStore(project);
+    t.runs.push(startVigil(t.project));
+    const store = await openProjectStore(t.project);
     try {
       const inc = await waitFor("stall incident", async () => (await store.listIncidents({ service: "touchy" })).find((i) => i.cause === "stall"));
       expect(String(inc.detail.reason)).toMatch(/status-file/);
       expect(inc.detail.procState).toMatch(/^[SR] /);
-      const pids = lines(join(project.dir, "spawns.log"));
+      const pids = lines(join(t.project.dir, "spawns.log"));
       expect(inc.detail.pid).toBe(Number(pids[0]));
       const healed = await waitFor("recovery recorded", async () => (await store.listIncidents({ service: "touchy" })).find((i) => i.id === inc.id && i.recoveredAt !== null));
       expect(healed.recoveredAt!).toBeGreaterThanOrEqual(inc.detectedAt);
-      const r = await row(project, "touchy");
+      const r = await row(t.project, "touchy");
       expect(r?.restarts).toBe(1);
       expect(r?.state).toBe("running");
-      expect(r?.pid).toBe(Number(lines(join(project.dir, "spawns.log"))[1]));
+      expect(r?.pid).toBe(Number(lines(join(t.project.dir, "spawns.log"))[1]));
     } finally {
       await store.close();
     }
@@ -98,7 +91,7 @@ setInterval(() => { if (!first || Date.now() - t0 < 1500) writeFileSync("beat.tx
 
   it("treats a probe that stops answering as a probe incident and replaces the process", async () => {
     const port = await freePort();
-    project = makeProject(
+    t.project = makeProject(
       `services:
   api: { command: [node, api.mjs], probe: "http://127.0.0.1:${port}/health" }
 supervision: { stallAfter: 1500ms, killTimeout: 1s }
@@ -113,20 +106,20 @@ const t0 = Date.now();
 createServer((req, res) => { if (first && Date.now() - t0 > 2000) return; res.end("ok"); }).listen(${port}, "127.0.0.1");`,
       },
     );
-    runs.push(startVigil(project));
-    const store = await openProjectStore(project);
+    t.runs.push(startVigil(t.project));
+    const store = await openProjectStore(t.project);
     try {
       const inc = await waitFor("probe incident", async () => (await store.listIncidents({ service: "api" })).find((i) => i.cause === "probe"));
       expect(String(inc.detail.reason)).toMatch(/probe failing/);
       await waitFor("recovered", async () => (await store.listIncidents({ service: "api" })).find((i) => i.id === inc.id && i.recoveredAt !== null));
-      await waitFor("second process running", async () => (await row(project!, "api"))?.state === "running" && lines(join(project!.dir, "spawns.log")).length === 2);
+      await waitFor("second process running", async () => (await row(t.project!, "api"))?.state === "running" && lines(join(t.project!.dir, "spawns.log")).length === 2);
     } finally {
       await store.close();
     }
   });
 
   it("restarts a process that grows past maxMemory, with a memory incident", async () => {
-    project = makeProject(
+    t.project = makeProject(
       `services:
   hog: { command: [node, hog.mjs], maxMemory: 120mb }
 supervision: { stallAfter: 2s, killTimeout: 1s }
@@ -140,14 +133,14 @@ const keep = [];
 setInterval(() => { if (first && keep.length < 40) keep.push(Buffer.alloc(8 << 20, 1)); }, 50);`,
       },
     );
-    runs.push(startVigil(project));
-    const store = await openProjectStore(project);
+    t.runs.push(startVigil(t.project));
+    const store = await openProjectStore(t.project);
     try {
       const inc = await waitFor("memory incident", async () => (await store.listIncidents({ service: "hog" })).find((i) => i.cause === "memory"));
       expect(inc.detail.rssBytes as number).toBeGreaterThan(120 << 20);
       expect(inc.detail.maxMemory).toBe(120 << 20);
-      await waitFor("replaced", () => lines(join(project!.dir, "spawns.log")).length === 2);
-      const s = await waitFor("snapshot", () => snapshot(project!));
+      await waitFor("replaced", () => lines(join(t.project!.dir, "spawns.log")).length === 2);
+      const s = await waitFor("snapshot", () => snapshot(t.project!));
       expect(s.services[0]!.restarts).toBe(1);
     } finally {
       await store.close();

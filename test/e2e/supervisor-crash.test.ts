@@ -5,74 +5,63 @@
  * is aborted at its timeout and its wedged worker replaced after killGrace.
  */
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import type { Store } from "../../src/store/store.js";
-import { WORK_HANDLER, WORKERS_YAML, allRunning, cleanUp, holderOf, makeProject, openProjectStore, row, startVigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
+import { describe, expect, it } from "vitest";
+import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, makeProject, openProjectStore, row, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
-let project: Project | null = null;
-let runs: Running[] = [];
-let store: Store | null = null;
-
-afterEach(async () => {
-  await store?.close();
-  store = null;
-  if (project) await cleanUp(project, runs);
-  project = null;
-  runs = [];
-});
+const t = supervisorTest();
 
 describe("supervisor with workers: crash and hung handler", () => {
   it("frees a SIGKILLed worker's job at once: it completes on the other worker, the crash is recorded, the worker is back", async () => {
-    project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
-    runs.push(startVigil(project));
-    const before = await allRunning(project, runs[0]);
+    t.project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
+    t.runs.push(startVigil(t.project));
+    const before = await allRunning(t.project, t.runs[0]);
     expect(before.map((r) => r.name).sort()).toEqual(["workers:1", "workers:2"]);
-    store = await openProjectStore(project);
-    const { job } = await store.enqueue("work", { mode: "sleep", ms: 120_000 });
-    const victim = await holderOf(project, store, job.id);
+    t.store = await openProjectStore(t.project);
+    const { job } = await t.store.enqueue("work", { mode: "sleep", ms: 120_000 });
+    const victim = await holderOf(t.project, t.store, job.id);
     process.kill(victim.pid, "SIGKILL");
 
     const done = await waitFor("job completed elsewhere", async () => {
-      const j = await store!.get(job.id);
+      const j = await t.store!.get(job.id);
       return j?.state === "completed" ? j : null;
     });
     expect((done.result as { pid: number }).pid).not.toBe(victim.pid);
     expect(done.attempt).toBe(2);
 
-    const inc = await waitFor("crash incident", async () => (await store!.listIncidents({ service: victim.name })).find((i) => i.cause === "crash"));
+    const inc = await waitFor("crash incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "crash"));
     expect(inc.detail.signal).toBe("SIGKILL");
     expect(inc.detail.releasedJobs).toBe(1);
     expect((inc.detail.activeJobs as { jobId: number }[]).map((a) => a.jobId)).toContain(job.id);
 
     const back = await waitFor("worker back", async () => {
-      const r = await row(project!, victim.name);
+      const r = await row(t.project!, victim.name);
       return r?.state === "running" && r.pid !== victim.pid ? r : null;
     });
     expect(back.restarts).toBe(1);
-    await waitFor("crash marked recovered", async () => (await store!.listIncidents({ service: victim.name })).find((i) => i.id === inc.id && i.recoveredAt !== null));
+    await waitFor("crash marked recovered", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.id === inc.id && i.recoveredAt !== null));
   });
 
   it("aborts a never-settling handler at its timeout and replaces its wedged worker", async () => {
-    project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
-    runs.push(startVigil(project));
-    await allRunning(project, runs[0]);
-    store = await openProjectStore(project);
-    const { job } = await store.enqueue("hang", { mode: "hang" });
-    const victim = await holderOf(project, store, job.id);
+    t.project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
+    t.runs.push(startVigil(t.project));
+    await allRunning(t.project, t.runs[0]);
+    t.store = await openProjectStore(t.project);
+    const { job } = await t.store.enqueue("hang", { mode: "hang" });
+    const victim = await holderOf(t.project, t.store, job.id);
 
-    const timeout = await waitFor("job-timeout incident", async () => (await store!.listIncidents({ service: victim.name })).find((i) => i.cause === "job-timeout"));
+    const timeout = await waitFor("job-timeout incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "job-timeout"));
     expect(timeout.detail.jobId).toBe(job.id);
     expect(timeout.detail.timeoutMs).toBe(2000);
-    const wedged = await waitFor("wedged worker incident", async () => (await store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
+    const wedged = await waitFor("wedged worker incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
     expect(String(wedged.detail.reason)).toMatch(/wedged/);
 
     const back = await waitFor("worker replaced", async () => {
-      const r = await row(project!, victim.name);
+      const r = await row(t.project!, victim.name);
       return r?.state === "running" && r.pid !== victim.pid ? r : null;
     });
     expect(back.restarts).toBe(1);
     const done = await waitFor("job completed on a retry", async () => {
-      const j = await store!.get(job.id);
+      const j = await t.store!.get(job.id);
       return j?.state === "completed" ? j : null;
     });
     expect(done.attempt).toBe(2);

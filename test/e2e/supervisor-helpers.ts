@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { afterEach } from "vitest";
 import type { StatusSnapshot, ServiceStatus } from "../../src/health/types.js";
 import { isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
@@ -119,6 +120,30 @@ export async function cleanUp(p: Project, runs: Running[]): Promise<void> {
   }
   for (const c of [...children, ...readChildren(paths.childrenFile)]) killGroup(c.pid, "SIGKILL");
   rmSync(p.dir, { recursive: true, force: true });
+}
+
+/** What a supervisor test file holds per test; `supervisorTest()` clears it after each. */
+export interface SupervisorTest {
+  project: Project | null;
+  runs: Running[];
+  /** A store the test opened on the project; closed before the project is cleaned up. */
+  store: Store | null;
+}
+
+/**
+ * The per-test state of a supervisor end-to-end file, with an `afterEach` that closes the
+ * store, stops every `vigil start` (see `cleanUp`) and removes the project folder.
+ */
+export function supervisorTest(): SupervisorTest {
+  const t: SupervisorTest = { project: null, runs: [], store: null };
+  afterEach(async () => {
+    await t.store?.close();
+    t.store = null;
+    if (t.project) await cleanUp(t.project, t.runs);
+    t.project = null;
+    t.runs = [];
+  });
+  return t;
 }
 
 /** A port nobody listens on right now. */

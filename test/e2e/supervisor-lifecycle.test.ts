@@ -7,26 +7,15 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import type { Store } from "../../src/store/store.js";
+import { describe, expect, it } from "vitest";
 import { readChildren } from "../../src/supervisor/orphans.js";
-import { WORK_HANDLER, WORKERS_YAML, allRunning, cleanUp, holderOf, makeProject, openProjectStore, running, startVigil, vigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
+import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, makeProject, openProjectStore, running, startVigil, vigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
-let project: Project | null = null;
-let runs: Running[] = [];
-let store: Store | null = null;
-
-afterEach(async () => {
-  await store?.close();
-  store = null;
-  if (project) await cleanUp(project, runs);
-  project = null;
-  runs = [];
-});
+const t = supervisorTest();
 
 describe("supervisor start and stop", () => {
   it("refuses a bad config, naming each key and line, and starts nothing", () => {
-    project = makeProject(
+    t.project = makeProject(
       `services:
   side: { command: [node, -e, "require('fs').writeFileSync('started', '1')"] }
 supervision:
@@ -34,113 +23,113 @@ supervision:
   restartEvery: 5s
 `,
     );
-    const r = vigil(project, ["start"]);
+    const r = vigil(t.project, ["start"]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/vigil\.yaml:4: supervision\.stallAfter/);
     expect(r.stderr).toMatch(/vigil\.yaml:5: .*restartEvery/);
-    expect(existsSync(join(project.dir, ".vigil", "supervisor.pid"))).toBe(false);
-    expect(existsSync(join(project.dir, "started"))).toBe(false);
+    expect(existsSync(join(t.project.dir, ".vigil", "supervisor.pid"))).toBe(false);
+    expect(existsSync(join(t.project.dir, "started"))).toBe(false);
   });
 
   it("refuses a second start naming the pid; restart is manual; stop drains and records it", async () => {
-    project = makeProject(
+    t.project = makeProject(
       `services:
   sleeper: { command: [node, -e, "setInterval(() => console.log('tick ' + process.pid), 200)"], instances: 2 }
 supervision: { stallAfter: 2s, killTimeout: 2s }
 http: { port: 0 }
 `,
     );
-    const run = startVigil(project);
-    runs.push(run);
-    const rows = await allRunning(project, run);
-    const second = vigil(project, ["start"]);
+    const run = startVigil(t.project);
+    t.runs.push(run);
+    const rows = await allRunning(t.project, run);
+    const second = vigil(t.project, ["start"]);
     expect(second.status).not.toBe(0);
     expect(second.stderr).toContain(`pid ${run.child.pid}`);
 
-    const restarted = vigil(project, ["restart", "sleeper:2"]);
+    const restarted = vigil(t.project, ["restart", "sleeper:2"]);
     expect(restarted.stdout).toContain("sleeper:2");
     const again = await waitFor("sleeper:2 replaced", async () => {
-      const now = await allRunning(project!, run);
+      const now = await allRunning(t.project!, run);
       const r2 = now.find((r) => r.name === "sleeper:2")!;
       return r2.pid !== rows.find((r) => r.name === "sleeper:2")!.pid ? now : null;
     });
     expect(again.find((r) => r.name === "sleeper:1")!.pid).toBe(rows.find((r) => r.name === "sleeper:1")!.pid);
     expect(again.find((r) => r.name === "sleeper:2")!.restarts).toBe(1);
 
-    const logs = vigil(project, ["logs", "sleeper", "-n", "200"]);
+    const logs = vigil(t.project, ["logs", "sleeper", "-n", "200"]);
     expect(logs.stdout).toContain(`[sleeper:1] tick ${rows[0]!.pid}`);
     // The supervisor serves its live snapshot over HTTP too (port 0: a free one).
     const url = await waitFor("HTTP address in the log", () => /at (http:\/\/127\.0\.0\.1:\d+)\//.exec(run.output())?.[1]);
     const api = (await (await fetch(`${url}/api/status`)).json()) as { services: { name: string; state: string }[] };
     expect(api.services.map((s) => `${s.name}=${s.state}`)).toEqual(["sleeper:1=running", "sleeper:2=running"]);
-    const status = JSON.parse(vigil(project, ["status", "--json"]).stdout) as { source: string; services: { name: string }[] };
+    const status = JSON.parse(vigil(t.project, ["status", "--json"]).stdout) as { source: string; services: { name: string }[] };
     expect(status.source).toBe("supervisor");
     expect(status.services.map((s) => s.name)).toEqual(["sleeper:1", "sleeper:2"]);
 
-    const stop = vigil(project, ["stop"]);
+    const stop = vigil(t.project, ["stop"]);
     expect(stop.status).toBe(0);
     await waitFor("supervisor reaped", () => run.child.exitCode !== null || run.child.signalCode !== null);
     expect(run.child.exitCode).toBe(0);
     for (const r of again) expect(running(r.pid!)).toBe(false);
-    expect(existsSync(join(project.dir, ".vigil", "supervisor.pid"))).toBe(false);
+    expect(existsSync(join(t.project.dir, ".vigil", "supervisor.pid"))).toBe(false);
 
-    const incidents = JSON.parse(vigil(project, ["incidents", "--json"]).stdout) as { service: string; cause: string; detail: Record<string, unknown>; detectedAt: number }[];
+    const incidents = JSON.parse(vigil(t.project, ["incidents", "--json"]).stdout) as { service: string; cause: string; detail: Record<string, unknown>; detectedAt: number }[];
     const manual = incidents.find((i) => i.service === "sleeper:2" && i.cause === "stop");
     expect(manual?.detail.manual).toBe(true);
     expect(incidents.find((i) => i.service === "supervisor" && i.cause === "stop")).toBeDefined();
     expect(typeof incidents[0]!.detectedAt).toBe("number");
     // With no supervisor, status falls back to the status file it left, then the store.
-    const after = JSON.parse(vigil(project, ["status", "--json"]).stdout) as { source: string };
+    const after = JSON.parse(vigil(t.project, ["status", "--json"]).stdout) as { source: string };
     expect(["status-file", "store"]).toContain(after.source);
   });
 
-  it("--detach runs the supervisor in the background, says where to look, and stop ends it", async () => {
-    project = makeProject(
+  it("--detach t.runs the supervisor in the background, says where to look, and stop ends it", async () => {
+    t.project = makeProject(
       `services:
   sleeper: { command: [node, -e, "setInterval(() => {}, 1000)"] }
 http: { enabled: false }
 `,
     );
-    const r = vigil(project, ["start", "--detach"]);
+    const r = vigil(t.project, ["start", "--detach"]);
     expect(r.status).toBe(0);
     const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
     expect(pid).toBeGreaterThan(0);
-    expect(r.stdout).toContain(join(project.dir, ".vigil", "supervisor.log"));
+    expect(r.stdout).toContain(join(t.project.dir, ".vigil", "supervisor.log"));
     expect(running(pid)).toBe(true);
-    const rows = await allRunning(project);
+    const rows = await allRunning(t.project);
     expect(rows.map((x) => x.name)).toEqual(["sleeper"]);
-    const stop = vigil(project, ["stop"]);
+    const stop = vigil(t.project, ["stop"]);
     expect(stop.stdout).toContain(`stopped (pid ${pid})`);
     expect(running(pid)).toBe(false);
     expect(running(rows[0]!.pid!)).toBe(false);
   });
 
   it("after a SIGKILL of the supervisor, the next start ends the orphans and loses no job", async () => {
-    project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
-    const first = startVigil(project);
-    runs.push(first);
-    const rows = await allRunning(project, first);
-    store = await openProjectStore(project);
-    const { job } = await store.enqueue("work", { mode: "sleep-once", ms: 120_000 });
-    const holder = await holderOf(project, store, job.id);
-    const recorded = readChildren(join(project.dir, ".vigil", "children.json"));
+    t.project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
+    const first = startVigil(t.project);
+    t.runs.push(first);
+    const rows = await allRunning(t.project, first);
+    t.store = await openProjectStore(t.project);
+    const { job } = await t.store.enqueue("work", { mode: "sleep-once", ms: 120_000 });
+    const holder = await holderOf(t.project, t.store, job.id);
+    const recorded = readChildren(join(t.project.dir, ".vigil", "children.json"));
     expect(recorded.map((c) => c.pid).sort()).toEqual(rows.map((r) => r.pid).sort());
 
     process.kill(first.child.pid!, "SIGKILL");
     await waitFor("supervisor gone", () => !running(first.child.pid!));
-    const second = startVigil(project);
-    runs.push(second);
-    const fresh = await allRunning(project, second);
+    const second = startVigil(t.project);
+    t.runs.push(second);
+    const fresh = await allRunning(t.project, second);
     for (const r of rows) expect(running(r.pid!)).toBe(false);
     expect(fresh.every((r) => !rows.some((old) => old.pid === r.pid))).toBe(true);
 
     const done = await waitFor("job completed by the new workers", async () => {
-      const j = await store!.get(job.id);
+      const j = await t.store!.get(job.id);
       return j?.state === "completed" ? j : null;
     });
     expect((done.result as { pid: number }).pid).not.toBe(holder.pid);
     expect(fresh.map((r) => r.pid)).toContain((done.result as { pid: number }).pid);
-    const inc = (await store.listIncidents({ service: "supervisor" })).find((i) => i.cause === "crash");
+    const inc = (await t.store.listIncidents({ service: "supervisor" })).find((i) => i.cause === "crash");
     expect(inc?.detail.pid).toBe(first.child.pid);
     expect((inc?.detail.orphans as unknown[]).length).toBeLessThanOrEqual(2);
   });

@@ -4,21 +4,10 @@
  */
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import type { Store } from "../../src/store/store.js";
-import { WORK_HANDLER, allRunning, cleanUp, makeProject, openProjectStore, snapshot, startVigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
+import { describe, expect, it } from "vitest";
+import { WORK_HANDLER, allRunning, makeProject, openProjectStore, snapshot, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
-let project: Project | null = null;
-let runs: Running[] = [];
-let store: Store | null = null;
-
-afterEach(async () => {
-  await store?.close();
-  store = null;
-  if (project) await cleanUp(project, runs);
-  project = null;
-  runs = [];
-});
+const t = supervisorTest();
 
 const YAML = `queues:
   work: { handler: ./work.mjs }
@@ -32,25 +21,25 @@ http: { enabled: false }
 
 describe("supervisor and triggers", () => {
   it("runs a triggers process that heartbeats, reports its triggers, and feeds the workers", async () => {
-    project = makeProject(YAML, { "work.mjs": WORK_HANDLER, "ideas.log": "" });
-    runs.push(startVigil(project));
-    const rows = await allRunning(project, runs[0]);
+    t.project = makeProject(YAML, { "work.mjs": WORK_HANDLER, "ideas.log": "" });
+    t.runs.push(startVigil(t.project));
+    const rows = await allRunning(t.project, t.runs[0]);
     expect(rows.map((r) => `${r.name}:${r.kind}`).sort()).toEqual(["triggers:worker", "workers:worker"]);
-    appendFileSync(join(project.dir, "ideas.log"), "first idea\n");
-    store = await openProjectStore(project);
-    const done = await waitFor("the line became a completed job", async () => (await store!.list({ queue: "work" })).find((j) => j.state === "completed"));
+    appendFileSync(join(t.project.dir, "ideas.log"), "first idea\n");
+    t.store = await openProjectStore(t.project);
+    const done = await waitFor("the line became a completed job", async () => (await t.store!.list({ queue: "work" })).find((j) => j.state === "completed"));
     expect(done.payload).toEqual({ line: "first idea" });
     const s = await waitFor("trigger status", async () => {
-      const snap = await snapshot(project!);
+      const snap = await snapshot(t.project!);
       return snap?.triggers.find((t) => t.name === "ideas" && t.seen >= 1) ? snap : null;
     });
     expect(s.triggers.map((t) => t.queue)).toEqual(["work"]);
   });
 
   it("--role workers starts no triggers process", async () => {
-    project = makeProject(YAML, { "work.mjs": WORK_HANDLER, "ideas.log": "" });
-    runs.push(startVigil(project, ["--role", "workers"]));
-    const rows = await allRunning(project, runs[0]);
+    t.project = makeProject(YAML, { "work.mjs": WORK_HANDLER, "ideas.log": "" });
+    t.runs.push(startVigil(t.project, ["--role", "workers"]));
+    const rows = await allRunning(t.project, t.runs[0]);
     expect(rows.map((r) => r.name)).toEqual(["workers"]);
   });
 });
