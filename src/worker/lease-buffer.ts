@@ -29,6 +29,14 @@ export const DEFAULT_PREFETCH = 10;
  */
 export const PREFETCH_MAX_RUN_MS = 20;
 
+/**
+ * At most this much handler time (1 s, by the moving average) waits in one queue's buffer.
+ * A large prefetch (a store's `claimBatchHint`: 1000 on PostgreSQL, where a round trip is
+ * the cost) is taken in full only for near-instant handlers; a 20 ms handler buffers 50.
+ * That bounds how long a leased job can sit here while another worker is idle.
+ */
+export const PREFETCH_MAX_WAIT_MS = 1000;
+
 /** Weight of the newest run in the moving average of handler run times. */
 const RUN_EWMA_WEIGHT = 0.2;
 
@@ -67,7 +75,8 @@ export class LeaseBuffer {
   room(queue: string, prefetch: number): number {
     const b = this.at(queue);
     if (prefetch <= 0 || !this.quick(queue)) return 0;
-    return Math.max(0, prefetch - b.held.length);
+    const byTime = Math.floor(PREFETCH_MAX_WAIT_MS / Math.max(b.avgRunMs!, 0.01));
+    return Math.max(0, Math.min(prefetch, byTime) - b.held.length);
   }
 
   /** Whether the queue's handlers are known to be quick enough to lease ahead for. */

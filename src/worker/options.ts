@@ -101,8 +101,12 @@ export const DEFAULT_KILL_GRACE_MS = 5000;
  */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
-/** A queue's options with the defaults above filled in; throws when the handler is missing. */
-export function queueSettings(name: string, q: Handler | QueueOptions): QueueSettings {
+/**
+ * A queue's options with the defaults above filled in; throws when the handler is missing.
+ * `defaultPrefetch` is the prefetch of a queue that sets none (DEFAULT_PREFETCH, or a
+ * store's larger `claimBatchHint`).
+ */
+export function queueSettings(name: string, q: Handler | QueueOptions, defaultPrefetch = DEFAULT_PREFETCH): QueueSettings {
   const o: QueueOptions = typeof q === "function" ? { handler: q } : q;
   if (typeof o.handler !== "function") throw new Error(`queue ${name}: handler must be a function`);
   return {
@@ -115,7 +119,7 @@ export function queueSettings(name: string, q: Handler | QueueOptions): QueueSet
     attempts: o.attempts,
     backoff: o.backoff ?? JOB_BACKOFF,
     lease: o.lease ?? DEFAULT_LEASE_MS,
-    prefetch: Math.max(0, Math.floor(o.prefetch ?? DEFAULT_PREFETCH)),
+    prefetch: Math.max(0, Math.floor(o.prefetch ?? defaultPrefetch)),
     maxStalls: o.maxStalls ?? DEFAULT_MAX_STALLS,
     next: o.next,
     maxRounds: o.maxRounds,

@@ -31,7 +31,7 @@ import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import { ProcessHeartbeat } from "./heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
-import { LeaseBuffer } from "./lease-buffer.js";
+import { LeaseBuffer, DEFAULT_PREFETCH } from "./lease-buffer.js";
 import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   queueSettings,
@@ -74,8 +74,11 @@ export class Worker extends EventEmitter {
   ) {
     super();
     this.workerId = opts.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+    // A store whose round trip is the cost (PostgreSQL) asks for larger claims; the lease
+    // buffer still takes that many only for near-instant handlers (PREFETCH_MAX_WAIT_MS).
+    const defaultPrefetch = Math.max(DEFAULT_PREFETCH, store.caps.claimBatchHint ?? 0);
     for (const [name, q] of Object.entries(opts.queues)) {
-      this.queues.set(name, queueSettings(name, q));
+      this.queues.set(name, queueSettings(name, q, defaultPrefetch));
       this.active.set(name, 0);
     }
     if (this.queues.size === 0) throw new VigilError("BAD_INPUT", "a worker needs at least one queue");
