@@ -1,30 +1,9 @@
 /** Rows as PostgreSQL returns them, and their domain shapes. */
-import type { AttemptRecord, Incident, IncidentCause, Job, JobSource, JobState, RejectedRecord } from "../../core/types.js";
+import type { AttemptRecord, Incident, IncidentCause, Job } from "../../core/types.js";
+import { jobFromRow, toRejected, type JobRowOf, type RejectedRow } from "../rows.js";
 
-export interface JobRow {
-  id: number;
-  queue: string;
-  state: JobState;
-  key: string | null;
-  payload: string;
-  result: string | null;
-  error: string | null;
-  attempt: number;
-  max_attempts: number;
-  stalls: number;
-  priority: number;
-  run_at: number;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  parent_id: number | null;
-  root_id: number | null;
-  source: string | null;
-  worker_id: string | null;
-  token: string | null;
-  lease_until: number | null;
-  history: AttemptRecord[];
-}
+/** A jobs row as PostgreSQL returns it: `history` is jsonb, already decoded. */
+export type JobRow = JobRowOf<AttemptRecord[]>;
 
 /** The job columns, qualified by `alias` when given (for statements that join). */
 export function jobColumns(alias?: string): string {
@@ -38,34 +17,8 @@ export function jobColumns(alias?: string): string {
     .join(", ");
 }
 
-function parseJson(text: string | null): unknown {
-  return text === null ? null : JSON.parse(text);
-}
-
 export function rowToJob(r: JobRow): Job {
-  return {
-    id: r.id,
-    queue: r.queue,
-    state: r.state,
-    key: r.key,
-    payload: parseJson(r.payload),
-    result: parseJson(r.result),
-    error: r.error,
-    attempt: r.attempt,
-    maxAttempts: r.max_attempts,
-    stalls: r.stalls,
-    priority: r.priority,
-    runAt: r.run_at,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    parentId: r.parent_id,
-    rootId: r.root_id,
-    source: parseJson(r.source) as JobSource | null,
-    workerId: r.worker_id,
-    leaseUntil: r.lease_until,
-    history: r.history,
-  };
+  return jobFromRow(r, r.history);
 }
 
 export interface IncidentRow {
@@ -90,18 +43,5 @@ export function rowToIncident(r: IncidentRow): Incident {
   };
 }
 
-export interface RejectedRow {
-  trigger: string;
-  reason: string;
-  sample: string;
-  path: string | null;
-  offset: number | null;
-  at: number;
-}
-
-export function rowToRejected(r: RejectedRow): RejectedRecord {
-  const out: RejectedRecord = { trigger: r.trigger, reason: r.reason, sample: r.sample, at: r.at };
-  if (r.path !== null) out.path = r.path;
-  if (r.offset !== null) out.offset = r.offset;
-  return out;
-}
+export type { RejectedRow };
+export const rowToRejected = toRejected;
