@@ -152,7 +152,12 @@ describe.runIf(ready)("two hosts sharing one PostgreSQL store", () => {
         const jobs = await ps.list({ limit: 0 });
         return jobs.length === 40 && jobs.every((j) => j.state === "completed") ? jobs : null;
       }, 90_000, 200);
-      expect((await snapshot(b.p))!.triggers.find((t) => t.name === "feed")).toMatchObject({ host: "host-b", leader: true });
+      // The leader flag is the last poll's lock result; on a loaded machine a late poll can
+      // let the lock lapse for a moment, so wait for B to hold it rather than read it once.
+      const feed = await waitFor("host B to lead the pinned trigger", async () =>
+        (await snapshot(b.p))?.triggers.find((t) => t.name === "feed" && t.leader),
+      );
+      expect(feed).toMatchObject({ host: "host-b", leader: true });
       expect((await snapshot(a.p))!.triggers).toEqual([]);
       const ns = all.filter((j) => j.queue === "first").map((j) => (j.payload as { n: number }).n).sort((x, y) => x - y);
       expect(ns).toEqual(Array.from({ length: 20 }, (_, i) => i));

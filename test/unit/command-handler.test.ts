@@ -137,6 +137,8 @@ describe("commandHandler", () => {
     );
     expect(err!.message).toContain("was stopped: timed out after 100 ms");
     await waitFor("the group to be gone", () => groupMembers(leader).length === 0 && dead(grandchild) && dead(leader));
+    // The leader may linger a moment as an unreaped zombie, which kill(-pgid, 0) still sees.
+    await waitFor("the group's leader to be reaped", () => !isAlive(-leader));
     expect(isAlive(-leader)).toBe(false);
   });
 

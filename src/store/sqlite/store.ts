@@ -82,7 +82,7 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   let migrated = 0;
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    db.pragma("journal_mode = WAL");
+    enableWal(db);
     db.pragma(`synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
     // Sorting or grouping never spills to a temp file (that once made claims 3× slower).
     db.pragma("temp_store = MEMORY");
@@ -94,6 +94,26 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   const store = new SqliteStore(db, abs, opts);
   store.migratedOnOpen = migrated;
   return store;
+}
+
+/**
+ * Switches a connection to WAL. While another process is creating or converting the same
+ * fresh file, SQLite can answer SQLITE_BUSY for this pragma at once, without calling the
+ * busy handler; several workers starting together on a new store would then fail. So it
+ * is retried (every 10 ms) for up to the busy timeout.
+ */
+function enableWal(db: Database.Database): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      db.pragma("journal_mode = WAL");
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "SQLITE_BUSY" || Date.now() > deadline) throw err;
+      Atomics.wait(pause, 0, 0, 10); // a synchronous 10 ms pause: opening is synchronous too
+    }
+  }
 }
 
 /** SQLite failures an operator can act on, as VigilErrors; everything else as it came. */
