@@ -39,7 +39,8 @@ export interface StoreCaps {
    * Optional: how many jobs a claim should ask for to amortise a round trip. A worker may
    * use it as the floor of its default claim-ahead (`prefetch`) for queues whose handlers
    * are quick, where the store's per-round-trip cost, not the handlers, sets the pace.
-   * Absent: the store is cheap to ask often (SQLite, in process).
+   * Absent: the store is cheap to ask often. (SQLite sets it too: there a commit, not a
+   * round trip, is the cost a bigger batch spreads.)
    */
   claimBatchHint?: number;
 }

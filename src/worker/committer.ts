@@ -115,7 +115,10 @@ export class Committer {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.buffer.length > 0) {
+      for (let round = 0; this.buffer.length > 0; round++) {
+        // Completions that arrived while the last transaction ran come from jobs it started,
+        // still finishing in microtasks: one loop turn lets them join this batch.
+        if (round > 0 && this.buffer.length < this.maxBatch) await new Promise((r) => setImmediate(r));
         this.inFlight = this.buffer.splice(0, MAX_TRANSACTION);
         this.opts.beforeCommit?.();
         let outcomes: CompleteOutcome[];
