@@ -5,9 +5,10 @@
  * second look (a key already held) run in a transaction.
  */
 import type { Clock } from "../../core/clock.js";
-import { BadInputError, InvalidStateError, LeaseLostError } from "../../core/errors.js";
+import { InvalidStateError, LeaseLostError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core/types.js";
-import { checkQueueName, dueAt, encodeJson, newToken } from "../common.js";
+import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
+export type { PreparedItem };
 import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import type { JobStatements, Stmt } from "./jobs-sql.js";
@@ -24,19 +25,6 @@ export interface JobContext {
   defaultAttempts: number;
 }
 
-/** An enqueue item checked and encoded, ready to insert. */
-export interface PreparedItem {
-  queue: string;
-  payload: string;
-  key: string | null;
-  priority: number;
-  maxAttempts: number;
-  runAt: number | undefined;
-  delayMs: number | undefined;
-  parentId: number | null;
-  rootId: number | null;
-  source: string | null;
-}
 
 /**
  * PostgreSQL text cannot hold NUL characters; they become U+FFFD rather than failing the
@@ -48,28 +36,10 @@ export function pgText(s: string | null): string | null {
   return s === null || !s.includes("\0") ? s : s.replace(/\0/g, "\uFFFD");
 }
 
-function intOr(v: number | undefined, fallback: number, what: string): number {
-  if (v === undefined) return fallback;
-  if (!Number.isFinite(v)) throw new BadInputError(`${what} must be a finite number`);
-  return Math.trunc(v);
-}
 
 /** Validates and encodes an enqueue item (throws before anything is written). */
 export function prepareItem(ctx: JobContext, item: EnqueueItem | NextJob): PreparedItem {
-  checkQueueName(item.queue);
-  const full = item as EnqueueItem;
-  return {
-    queue: item.queue,
-    payload: encodeJson(item.payload, ctx.maxPayload),
-    key: item.key === undefined || item.key === null ? null : pgText(String(item.key)),
-    priority: intOr(item.priority, 0, "priority"),
-    maxAttempts: Math.max(1, intOr(item.maxAttempts, ctx.defaultAttempts, "maxAttempts")),
-    runAt: full.runAt === undefined ? undefined : intOr(full.runAt, 0, "runAt"),
-    delayMs: item.delayMs === undefined ? undefined : intOr(item.delayMs, 0, "delayMs"),
-    parentId: full.parentId ?? null,
-    rootId: full.rootId ?? null,
-    source: full.source ? encodeJson(full.source, ctx.maxPayload, "source") : null,
-  };
+  return prepare(item, ctx, pgText);
 }
 
 function placement(it: PreparedItem, now: number): { state: "scheduled" | "waiting"; runAt: number } {

@@ -5,9 +5,10 @@
  */
 import type Database from "better-sqlite3";
 import type { Clock } from "../../core/clock.js";
-import { BadInputError, InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
+import { InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, JobSource, Lease, LeaseRef, NextJob } from "../../core/types.js";
-import { checkQueueName, dueAt, encodeJson, newToken } from "../common.js";
+import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
+export type { PreparedItem };
 import type { ClaimRequest, CompleteItem, CompleteOutcome } from "../store.js";
 import type { JobStatements } from "./jobs-sql.js";
 import { leasedJob, toJob, type JobRow } from "./rows.js";
@@ -23,42 +24,11 @@ export interface JobContext {
   woke: Set<string>;
 }
 
-/** An enqueue item checked and encoded, ready to insert. */
-export interface PreparedItem {
-  queue: string;
-  payload: string;
-  key: string | null;
-  priority: number;
-  maxAttempts: number;
-  runAt: number | null;
-  delayMs: number | null;
-  parentId: number | null;
-  rootId: number | null;
-  source: string | null;
-}
 
-function intOr(v: number | undefined, fallback: number, what: string): number {
-  if (v === undefined) return fallback;
-  if (!Number.isFinite(v)) throw new BadInputError(`${what} must be a finite number`);
-  return Math.trunc(v);
-}
 
 /** Validates and encodes an enqueue item (throws before anything is written). */
 export function prepareItem(ctx: JobContext, item: EnqueueItem | (NextJob & { parentId?: number })): PreparedItem {
-  checkQueueName(item.queue);
-  const full = item as EnqueueItem;
-  return {
-    queue: item.queue,
-    payload: encodeJson(item.payload, ctx.maxPayload),
-    key: item.key ?? null,
-    priority: intOr(item.priority, 0, "priority"),
-    maxAttempts: Math.max(1, intOr(item.maxAttempts, ctx.defaultAttempts, "maxAttempts")),
-    runAt: full.runAt ?? null,
-    delayMs: item.delayMs ?? null,
-    parentId: full.parentId ?? null,
-    rootId: full.rootId ?? null,
-    source: full.source ? encodeJson(full.source, ctx.maxPayload, "source") : null,
-  };
+  return prepare(item, ctx);
 }
 
 /** Inserts one prepared item, or returns the live job that already has its key. */
