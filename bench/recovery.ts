@@ -34,7 +34,7 @@ import { openStore } from "../src/store/open.js";
 import type { Store } from "../src/store/store.js";
 import { askSupervisor } from "../src/supervisor/supervisor.js";
 import { bullCrashOnce, cleanupBullScripts } from "./lib/recovery-bullmq.js";
-import { median } from "./lib/report.js";
+import { median, type BenchRow } from "./lib/report.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -51,13 +51,7 @@ const VIGIL = join(ROOT, "bin", "vigil");
 /** BullMQ with defaults re-runs a lost job after 30–60 s; give up on a rep after this. */
 const BULL_CAP_MS = 150_000;
 
-interface Row {
-  system: string;
-  scenario: string;
-  value: number;
-  unit: "ms" | "%" | "MB";
-}
-const rows: Row[] = [];
+const rows: BenchRow[] = [];
 const detail: string[][] = [];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -28,7 +28,7 @@ import { requireDuration } from "../src/core/duration.js";
 import { killGroup, procInfo } from "../src/os/process.js";
 import { openStore } from "../src/store/open.js";
 import type { Store } from "../src/store/store.js";
-import { median, percentile } from "./lib/report.js";
+import { median, percentile, type BenchRow } from "./lib/report.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -49,13 +49,7 @@ const ROOT = resolve(import.meta.dirname, "..");
 const VIGIL = join(ROOT, "bin", "vigil");
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface Row {
-  system: string;
-  scenario: string;
-  value: number;
-  unit: "ms" | "%" | "MB";
-}
-const rows: Row[] = [];
+const rows: BenchRow[] = [];
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
 

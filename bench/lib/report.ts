@@ -1,6 +1,14 @@
 /** Results of the throughput benchmark: medians over runs, ratios, the table and the JSON line. */
 import { printTable } from "../../src/cli/output.js";
 
+/** One figure of the JSON line every bench prints last (`{ bench, rows }`). */
+export interface BenchRow {
+  system: string;
+  scenario: string;
+  value: number;
+  unit: "ms" | "%" | "MB";
+}
+
 export interface Row {
   system: string;
   /** `defaults`, or what was changed (`tuned`, `batch1000`, ...). */

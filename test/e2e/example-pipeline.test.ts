@@ -11,7 +11,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -19,6 +18,7 @@ import type { Incident, Job } from "../../src/core/types.js";
 import { isAlive, killGroup } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
+import { freePort } from "./supervisor-helpers.js";
 import { draw } from "../../examples/ideas-pipeline/stages/chaos.js";
 import { habitOf } from "../../examples/ideas-pipeline/stages/implement.js";
 
@@ -49,17 +49,6 @@ afterEach(async () => {
   }
 });
 
-/** A port nobody listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.on("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => ok(port));
-    });
-  });
-}
 
 /** Copies the example (without run-time output) and gives it ports of its own. */
 async function copyExample(): Promise<string> {

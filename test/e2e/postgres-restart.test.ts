@@ -7,17 +7,15 @@
  *
  * Other test files that use the same server see the outage too; it lasts a second or two.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { VigilError } from "../../src/core/errors.js";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import type { Store } from "../../src/store/store.js";
-import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
+import { dropSchema, freshSchemaName, PG_URL, pgCtl, pgIsReady, requirePg } from "../store-contract/pg-helpers.js";
 
-const run = promisify(execFile);
 const JOBS = 3000;
 const LOOP = resolve("test/e2e/fixtures/pg-claim-loop.ts");
 
@@ -28,19 +26,6 @@ if (!canRestart && process.env.CI === "true") {
 if (!canRestart) console.warn("\n!!! SKIPPED: pg_ctlcluster is not available to restart PostgreSQL\n");
 const ready = canRestart && (await requirePg("the PostgreSQL restart test"));
 
-/** The local cluster's `pg_ctlcluster` arguments: version and name. */
-function cluster(): [string, string] {
-  return [readdirSync("/etc/postgresql")[0]!, "main"];
-}
-
-async function pgIsReady(): Promise<boolean> {
-  try {
-    await run("pg_isready", ["-h", "127.0.0.1", "-p", "5432", "-q"]);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Polls `cond` until it holds; fails after `ms` (generous: a shared 2-core machine). */
 async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
@@ -62,7 +47,7 @@ describe.runIf(ready)("PostgreSQL restart in the middle of a run", () => {
     if (child && child.exitCode === null) child.kill("SIGKILL");
     // Whatever happened above, leave the server running for everyone else.
     if (!(await pgIsReady())) {
-      await run("pg_ctlcluster", ["--skip-systemctl-redirect", ...cluster(), "start"]).catch(() => {});
+      await pgCtl("start").catch(() => {});
       await waitFor(pgIsReady, "PostgreSQL to start again", 60_000);
     }
     await store?.close();
@@ -113,7 +98,7 @@ describe.runIf(ready)("PostgreSQL restart in the middle of a run", () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    await run("pg_ctlcluster", ["--skip-systemctl-redirect", ...cluster(), "restart"]);
+    await pgCtl("restart");
     await waitFor(pgIsReady, "pg_isready after the restart");
     await waitFor(() => seen.at(-1) === "ok", "this process's store to answer again");
     watching = false;

@@ -6,17 +6,14 @@
  * Runs in the `server-restart` group (vitest.config.ts): it takes the shared server down.
  * The server is left running whatever happens (checked with pg_isready).
  */
-import { execFile } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { promisify } from "node:util";
+import { existsSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import type { Store } from "../../src/store/store.js";
-import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
+import { dropSchema, freshSchemaName, PG_URL, pgCtl, pgIsReady, requirePg } from "../store-contract/pg-helpers.js";
 import { appendRecords, effects, makeHost, removeShared, sharedDir, startHost } from "./multi-host-helpers.js";
 import { allRunning, cleanUp, snapshot, vigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
 
-const run = promisify(execFile);
 const canStop = existsSync("/etc/postgresql") && existsSync("/usr/bin/pg_ctlcluster");
 if (!canStop && process.env.CI === "true") {
   throw new Error("pg_ctlcluster and /etc/postgresql are needed to stop PostgreSQL (CI=true: failing, not skipping)");
@@ -27,18 +24,6 @@ const ready = canStop && (await requirePg("the store outage test"));
 const BEFORE = 40;
 const DURING = 10;
 
-function pgCtl(action: "start" | "stop"): Promise<unknown> {
-  return run("pg_ctlcluster", ["--skip-systemctl-redirect", readdirSync("/etc/postgresql")[0]!, "main", action]);
-}
-
-async function pgIsReady(): Promise<boolean> {
-  try {
-    await run("pg_isready", ["-h", "127.0.0.1", "-p", "5432", "-q"]);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.runIf(ready)("PostgreSQL down under a running vigil start", () => {
   const schema = freshSchemaName("vigil_outage");

@@ -3,8 +3,13 @@
  * dropped afterwards. Under CI=true a missing server fails the run; elsewhere the tests
  * that need it are skipped with a loud message.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { promisify } from "node:util";
 import pg from "pg";
+
+const runFile = promisify(execFile);
 
 /** The test server (override with VIGIL_TEST_PG). */
 export const PG_URL = process.env.VIGIL_TEST_PG ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -57,4 +62,23 @@ export async function pgExec(sql: string, values: unknown[] = []): Promise<pg.Qu
 
 export async function dropSchema(schema: string): Promise<void> {
   await pgExec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+}
+
+/**
+ * Controls the local cluster with `pg_ctlcluster` (version from /etc/postgresql, cluster
+ * `main`), for the tests that take the shared server down; run them in the `server-restart`
+ * vitest group only.
+ */
+export function pgCtl(action: "start" | "stop" | "restart"): Promise<unknown> {
+  return runFile("pg_ctlcluster", ["--skip-systemctl-redirect", readdirSync("/etc/postgresql")[0]!, "main", action]);
+}
+
+/** Whether the local server accepts connections (`pg_isready`). */
+export async function pgIsReady(): Promise<boolean> {
+  try {
+    await runFile("pg_isready", ["-h", "127.0.0.1", "-p", "5432", "-q"]);
+    return true;
+  } catch {
+    return false;
+  }
 }
