@@ -155,7 +155,8 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
     const { job: quick } = await store.enqueue("q", "quick");
     await waitFor("the quick job", async () => (await job(quick.id)).state === "completed");
     await store.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ queue: "q", payload: i })));
-    await waitFor("1 running and 3 leased ahead", async () => (await store.stats())["q"]?.active === 4, 20_000, 10);
+    // The lease of 4 is taken before the first of them starts: wait for both.
+    await waitFor("1 running and 3 leased ahead", async () => started.length >= 2 && (await store.stats())["q"]?.active === 4, 20_000, 10);
     expect(started).toHaveLength(2);
     expect((await store.stats())["q"]).toMatchObject({ active: 4, waiting: 6 });
     await w.stop({ timeoutMs: 0 });
