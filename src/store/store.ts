@@ -24,6 +24,13 @@ import type {
 import type { Clock } from "../core/clock.js";
 
 /** What differs between engines. */
+/** Which open incidents `resolveIncidents` marks recovered, and when. */
+export interface ResolveIncidentsOptions {
+  at?: number;
+  id?: number;
+  host?: string;
+}
+
 export interface StoreCaps {
   /** Idle workers are woken when jobs arrive (no busy polling). */
   notify: boolean;
@@ -171,8 +178,11 @@ export interface Store {
 
   // --- incidents --------------------------------------------------------------------
   addIncident(incident: NewIncident): Promise<Incident>;
-  /** Marks open incidents of a service recovered (all of them, or the one with `id`). */
-  resolveIncidents(service: string, at?: number, id?: number): Promise<number>;
+  /**
+   * Marks open incidents of a service recovered at `at` (default now): all of them, or the
+   * one with `id`; only those of `host` when given (service names repeat across hosts).
+   */
+  resolveIncidents(service: string, opts?: ResolveIncidentsOptions): Promise<number>;
   updateIncident(id: number, detail: Record<string, unknown>): Promise<void>;
   listIncidents(opts?: { since?: number; service?: string; limit?: number }): Promise<Incident[]>;
 

@@ -34,10 +34,10 @@ export class IncidentRecorder extends EventEmitter {
     }
   }
 
-  /** Marks the open incidents of `service` recovered at `at`. */
+  /** Marks the open incidents of `service` on this host recovered at `at` (or only incident `id`). */
   async resolve(service: string, at = Date.now(), id?: number): Promise<number> {
     try {
-      const n = await this.store.resolveIncidents(service, at, id);
+      const n = await this.store.resolveIncidents(service, { at, host: this.host, ...(id === undefined ? {} : { id }) });
       if (n > 0) this.emit("recovered", { service, at, count: n });
       return n;
     } catch (err) {

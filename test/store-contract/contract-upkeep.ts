@@ -120,8 +120,12 @@ export function upkeepAndSideTables(t: ContractContext): void {
       await t.store.addIncident({ service: "api", cause: "probe" });
       await t.store.updateIncident(a.id, { stack: ["spin"] });
       t.clock.advance(900);
-      expect(await t.store.resolveIncidents("workers:1", undefined, a.id)).toBe(1);
-      expect(await t.store.resolveIncidents("workers:1")).toBe(1);
+      // Service names repeat across hosts: a host resolves only its own.
+      expect(a.host).not.toBe("h2");
+      expect(await t.store.resolveIncidents("workers:1", { host: "h2", id: a.id })).toBe(0);
+      expect(await t.store.resolveIncidents("workers:1", { id: a.id })).toBe(1);
+      expect(await t.store.resolveIncidents("workers:1", { host: "h1" })).toBe(0);
+      expect(await t.store.resolveIncidents("workers:1", { host: "h2" })).toBe(1);
       expect(await t.store.resolveIncidents("workers:1")).toBe(0);
       const list = await t.store.listIncidents({ service: "workers:1" });
       expect(list.map((i) => i.id)).toEqual([b.id, a.id]);

@@ -96,17 +96,13 @@ export async function addIncident(db: Db, S: string, i: NewIncident, now: number
   return toIncident(rows[0]!);
 }
 
-export async function resolveIncidents(db: Db, S: string, service: string, at: number, id?: number): Promise<number> {
-  const rows =
-    id === undefined
-      ? await db.query(
-          `UPDATE ${S}.incidents SET recovered_at = $1 WHERE service = $2 AND recovered_at IS NULL RETURNING id`,
-          [Math.trunc(at), pgText(service)],
-        )
-      : await db.query(
-          `UPDATE ${S}.incidents SET recovered_at = $1 WHERE service = $2 AND id = $3 AND recovered_at IS NULL RETURNING id`,
-          [Math.trunc(at), pgText(service), id],
-        );
+export async function resolveIncidents(db: Db, S: string, service: string, at: number, opts: { id?: number; host?: string }): Promise<number> {
+  const rows = await db.query(
+    `UPDATE ${S}.incidents SET recovered_at = $1
+      WHERE service = $2 AND recovered_at IS NULL AND ($3::bigint IS NULL OR id = $3) AND ($4::text IS NULL OR host = $4)
+      RETURNING id`,
+    [Math.trunc(at), pgText(service), opts.id ?? null, opts.host === undefined ? null : pgText(opts.host)],
+  );
   return rows.length;
 }
 

@@ -37,6 +37,7 @@ import {
   type ReapOptions,
   type Store,
   type StoreCaps,
+  type ResolveIncidentsOptions,
   type StoreOptions,
   type TriggerCommit,
   type TriggerCursor,
@@ -294,9 +295,9 @@ class PostgresStore implements Store {
     return side.addIncident(this.db, this.S, incident, this.clock.now(), detail);
   }
 
-  async resolveIncidents(service: string, at?: number, id?: number): Promise<number> {
+  async resolveIncidents(service: string, opts: ResolveIncidentsOptions = {}): Promise<number> {
     this.writable();
-    return side.resolveIncidents(this.db, this.S, service, at ?? this.clock.now(), id);
+    return side.resolveIncidents(this.db, this.S, service, opts.at ?? this.clock.now(), opts);
   }
 
   async updateIncident(id: number, detail: Record<string, unknown>): Promise<void> {

@@ -29,8 +29,8 @@ export function prepareSideStatements(db: Database.Database): SideStatements {
       VALUES (@service, @host, @cause, @detectedAt, @detail) RETURNING *`),
     incident: p("SELECT * FROM incidents WHERE id = ?"),
     setDetail: p("UPDATE incidents SET detail = ? WHERE id = ?"),
-    resolveAll: p("UPDATE incidents SET recovered_at = ? WHERE service = ? AND recovered_at IS NULL"),
-    resolveOne: p("UPDATE incidents SET recovered_at = ? WHERE service = ? AND id = ? AND recovered_at IS NULL"),
+    resolveAll: p("UPDATE incidents SET recovered_at = @at WHERE service = @service AND recovered_at IS NULL AND (@host IS NULL OR host = @host)"),
+    resolveOne: p("UPDATE incidents SET recovered_at = @at WHERE service = @service AND id = @id AND recovered_at IS NULL AND (@host IS NULL OR host = @host)"),
     tryLock: p(`INSERT INTO locks (name, owner, expires_at) VALUES (@name, @owner, @expiresAt)
       ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
       WHERE locks.owner = excluded.owner OR locks.expires_at <= @now`),

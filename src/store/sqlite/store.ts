@@ -39,6 +39,7 @@ import {
   type ReapOptions,
   type Store,
   type StoreCaps,
+  type ResolveIncidentsOptions,
   type StoreOptions,
   type TriggerCommit,
   type TriggerCursor,
@@ -359,12 +360,11 @@ export class SqliteStore implements Store {
     return this.write((now) => side.addIncident(this.s, incident, now, detail));
   }
 
-  async resolveIncidents(service: string, at?: number, id?: number): Promise<number> {
-    return this.write((now) =>
-      id === undefined
-        ? this.s.resolveAll.run(at ?? now, service).changes
-        : this.s.resolveOne.run(at ?? now, service, id).changes,
-    );
+  async resolveIncidents(service: string, opts: ResolveIncidentsOptions = {}): Promise<number> {
+    return this.write((now) => {
+      const args = { at: opts.at ?? now, service, host: opts.host ?? null };
+      return opts.id === undefined ? this.s.resolveAll.run(args).changes : this.s.resolveOne.run({ ...args, id: opts.id }).changes;
+    });
   }
 
   async updateIncident(id: number, detail: Record<string, unknown>): Promise<void> {
