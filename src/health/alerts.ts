@@ -125,7 +125,12 @@ export function createAlertSink(configs: readonly AlertConfig[], opts: AlertSink
     const now = clock.now();
     if (event.kind === "recovered") {
       const ep = episodes.get(event.subject);
-      if (!ep) return;
+      if (!ep) {
+        // A problem this process never saw begin (an earlier supervisor run alerted it):
+        // nothing here to hold or deduplicate against, so the recovery goes out as it is.
+        if (event.detail?.earlierRun === true) send(event, 0, event.at);
+        return;
+      }
       ep.recovery = event;
       if (ep.hold) clearTimeout(ep.hold);
       // Hold the recovery: a service that fails again within it is flapping, and one

@@ -46,7 +46,10 @@ export class ProcessSlot {
   private restartTimer: NodeJS.Timeout | null = null;
   private killTimer: NodeJS.Timeout | null = null;
   private planned: Planned | null = null;
-  private pendingRecovery = false;
+  // True from the start: incidents this service left open in an earlier run on this host
+  // (crash-looping when vigil stopped, say) end when it next runs healthy.
+  private pendingRecovery = true;
+  private everHealthy = false;
   private probing = false;
   private lastProbeAt = 0;
   private lastProbeError: string | null = null;
@@ -243,10 +246,12 @@ export class ProcessSlot {
     this.state = "running";
     if (this.pendingRecovery) {
       this.pendingRecovery = false;
+      const earlierRun = !this.everHealthy;
       void this.ctx.incidents.resolve(this.spec.name, now).then((n) => {
-        if (n > 0) this.ctx.incidents.alert("recovered", this.spec.name, `${this.spec.name} is running again (pid ${this.pid})`, { pid: this.pid });
+        if (n > 0) this.ctx.incidents.alert("recovered", this.spec.name, `${this.spec.name} is running again (pid ${this.pid})`, { pid: this.pid, ...(earlierRun ? { earlierRun } : {}) });
       });
     }
+    this.everHealthy = true;
   }
 
   private runProbe(now: number): void {

@@ -4,14 +4,15 @@
  * moving and a probe that stops answering are stalls; a process past maxMemory is
  * restarted. Every case is an incident row, and the replacement's recovery is recorded.
  */
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { freePort, lines, makeProject, openProjectStore, row, snapshot, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
+import { freePort, lines, makeProject, openProjectStore, row, snapshot, startVigil, vigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
 describe("supervisor with commands", () => {
-  it("marks a command that exits at once crash-looping, backs off, alerts, and keeps retrying", async () => {
+  it("marks a command that exits at once crash-looping, backs off, alerts, keeps retrying, and ends its incidents when a later start runs it", async () => {
     t.project = makeProject(
       `services:
   quick: { command: [node, quick.mjs] }
@@ -52,6 +53,31 @@ alerts:
     }
     const alerts = await waitFor("crash-loop alert", () => lines(join(t.project!.dir, "alerts.log")).find((l) => l.includes('"crash-loop"')), 15_000);
     expect(alerts).toContain('"subject":"quick"');
+
+    // Stopped while still crash-looping, its incidents stay open (it never recovered)...
+    expect(vigil(t.project, ["stop"]).status).toBe(0);
+    await waitFor("the supervisor to exit", () => t.runs[0]!.child.exitCode !== null);
+    const openAfterStop = await openProjectStore(t.project);
+    try {
+      expect((await openAfterStop.listIncidents({ service: "quick" })).filter((i) => i.recoveredAt === null).length).toBeGreaterThan(0);
+    } finally {
+      await openAfterStop.close();
+    }
+    // ...until a later start runs it healthy: then they end, and a recovery is alerted.
+    writeFileSync(join(t.project.dir, "quick.mjs"), "setInterval(() => {}, 1000);\n");
+    const restartedAt = Date.now();
+    t.runs.push(startVigil(t.project));
+    const recovered = await waitFor("the old incidents to end", async () => {
+      const store = await openProjectStore(t.project!);
+      try {
+        const incs = await store.listIncidents({ service: "quick" });
+        return incs.every((i) => i.recoveredAt !== null) ? incs : null;
+      } finally {
+        await store.close();
+      }
+    });
+    expect(recovered.every((i) => i.recoveredAt! >= restartedAt)).toBe(true);
+    await waitFor("recovered alert", () => lines(join(t.project!.dir, "alerts.log")).find((l) => l.includes('"recovered"') && l.includes('"subject":"quick"')), 15_000);
   });
 
   it("declares a command whose status file goes stale stalled, kills it and records the recovery", async () => {
