@@ -16,6 +16,7 @@ import { VigilError } from "../core/errors.js";
 import type { AlertSink, StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
 import { controlRequest, serveControl, type ControlRequest, type ControlResponse } from "./control.js";
+import { QueueCountsCache } from "./counts-cache.js";
 import { IncidentRecorder, noopAlertSink } from "./incidents.js";
 import { acquireLock, releaseLock } from "./lock.js";
 import { killOrphans, removeChildren, writeChildren } from "./orphans.js";
@@ -66,6 +67,8 @@ export class Supervisor extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private control: Server | null = null;
   private startedAt = 0;
+  /** Queue counts for snapshots, read only as often as they are cheap (counts-cache.ts). */
+  private readonly counts = new QueueCountsCache(() => this.opts.store.stats());
   private stopping: Promise<void> | null = null;
   private readonly log: (msg: string) => void;
   private readonly timing: SlotTiming;
@@ -146,7 +149,7 @@ export class Supervisor extends EventEmitter {
   async snapshot(): Promise<StatusSnapshot> {
     const now = Date.now();
     const [queues, incidents] = await Promise.all([
-      this.opts.store.stats().catch(() => ({})),
+      this.counts.get().catch(() => ({})),
       this.opts.store.listIncidents({ limit: 20 }).catch(() => []),
     ]);
     return {
