@@ -23,7 +23,6 @@ import type {
 } from "../core/types.js";
 import type { Clock } from "../core/clock.js";
 
-/** What differs between engines. */
 /** Which open incidents `resolveIncidents` marks recovered, and when. */
 export interface ResolveIncidentsOptions {
   at?: number;
@@ -31,6 +30,7 @@ export interface ResolveIncidentsOptions {
   host?: string;
 }
 
+/** What differs between engines. */
 export interface StoreCaps {
   /** Idle workers are woken when jobs arrive (no busy polling). */
   notify: boolean;
