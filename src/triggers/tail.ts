@@ -9,9 +9,11 @@
  * - another inode at the path (rename-and-create rotation): the old file is finished first
  *   through the handle this process still holds on it (a renamed or deleted file stays
  *   readable through an open handle), then the new file is read from its start. If the
- *   process was not running when the file rotated, it holds no handle and the old file's
- *   unread tail is skipped: finding the old file by name (`.1`, `.gz`, ...) is a guess
- *   this trigger does not make.
+ *   process was not running when the file rotated, it holds no handle: the old file is
+ *   looked for in the same folder by its inode, not by a name pattern (`.1`, `-20261128`
+ *   ...), and finished only if the bytes just before the cursor still match. A rotation
+ *   that compressed or deleted the old file while nothing ran leaves nothing to find: its
+ *   unread tail is skipped.
  * - the same inode but smaller than the offset, or different bytes just before the offset
  *   (truncated and regrown between polls): read again from the start.
  *
@@ -19,7 +21,8 @@
  * `MAX_RECORDS` records per transaction), so a huge backlog commits steady progress and
  * the event loop stays free for heartbeats.
  */
-import { open, stat, type FileHandle } from "node:fs/promises";
+import { lstat, open, opendir, stat, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { Stats } from "node:fs";
 import type { EnqueueItem, RejectedRecord } from "../core/types.js";
 import {
@@ -50,6 +53,8 @@ const CHUNK_BYTES = 1 << 20;
 const MAX_RECORDS = 1000;
 /** Bytes before the offset kept as a fingerprint (see `TailCursor.fp`). */
 const FP_BYTES = 16;
+/** Folder entries looked at, at most, to find a file rotated while nothing ran. */
+const MAX_ROTATED_SCAN = 10_000;
 
 export class TailSource implements TriggerSource {
   readonly kind = "tail" as const;
@@ -87,7 +92,8 @@ export class TailSource implements TriggerSource {
     const samePath = st !== null && st.ino === cur.ino && st.dev === cur.dev;
     if (!samePath) {
       // Rotated (or removed): finish the old file through our handle, if we have one.
-      const old = this.handle && this.handle.ino === cur.ino && this.handle.dev === cur.dev ? this.handle.fh : null;
+      const held = this.handle && this.handle.ino === cur.ino && this.handle.dev === cur.dev ? this.handle.fh : null;
+      const old = held ?? (await this.openRotated(cur));
       if (old) {
         const r = await this.readFrom(old, cur, ctx, true);
         if (r !== "idle") return r;
@@ -227,6 +233,41 @@ export class TailSource implements TriggerSource {
     }
     this.handle = { fh, ino: real.ino, dev: real.dev };
     return fh;
+  }
+
+  /**
+   * The file the cursor is in, found again in the tailed file's folder by its inode after
+   * a rotation this process did not see (it was not running). Only regular files in that
+   * folder are looked at (no links followed, no other folder), at most MAX_ROTATED_SCAN
+   * entries; a cursor at offset 0 has no bytes to check the match with and is not looked
+   * for. The handle is kept, so the following steps read on from it.
+   */
+  private async openRotated(cur: TailCursor): Promise<FileHandle | null> {
+    if (cur.offset === 0) return null;
+    const dir = dirname(this.opts.path);
+    const own = basename(this.opts.path);
+    try {
+      let seen = 0;
+      for await (const entry of await opendir(dir)) {
+        if (++seen > MAX_ROTATED_SCAN) break;
+        if (!entry.isFile() || entry.name === own) continue;
+        const path = join(dir, entry.name);
+        const st = await lstat(path).catch(() => null);
+        if (!st || st.ino !== cur.ino || st.dev !== cur.dev) continue;
+        const fh = await open(path, "r");
+        const real = await fh.stat();
+        if (real.ino !== cur.ino || real.dev !== cur.dev) {
+          await fh.close();
+          return null;
+        }
+        await this.closeHandle();
+        this.handle = { fh, ino: real.ino, dev: real.dev };
+        return fh;
+      }
+    } catch {
+      // An unreadable folder: the old file cannot be finished; the new one is still read.
+    }
+    return null;
   }
 
   private async closeHandle(): Promise<void> {

@@ -145,6 +145,35 @@ describe("tail", () => {
     expect(new Set(jobs.map((j) => j.key)).size).toBe(5);
   });
 
+  it("finishes a file rotated while nothing ran, found by its inode, then reads the new one", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q }\n", { "in.log": "a1\n" });
+    const path = join(s.dir, "in.log");
+    await s.runner.pollAll();
+    await s.runner.stop();
+    // While no runner holds the file: more lines, a rename-and-create rotation, new lines.
+    appendFileSync(path, "a2\na3\n");
+    renameSync(path, `${path}-20261128`);
+    writeFileSync(path, "b1\n");
+    const again = s.fresh("another-process");
+    for (let i = 0; i < 3; i++) await again.pollAll();
+    expect((await s.jobs()).map(lineOf)).toEqual(["a1", "a2", "a3", "b1"]);
+  });
+
+  it("does not take another file for the rotated one when its bytes differ", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q }\n", { "in.log": "a1\n" });
+    const path = join(s.dir, "in.log");
+    await s.runner.pollAll();
+    await s.runner.stop();
+    // The old file is rewritten in place under its new name (same inode, other bytes).
+    appendFileSync(path, "a2\n");
+    renameSync(path, `${path}.1`);
+    writeFileSync(`${path}.1`, "XX\nzz\n");
+    writeFileSync(path, "b1\n");
+    const again = s.fresh("another-process");
+    for (let i = 0; i < 3; i++) await again.pollAll();
+    expect((await s.jobs()).map(lineOf)).toEqual(["a1", "b1"]);
+  });
+
   it("reports a missing file as an error and recovers when it appears", async () => {
     const s = await setup("  log: { tail: in.log, queue: q }\n");
     await s.runner.pollAll();
