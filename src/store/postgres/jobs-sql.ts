@@ -208,9 +208,11 @@ export function jobStatements(S: string) {
      * `completeAndClaim` in one statement, so one round trip and one commit when no item
      * has next-stage jobs (which a claim in the same statement could not see): completes
      * every item whose token holds ($1-$4, as completeMany), then leases due jobs ($5-$9,
-     * as claim). `done_ids` lists the completed jobs; the other columns are the leased
-     * jobs, one per row (none: one row of nulls). The two parts touch disjoint rows: one
-     * updates active jobs, the other due ones. Its commit waits for the disk.
+     * as claim). `missed_ids` lists the items NOT completed (their lease was lost): usually
+     * none, so a full batch's ids are not sent back only to be parsed again. The other
+     * columns are the leased jobs, one per row (none: one row of nulls). The two parts
+     * touch disjoint rows: one updates active jobs, the other due ones. Its commit waits for
+     * the disk.
      */
     completeAndClaim: stmt(`WITH done AS (
       UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $4::bigint,
@@ -219,7 +221,9 @@ export function jobStatements(S: string) {
       WHERE ${ACTIVE_BATCH} AND j.id = i.id AND j.token = i.token
       RETURNING j.id
     ), ${claimCtes(S, { queues: 5, counts: 6, now: 4, worker: 7, leaseUntil: 8, prefix: 9 }, "true")}
-    ${rowsAndOneAggregate("claimed", "done", { done_ids: "coalesce(array_agg(id), '{}')" })}`),
+    ${rowsAndOneAggregate("claimed", "(SELECT 1) AS one", {
+      missed_ids: "(SELECT coalesce(array_agg(m.id), '{}') FROM unnest($1::bigint[]) AS m(id) WHERE m.id NOT IN (SELECT id FROM done))",
+    })}`),
 
     fail: stmt(`UPDATE ${S}.jobs SET
         state = CASE WHEN $3::bigint IS NULL THEN 'dead' ELSE 'failed' END,
