@@ -8,32 +8,13 @@ import type { Server, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AlertMessage } from "../../src/health/alerts.js";
-import type { Store } from "../../src/store/store.js";
 import { check, cliHealth, closeServers, listen } from "./health-helpers.js";
-import {
-  cleanUp,
-  lines,
-  makeProject,
-  openProjectStore,
-  snapshot,
-  startVigil,
-  waitFor,
-  WORK_HANDLER,
-  type Project,
-  type Running,
-} from "./supervisor-helpers.js";
+import { lines, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, waitFor, WORK_HANDLER } from "./supervisor-helpers.js";
 
-let project: Project | null = null;
-const runs: Running[] = [];
 const servers: Server[] = [];
-const stores: Store[] = [];
-
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close().catch(() => undefined);
-  if (project) await cleanUp(project, runs.splice(0));
-  project = null;
-  await closeServers(servers);
-});
+// Registered first, so it runs after the supervisor is stopped (after-hooks run in reverse).
+afterEach(() => closeServers(servers));
+const t = supervisorTest();
 
 describe("health under a crash loop", () => {
   it("flips crash-loop and waiting-age; one crash-loop alert while a receiver hangs", async () => {
@@ -44,7 +25,7 @@ describe("health under a crash loop", () => {
       res.writeHead(204).end();
     });
     const hanging = await listen(servers, (_body, res) => hung.push(res));
-    project = makeProject(
+    t.project = makeProject(
       `queues:
   orphan: { handler: ./work.mjs }
 services:
@@ -61,8 +42,8 @@ alerts:
         "quick.mjs": `import { appendFileSync } from "node:fs"; appendFileSync("spawns.log", Date.now() + "\\n"); process.exit(3);`,
       },
     );
-    runs.push(startVigil(project));
-    const p = project;
+    t.runs.push(startVigil(t.project));
+    const p = t.project;
 
     const looping = await waitFor("crash-loop unhealthy", () => {
       const r = cliHealth(p);
@@ -72,8 +53,7 @@ alerts:
     expect(check(looping.report, "crash-loop").message).toContain("quick");
 
     // A job on a queue no service runs: it only gets older.
-    const store = await openProjectStore(p);
-    stores.push(store);
+    const store = (t.store = await openProjectStore(p));
     await store.enqueue("orphan", { n: 1 });
     const waiting = await waitFor("waiting-age degraded", () => {
       const r = cliHealth(p).report;

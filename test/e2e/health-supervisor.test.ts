@@ -4,32 +4,17 @@
  * frozen supervisor turns `status-file` unhealthy once it stops rewriting the file.
  * (test/e2e/health-crash-loop.test.ts covers the crash loop, waiting age and alerts.)
  */
-import type { Server } from "node:http";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runHealthChecks } from "../../src/health/checks.js";
-import type { Store } from "../../src/store/store.js";
-import { check, cliHealth, closeServers } from "./health-helpers.js";
-import {
-  allRunning,
-  cleanUp,
-  makeProject,
-  openProjectStore,
-  snapshot,
-  startVigil,
-  waitFor,
-  WORK_HANDLER,
-  type Project,
-  type Running,
-} from "./supervisor-helpers.js";
+import { check, cliHealth } from "./health-helpers.js";
+import { allRunning, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, waitFor, WORK_HANDLER } from "./supervisor-helpers.js";
 
-let project: Project | null = null;
-const runs: Running[] = [];
-const servers: Server[] = [];
-const stores: Store[] = [];
+const t = supervisorTest();
+/** Processes this test SIGSTOPped: continued before the supervisor is stopped. */
 const stopped: number[] = [];
-
-afterEach(async () => {
+// Registered after supervisorTest(), so it runs before its clean-up (after-hooks run in reverse).
+afterEach(() => {
   for (const pid of stopped.splice(0)) {
     try {
       process.kill(pid, "SIGCONT");
@@ -37,15 +22,11 @@ afterEach(async () => {
       // already gone
     }
   }
-  for (const s of stores.splice(0)) await s.close().catch(() => undefined);
-  if (project) await cleanUp(project, runs.splice(0));
-  project = null;
-  await closeServers(servers);
 });
 
 describe("health under a running supervisor", () => {
   it("flips services for a frozen worker and status-file for a frozen supervisor", async () => {
-    project = makeProject(
+    t.project = makeProject(
       `queues:
   work: { handler: ./work.mjs }
 services:
@@ -55,11 +36,10 @@ http: { enabled: false }
 `,
       { "work.mjs": WORK_HANDLER },
     );
-    runs.push(startVigil(project));
-    const [row] = await allRunning(project, runs[0]);
-    const store = await openProjectStore(project);
-    stores.push(store);
-    const p = project;
+    t.runs.push(startVigil(t.project));
+    const [row] = await allRunning(t.project, t.runs[0]);
+    const store = (t.store = await openProjectStore(t.project));
+    const p = t.project;
     const inProcess = () =>
       runHealthChecks({
         store,
@@ -94,14 +74,14 @@ http: { enabled: false }
     expect(check(back, "services").status).toBe("ok");
 
     // A frozen supervisor stops rewriting the status file.
-    process.kill(runs[0]!.child.pid!, "SIGSTOP");
-    stopped.push(runs[0]!.child.pid!);
+    process.kill(t.runs[0]!.child.pid!, "SIGSTOP");
+    stopped.push(t.runs[0]!.child.pid!);
     const stale = await waitFor("status-file unhealthy", () => {
       const r = cliHealth(p).report;
       return check(r, "status-file").status === "unhealthy" ? r : null;
     }, 45_000, 1000);
     expect(check(stale, "status-file").message).toContain("status.json");
-    process.kill(runs[0]!.child.pid!, "SIGCONT");
+    process.kill(t.runs[0]!.child.pid!, "SIGCONT");
     await waitFor("status-file fresh again", () => check(cliHealth(p).report, "status-file").status === "ok", 30_000, 500);
   });
 });
