@@ -4,8 +4,9 @@
  * 2 s and by each /metrics scrape; counting is a scan of the jobs table, a few ms on a
  * small store but 120 ms on PostgreSQL and 40 ms on SQLite once it holds a million
  * retained jobs (measured here). So a read is reused for `minAgeMs` (1 s), or for 50
- * times as long as the last read took, whichever is longer: the counts cost the store at
- * most about 2 % of its time, and callers asking at once share one read.
+ * times as long as the last read took, whichever is longer: by construction the counts
+ * keep the store busy at most 1/50 (2 %) of the time, and callers asking at once share
+ * one read.
  */
 import type { QueueCounts } from "../core/types.js";
 
