@@ -225,12 +225,18 @@ export class TailSource implements TriggerSource {
   private async handleFor(st: Stats): Promise<FileHandle | null> {
     if (this.handle && this.handle.ino === st.ino && this.handle.dev === st.dev) return this.handle.fh;
     await this.closeHandle();
-    const fh = await open(this.opts.path, "r");
+    return this.adopt(this.opts.path, st);
+  }
+
+  /** Opens `path` and keeps the handle if it is still the file `want` (dev, inode); else null. */
+  private async adopt(path: string, want: { ino: number; dev: number }): Promise<FileHandle | null> {
+    const fh = await open(path, "r");
     const real = await fh.stat();
-    if (real.ino !== st.ino || real.dev !== st.dev) {
+    if (real.ino !== want.ino || real.dev !== want.dev) {
       await fh.close();
       return null;
     }
+    await this.closeHandle();
     this.handle = { fh, ino: real.ino, dev: real.dev };
     return fh;
   }
@@ -253,16 +259,7 @@ export class TailSource implements TriggerSource {
         if (!entry.isFile() || entry.name === own) continue;
         const path = join(dir, entry.name);
         const st = await lstat(path).catch(() => null);
-        if (!st || st.ino !== cur.ino || st.dev !== cur.dev) continue;
-        const fh = await open(path, "r");
-        const real = await fh.stat();
-        if (real.ino !== cur.ino || real.dev !== cur.dev) {
-          await fh.close();
-          return null;
-        }
-        await this.closeHandle();
-        this.handle = { fh, ino: real.ino, dev: real.dev };
-        return fh;
+        if (st && st.ino === cur.ino && st.dev === cur.dev) return await this.adopt(path, cur);
       }
     } catch {
       // An unreadable folder: the old file cannot be finished; the new one is still read.
