@@ -50,6 +50,14 @@ export interface StoreCaps {
    * round trip, is the cost a bigger batch spreads.)
    */
   claimBatchHint?: number;
+  /**
+   * Optional: how many transactions of completions (each with its worker's next claim) a
+   * worker may have in flight at once (default 1). More than one pays where the store is a
+   * server that works while the worker does: the worker parses one transaction's results
+   * and runs its jobs while the server executes the next. With more than one, the jobs a
+   * transaction claims also wait to start until the next transaction is sent.
+   */
+  commitLanes?: number;
 }
 
 export interface ClaimRequest {

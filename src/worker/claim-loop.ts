@@ -4,8 +4,10 @@
  * `store.claim` per lease length, or inside the committer's next transaction when the
  * store can do both at once (`borrow`). A queue stops being hungry when a claim returns
  * fewer jobs than asked; a notification from the store, a poll tick or a job coming due
- * makes it hungry again. Only one claim is in flight at a time; wake-ups during it trigger
- * one more. Expired leases are reaped on their own timer.
+ * makes it hungry again. A claim of its own runs only while no other is in flight; the
+ * committer's transactions may carry one each (see committer.ts, lanes), and the jobs they
+ * asked for count as taken until they return. Wake-ups during a claim trigger one more.
+ * Expired leases are reaped on their own timer.
  */
 import type { Lease } from "../core/types.js";
 import type { ClaimRequest, Store } from "../store/store.js";
@@ -74,8 +76,13 @@ export class ClaimLoop {
   private readonly hungry = new Map<string, boolean>();
   private readonly wakeSeq = new Map<string, number>();
   private scheduled = false;
-  private claiming = false;
+  /** Claims in flight: one of its own (`claimOnce`), or any number borrowed by transactions. */
+  private claiming = 0;
+  /** Jobs asked for by the claims in flight, per queue (counted as taken until they return). */
+  private readonly asked = new Map<string, number>();
   private again = false;
+  /** `claimOnce` is in flight (no claim is borrowed meanwhile). */
+  private ownClaim = false;
   private pollTimer: NodeJS.Timeout | undefined;
   private reapTimer: NodeJS.Timeout | undefined;
   private asking = false;
@@ -166,7 +173,7 @@ export class ClaimLoop {
   /** Claims soon if any hungry queue has a free slot (called when a slot frees). */
   request(): void {
     if (!this.hooks.open()) return;
-    if (this.claiming) {
+    if (this.claiming > 0) {
       this.again = true;
       return;
     }
@@ -185,7 +192,7 @@ export class ClaimLoop {
     const groups = new Map<number, Record<string, number>>();
     const seq = new Map<string, number>();
     for (const q of this.queues.values()) {
-      const free = this.hooks.free(q);
+      const free = this.hooks.free(q) - (this.asked.get(q.name) ?? 0);
       if (free <= 0 || !this.hungry.get(q.name)) continue;
       const g = groups.get(q.lease) ?? {};
       g[q.name] = free;
@@ -211,6 +218,11 @@ export class ClaimLoop {
     }
   }
 
+  /** Counts the jobs of a borrowed claim as taken (+1) or no longer pending (-1). */
+  private ask(wants: Record<string, number>, sign: 1 | -1): void {
+    for (const [name, n] of Object.entries(wants)) this.asked.set(name, (this.asked.get(name) ?? 0) + sign * n);
+  }
+
   /** After a claim: ask when the emptied queues' next jobs come due, and claim again if needed. */
   private after(emptied: string[]): void {
     if (emptied.length > 0) this.askNextDue(emptied);
@@ -221,22 +233,33 @@ export class ClaimLoop {
 
   /**
    * Hands the next claim to a transaction the caller is about to run (the committer's
-   * `completeAndClaim`), or null when there is nothing to claim or a claim is in flight.
-   * Only one lease length goes along; any other is claimed on its own afterwards.
+   * `completeAndClaim`), of at most `max` jobs; null when there is nothing to claim or a
+   * claim of its own is in flight. Only one lease length goes along; any other is claimed
+   * afterwards.
    */
-  borrow(): BorrowedClaim | null {
-    if (!this.hooks.open() || this.claiming) return null;
+  borrow(max = Infinity): BorrowedClaim | null {
+    if (!this.hooks.open() || this.ownClaim) return null;
     const { groups, seq } = this.plan();
     const first = groups.entries().next();
     if (first.done) return null;
-    const [leaseMs, wants] = first.value;
-    this.claiming = true;
-    this.again = groups.size > 1;
+    const [leaseMs, all] = first.value;
+    // At most `max` jobs in all, shared out in queue order.
+    const wants: Record<string, number> = {};
+    let left = max;
+    for (const [name, n] of Object.entries(all)) {
+      if (left <= 0) break;
+      wants[name] = Math.min(n, left);
+      left -= wants[name];
+    }
+    this.claiming++;
+    this.ask(wants, 1);
+    this.again ||= groups.size > 1;
     let settled = false;
     const settle = (): boolean => {
       if (settled) return false;
       settled = true;
-      this.claiming = false;
+      this.claiming--;
+      this.ask(wants, -1);
       return true;
     };
     return {
@@ -255,10 +278,11 @@ export class ClaimLoop {
   }
 
   private async claimOnce(): Promise<void> {
-    if (!this.hooks.open() || this.claiming || this.hooks.deferToCommit?.()) return;
+    if (!this.hooks.open() || this.claiming > 0 || this.hooks.deferToCommit?.()) return;
     const { groups, seq } = this.plan();
     if (groups.size === 0) return;
-    this.claiming = true;
+    this.claiming++;
+    this.ownClaim = true;
     this.again = false;
     const emptied: string[] = [];
     try {
@@ -271,7 +295,8 @@ export class ClaimLoop {
       this.hooks.onError(err, "claiming jobs (retrying at the next poll)");
       return;
     } finally {
-      this.claiming = false;
+      this.claiming--;
+      this.ownClaim = false;
     }
     this.after(emptied);
   }

@@ -6,6 +6,13 @@
  * per second on raw SQLite), at the cost of at most one event-loop turn of latency.
  * When the store has `completeAndClaim`, the worker's next claim rides in the same
  * transaction (one commit per cycle, not two).
+ *
+ * A store with `caps.commitLanes` above one (PostgreSQL) gets that many lanes: while one
+ * transaction executes in the server, a second batch that has piled up (half a transaction's
+ * worth) goes on a second lane, with its own claim. And the jobs a transaction claims wait
+ * in the claim-ahead buffer until the lane's next transaction is sent, then run while it
+ * executes. Without both, the worker and the server took turns, each idle while the other
+ * worked.
  */
 import type { CompleteOutcome, Store } from "../store/store.js";
 import type { Lease, LeaseRef, NextJob } from "../core/types.js";
@@ -19,7 +26,7 @@ export interface PendingCompletion {
 }
 
 export interface CommitterOptions {
-  /** Commit at once when this many are waiting (default 100). */
+  /** Commit at once when this many are waiting and no transaction is running (default 100). */
   maxBatch?: number;
   /** Told the outcome of each completion once its transaction ran. */
   onOutcome: (item: PendingCompletion, outcome: CompleteOutcome) => void;
@@ -27,9 +34,19 @@ export interface CommitterOptions {
   onError: (err: unknown, items: number) => void;
   /** Runs just before each transaction (the crash test hook lives here). */
   beforeCommit?: () => void;
-  /** The claim to run in the same transaction, if any (used when the store has `completeAndClaim`). */
-  claim?: () => BorrowedClaim | null;
-  /** Runs after each flush ends (a claim deferred to it may be due now). */
+  /**
+   * The claim to run in the same transaction, if any (used when the store has
+   * `completeAndClaim`), of at most `max` jobs.
+   */
+  claim?: (max: number) => BorrowedClaim | null;
+  /**
+   * Runs `deliver` (which hands a claim's jobs over) so that the jobs wait in the
+   * claim-ahead buffer instead of starting; `startHeld` starts them. Without these, claimed
+   * jobs start as they are handed over.
+   */
+  holdStarts?: (deliver: () => void) => void;
+  startHeld?: () => void;
+  /** Runs after each lane ends (a claim deferred to it may be due now). */
   afterFlush?: () => void;
 }
 
@@ -46,32 +63,41 @@ const MAX_TRANSACTION = 500;
 /** Buffers completions and commits them in batches; see the file comment. */
 export class Committer {
   private buffer: PendingCompletion[] = [];
-  private inFlight: PendingCompletion[] = [];
+  /** Batches in a transaction now, one per lane. */
+  private readonly inFlight = new Set<PendingCompletion[]>();
   private scheduled = false;
-  private flushing = false;
+  /** Lanes running: each commits batch after batch until nothing is left for it. */
+  private lanes = 0;
   private retryMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
   private readonly maxBatch: number;
+  private readonly maxLanes: number;
 
   constructor(
     private readonly store: Store,
     private readonly opts: CommitterOptions,
   ) {
     this.maxBatch = opts.maxBatch ?? 100;
+    this.maxLanes = Math.max(1, store.caps.commitLanes ?? 1);
   }
 
   /** Queues a completion; it is committed on the next loop turn, or now if the batch is full. */
   add(item: PendingCompletion): void {
     this.buffer.push(item);
-    if (this.flushing || this.retryTimer) return;
+    if (this.retryTimer) return;
+    if (this.lanes > 0) {
+      // Another transaction may go while one runs, once a batch worth it has piled up.
+      if (this.lanes < this.maxLanes && this.buffer.length >= MAX_TRANSACTION / 2) void this.lane();
+      return;
+    }
     if (this.buffer.length >= this.maxBatch) {
-      void this.flush();
+      void this.lane();
     } else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        void this.flush();
+        if (this.lanes === 0) void this.lane();
       });
     }
   }
@@ -87,7 +113,9 @@ export class Committer {
   }
 
   get size(): number {
-    return this.buffer.length + this.inFlight.length;
+    let n = this.buffer.length;
+    for (const b of this.inFlight) n += b.length;
+    return n;
   }
 
   /** Commits everything waiting now, retrying on store errors; resolves when none is left. */
@@ -96,7 +124,7 @@ export class Committer {
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
     }
-    if (!this.flushing && this.buffer.length) void this.flush();
+    if (this.lanes === 0 && this.buffer.length) void this.lane();
     if (this.size === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
@@ -111,46 +139,64 @@ export class Committer {
     return left;
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
+  private async lane(): Promise<void> {
+    this.lanes++;
+    // Jobs the last transaction claimed, held until the next one is on its way (see below).
+    let held = false;
     try {
-      for (let round = 0; this.buffer.length > 0; round++) {
+      for (let round = 0; ; round++) {
         // Completions that arrived while the last transaction ran come from jobs it started,
-        // still finishing in microtasks: one loop turn lets them join this batch.
-        if (round > 0 && this.buffer.length < this.maxBatch) await new Promise((r) => setImmediate(r));
-        this.inFlight = this.buffer.splice(0, MAX_TRANSACTION);
+        // still finishing in microtasks: one loop turn lets them join this batch. Not when
+        // claimed jobs are held: the next transaction goes at once, and they run during it.
+        if (round > 0 && !held && this.buffer.length < this.maxBatch) await new Promise((r) => setImmediate(r));
+        if (this.retryTimer) break;
+        const batch = this.buffer.splice(0, MAX_TRANSACTION);
+        const claim = this.store.completeAndClaim && this.opts.claim ? this.opts.claim(MAX_TRANSACTION) : null;
+        if (batch.length === 0 && !claim) break;
+        this.inFlight.add(batch);
         this.opts.beforeCommit?.();
         let outcomes: CompleteOutcome[];
-        const items = this.inFlight.map((p) => ({ lease: p.lease, result: p.result, next: p.next }));
-        const claim = this.store.completeAndClaim && this.opts.claim ? this.opts.claim() : null;
+        const items = batch.map((p) => ({ lease: p.lease, result: p.result, next: p.next }));
         let leases: Lease[] = [];
+        const commit = this.store.completeAndClaim
+          ? this.store.completeAndClaim(items, claim?.req ?? null)
+          : this.store.completeMany(items).then((o) => ({ outcomes: o, leases }));
+        if (held) {
+          // The transaction is written to the connection by now; the handlers of the jobs
+          // the last one claimed run while it executes, and their completions make the
+          // batch after it. The store and this process work at once instead of in turn.
+          held = false;
+          setImmediate(() => this.opts.startHeld?.());
+        }
         try {
-          if (this.store.completeAndClaim) {
-            ({ outcomes, leases } = await this.store.completeAndClaim(items, claim?.req ?? null));
-          } else {
-            outcomes = await this.store.completeMany(items);
-          }
+          ({ outcomes, leases } = await commit);
         } catch (err) {
           claim?.failed(err);
-          this.opts.onError(err, this.inFlight.length);
-          this.buffer.unshift(...this.inFlight);
-          this.inFlight = [];
-          this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs ? this.retryMs * 2 : RETRY_BASE_MS);
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            void this.flush();
-          }, this.retryMs);
+          this.opts.onError(err, batch.length);
+          this.inFlight.delete(batch);
+          this.buffer.unshift(...batch);
+          if (!this.retryTimer) {
+            this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs ? this.retryMs * 2 : RETRY_BASE_MS);
+            this.retryTimer = setTimeout(() => {
+              this.retryTimer = undefined;
+              if (this.lanes === 0) void this.lane();
+            }, this.retryMs);
+          }
           return;
         }
         this.retryMs = 0;
-        const done = this.inFlight;
-        this.inFlight = [];
-        for (let i = 0; i < done.length; i++) this.opts.onOutcome(done[i]!, outcomes[i]!);
-        claim?.done(leases);
+        this.inFlight.delete(batch);
+        for (let i = 0; i < batch.length; i++) this.opts.onOutcome(batch[i]!, outcomes[i]!);
+        if (claim && leases.length > 0 && this.opts.holdStarts && this.maxLanes > 1) {
+          this.opts.holdStarts(() => claim.done(leases));
+          held = true;
+        } else {
+          claim?.done(leases);
+        }
       }
     } finally {
-      this.flushing = false;
+      this.lanes--;
+      if (held) this.opts.startHeld?.();
       if (this.size === 0) for (const w of this.idleWaiters.splice(0)) w();
       this.opts.afterFlush?.();
     }

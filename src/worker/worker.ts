@@ -63,6 +63,8 @@ export class Worker extends EventEmitter {
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private readonly claims: ClaimLoop;
   private readonly deadlines: EarliestTimer;
+  /** Claimed jobs wait in the buffer instead of starting (the committer sends its next transaction first). */
+  private holding = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -113,7 +115,18 @@ export class Worker extends EventEmitter {
       onOutcome: (item, outcome) => this.outcomes.committed(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
-      claim: () => this.claims.borrow(),
+      claim: (max) => this.claims.borrow(max),
+      holdStarts: (deliver) => {
+        this.holding = true;
+        try {
+          deliver();
+        } finally {
+          this.holding = false;
+        }
+      },
+      startHeld: () => {
+        for (const q of this.queues.values()) this.runBuffered(q);
+      },
       afterFlush: () => this.claims.request(),
     });
     this.heartbeat = new ProcessHeartbeat((m) => this.send(m), () => this.activeJobs());
@@ -185,7 +198,7 @@ export class Worker extends EventEmitter {
       this.giveBack(lease);
       return;
     }
-    if (this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
+    if (!this.holding && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
     else this.buffer.add(lease);
   }
 

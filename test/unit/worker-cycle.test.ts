@@ -137,6 +137,55 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
     expect(lost).toEqual([]);
   });
 
+  it("keeps the store's commitLanes transactions in flight at once, each job run and completed once", async () => {
+    await open();
+    const lanes = store.caps.commitLanes ?? 1;
+    let inFlight = 0;
+    let most = 0;
+    let claimed = 0;
+    let sent = 0;
+    let mostOut = 0;
+    const count = <R extends { leases: unknown[] } | unknown[]>(r: R): R => {
+      claimed += Array.isArray(r) ? r.length : r.leases.length;
+      mostOut = Math.max(mostOut, claimed - sent);
+      return r;
+    };
+    const s = wrap(store, {
+      claim: async (req: Parameters<Store["claim"]>[0]) => count(await store.claim(req)),
+      completeAndClaim: async (...a: Parameters<NonNullable<Store["completeAndClaim"]>>) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        sent += a[0].length;
+        try {
+          return count(await store.completeAndClaim!(...a));
+        } finally {
+          inFlight--;
+        }
+      },
+    });
+    const n = 6000;
+    await store.enqueueMany(Array.from({ length: n }, (_, i) => ({ queue: "q", payload: { i } })));
+    const ran = new Map<number, number>();
+    run(s, {
+      q: {
+        concurrency: 10,
+        handler: (j) => {
+          ran.set(j.id, (ran.get(j.id) ?? 0) + 1);
+          return Promise.resolve(null);
+        },
+      },
+    });
+    await waitFor("every job completed", async () => (await store.stats()).q?.completed === n, 60_000, 20);
+    expect(most).toBe(lanes);
+    expect(ran.size).toBe(n);
+    expect([...ran.values()].every((times) => times === 1)).toBe(true);
+    // Leased and not yet sent back: the claim-ahead buffer (prefetch, 1000 at most by
+    // default), ten running, and what waits for or rides in a transaction.
+    expect(mostOut).toBeLessThanOrEqual(1000 + 10 + 500 * (lanes + 1));
+    const done = await store.list({ queue: "q", state: "completed", limit: n });
+    expect(done.every((j) => j.attempt === 1)).toBe(true);
+  });
+
   it("leases jobs ahead up to prefetch, and gives them back unrun and uncounted on stop", async () => {
     await open();
     const started: number[] = [];
