@@ -46,7 +46,7 @@ async function runForeground(cmd: Command, role: "all" | "workers"): Promise<voi
   const ctx = await load(cmd);
   const config = ctx.config!;
   const store = await openContextStore(ctx);
-  const alerts = createAlertSink(config.alerts);
+  const alerts = createAlertSink(config.alerts, { recoveryHoldMs: config.supervision.recoveredAfter });
   const sup = new Supervisor({
     config,
     configPath: ctx.configPath!,

@@ -157,6 +157,8 @@ export const supervisionSchema = z
     crashLoopRetry: duration("5m"),
     /** How often the status file is rewritten (default 2 s). */
     statusEvery: duration("2s"),
+    /** A "recovered" alert goes out once the subject has stayed healthy this long (default 30 s). */
+    recoveredAfter: duration("30s"),
   })
   .default({
     stallAfter: 5000,
@@ -165,6 +167,7 @@ export const supervisionSchema = z
     maxRestarts: { count: 10, windowMs: 300_000 },
     crashLoopRetry: 300_000,
     statusEvery: 2000,
+    recoveredAfter: 30_000,
   });
 
 export const alertSchema = z.union([

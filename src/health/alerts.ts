@@ -15,8 +15,9 @@
  *   suppressed and counted, unless `repeatAfterMs` (default 1 h) passed since that kind was
  *   last sent: then one reminder goes out carrying the count.
  * - A `recovered` event does not close the episode at once: the subject must stay quiet for
- *   `recoveryHoldMs` (default 30 s). A new problem within the hold means the service is
- *   flapping: the episode goes on and nothing is sent for the recovery. When the hold ends
+ *   `recoveryHoldMs` (default 30 s; `supervision.recoveredAfter` in vigil.yaml). A new
+ *   problem within the hold means the service is flapping: the episode goes on and nothing
+ *   is sent for the recovery. When the hold ends
  *   quietly, ONE `recovered` message is sent and the episode closes. A `recovered` for a
  *   subject with no open episode is dropped (nothing was alerted, nothing to take back).
  * - `job-dead` events (subject: the queue) have no recovery: at most one per queue per

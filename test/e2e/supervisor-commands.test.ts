@@ -11,6 +11,9 @@ import { freePort, lines, makeProject, openProjectStore, row, snapshot, startVig
 
 const t = supervisorTest();
 
+/** An alert command that appends each message to alerts.log, one line each, prefixed by when it ran. */
+const ALERT_SCRIPT = `import { appendFileSync } from "node:fs"; let s = ""; process.stdin.on("data", (d) => (s += d)); process.stdin.on("end", () => appendFileSync("alerts.log", Date.now() + " " + s.trim().replace(/\\n/g, " ") + "\\n"));`;
+
 describe("supervisor with commands", () => {
   it("marks a command that exits at once crash-looping, backs off, alerts, keeps retrying, and ends its incidents when a later start runs it", async () => {
     t.project = makeProject(
@@ -23,7 +26,7 @@ alerts:
 `,
       {
         "quick.mjs": `import { appendFileSync } from "node:fs"; appendFileSync("spawns.log", Date.now() + "\\n"); process.exit(3);`,
-        "alert.mjs": `import { appendFileSync } from "node:fs"; let s = ""; process.stdin.on("data", (d) => (s += d)); process.stdin.on("end", () => appendFileSync("alerts.log", s.trim().replace(/\\n/g, " ") + "\\n"));`,
+        "alert.mjs": ALERT_SCRIPT,
       },
     );
     t.runs.push(startVigil(t.project));
@@ -80,14 +83,17 @@ alerts:
     await waitFor("recovered alert", () => lines(join(t.project!.dir, "alerts.log")).find((l) => l.includes('"recovered"') && l.includes('"subject":"quick"')), 15_000);
   });
 
-  it("declares a command whose status file goes stale stalled, kills it and records the recovery", async () => {
+  it("declares a command whose status file goes stale stalled, kills it, records the recovery and alerts it after recoveredAfter", async () => {
     t.project = makeProject(
       `services:
   touchy: { command: [node, touchy.mjs], statusFile: beat.txt }
-supervision: { stallAfter: 1s, killTimeout: 1s }
+supervision: { stallAfter: 1s, killTimeout: 1s, recoveredAfter: 1s }
+alerts:
+  - { command: [node, alert.mjs] }
 http: { enabled: false }
 `,
       {
+        "alert.mjs": ALERT_SCRIPT,
         // The first process touches the file for a while, then freezes its contract (but keeps running).
         "touchy.mjs": `import { appendFileSync, writeFileSync } from "node:fs";
 appendFileSync("spawns.log", process.pid + "\\n");
@@ -110,6 +116,14 @@ setInterval(() => { if (!first || Date.now() - t0 < 1500) writeFileSync("beat.tx
       expect(r?.restarts).toBe(1);
       expect(r?.state).toBe("running");
       expect(r?.pid).toBe(Number(lines(join(t.project.dir, "spawns.log"))[1]));
+      // One stall alert, then one recovery once the new process stayed healthy for
+      // recoveredAfter (1 s here, 30 s by default).
+      const alerts = join(t.project.dir, "alerts.log");
+      const line = await waitFor("recovered alert", () => lines(alerts).find((l) => l.includes('"kind":"recovered"')), 15_000);
+      const sentAt = Number(line.slice(0, line.indexOf(" ")));
+      expect(lines(alerts).filter((l) => l.includes('"kind":"stall"'))).toHaveLength(1);
+      expect(sentAt - healed.recoveredAt!).toBeGreaterThanOrEqual(1000);
+      expect(sentAt - healed.recoveredAt!).toBeLessThan(10_000);
     } finally {
       await store.close();
     }
