@@ -17,9 +17,9 @@
  * - A `recovered` event does not close the episode at once: the subject must stay quiet for
  *   `recoveryHoldMs` (default 30 s; `supervision.recoveredAfter` in vigil.yaml). A new
  *   problem within the hold means the service is flapping: the episode goes on and nothing
- *   is sent for the recovery. When the hold ends
- *   quietly, ONE `recovered` message is sent and the episode closes. A `recovered` for a
- *   subject with no open episode is dropped (nothing was alerted, nothing to take back).
+ *   is sent for the recovery. When the hold ends quietly, ONE `recovered` message is sent
+ *   and the episode closes. A `recovered` for a subject with no open episode is dropped
+ *   (nothing was alerted, nothing to take back).
  * - `job-dead` events (subject: the queue) have no recovery: at most one per queue per
  *   `repeatAfterMs`, the next one carrying how many were suppressed.
  * So a crash loop of 30 crashes, with a restart after each, sends one `crash`, one
