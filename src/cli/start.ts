@@ -4,7 +4,9 @@
  * in `.vigil/supervisor.log`.
  */
 import type { Command } from "commander";
-import { BadInputError } from "../core/errors.js";
+import { backoffDelay, type BackoffPolicy } from "../core/backoff.js";
+import { BadInputError, VigilError } from "../core/errors.js";
+import type { Store } from "../store/store.js";
 import { globalOptions, loadContext } from "./context.js";
 
 interface StartFlags {
@@ -14,7 +16,8 @@ interface StartFlags {
 
 /**
  * How long `--detach` waits for the background supervisor to answer on its control
- * socket: start-up includes the orphan clean-up (up to killTimeout) and opening the store.
+ * socket: start-up includes the orphan clean-up (up to killTimeout) and opening the store
+ * (waiting for it while its server is down). One still starting after this is stopped.
  */
 const DETACH_WAIT_MS = 30_000;
 
@@ -45,7 +48,9 @@ async function runForeground(cmd: Command, role: "all" | "workers"): Promise<voi
   ]);
   const ctx = await load(cmd);
   const config = ctx.config!;
-  const store = await openContextStore(ctx);
+  // A server may be down for a while; a SQLite file that cannot be opened will not get better.
+  const server = /^postgres(ql)?:/.test(ctx.storeUrl);
+  const store = server ? await openWhenReachable(() => openContextStore(ctx)) : await openContextStore(ctx);
   const alerts = createAlertSink(config.alerts, { recoveryHoldMs: config.supervision.recoveredAfter });
   const sup = new Supervisor({
     config,
@@ -78,6 +83,33 @@ async function runForeground(cmd: Command, role: "all" | "workers"): Promise<voi
   process.on("SIGHUP", () => {});
   sup.on("stopped", () => void shutdown("vigil stop", 0));
   await new Promise<never>(() => {});
+}
+
+/**
+ * Waits between tries to reach a store server that is down at start-up (a host booting
+ * before its database, the database restarting): 1 s doubling to 30 s, with jitter.
+ */
+export const STORE_WAIT: BackoffPolicy = { baseMs: 1000, maxMs: 30_000 };
+
+/**
+ * Opens the store, waiting for a server that cannot be reached yet instead of giving up:
+ * the supervisor rides out an outage once running, and should not need a person (or a
+ * service manager's restart) when the outage comes first. One line per failed try goes to
+ * stderr. Any other error (a bad URL, refused credentials, a corrupt file) ends the start
+ * at once; SIGTERM or SIGINT during the wait ends it with nothing to clean up.
+ */
+async function openWhenReachable(open: () => Promise<Store>): Promise<Store> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open();
+    } catch (err) {
+      if (!(err instanceof VigilError) || err.code !== "STORE_UNREACHABLE") throw err;
+      const ms = backoffDelay(STORE_WAIT, attempt);
+      if (attempt === 1) process.stderr.write(`vigil: ${err.message}\n`);
+      process.stderr.write(`vigil: waiting for the store: try ${attempt} failed, next in ${(ms / 1000).toFixed(1)} s\n`);
+      await new Promise((r) => setTimeout(r, ms));
+    }
+  }
 }
 
 async function detach(configPath: string, dir: string, role: string, storeUrl: string | undefined): Promise<void> {
@@ -116,6 +148,19 @@ async function detach(configPath: string, dir: string, role: string, storeUrl: s
     if (!isAlive(pid)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
+  // Still starting (waiting for its store, say): ended, so no supervisor is left running
+  // that `vigil stop` could not find.
+  let stopped = false;
+  if (isAlive(pid)) {
+    try {
+      process.kill(-pid, "SIGTERM");
+      stopped = true;
+    } catch {
+      // It ended on its own meanwhile.
+    }
+  }
   const tail = lastLines(paths.supervisorLog, 10).join("\n");
-  throw new BadInputError(`the supervisor did not come up (pid ${pid}); last lines of ${paths.supervisorLog}:\n${tail}`);
+  throw new BadInputError(
+    `the supervisor did not come up${stopped ? ` within ${DETACH_WAIT_MS / 1000} s and was stopped` : ""} (pid ${pid}); last lines of ${paths.supervisorLog}:\n${tail}`,
+  );
 }
