@@ -82,7 +82,10 @@ export class Committer {
     this.maxLanes = Math.max(1, store.caps.commitLanes ?? 1);
   }
 
-  /** Queues a completion; it is committed on the next loop turn, or now if the batch is full. */
+  /**
+   * Queues a completion: a running lane takes it with its next batch; with none running it
+   * is committed on the next loop turn, or at once if `maxBatch` are waiting.
+   */
   add(item: PendingCompletion): void {
     this.buffer.push(item);
     if (this.retryTimer) return;
