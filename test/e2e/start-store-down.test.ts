@@ -96,9 +96,11 @@ http: { enabled: false }
     const res = vigil(t.project, ["start", "--detach"], 60_000);
     expect(res.status).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(29_000);
+    expect(res.stderr).toMatch(/the supervisor \(pid \d+\) is waiting for its store/);
     expect(res.stderr).toMatch(/did not come up within 30 s and was stopped/);
     expect(res.stderr).toMatch(/waiting for the store: try \d+ failed/);
     const pid = Number(/pid (\d+)/.exec(res.stderr)?.[1]);
+    expect(pid).toBeGreaterThan(0);
     await waitFor("the background supervisor to end", () => {
       try {
         process.kill(pid, 0);
