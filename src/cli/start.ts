@@ -3,7 +3,6 @@
  * foreground (SIGTERM or SIGINT stops it gracefully), or in the background with its log
  * in `.vigil/supervisor.log`.
  */
-import { closeSync, openSync, readSync } from "node:fs";
 import type { Command } from "commander";
 import { backoffDelay, type BackoffPolicy } from "../core/backoff.js";
 import { BadInputError, VigilError } from "../core/errors.js";
@@ -86,17 +85,6 @@ async function runForeground(cmd: Command, role: "all" | "workers"): Promise<voi
   await new Promise<never>(() => {});
 }
 
-/** What was written to the file at `path` from byte `from` on (at most 64 KiB of it). */
-function logSince(path: string, from: number): string {
-  const fd = openSync(path, "r");
-  try {
-    const buf = Buffer.alloc(64 * 1024);
-    return buf.toString("utf8", 0, readSync(fd, buf, 0, buf.length, from));
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Waits between tries to reach a store server that is down at start-up (a host booting
  * before its database, the database restarting): 1 s doubling to 30 s, with jitter.
@@ -125,7 +113,7 @@ async function openWhenReachable(open: () => Promise<Store>): Promise<Store> {
 }
 
 async function detach(configPath: string, dir: string, role: string, storeUrl: string | undefined): Promise<void> {
-  const [{ mkdirSync, fstatSync }, { vigilPaths }, { readPid, isVigilSupervisor }, { spawnGroup, isAlive }, { VIGIL_BIN }, { askSupervisor }, { lastLines }] = await Promise.all([
+  const [{ openSync, mkdirSync }, { vigilPaths }, { readPid, isVigilSupervisor }, { spawnGroup, isAlive }, { VIGIL_BIN }, { askSupervisor }, { lastLines, followFile }] = await Promise.all([
     import("node:fs"),
     import("../supervisor/paths.js"),
     import("../supervisor/lock.js"),
@@ -141,32 +129,40 @@ async function detach(configPath: string, dir: string, role: string, storeUrl: s
   }
   mkdirSync(paths.root, { recursive: true });
   const out = openSync(paths.supervisorLog, "a");
-  const logStart = fstatSync(out).size;
   const argv = [process.execPath, VIGIL_BIN, "start", "-c", configPath, "--role", role, ...(storeUrl ? ["--store", storeUrl] : [])];
+  // What this start adds to the log says whether the supervisor is waiting for its store.
+  let waiting = false;
+  const unfollow = followFile(paths.supervisorLog, (text) => {
+    waiting ||= text.includes("waiting for the store");
+  });
   // Own session and process group: closing the terminal or its SIGINT does not reach it.
   const child = spawnGroup(argv, { stdio: ["ignore", out, out], cwd: dir });
   const pid = child.pid;
   child.unref();
-  if (!pid) throw new BadInputError(`could not start ${argv.join(" ")}`);
-  const deadline = Date.now() + DETACH_WAIT_MS;
-  let told = false;
-  while (Date.now() < deadline) {
-    const res = await askSupervisor(dir, { op: "ping" }, 1000);
-    if (res?.ok && res.pid === pid) {
-      process.stdout.write(
-        `vigil: supervisor started in the background (pid ${pid})\n` +
-          `  log:     ${paths.supervisorLog}\n  status:  vigil -c ${configPath} status\n  stop:    vigil -c ${configPath} stop\n`,
-      );
-      return;
+  try {
+    if (!pid) throw new BadInputError(`could not start ${argv.join(" ")}`);
+    const deadline = Date.now() + DETACH_WAIT_MS;
+    let told = false;
+    while (Date.now() < deadline) {
+      const res = await askSupervisor(dir, { op: "ping" }, 1000);
+      if (res?.ok && res.pid === pid) {
+        process.stdout.write(
+          `vigil: supervisor started in the background (pid ${pid})\n` +
+            `  log:     ${paths.supervisorLog}\n  status:  vigil -c ${configPath} status\n  stop:    vigil -c ${configPath} stop\n`,
+        );
+        return;
+      }
+      if (!isAlive(pid)) break;
+      if (waiting && !told) {
+        told = true;
+        process.stderr.write(
+          `vigil: the supervisor (pid ${pid}) is waiting for its store; it has ${Math.round((deadline - Date.now()) / 1000)} s more to come up (log: ${paths.supervisorLog})\n`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
     }
-    if (!isAlive(pid)) break;
-    if (!told && logSince(paths.supervisorLog, logStart).includes("waiting for the store")) {
-      told = true;
-      process.stderr.write(
-        `vigil: the supervisor (pid ${pid}) is waiting for its store; it has ${Math.round((deadline - Date.now()) / 1000)} s more to come up (log: ${paths.supervisorLog})\n`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    unfollow();
   }
   // Still starting (waiting for its store, say): ended, so no supervisor is left running
   // that `vigil stop` could not find.

@@ -83,7 +83,7 @@ http: { port: 0 }
     expect(["status-file", "store"]).toContain(after.source);
   });
 
-  it("--detach t.runs the supervisor in the background, says where to look, and stop ends it", async () => {
+  it("--detach runs the supervisor in the background, says where to look, and stop ends it", async () => {
     t.project = makeProject(
       `services:
   sleeper: { command: [node, -e, "setInterval(() => {}, 1000)"] }

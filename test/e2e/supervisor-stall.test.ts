@@ -13,7 +13,7 @@ import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, o
 const t = supervisorTest();
 
 describe("supervisor with workers: stalls", () => {
-  it("detects a SIGSTOPped worker, t.runs its job elsewhere, refuses its late completion, replaces it", async () => {
+  it("detects a SIGSTOPped worker, runs its job elsewhere, refuses its late completion, replaces it", async () => {
     // killTimeout leaves a window to wake the stopped worker before its SIGKILL.
     t.project = makeProject(WORKERS_YAML("{ stallAfter: 2s, killTimeout: 8s }"), { "work.mjs": WORK_HANDLER });
     t.runs.push(startVigil(t.project));
