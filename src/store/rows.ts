@@ -64,6 +64,9 @@ export function jobFromRow(r: JobRowOf<unknown>, history: AttemptRecord[]): Job 
   };
 }
 
+/** A rejected record keeps this much of its reason and sample: enough to find it, never a whole file. */
+export const REJECTED_SAMPLE_CHARS = 1024;
+
 /** A `rejected` row (a trigger line that did not become a job). */
 export interface RejectedRow {
   trigger: string;

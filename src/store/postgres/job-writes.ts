@@ -8,7 +8,6 @@ import type { Clock } from "../../core/clock.js";
 import { InvalidStateError, LeaseLostError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core/types.js";
 import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
-export type { PreparedItem };
 import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import type { JobStatements, Stmt } from "./jobs-sql.js";
@@ -25,7 +24,6 @@ export interface JobContext {
   defaultAttempts: number;
 }
 
-
 /**
  * PostgreSQL text cannot hold NUL characters; they become U+FFFD rather than failing the
  * whole write (an error message or a rejected line from a binary file may carry one).
@@ -35,7 +33,6 @@ export function pgText(s: string | null): string | null;
 export function pgText(s: string | null): string | null {
   return s === null || !s.includes("\0") ? s : s.replace(/\0/g, "\uFFFD");
 }
-
 
 /** Validates and encodes an enqueue item (throws before anything is written). */
 export function prepareItem(ctx: JobContext, item: EnqueueItem | NextJob): PreparedItem {

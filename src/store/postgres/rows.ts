@@ -1,6 +1,6 @@
 /** Rows as PostgreSQL returns them, and their domain shapes. */
 import type { AttemptRecord, Incident, IncidentCause, Job } from "../../core/types.js";
-import { jobFromRow, toRejected, type JobRowOf, type RejectedRow } from "../rows.js";
+import { jobFromRow, type JobRowOf } from "../rows.js";
 
 /** A jobs row as PostgreSQL returns it: `history` is jsonb, already decoded. */
 export type JobRow = JobRowOf<AttemptRecord[]>;
@@ -42,6 +42,3 @@ export function rowToIncident(r: IncidentRow): Incident {
     detail: r.detail,
   };
 }
-
-export type { RejectedRow };
-export const rowToRejected = toRejected;

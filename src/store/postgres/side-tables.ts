@@ -5,10 +5,8 @@ import type { Incident, NewIncident, RejectedRecord } from "../../core/types.js"
 import type { TriggerCursor } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import { pgText } from "./job-writes.js";
-import { rowToIncident, rowToRejected, type IncidentRow, type RejectedRow } from "./rows.js";
-
-/** A rejected record keeps this much of the record: enough to find it, never a whole file. */
-export const REJECTED_SAMPLE_CHARS = 1024;
+import { REJECTED_SAMPLE_CHARS, toRejected, type RejectedRow } from "../rows.js";
+import { rowToIncident, type IncidentRow } from "./rows.js";
 
 const INCIDENT_COLUMNS = "id, service, host, cause, detected_at, recovered_at, detail";
 
@@ -75,7 +73,7 @@ export async function listRejected(db: Db, S: string, trigger: string | undefine
       : await db.query<RejectedRow>(`SELECT ${cols} FROM ${S}.rejected WHERE trigger = $1 ORDER BY id DESC${lim}`, [
           pgText(trigger),
         ]);
-  return rows.map(rowToRejected);
+  return rows.map(toRejected);
 }
 
 interface IncidentTextRow extends Omit<IncidentRow, "detail"> {

@@ -8,7 +8,6 @@ import type { Clock } from "../../core/clock.js";
 import { InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, JobSource, Lease, LeaseRef, NextJob } from "../../core/types.js";
 import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
-export type { PreparedItem };
 import type { ClaimRequest, CompleteItem, CompleteOutcome } from "../store.js";
 import type { JobStatements } from "./jobs-sql.js";
 import { leasedJob, toJob, type JobRow } from "./rows.js";
@@ -23,8 +22,6 @@ export interface JobContext {
   /** Queues that got available jobs in this transaction; announced after it commits. */
   woke: Set<string>;
 }
-
-
 
 /** Validates and encodes an enqueue item (throws before anything is written). */
 export function prepareItem(ctx: JobContext, item: EnqueueItem | (NextJob & { parentId?: number })): PreparedItem {

@@ -3,8 +3,6 @@ import type Database from "better-sqlite3";
 import type { AttemptRecord, Incident, IncidentCause, Job, JobSource } from "../../core/types.js";
 import { jobFromRow, parseJsonOrNull, type JobRowOf } from "../rows.js";
 
-export { toRejected, type RejectedRow } from "../rows.js";
-
 /** A jobs-table row as SQLite returns it: `history` is JSON text. */
 export type JobRow = JobRowOf<string>;
 

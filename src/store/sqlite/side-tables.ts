@@ -1,15 +1,13 @@
 /** Trigger cursors, rejected records, incidents and leader locks in the SQLite store. */
 import { hostname } from "node:os";
 import type Database from "better-sqlite3";
-
-export type Stmt = Database.Statement<unknown[], unknown>;
 import { NotFoundError } from "../../core/errors.js";
 import type { Incident, NewIncident, RejectedRecord } from "../../core/types.js";
 import type { TriggerCursor } from "../store.js";
-import { toIncident, toRejected, type IncidentRow, type Prepare, type RejectedRow } from "./rows.js";
+import { REJECTED_SAMPLE_CHARS, toRejected, type RejectedRow } from "../rows.js";
+import { toIncident, type IncidentRow, type Prepare } from "./rows.js";
 
-/** A rejected record keeps this much of the record: enough to find it, never a whole file. */
-export const REJECTED_SAMPLE_CHARS = 1024;
+export type Stmt = Database.Statement<unknown[], unknown>;
 
 export type SideStatements = Record<
   "getCursor" | "putCursor" | "addRejected" | "addIncident" | "incident" | "setDetail" | "resolveAll" | "resolveOne" | "tryLock" | "unlock",

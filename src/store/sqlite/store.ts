@@ -25,7 +25,7 @@ import type {
   QueueReport,
   RejectedRecord,
 } from "../../core/types.js";
-import { encodeJson } from "../common.js";
+import { encodeJson, type PreparedItem } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
@@ -238,7 +238,7 @@ export class SqliteStore implements Store {
     return this.write((now) => leases.filter((l) => !w.renewLease(this.ctx, l, now + leaseMs)).map((l) => l.jobId));
   }
 
-  private prepareNext(next: NextJob[] | undefined): w.PreparedItem[] {
+  private prepareNext(next: NextJob[] | undefined): PreparedItem[] {
     return (next ?? []).map((n) => w.prepareItem(this.ctx, n));
   }
 
