@@ -9,16 +9,24 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
-import { dropSchema, freshSchemaName, requirePg } from "../store-contract/pg-helpers.js";
+import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
 import { allRunning, freePort, makeProject, supervisorTest, vigil, waitFor, startVigil } from "./supervisor-helpers.js";
 
 const ready = await requirePg("the start-while-the-store-is-down test");
+const server = new URL(PG_URL);
 
-/** Relays every connection on `port` to the local PostgreSQL. */
+/** The test server's URL with another port. */
+function urlOnPort(port: number): string {
+  const u = new URL(PG_URL);
+  u.port = String(port);
+  return u.toString();
+}
+
+/** Relays every connection on `port` to the test server. */
 function relay(port: number): Promise<{ server: Server; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
-    const upstream = createConnection({ host: "127.0.0.1", port: 5432 });
+    const upstream = createConnection({ host: server.hostname, port: Number(server.port || 5432) });
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on("error", () => {});
@@ -53,7 +61,7 @@ describe.runIf(ready)("vigil start with its PostgreSQL server down", () => {
 
   const project = (port: number, schema: string) =>
     makeProject(
-      `store: postgres://postgres@127.0.0.1:${port}/test
+      `store: ${urlOnPort(port)}
 schema: ${schema}
 queues:
   q: { handler: ./echo.mjs }
@@ -73,11 +81,11 @@ http: { enabled: false }
     t.runs.push(run);
     await waitFor("two failed tries", () => run.output().includes("waiting for the store: try 2 failed"), 20_000);
     expect(run.child.exitCode).toBeNull();
-    expect(run.output()).toContain(`127.0.0.1:${port}`);
+    expect(run.output()).toContain(`:${port}/`);
 
     relays.push(await relay(port));
     await allRunning(t.project, run, 45_000);
-    const store = await openPostgresStore(`postgres://postgres@127.0.0.1:5432/test`, { schema });
+    const store = await openPostgresStore(PG_URL, { schema });
     t.store = store;
     const { job } = await store.enqueue("q", { n: 1 });
     const done = await waitFor("the job completed", async () => {
