@@ -1,11 +1,12 @@
 /**
- * The dashboard in a real browser (Debian's chromium through playwright-core), served by
+ * The dashboard in a real browser (the Chromium that `npm install` brings, through playwright-core), served by
  * the real HTTP server over a real SQLite store: the queue counts show, and retrying a
  * dead job with the token moves it back to waiting.
  */
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
+import { launchBrowser } from "./browser.js";
 import { completeJobs, killJobs, tempStore, type TempStore } from "../unit/ops-fixtures.js";
 
 const TOKEN = "dashboard-test-token-0123456789";
@@ -22,19 +23,7 @@ describe("dashboard", () => {
     await t.store.enqueue("qa", { n: 1 });
     await t.store.enqueue("qa", { n: 2 });
     h = await startHttpServer({ port: 0, token: TOKEN, store: t.store });
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();
