@@ -27,25 +27,36 @@ export function onCleanup(fn: () => Promise<void> | void): void {
   cleanups.push(fn);
 }
 
+export interface ProjectOptions {
+  /** A program (and its arguments) that runs `node vigil triggers` for us, e.g. one that drops privileges. */
+  runVia?: string[];
+  /** Added to the process's environment. */
+  env?: Record<string, string>;
+}
+
 /** A project folder with one trigger `t`, and a `vigil triggers` process that can be killed and restarted. */
-export function project(trigger: string) {
+export function project(trigger: string, opts: ProjectOptions = {}) {
   const dir = mkdtempSync(join(tmpdir(), "vigil-trigcrash-"));
   const config = join(dir, "vigil.yaml");
   writeFileSync(config, `store: sqlite:vigil.db\nqueues:\n  q: { command: [cat] }\ntriggers:\n  t: ${trigger}\n`);
   let child: ChildProcess | null = null;
   let kills = 0;
-  let stderr = "";
+  let output = "";
   const start = () => {
-    const c = spawn(process.execPath, [VIGIL, "-c", config, "triggers"], {
+    const argv = [...(opts.runVia ?? []), process.execPath, VIGIL, "-c", config, "triggers"];
+    const c = spawn(argv[0]!, argv.slice(1), {
       cwd: dir,
       detached: true,
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
       // One owner id across restarts, as the supervisor gives its triggers service: the
       // new process takes the trigger's lock at once instead of waiting for it to expire.
-      env: { ...process.env, VIGIL_WORKER_ID: "triggers-crash-test", VIGIL_LOG_LEVEL: "warn" },
+      env: { ...process.env, VIGIL_WORKER_ID: "triggers-crash-test", VIGIL_LOG_LEVEL: "warn", ...opts.env },
     });
     c.on("error", () => {});
-    c.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    // Its log (JSON lines on stdout) and anything it prints on stderr, the newest part.
+    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
+    c.stdout!.on("data", keep);
+    c.stderr!.on("data", keep);
     child = c;
   };
   const kill = async (signal: NodeJS.Signals) => {
@@ -94,7 +105,7 @@ export function project(trigger: string) {
     await store?.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  return { dir, start, kill, crash, chaos, jobs, kills: () => kills, stderr: () => stderr, store: openOnce };
+  return { dir, start, kill, crash, chaos, jobs, kills: () => kills, output: () => output, store: openOnce };
 }
 
 export async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
