@@ -51,14 +51,15 @@ export class HeldFiles {
   /**
    * The file at `pos`, found again in the folder of `path` by its inode after a rotation
    * this process did not see (it was not running). Only regular files in that folder are
-   * looked at (no links followed, no other folder), at most MAX_ROTATED_SCAN entries. A
-   * position at offset 0 has no bytes to check the match with and is not looked for;
-   * otherwise the caller checks the bytes before the offset (`TailPosition.fp`).
+   * looked at (no links followed, no other folder), at most MAX_ROTATED_SCAN entries. The
+   * inode must match, and the birth time where one was saved; the caller then checks the
+   * bytes before the offset (`TailPosition.fp`). A position at offset 0 without a birth
+   * time has nothing to check a match with and is not looked for.
    */
   async findRotated(path: string, pos: TailPosition): Promise<HeldFile | null> {
     const known = this.get(pos);
     if (known) return known;
-    if (pos.offset === 0) return null;
+    if (pos.offset === 0 && !pos.born) return null;
     const dir = dirname(path);
     const own = basename(path);
     try {
@@ -68,7 +69,9 @@ export class HeldFiles {
         if (!entry.isFile() || entry.name === own) continue;
         const found = join(dir, entry.name);
         const st = await lstat(found).catch(() => null);
-        if (st && st.ino === pos.ino && st.dev === pos.dev) return await this.adopt(found, pos);
+        if (st && st.ino === pos.ino && st.dev === pos.dev && (!pos.born || st.birthtimeMs === pos.born)) {
+          return await this.adopt(found, pos);
+        }
       }
     } catch {
       // An unreadable folder: the rotated file cannot be found.

@@ -292,12 +292,15 @@ export class TailSource implements TriggerSource {
 /** The start of the file `st`, with the rotated files still drained. */
 function fresh(st: Stats, gen: number, retired: TailPosition[]): TailCursor {
   const cursor: TailCursor = { kind: "tail", ino: st.ino, dev: st.dev, offset: 0, gen, skipping: false, fp: "" };
+  if (st.birthtimeMs > 0) cursor.born = st.birthtimeMs;
   if (retired.length > 0) cursor.retired = retired;
   return cursor;
 }
 
 function positionOf(c: TailPosition): TailPosition {
-  return { ino: c.ino, dev: c.dev, offset: c.offset, gen: c.gen, skipping: c.skipping, fp: c.fp };
+  const pos: TailPosition = { ino: c.ino, dev: c.dev, offset: c.offset, gen: c.gen, skipping: c.skipping, fp: c.fp };
+  if (c.born) pos.born = c.born;
+  return pos;
 }
 
 /** `cur` with the rotated file `r` moved to `next`. */

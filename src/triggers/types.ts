@@ -29,6 +29,12 @@ export interface TailPosition {
    * differing is how that is caught.
    */
   fp: string;
+  /**
+   * The file's birth time (ms), where the file system keeps one. With the inode it tells a
+   * rotated file from an unrelated one that got its inode after it was deleted, which
+   * `fp` cannot do before a byte was read (offset 0).
+   */
+  born?: number;
 }
 
 /** Where a `tail` trigger is: in the file at its path, and in files rotated away but still drained. */

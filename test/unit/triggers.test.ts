@@ -191,6 +191,20 @@ describe("tail", () => {
     expect(lines.sort()).toEqual(["a1", "a2", "a3", "b1"]);
   });
 
+  it("after a restart, finds a rotated file nothing was read from yet by its inode and birth time", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q, drain: 1h }\n", { "in.log": "" });
+    const path = join(s.dir, "in.log");
+    await s.runner.pollAll();
+    renameSync(path, `${path}.1`); // rotated while still empty (logrotate's default ifempty)
+    writeFileSync(path, "b1\n");
+    await s.runner.pollAll();
+    await s.runner.stop();
+    appendFileSync(`${path}.1`, "a1\n"); // its writer has not reopened the path yet
+    const again = s.fresh("another-process");
+    await again.pollAll();
+    expect((await s.jobs()).map(lineOf).sort()).toEqual(["a1", "b1"]);
+  });
+
   it("finishes a file rotated while nothing ran, found by its inode, then reads the new one", async () => {
     const s = await setup("  log: { tail: in.log, queue: q }\n", { "in.log": "a1\n" });
     const path = join(s.dir, "in.log");
