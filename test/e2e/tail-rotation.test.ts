@@ -40,6 +40,8 @@ interface Outcome {
   rejected: unknown[];
   rotated: number;
   kills: number;
+  /** Kills that struck while the cursor named a renamed file still being drained. */
+  killedMidDrain: number;
 }
 
 /** Runs the writer under ROTATIONS real rotations; with `crash`, SIGKILLs `vigil triggers` in each drain. */
@@ -63,11 +65,14 @@ async function underLogrotate(crash: boolean): Promise<Outcome> {
     { mode: 0o644 },
   );
   p.start();
+  let killedMidDrain = 0;
   for (let i = 0; i < ROTATIONS; i++) {
     await sleep(between(1500, 2500));
     await promisify(execFile)(logrotate, ["-s", state, "-f", conf]);
     if (crash) {
-      await sleep(between(50, 900)); // the writer still appends to the renamed file until about 1 s
+      await sleep(between(150, 900)); // the writer still appends to the renamed file until about 1 s
+      const cursor = (await (await p.store()).getCursor("t"))?.cursor as { retired?: unknown[] } | undefined;
+      if ((cursor?.retired ?? []).length > 0) killedMidDrain++;
       await p.crash();
     }
   }
@@ -91,7 +96,7 @@ async function underLogrotate(crash: boolean): Promise<Outcome> {
   }
   await p.kill("SIGTERM");
   const rotated = readdirSync(p.dir).filter((f) => /^app\.log\.\d+$/.test(f)).length;
-  return { written, jobs: await p.jobs(), rejected: await store.listRejected("t"), rotated, kills: p.kills() };
+  return { written, jobs: await p.jobs(), rejected: await store.listRejected("t"), rotated, kills: p.kills(), killedMidDrain };
 }
 
 /** Every number 0..written-1 exactly once, and nothing else. */
@@ -120,6 +125,7 @@ describe("tail under the real logrotate (create mode)", () => {
     const o = await underLogrotate(true);
     expect(o.rotated).toBe(ROTATIONS);
     expect(o.kills).toBe(ROTATIONS);
+    expect(o.killedMidDrain).toBeGreaterThan(0);
     expectEachLineOnce(o);
   }, 180_000);
 });
