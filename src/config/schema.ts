@@ -95,6 +95,8 @@ export const triggerSchema = z.union([
     format: z.enum(["lines", "jsonl"]).default("lines"),
     /** Longer lines are rejected records (default 1 MiB). */
     maxLine: size("1mb"),
+    /** After a rotation, the renamed file is read on until it has not grown for this long (its writer appends to it until it reopens the path). */
+    drain: duration("10s"),
     ...triggerCommon,
   }),
   z.strictObject({

@@ -290,7 +290,7 @@ export function createSource(
     ...(cfg.priority !== undefined ? { priority: cfg.priority } : {}),
     ...(extra.maxAttempts !== undefined ? { maxAttempts: extra.maxAttempts } : {}),
   };
-  if ("tail" in cfg) return new TailSource({ ...common, path: cfg.tail, format: cfg.format, maxLine: cfg.maxLine });
+  if ("tail" in cfg) return new TailSource({ ...common, path: cfg.tail, format: cfg.format, maxLine: cfg.maxLine, drain: cfg.drain });
   if ("watch" in cfg) return watchSource({ ...common, watch: cfg.watch, settle: cfg.settle, onDelete: cfg.onDelete });
   return fileSource({ ...common, file: cfg.file, settle: cfg.settle });
 }

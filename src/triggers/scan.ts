@@ -49,12 +49,18 @@ export function splitGlob(spec: string): { base: string; glob: string } {
  * `.name.tmp`). Throws when the folder itself cannot be listed; unreadable subfolders
  * become warnings. A visitor rather than a list: an unchanged file then costs one stat
  * and no allocation of ours, which is most of an idle poll.
+ *
+ * A subfolder its parent lists but that cannot be listed itself (EACCES, EIO, or gone or
+ * replaced between the two listings), and a listed file that cannot be stat'ed, are
+ * passed to `unseen`: what they hold is unknown this poll, which is not the same as
+ * deleted. A folder really deleted is not in its parent's listing any more.
  */
 export async function scanFolder(
   base: string,
   glob: string,
   warn: (m: string) => void,
   visit: (rel: string, abs: string, st: Stats) => void,
+  unseen: (rel: string) => void = () => {},
 ): Promise<void> {
   let realBase: string;
   try {
@@ -78,6 +84,7 @@ export async function scanFolder(
     } catch (err) {
       if (rel === "") throw new Error(`cannot read folder ${base}: ${(err as Error).message}`, { cause: err });
       warn(`cannot read folder ${dirAbs}: ${(err as Error).message}`);
+      unseen(rel);
       continue;
     }
     for (const e of entries) {
@@ -98,6 +105,7 @@ export async function scanFolder(
         st = statSync(abs, { throwIfNoEntry: false });
       } catch (err) {
         warn(`cannot stat ${abs}: ${(err as Error).message}`);
+        unseen(r);
         continue;
       }
       if (!st || !st.isFile()) continue; // deleted since the listing, or a link to a folder

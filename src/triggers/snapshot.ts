@@ -64,7 +64,11 @@ export class SnapshotSource implements TriggerSource {
   constructor(
     readonly kind: "watch" | "file",
     private readonly opts: SnapshotOptions,
-    private readonly list: (warn: (m: string) => void, visit: (rel: string, abs: string, st: Stats) => void) => Promise<void>,
+    private readonly list: (
+      warn: (m: string) => void,
+      visit: (rel: string, abs: string, st: Stats) => void,
+      unseen: (rel: string) => void,
+    ) => Promise<void>,
   ) {}
 
   async poll(ctx: PollContext): Promise<PollOutcome> {
@@ -73,6 +77,8 @@ export class SnapshotSource implements TriggerSource {
     const settle = Math.max(this.opts.settle, MIN_SETTLE_MS);
     const todo: FileStat[] = [];
     const seen: string[] = [];
+    /** Folders (or files) that could not be read this poll: their entries stay as they are. */
+    const unseen: string[] = [];
     let known = 0;
     let wakeInMs = Infinity;
     // The hot loop of an idle poll: one stat per file, compared with the snapshot.
@@ -92,12 +98,14 @@ export class SnapshotSource implements TriggerSource {
         }
         todo.push({ rel, abs, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino });
       },
+      (rel) => unseen.push(rel),
     );
-    // Paths are unique, so fewer known files seen than the snapshot holds means deletions.
+    // Paths are unique, so fewer known files seen than the snapshot holds means deletions,
+    // except under what could not be read this poll: unknown is not deleted.
     let gone: string[] = [];
     if (known < countOf(start)) {
       const present = new Set(seen);
-      gone = Object.keys(start.files).filter((rel) => !present.has(rel));
+      gone = Object.keys(start.files).filter((rel) => !present.has(rel) && !unseen.some((u) => within(rel, u)));
     }
     todo.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
@@ -198,6 +206,11 @@ function countOf(snapshot: SnapshotCursor): number {
   let n = counts.get(snapshot);
   if (n === undefined) counts.set(snapshot, (n = Object.keys(snapshot.files).length));
   return n;
+}
+
+/** Whether the path `rel` is `dir` or lies under it ("" is the whole folder). */
+function within(rel: string, dir: string): boolean {
+  return dir === "" || rel === dir || (rel.startsWith(dir) && rel.charCodeAt(dir.length) === 47 /* / */);
 }
 
 function snapshotOf(cursor: PollContext["cursor"]): SnapshotCursor {

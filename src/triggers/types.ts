@@ -9,9 +9,8 @@
  */
 import type { EnqueueItem, RejectedRecord } from "../core/types.js";
 
-/** Position in an append-only file. */
-export interface TailCursor {
-  kind: "tail";
+/** Position in one append-only file. */
+export interface TailPosition {
   /** Inode and device of the file being read: another inode at the path means rotation. */
   ino: number;
   dev: number;
@@ -30,6 +29,24 @@ export interface TailCursor {
    * differing is how that is caught.
    */
   fp: string;
+  /**
+   * The file's birth time (ms), where the file system keeps one. With the inode it tells a
+   * rotated file from an unrelated one that got its inode after it was deleted, which
+   * `fp` cannot do before a byte was read (offset 0).
+   */
+  born?: number;
+}
+
+/** Where a `tail` trigger is: in the file at its path, and in files rotated away but still drained. */
+export interface TailCursor extends TailPosition {
+  kind: "tail";
+  /**
+   * Files renamed away from the path (rotation) whose writer may still append to them:
+   * read on, oldest first, until each has been quiet for the trigger's `drain`. Saved in
+   * the same transaction as the jobs, like the position at the path, so a crash during a
+   * drain neither loses nor repeats a line. Absent in cursors saved before it existed.
+   */
+  retired?: TailPosition[];
 }
 
 /**

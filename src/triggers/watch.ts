@@ -19,7 +19,7 @@ export interface WatchOptions extends SourceOptions {
 /** Payload of each job: `{ path, size, mtimeMs, sha256 }` (and `deleted: true` for a deletion). */
 export function watchSource(opts: WatchOptions): SnapshotSource {
   const { base, glob } = splitGlob(opts.watch);
-  return new SnapshotSource("watch", { ...opts, folder: base, settle: opts.settle ?? 1000 }, (warn, visit) =>
-    scanFolder(base, glob, warn, visit),
+  return new SnapshotSource("watch", { ...opts, folder: base, settle: opts.settle ?? 1000 }, (warn, visit, unseen) =>
+    scanFolder(base, glob, warn, visit, unseen),
   );
 }

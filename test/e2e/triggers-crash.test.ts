@@ -3,100 +3,16 @@
  * SIGKILLed at random moments and started again; in the end every record is exactly one
  * job. Real files, a real SQLite store, real processes really killed.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import type { Job } from "../../src/core/types.js";
-import { isAlive, killGroup } from "../../src/os/process.js";
-import { openStore } from "../../src/store/open.js";
-import type { Store } from "../../src/store/store.js";
-
-const VIGIL = resolve(import.meta.dirname, "../../bin/vigil");
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const between = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo));
+import { appendFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { killGroup } from "../../src/os/process.js";
+import { VIGIL, between, onCleanup, project, sleep, waitFor } from "./triggers-helpers.js";
 
 /** Kills per test, at least: some land while the process starts, most while it polls and commits. */
 const MIN_KILLS = 8;
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-/** A project folder with one trigger, and a `vigil triggers` process that can be killed and restarted. */
-function project(trigger: string) {
-  const dir = mkdtempSync(join(tmpdir(), "vigil-trigcrash-"));
-  const config = join(dir, "vigil.yaml");
-  writeFileSync(config, `store: sqlite:vigil.db\nqueues:\n  q: { command: [cat] }\ntriggers:\n  t: ${trigger}\n`);
-  let child: ChildProcess | null = null;
-  let kills = 0;
-  let stderr = "";
-  const start = () => {
-    const c = spawn(process.execPath, [VIGIL, "-c", config, "triggers"], {
-      cwd: dir,
-      detached: true,
-      stdio: ["ignore", "ignore", "pipe"],
-      // One owner id across restarts, as the supervisor gives its triggers service: the
-      // new process takes the trigger's lock at once instead of waiting for it to expire.
-      env: { ...process.env, VIGIL_WORKER_ID: "triggers-crash-test", VIGIL_LOG_LEVEL: "warn" },
-    });
-    c.on("error", () => {});
-    c.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    child = c;
-  };
-  const kill = async (signal: NodeJS.Signals) => {
-    const c = child;
-    if (!c?.pid) return;
-    killGroup(c.pid, signal);
-    const deadline = Date.now() + 15_000;
-    while (c.exitCode === null && c.signalCode === null && Date.now() < deadline) await sleep(20);
-    killGroup(c.pid, "SIGKILL");
-  };
-  /**
-   * Kills and restarts the process until `done()` says stop. Most kills wait until the new
-   * process has committed something (it is past its start-up and polling), then strike at
-   * a random moment within the next poll or two, so they land in reads, hashing and
-   * commits; some strike at a random moment of the start-up itself.
-   */
-  const chaos = async (done: () => boolean) => {
-    while (!done()) {
-      if (Math.random() < 0.2) {
-        await sleep(between(50, 600));
-      } else {
-        const before = (await jobs()).length;
-        const deadline = Date.now() + 5000;
-        while ((await jobs()).length === before && Date.now() < deadline && !done()) await sleep(between(5, 40));
-        await sleep(between(0, 150));
-      }
-      await kill("SIGKILL");
-      kills++;
-      start();
-    }
-  };
-  let store: Store | null = null;
-  async function jobs(): Promise<Job[]> {
-    store ??= await openStore(`sqlite:${join(dir, "vigil.db")}`);
-    return (await store.list({ queue: "q", limit: 0 })).sort((a, b) => a.id - b.id);
-  }
-  cleanups.push(async () => {
-    await kill("SIGKILL");
-    if (child?.pid && isAlive(child.pid)) killGroup(child.pid, "SIGKILL");
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { dir, start, kill, chaos, jobs, kills: () => kills, stderr: () => stderr, store: () => store! };
-}
-
-async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 describe("triggers across SIGKILL", () => {
   it("turns 10,000 lines appended in uneven pieces into exactly 10,000 jobs, in order", async () => {
@@ -128,7 +44,7 @@ describe("triggers across SIGKILL", () => {
     const offsets = jobs.map((j) => j.source!.offset!);
     expect(offsets.every((o, i) => i === 0 || o > offsets[i - 1]!)).toBe(true);
     expect(new Set(jobs.map((j) => j.key)).size).toBe(10_000);
-    expect(await p.store().listRejected("t")).toEqual([]);
+    expect(await (await p.store()).listRejected("t")).toEqual([]);
   }, 180_000);
 
   it("turns 2,000 files written into a folder (half by rename-over) into exactly 2,000 jobs", async () => {
@@ -186,7 +102,7 @@ describe("triggers across SIGKILL", () => {
     });
     child.on("error", () => {});
     child.on("message", (m) => messages.push(m as (typeof messages)[number]));
-    cleanups.push(() => void killGroup(child.pid, "SIGKILL"));
+    onCleanup(() => void killGroup(child.pid, "SIGKILL"));
     await waitFor("a heartbeat and a trigger report with both lines seen", async () =>
       messages.some((m) => m.t === "hb") &&
       messages.some((m) => m.t === "triggers" && m.triggers?.[0]?.name === "t" && m.triggers[0].seen === 2),

@@ -132,8 +132,8 @@ describe("tail", () => {
     ]);
   });
 
-  it("finishes a rotated file through its open handle, then reads the new one from the start", async () => {
-    const s = await setup("  log: { tail: in.log, queue: q }\n", { "in.log": "a1\n" });
+  it("drains a rotated file through its open handle beside the new one; a line never ended is rejected, not a job", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q, drain: 0s }\n", { "in.log": "a1\n" });
     const path = join(s.dir, "in.log");
     await s.runner.pollAll();
     appendFileSync(path, "a2\na3-no-newline");
@@ -141,8 +141,68 @@ describe("tail", () => {
     writeFileSync(path, "b1\nb2\n");
     for (let i = 0; i < 3; i++) await s.runner.pollAll();
     const jobs = await s.jobs();
-    expect(jobs.map(lineOf)).toEqual(["a1", "a2", "a3-no-newline", "b1", "b2"]);
-    expect(new Set(jobs.map((j) => j.key)).size).toBe(5);
+    expect(jobs.map(lineOf)).toEqual(["a1", "a2", "b1", "b2"]);
+    expect(new Set(jobs.map((j) => j.key)).size).toBe(4);
+    const rejected = await s.store.listRejected("log");
+    expect(rejected.map((r) => [r.sample, r.offset, r.path])).toEqual([["a3-no-newline", 6, path]]);
+    expect(rejected[0]!.reason).toMatch(/never got its newline/);
+    expect((await s.store.getCursor("log"))!.cursor).not.toHaveProperty("retired");
+  });
+
+  it("reads what the writer appends to the renamed file until it has been quiet for drain", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q, drain: 400ms }\n", { "in.log": "a1\n" });
+    const path = join(s.dir, "in.log");
+    await s.runner.pollAll();
+    appendFileSync(path, "a2\na3-ha");
+    renameSync(path, `${path}.1`);
+    writeFileSync(path, "b1\n");
+    await s.runner.pollAll();
+    // The writer has not reopened the path yet: it ends its half line and writes more to the old file.
+    appendFileSync(`${path}.1`, "lf\na4\n");
+    await s.runner.pollAll();
+    appendFileSync(`${path}.1`, "a5\n");
+    appendFileSync(path, "b2\n");
+    await s.runner.pollAll();
+    expect((await s.store.getCursor("log"))!.cursor).toHaveProperty("retired");
+    // Quiet for longer than drain: the old file is done, and nothing it holds was a partial line.
+    await new Promise((r) => setTimeout(r, 500));
+    await s.runner.pollAll();
+    await s.runner.pollAll();
+    expect((await s.jobs()).map(lineOf).sort()).toEqual(["a1", "a2", "a3-half", "a4", "a5", "b1", "b2"]);
+    expect(await s.store.listRejected("log")).toEqual([]);
+    expect((await s.store.getCursor("log"))!.cursor).not.toHaveProperty("retired");
+  });
+
+  it("drains a rotated file after a restart from the cursor's saved position, found by its inode", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q, drain: 1h }\n", { "in.log": "a1\n" });
+    const path = join(s.dir, "in.log");
+    await s.runner.pollAll();
+    renameSync(path, `${path}.1`);
+    writeFileSync(path, "b1\n");
+    appendFileSync(`${path}.1`, "a2\n");
+    await s.runner.pollAll(); // the old file's position is saved beside the new one's
+    await s.runner.stop();
+    appendFileSync(`${path}.1`, "a3\n");
+    renameSync(`${path}.1`, `${path}.2`); // rotated on while nothing ran
+    const again = s.fresh("another-process");
+    await again.pollAll();
+    await again.pollAll();
+    const lines = (await s.jobs()).map(lineOf);
+    expect(lines.sort()).toEqual(["a1", "a2", "a3", "b1"]);
+  });
+
+  it("after a restart, finds a rotated file nothing was read from yet by its inode and birth time", async () => {
+    const s = await setup("  log: { tail: in.log, queue: q, drain: 1h }\n", { "in.log": "" });
+    const path = join(s.dir, "in.log");
+    await s.runner.pollAll();
+    renameSync(path, `${path}.1`); // rotated while still empty (logrotate's default ifempty)
+    writeFileSync(path, "b1\n");
+    await s.runner.pollAll();
+    await s.runner.stop();
+    appendFileSync(`${path}.1`, "a1\n"); // its writer has not reopened the path yet
+    const again = s.fresh("another-process");
+    await again.pollAll();
+    expect((await s.jobs()).map(lineOf).sort()).toEqual(["a1", "b1"]);
   });
 
   it("finishes a file rotated while nothing ran, found by its inode, then reads the new one", async () => {
