@@ -50,6 +50,8 @@ export interface TriggerStatus {
   lastTickAt?: number | null;
   /** A schedule trigger: ms since the epoch of its next tick (null: the expression has no more). */
   nextTickAt?: number | null;
+  /** A schedule trigger: ticks this process skipped as missed after a downtime (`misfire`). */
+  missedTicks?: number;
 }
 
 export interface StatusSnapshot {

@@ -59,6 +59,8 @@ export class ScheduleSource implements TriggerSource {
   readonly every: number;
   readonly toleranceMs: number;
   private lastTickAt: number | null = null;
+  /** Ticks this process skipped as missed (misfire), for status. */
+  private missed = 0;
 
   constructor(private readonly opts: ScheduleOptions) {
     this.every = scheduleEvery(opts.spec);
@@ -91,6 +93,7 @@ export class ScheduleSource implements TriggerSource {
         return { more: true };
       }
       this.lastTickAt = last;
+      this.missed += due.skipped;
     }
     if (due.more) return { more: true };
     return this.after(due.through, ctx.now());
@@ -102,9 +105,9 @@ export class ScheduleSource implements TriggerSource {
     return next === null ? { more: false } : { more: false, wakeInMs: Math.max(0, next - now) };
   }
 
-  /** For status: the last tick enqueued (as far as this process knows) and the next one (ms since the epoch). */
-  describe(now: number): { lastTickAt: number | null; nextTickAt: number | null } {
-    return { lastTickAt: this.lastTickAt, nextTickAt: nextTick(this.opts.spec, now) };
+  /** For status: the last tick enqueued (as far as this process knows), the next one, and ticks skipped as missed. */
+  describe(now: number): { lastTickAt: number | null; nextTickAt: number | null; missedTicks: number } {
+    return { lastTickAt: this.lastTickAt, nextTickAt: nextTick(this.opts.spec, now), missedTicks: this.missed };
   }
 
   private job(tick: number): EnqueueItem {

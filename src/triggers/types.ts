@@ -105,7 +105,7 @@ export interface TriggerSource {
   readonly every?: number;
   poll(ctx: PollContext): Promise<PollOutcome>;
   /** Extra status fields (a schedule's last and next tick). */
-  describe?(now: number): { lastTickAt: number | null; nextTickAt: number | null };
+  describe?(now: number): { lastTickAt: number | null; nextTickAt: number | null; missedTicks: number };
   /** Frees open files. */
   close(): Promise<void>;
 }
