@@ -92,6 +92,9 @@ describe("schedule trigger under the supervisor", () => {
     });
     expect(status).toMatchObject({ kind: "schedule", queue: "tick", missedTicks: 0 });
     expect(status.nextTickAt! - status.lastTickAt!).toBeGreaterThanOrEqual(1000);
+    const table = vigil(t.project, ["status"]).stdout;
+    expect(table).toContain("LAST TICK");
+    expect(table).toMatch(/clock\s+schedule\s+tick/);
     expect(vigil(t.project, ["stop"]).status).toBe(0);
 
     const times = await ticks();
