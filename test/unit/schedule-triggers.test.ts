@@ -160,3 +160,46 @@ describe.skipIf(!hasPg)("schedule triggers on two runners sharing PostgreSQL", (
     expect(seenA + seenB).toBe(all.length);
   }, 120_000);
 });
+
+describe.skipIf(!hasPg)("schedule triggers when the leader loses its store", () => {
+  it("the other runner takes over within the tolerance and enqueues the ticks of the handover too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-sched-pg-"));
+    const config = configOf("  beat: { schedule: every 1s, queue: q }\n", dir);
+    const storeA = await openPostgresStore(PG_URL, { schema });
+    const storeB = await openPostgresStore(PG_URL, { schema });
+    const make = (store: Store, owner: string) =>
+      new TriggerRunner(store, { triggers: config.triggers, owner, host: owner, maxPayload: config.maxPayload });
+    const a = make(storeA, "host-a");
+    let b: TriggerRunner | null = null;
+    cleanups.push(async () => {
+      await a.stop();
+      await b?.stop();
+      await storeB.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const jobs = async () => (await storeB.list({ queue: "q", limit: 0 })).filter((j) => j.key?.startsWith("schedule:beat:"));
+    const waitJobs = async (n: number) => {
+      const deadline = Date.now() + 60_000;
+      while ((await jobs()).length < n) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} jobs`);
+        await sleep(100);
+      }
+    };
+    a.start();
+    await waitJobs(3);
+    b = make(storeB, "host-b");
+    b.start();
+    await sleep(1500);
+    expect(b.status()[0]!.leader).toBe(false);
+    // host-a's connection is gone: it can neither renew its lock nor give it back.
+    await storeA.close();
+    const lost = (await jobs()).length;
+    await waitJobs(lost + 5);
+    await b.stop();
+
+    const times = (await jobs()).map((j) => Date.parse(scheduledFor(j))).sort((x, y) => x - y);
+    expect(times).toEqual(times.map((_, i) => times[0]! + i * 1000));
+    expect(b.status()[0]).toMatchObject({ leader: false, missedTicks: 0 }); // stopped: lock given back
+    expect(b.status()[0]!.seen).toBeGreaterThanOrEqual(5);
+  }, 120_000);
+});
