@@ -83,7 +83,7 @@ export class ScheduleSource implements TriggerSource {
       limit: MAX_TICKS_PER_COMMIT,
     });
     if (due.skipped > 0) {
-      ctx.warn(`${due.skipped} tick(s) missed while the trigger was not running were skipped (misfire: ${this.opts.misfire})`);
+      ctx.warn(`${due.skipped}${due.capped ? " or more" : ""} tick(s) missed while the trigger was not running were skipped (misfire: ${this.opts.misfire})`);
     }
     if (due.through !== cursor.through) {
       const last = due.ticks.length > 0 ? due.ticks[due.ticks.length - 1]! : cursor.lastTick;

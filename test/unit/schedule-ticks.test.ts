@@ -4,7 +4,7 @@
  * twice), `every` aligned to the epoch, and what is due after a downtime.
  */
 import { describe, expect, it } from "vitest";
-import { dueTicks, isSecondPass, nextTick, parseSchedule, previousTick, scheduleProblem } from "../../src/core/schedule.js";
+import { MAX_COUNTED_MISSES, dueTicks, isSecondPass, nextTick, parseSchedule, previousTick, scheduleProblem } from "../../src/core/schedule.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const at = (s: string) => Date.parse(s);
@@ -121,7 +121,15 @@ describe("what is due", () => {
     const daily = parseSchedule("0 3 * * *", "Europe/Berlin");
     const due = dueTicks(daily, at("2026-03-24T02:00:00Z"), at("2026-03-31T10:00:00Z"), { ...opts, misfire: "once" });
     expect(due.ticks.map(iso)).toEqual(["2026-03-31T01:00:00.000Z"]);
-    expect(due.skipped).toBe(6);
+    expect(due).toMatchObject({ skipped: 6, capped: false });
+  });
+
+  it("stops counting the missed ticks of a cron expression at MAX_COUNTED_MISSES, and says so", () => {
+    const perSecond = parseSchedule("* * * * * *", "Europe/Berlin");
+    const now = at("2026-05-01T12:00:30Z");
+    const due = dueTicks(perSecond, now - 86_400_000, now, { toleranceMs: 10_000, misfire: "skip", limit: 500 });
+    expect(due).toMatchObject({ skipped: MAX_COUNTED_MISSES, capped: true });
+    expect(due.ticks).toHaveLength(11); // 12:00:20 .. 12:00:30, within the tolerance
   });
 
   it("returns at most `limit` ticks and says more are due", () => {
