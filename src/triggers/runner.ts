@@ -92,6 +92,7 @@ export class TriggerRunner {
       });
       this.running.push({
         name,
+        // A schedule has no `every` key: its source derives the interval from the schedule.
         every: source.every ?? ("every" in cfg ? cfg.every : 2000),
         source,
         state: undefined,
