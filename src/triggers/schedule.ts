@@ -96,12 +96,13 @@ export class ScheduleSource implements TriggerSource {
       this.missed += due.skipped;
     }
     if (due.more) return { more: true };
-    return this.after(due.through, ctx.now());
+    // Every tick up to `now` is dealt with; one that came due during the commit is next.
+    return this.after(Math.max(due.through, now), ctx.now());
   }
 
-  /** Sleeps until the first tick after `through` (the runner caps the sleep at `every`). */
-  private after(through: number, now: number): PollOutcome {
-    const next = nextTick(this.opts.spec, Math.max(through, now));
+  /** Sleeps until the first tick after `done` (the runner caps the sleep at `every`). */
+  private after(done: number, now: number): PollOutcome {
+    const next = nextTick(this.opts.spec, done);
     return next === null ? { more: false } : { more: false, wakeInMs: Math.max(0, next - now) };
   }
 

@@ -14,7 +14,10 @@ import type { Job } from "../../src/core/types.js";
 import { openStore } from "../../src/store/open.js";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import type { Store } from "../../src/store/store.js";
+import { parseSchedule } from "../../src/core/schedule.js";
 import { TriggerRunner } from "../../src/triggers/runner.js";
+import { ScheduleSource } from "../../src/triggers/schedule.js";
+import type { TriggerCursorState } from "../../src/triggers/types.js";
 import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -101,6 +104,31 @@ describe("schedule triggers (SQLite)", () => {
     await s.runner.pollAll();
     expect(await s.jobs()).toHaveLength(3);
     expect(s.runner.status().map((t) => t.error)).toEqual([null, null]);
+  });
+});
+
+describe("schedule source timing", () => {
+  it("wakes at once for a tick that came due while the previous tick was being committed", async () => {
+    const source = new ScheduleSource({ name: "m", queue: "q", maxPayload: 1 << 20, spec: parseSchedule("every 1m"), misfire: "skip", lockTtlMs: 10_000 });
+    let now = at("2026-05-01T12:00:59.999Z");
+    let cursor: TriggerCursorState | null = { kind: "schedule", through: at("2026-05-01T11:59:00Z"), lastTick: null };
+    const committed: string[] = [];
+    const out = await source.poll({
+      get cursor() {
+        return cursor;
+      },
+      commit: async (batch) => {
+        committed.push(...batch.jobs.map((j) => j.key!));
+        cursor = batch.cursor;
+        now = at("2026-05-01T12:01:00.005Z"); // a slow commit: 12:01 came due meanwhile
+        return true;
+      },
+      hasTime: () => true,
+      warn: () => {},
+      now: () => now,
+    });
+    expect(committed).toEqual(["schedule:m:2026-05-01T12:00:00.000Z"]);
+    expect(out).toEqual({ more: false, wakeInMs: 0 });
   });
 });
 
