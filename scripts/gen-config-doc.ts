@@ -30,6 +30,7 @@ const EXTRA: Record<string, string> = {
   "queues.NAME.backoff.base": "First retry delay.",
   "queues.NAME.backoff.max": "Longest retry delay.",
   "triggers.NAME.format": "`lines`: payload `{ line }`; `jsonl`: each line parsed as JSON (invalid lines are rejected records).",
+  "triggers.NAME.every": "Poll interval of a tail, watch or file trigger (default 2 s); a schedule trigger wakes at its ticks instead.",
   "triggers.NAME.onDelete": "`enqueue` makes a job when a watched file is deleted; `ignore` (default) does not.",
   "services.NAME.instances": "Processes of this service (rows `NAME:1`, `NAME:2`, ...).",
   "services.NAME.env": "Environment added to the service's processes.",
@@ -119,6 +120,7 @@ function leafType(schema: unknown): { type: string; show: (v: unknown) => string
   }
   if (d.type === "enum") return { type: Object.values(d.entries as Record<string, string>).map((e) => `\`${e}\``).join(" \\| "), ...plain };
   if (d.type === "array") return { type: `list of ${leafType(d.element).type}`, ...plain };
+  if (d.type === "record" && def(d.valueType).type === "unknown") return { type: "mapping", ...plain };
   if (d.type === "record") return { type: `map of ${leafType(d.valueType).type}`, ...plain };
   if (d.type === "union") return { type: d.options.map((o: unknown) => leafType(o).type).join(" or "), ...plain };
   return { type: d.type, ...plain };
@@ -145,7 +147,7 @@ function walk(
     }
     return;
   }
-  if (d.type === "record" && def(d.valueType).type !== "pipe" && def(d.valueType).type !== "string") {
+  if (d.type === "record" && !["pipe", "string", "unknown"].includes(def(d.valueType).type)) {
     return walk(d.valueType, `${path}.NAME`, block, comments, rows);
   }
   if (d.type === "array" && def(d.element).type === "union") return walk(d.element, `${path}[]`, block, comments, rows);
@@ -187,9 +189,9 @@ bad values are errors that name the key path and the line. Durations are written
 relative to the config file's folder. \`NAME\` stands for a name you choose (a queue, a
 trigger, a service); \`alerts[]\` is a list.
 
-A trigger is one of \`tail\`, \`watch\` or \`file\`; a service is either a worker service
-(\`queues\`) or a command (\`command\`); an alert is a \`webhook\` or a \`command\`. Keys that
-only apply to one form say so in their description.
+A trigger is one of \`tail\`, \`watch\`, \`file\` or \`schedule\` (see docs/schedules.md); a
+service is either a worker service (\`queues\`) or a command (\`command\`); an alert is a
+\`webhook\` or a \`command\`. Keys that only apply to one form say so in their description.
 `;
 
 /** The whole of docs/configuration.md. */

@@ -56,8 +56,8 @@ function printSnapshot(s: StatusSnapshot): void {
   if (s.triggers.length > 0) {
     process.stdout.write("\ntriggers\n");
     printTable(
-      ["NAME", "KIND", "QUEUE", "HOST", "LEADER", "LAST POLL", "LAG", "SEEN", "REJECTED", "ERROR"],
-      s.triggers.map((t) => [t.name, t.kind, t.queue, t.host ?? "any", t.leader === undefined ? "-" : t.leader ? "here" : "elsewhere", t.lastPollAt ? formatDuration(now - t.lastPollAt) + " ago" : "-", formatDuration(t.lag), t.seen, t.rejected, t.error]),
+      ["NAME", "KIND", "QUEUE", "HOST", "LEADER", "LAST POLL", "LAG", "SEEN", "REJECTED", "LAST TICK", "NEXT TICK", "ERROR"],
+      s.triggers.map((t) => [t.name, t.kind, t.queue, t.host ?? "any", t.leader === undefined ? "-" : t.leader ? "here" : "elsewhere", t.lastPollAt ? formatDuration(now - t.lastPollAt) + " ago" : "-", formatDuration(t.lag), t.seen, t.rejected, t.lastTickAt ? fmtTime(t.lastTickAt) : "-", t.nextTickAt ? fmtTime(t.nextTickAt) : "-", t.error]),
     );
   }
   process.stdout.write("\nlast incidents\n");

@@ -22,7 +22,7 @@ export type LineOf = (keyPath: readonly PropertyKey[]) => number | undefined;
 
 /** Which key names each kind of a union, so a union error can say which kinds exist. */
 const UNION_KINDS: { match: (path: readonly PropertyKey[]) => boolean; kinds: string[]; what: string }[] = [
-  { match: (p) => p.length === 2 && p[0] === "triggers", kinds: ["tail", "watch", "file"], what: "a trigger" },
+  { match: (p) => p.length === 2 && p[0] === "triggers", kinds: ["tail", "watch", "file", "schedule"], what: "a trigger" },
   { match: (p) => p.length === 2 && p[0] === "services", kinds: ["queues", "command"], what: "a service" },
   { match: (p) => p.length === 2 && p[0] === "alerts", kinds: ["webhook", "command"], what: "an alert" },
 ];
@@ -138,7 +138,7 @@ function knownKeys(path: readonly PropertyKey[], raw: unknown): string[] | undef
       const options = (def.options as unknown[]).map(unwrap);
       schema = options.find((o) => {
         const shape = defOf(o)?.shape as Record<string, unknown> | undefined;
-        const kinds = Object.keys(shape ?? {}).filter((k) => ["tail", "watch", "file", "queues", "command", "webhook"].includes(k));
+        const kinds = Object.keys(shape ?? {}).filter((k) => ["tail", "watch", "file", "schedule", "queues", "command", "webhook"].includes(k));
         return isRecord(value) && kinds.some((k) => k in value);
       });
       if (!schema) return undefined;

@@ -260,7 +260,8 @@ function resolvePaths(config: VigilConfig, dir: string): VigilConfig {
   for (const [name, t] of Object.entries(config.triggers)) {
     if ("tail" in t) out.triggers[name] = { ...t, tail: resolve(dir, t.tail) };
     else if ("watch" in t) out.triggers[name] = { ...t, watch: resolve(dir, t.watch) };
-    else out.triggers[name] = { ...t, file: resolve(dir, t.file) };
+    else if ("file" in t) out.triggers[name] = { ...t, file: resolve(dir, t.file) };
+    else out.triggers[name] = { ...t };
   }
   out.services = {};
   for (const [name, s] of Object.entries(config.services)) {

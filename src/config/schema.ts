@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { parseDuration, parseSize } from "../core/duration.js";
+import { isTimeZone, scheduleProblem } from "../core/schedule.js";
 import { QUEUE_NAME } from "../store/store.js";
 
 const duration = (fallback?: string) => {
@@ -113,6 +114,31 @@ export const triggerSchema = z.union([
     settle: duration("1s"),
     ...triggerCommon,
   }),
+  z
+    .strictObject({
+      /** A job per tick: a cron expression (5 fields, or 6 with seconds first) or `every DURATION` (ticks at multiples of it since the epoch); see docs/schedules.md. */
+      schedule: z.string().superRefine((v, ctx) => {
+        const problem = scheduleProblem(v);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
+      /** Time zone of a cron expression, an IANA name like `Europe/Berlin` (default: the machine's zone). */
+      tz: z
+        .string()
+        .refine(isTimeZone, { error: (i) => `${JSON.stringify(i.input)} is not a time zone; use an IANA name like Europe/Berlin, America/New_York or UTC` })
+        .optional(),
+      /** Ticks missed while no process ran the trigger: `skip` (default) drops them, `once` enqueues the latest. */
+      misfire: z.enum(["skip", "once"]).default("skip"),
+      /** Object each job's payload starts from; `scheduledFor` (the tick time, ISO UTC) is added. */
+      payload: z.record(z.string(), z.unknown()).optional(),
+      queue: triggerCommon.queue,
+      host: triggerCommon.host,
+      priority: triggerCommon.priority,
+    })
+    .superRefine((t, ctx) => {
+      if (t.tz !== undefined && /^\s*every\s/i.test(t.schedule)) {
+        ctx.addIssue({ code: "custom", path: ["tz"], message: "`every` ticks at multiples of the duration since the epoch, the same in every zone; remove `tz`, or write a cron expression" });
+      }
+    }),
 ]);
 
 export const serviceSchema = z.union([

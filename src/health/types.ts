@@ -34,7 +34,7 @@ export interface ServiceStatus {
 
 export interface TriggerStatus {
   name: string;
-  kind: "tail" | "watch" | "file";
+  kind: "tail" | "watch" | "file" | "schedule";
   queue: string;
   /** ms since the epoch of the last completed poll, or null. */
   lastPollAt: number | null;
@@ -46,6 +46,12 @@ export interface TriggerStatus {
   host?: string | null;
   /** Whether this process holds the trigger's leader lock (false: another process polls it). */
   leader?: boolean;
+  /** A schedule trigger: ms since the epoch of the last tick enqueued (null: none yet, or not known here). */
+  lastTickAt?: number | null;
+  /** A schedule trigger: ms since the epoch of its next tick (null: the expression has no more). */
+  nextTickAt?: number | null;
+  /** A schedule trigger: ticks this process skipped as missed after a downtime (`misfire`). */
+  missedTicks?: number;
 }
 
 export interface StatusSnapshot {

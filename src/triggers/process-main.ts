@@ -33,7 +33,7 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
     throw new VigilError(
       "CONFIG",
       config
-        ? `${ctx.configPath} defines no triggers; add one under \`triggers:\` (tail, watch or file)`
+        ? `${ctx.configPath} defines no triggers; add one under \`triggers:\` (tail, watch, file or schedule)`
         : "vigil triggers needs a config file with triggers; create vigil.yaml or pass one with -c FILE",
     );
   }

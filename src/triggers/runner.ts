@@ -13,7 +13,9 @@ import type { TriggerConfig } from "../config/schema.js";
 import type { TriggerStatus } from "../health/types.js";
 import type { Store, TriggerCursor } from "../store/store.js";
 import { DEFAULT_MAX_PAYLOAD } from "../store/store.js";
+import { parseSchedule } from "../core/schedule.js";
 import { fileSource } from "./file.js";
+import { ScheduleSource, scheduleEvery } from "./schedule.js";
 import { TailSource } from "./tail.js";
 import type { PollContext, TriggerBatch, TriggerCursorState, TriggerSource } from "./types.js";
 import { watchSource } from "./watch.js";
@@ -90,7 +92,8 @@ export class TriggerRunner {
       });
       this.running.push({
         name,
-        every: cfg.every,
+        // A schedule has no `every` key: its source derives the interval from the schedule.
+        every: source.every ?? ("every" in cfg ? cfg.every : 2000),
         source,
         state: undefined,
         timer: null,
@@ -147,7 +150,7 @@ export class TriggerRunner {
 
   /** Each trigger's state, for heartbeats and status. */
   status(): TriggerStatus[] {
-    return this.running.map((t) => ({ ...t.status }));
+    return this.running.map((t) => ({ ...t.status, ...t.source.describe?.(this.clock.now()) }));
   }
 
   /** Runs one poll of every trigger (or the named one) now, for tests; only while not started. */
@@ -292,5 +295,13 @@ export function createSource(
   };
   if ("tail" in cfg) return new TailSource({ ...common, path: cfg.tail, format: cfg.format, maxLine: cfg.maxLine, drain: cfg.drain });
   if ("watch" in cfg) return watchSource({ ...common, watch: cfg.watch, settle: cfg.settle, onDelete: cfg.onDelete });
-  return fileSource({ ...common, file: cfg.file, settle: cfg.settle });
+  if ("file" in cfg) return fileSource({ ...common, file: cfg.file, settle: cfg.settle });
+  const spec = parseSchedule(cfg.schedule, cfg.tz);
+  return new ScheduleSource({
+    ...common,
+    spec,
+    misfire: cfg.misfire,
+    ...(cfg.payload !== undefined ? { payload: cfg.payload } : {}),
+    lockTtlMs: lockTtl(scheduleEvery(spec)),
+  });
 }

@@ -70,7 +70,16 @@ export interface SnapshotCursor {
   seq: number;
 }
 
-export type TriggerCursorState = TailCursor | SnapshotCursor;
+/** Where a `schedule` trigger is: every tick up to `through` has been dealt with. */
+export interface ScheduleCursor {
+  kind: "schedule";
+  /** ms since the epoch: ticks at or before it are enqueued or were skipped as missed. */
+  through: number;
+  /** ms since the epoch of the last tick enqueued, or null before the first. */
+  lastTick: number | null;
+}
+
+export type TriggerCursorState = TailCursor | SnapshotCursor | ScheduleCursor;
 
 /** One atomic step: jobs, rejected records and the cursor they lead to. */
 export interface TriggerBatch {
@@ -108,8 +117,12 @@ export interface PollOutcome {
 
 /** A kind of trigger: knows its files, not the store. */
 export interface TriggerSource {
-  readonly kind: "tail" | "watch" | "file";
+  readonly kind: "tail" | "watch" | "file" | "schedule";
+  /** Poll interval chosen by the source, for a kind whose config has no `every` (schedule). */
+  readonly every?: number;
   poll(ctx: PollContext): Promise<PollOutcome>;
+  /** Extra status fields (a schedule's last and next tick). */
+  describe?(now: number): { lastTickAt: number | null; nextTickAt: number | null; missedTicks: number };
   /** Frees open files. */
   close(): Promise<void>;
 }

@@ -146,7 +146,7 @@ describe("config loading", () => {
       ),
     );
     const byKey = Object.fromEntries(err.problems.map((p) => [p.key, p]));
-    expect(byKey["triggers.a"]).toMatchObject({ line: 3, message: expect.stringContaining("one of `tail`, `watch` or `file`") });
+    expect(byKey["triggers.a"]).toMatchObject({ line: 3, message: expect.stringContaining("one of `tail`, `watch`, `file` or `schedule`") });
     expect(byKey["triggers.b"]).toMatchObject({ line: 4, message: expect.stringContaining("only one of") });
     expect(byKey["triggers.c.format"]).toMatchObject({ line: 5, message: expect.stringContaining("unknown key") });
     expect(byKey["services.s"]).toMatchObject({ line: 7, message: expect.stringContaining("`queues` or `command`") });
@@ -178,5 +178,48 @@ describe("config loading", () => {
     const loaded = await loadConfig(join(dir, "disk.yaml"));
     expect(loaded.path).toBe(join(dir, "disk.yaml"));
     expect(Object.keys(loaded.config.queues)).toEqual(["outline"]);
+  });
+});
+
+describe("schedule triggers in the config", () => {
+  const head = ["queues:", "  report: { command: [cat] }", "triggers:"];
+
+  it("accepts a cron expression with a zone and `every DURATION`, with their defaults", () => {
+    const { config } = parseConfigText(
+      lines(...head, '  nightly: { schedule: "0 3 * * *", tz: Europe/Berlin, queue: report, payload: { kind: nightly } }', "  ping: { schedule: every 10s, queue: report, misfire: once }"),
+      join(dir, "vigil.yaml"),
+    );
+    expect(config.triggers.nightly).toEqual({ schedule: "0 3 * * *", tz: "Europe/Berlin", queue: "report", misfire: "skip", payload: { kind: "nightly" } });
+    expect(config.triggers.ping).toEqual({ schedule: "every 10s", queue: "report", misfire: "once" });
+  });
+
+  it("names the key and line of a bad expression, an unknown zone, a bad misfire and a zone given to `every`", () => {
+    const err = problemsOf(
+      lines(
+        ...head,
+        '  a: { schedule: "0 25 * * *", queue: report }',
+        '  b: { schedule: "0 3 * * *", tz: Europe/Berln, queue: report }',
+        "  c: { schedule: every 10s, tz: UTC, queue: report }",
+        "  d: { schedule: every 10s, queue: report, misfire: later }",
+      ),
+    );
+    expect(err.problems.map((p) => [p.line, p.key])).toEqual([
+      [4, "triggers.a.schedule"],
+      [5, "triggers.b.tz"],
+      [6, "triggers.c.tz"],
+      [7, "triggers.d.misfire"],
+    ]);
+    expect(err.problems[0]!.message).toMatch(/"0 25 \* \* \*" is not a cron expression \(Invalid value for hour: 25\)/);
+    expect(err.problems[1]!.message).toContain('"Europe/Berln" is not a time zone; use an IANA name');
+    expect(err.problems[2]!.message).toContain("remove `tz`");
+    expect(err.problems[3]!.message).toContain("skip, once");
+  });
+
+  it("refuses a trigger that is both a schedule and a tail, and an `every` key on a schedule", () => {
+    const err = problemsOf(lines(...head, "  x: { schedule: every 1m, tail: in.log, queue: report }", "  y: { schedule: every 1m, every: 5s, queue: report }"));
+    expect(err.problems).toEqual([
+      { line: 4, key: "triggers.x", message: expect.stringContaining("takes only one of `tail`, `watch`, `file` or `schedule`, found tail and schedule") },
+      { line: 5, key: "triggers.y.every", message: expect.stringContaining("unknown key") },
+    ]);
   });
 });

@@ -113,7 +113,8 @@ function renderStatus(s) {
   }
   fill("triggers", s.triggers, (t) => [
     cell(t.name), cell(t.kind), cell(t.queue), cell(fmtTime(t.lastPollAt)), cell(fmtDuration(t.lag)),
-    cell(t.seen), cell(t.rejected, t.rejected > 0 ? "state-failed" : ""), cell(t.error, t.error ? "error wrap" : "wrap"),
+    cell(t.seen), cell(t.rejected, t.rejected > 0 ? "state-failed" : ""),
+    cell(fmtTime(t.lastTickAt)), cell(fmtTime(t.nextTickAt)), cell(t.error, t.error ? "error wrap" : "wrap"),
   ], "No triggers.");
   fill("incidents", s.incidents.slice(0, 20), (i) => {
     const d = i.detail || {};
