@@ -49,9 +49,10 @@ function printSnapshot(s: StatusSnapshot): void {
     s.services.map((r) => [r.host ?? s.supervisor?.host ?? "-", r.name, r.state, r.pid, r.restarts, r.heartbeatAgeMs === null ? "-" : formatDuration(r.heartbeatAgeMs) + " ago", r.activeJobs ?? 0, r.rssBytes ? `${Math.round(r.rssBytes / 1048576)} MB` : "-", r.startedAt ? formatDuration(now - r.startedAt) : "-"]),
   );
   process.stdout.write("\nqueues\n");
+  const paused = new Set(s.paused ?? []);
   printTable(
-    ["QUEUE", "SCHEDULED", "WAITING", "ACTIVE", "COMPLETED", "FAILED", "DEAD", "CANCELLED"],
-    Object.entries(s.queues).map(([q, c]) => [q, c.scheduled, c.waiting, c.active, c.completed, c.failed, c.dead, c.cancelled]),
+    ["QUEUE", "SCHEDULED", "WAITING", "ACTIVE", "COMPLETED", "FAILED", "DEAD", "CANCELLED", "STATE"],
+    Object.entries(s.queues).map(([q, c]) => [q, c.scheduled, c.waiting, c.active, c.completed, c.failed, c.dead, c.cancelled, paused.has(q) ? "paused" : "running"]),
   );
   if (s.triggers.length > 0) {
     process.stdout.write("\ntriggers\n");

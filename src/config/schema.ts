@@ -33,6 +33,24 @@ const size = (fallback: string) =>
     })
     .default(parseSize(fallback)!);
 
+/** A rate, `N/DURATION` (job starts per interval): `60/1m`, `20/1s`. */
+const rate = z.string().transform((v, ctx) => {
+  const m = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(v);
+  const intervalMs = m ? parseDuration(m[2]!) : undefined;
+  const count = m ? Number(m[1]) : 0;
+  if (!m || intervalMs === undefined || intervalMs < 1 || count < 1) {
+    ctx.addIssue({ code: "custom", message: `"${v}" is not a rate; write it like 60/1m or 20/1s: job starts (at least 1) per interval` });
+    return z.NEVER;
+  }
+  return { count, intervalMs };
+});
+
+/** The payload field a queue's jobs are grouped by: `payload.customer`, `payload.account.id`. */
+const groupBy = z
+  .string()
+  .regex(/^payload(\.[A-Za-z_][A-Za-z0-9_]*)+$/, "write it like payload.customer: a field of the payload, names of letters, digits and _")
+  .transform((v) => v.slice("payload.".length));
+
 const command = z.array(z.string().min(1)).min(1, "a command needs at least the program name");
 const env = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
 const queueName = z.string().regex(QUEUE_NAME, "use letters, digits and _ . : - (at most 128)");
@@ -73,6 +91,19 @@ export const queueSchema = z
     maxRounds: z.number().int().min(1).optional(),
     /** Largest stdout a command handler may print (default 1 MiB). */
     maxOutput: size("1mb"),
+    /** Job starts per interval over every worker and host, e.g. `60/1m`: no window of that length holds more (default: no limit). */
+    rate: rate.optional(),
+    /** Active jobs of this queue over every worker and host (default: no limit; `concurrency` still bounds each process). */
+    limit: z.number().int().min(1).max(1_000_000).optional(),
+    /** `{ by: payload.FIELD, limit, rate }`: the same limits per value of that payload field (default: none). */
+    group: z
+      .strictObject({
+        by: groupBy,
+        limit: z.number().int().min(1).max(1_000_000).optional(),
+        rate: rate.optional(),
+      })
+      .refine((g) => g.limit !== undefined || g.rate !== undefined, { message: "a group needs `limit`, `rate` or both" })
+      .optional(),
   })
   .refine((q) => (q.handler === undefined) !== (q.command === undefined), {
     message: "a queue needs exactly one of `handler` (a module) or `command` (a program)",

@@ -6,6 +6,7 @@
  * The checks read what already exists — the supervisor's pid file and status file, a live
  * snapshot when run inside the supervisor, and the store — and never write anything.
  */
+import { pausedQueues } from "./queues.js";
 import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { formatDuration } from "../core/duration.js";
@@ -135,16 +136,20 @@ export async function runHealthChecks(input: HealthInput): Promise<HealthReport>
       "waiting-age",
       async () => {
         if (!input.store) return bad("unhealthy", "Waiting jobs cannot be checked without the store.");
-        const ages = Object.entries(await input.store.oldestWaiting()).sort((a, b) => b[1] - a[1]);
+        const [all, paused] = await Promise.all([input.store.oldestWaiting(), pausedQueues(input.store)]);
+        // A paused queue's jobs wait on purpose: shown as paused, never as stuck.
+        const ages = Object.entries(all).filter(([q]) => !paused.includes(q)).sort((a, b) => b[1] - a[1]);
         const [queue, age] = ages[0] ?? [null, 0];
-        if (queue === null) return ok("No job is waiting.");
+        const held = paused.filter((q) => all[q] !== undefined);
+        const pausedNote = held.length ? ` Paused, so not counted: ${held.join(", ")}.` : "";
+        if (queue === null) return ok(held.length ? `No job is waiting on a running queue.${pausedNote}` : "No job is waiting.");
         if (age > input.limits.maxWaitingAge) {
           return bad(
             "degraded",
             `The oldest waiting job on queue ${queue} has waited ${formatDuration(age)} (limit ${formatDuration(input.limits.maxWaitingAge)}); check that a worker serves ${queue} and is not stalled (\`vigil status\`), or add instances.`,
           );
         }
-        return ok(`The oldest waiting job (queue ${queue}) has waited ${formatDuration(age)}.`);
+        return ok(`The oldest waiting job (queue ${queue}) has waited ${formatDuration(age)}.${pausedNote}`);
       },
     ],
     [

@@ -4,6 +4,7 @@
  * shows when it is started on its own (and what tests serve); inside the supervisor the
  * live `snapshot()` is used instead.
  */
+import { pausedQueues } from "./queues.js";
 import type { Store } from "../store/store.js";
 import { readStatusFile } from "./state-files.js";
 import type { StatusSnapshot } from "./types.js";
@@ -20,15 +21,17 @@ export interface StoreSnapshotOptions {
 export async function storeSnapshot(store: Store, opts: StoreSnapshotOptions = {}): Promise<StatusSnapshot> {
   const now = store.clock.now();
   const file = opts.stateDir ? readStatusFile(opts.stateDir, now) : null;
-  const [queues, incidents] = await Promise.all([
+  const [queues, incidents, paused] = await Promise.all([
     store.stats(),
     store.listIncidents({ limit: opts.incidents ?? 20 }),
+    pausedQueues(store),
   ]);
   return {
     at: now,
     supervisor: file?.snapshot.supervisor ?? null,
     services: file?.snapshot.services ?? [],
     queues,
+    paused,
     triggers: file?.snapshot.triggers ?? [],
     incidents,
     source: file ? "status-file" : "store",

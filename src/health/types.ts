@@ -60,6 +60,8 @@ export interface StatusSnapshot {
   supervisor: { pid: number; host: string; startedAt: number; version: string } | null;
   services: ServiceStatus[];
   queues: Record<string, QueueCounts>;
+  /** Queues paused by `vigil queues pause` (their waiting jobs wait on purpose). */
+  paused?: string[];
   triggers: TriggerStatus[];
   incidents: Incident[];
   /** Where the snapshot came from: the live supervisor, the status file, or the store alone. */

@@ -1,11 +1,13 @@
 /**
  * The JSON API's routes: reads for everyone who can reach the port, state changes (retry,
- * cancel, restart) only with the token. Everything goes through the Store interface; no SQL.
+ * cancel, restart, pause and resume a queue) only with the token. Everything goes through the Store interface; no SQL.
  */
 import { parseDuration } from "../core/duration.js";
 import { BadInputError, NotFoundError } from "../core/errors.js";
 import { JOB_STATES, type JobState } from "../core/types.js";
+import type { VigilConfig } from "../config/schema.js";
 import type { HealthReport } from "../health/checks.js";
+import { listQueues, pausedQueues } from "../health/queues.js";
 import { buildReport } from "../health/report.js";
 import type { StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
@@ -16,6 +18,8 @@ export interface ApiContext {
   snapshot: () => Promise<StatusSnapshot>;
   restartService?: (name: string, opts: { manual: true }) => Promise<void>;
   health?: () => Promise<HealthReport>;
+  /** The config, for each queue's flow control in `GET /api/queues/list`. */
+  config?: VigilConfig;
 }
 
 /** The parts of a request a route uses. */
@@ -55,11 +59,27 @@ export const API_ROUTES: ApiRoute[] = [
     name: "queues",
     mutating: false,
     run: async (ctx) => {
-      const [stats, waiting] = await Promise.all([ctx.store.stats(), ctx.store.oldestWaiting()]);
+      const [stats, waiting, paused] = await Promise.all([ctx.store.stats(), ctx.store.oldestWaiting(), pausedQueues(ctx.store)]);
       const out: Record<string, unknown> = {};
-      for (const [q, counts] of Object.entries(stats)) out[q] = { ...counts, oldestWaitingMs: waiting[q] ?? null };
+      for (const [q, counts] of Object.entries(stats)) {
+        out[q] = { ...counts, oldestWaitingMs: waiting[q] ?? null, paused: paused.includes(q) };
+      }
       return { body: out };
     },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/queues\/list$/,
+    name: "queues-list",
+    mutating: false,
+    run: async (ctx) => ({ body: await listQueues(ctx.store, ctx.config ?? null) }),
+  },
+  {
+    method: "POST",
+    path: /^\/api\/queues\/([A-Za-z0-9_.:-]{1,128})\/(pause|resume)$/,
+    name: "queue-pause",
+    mutating: true,
+    run: async (ctx, req) => ({ body: await ctx.store.setPaused(req.params[0]!, req.params[1] === "pause") }),
   },
   {
     method: "GET",

@@ -74,6 +74,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
       alerts: isOpsSink(opts.alerts) ? opts.alerts : undefined,
       stallAfter: config.supervision.stallAfter,
       logger,
+      config,
     });
     const where = config.http.token ? "http.token in the config" : `${stateDir}/token`;
     opts.log?.(`dashboard, JSON API and /metrics at ${http.url}/ (token: ${where})`);

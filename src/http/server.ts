@@ -17,6 +17,7 @@ import { silentLogger, type OpsLogger } from "../health/log.js";
 import { storeSnapshot } from "../health/snapshot.js";
 import type { StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
+import type { VigilConfig } from "../config/schema.js";
 import { API_ROUTES, type ApiContext } from "./api.js";
 import { createMetrics } from "./metrics.js";
 import { checkBearer } from "./token.js";
@@ -42,6 +43,8 @@ export interface HttpServerOptions {
   alerts?: OpsAlertSink;
   /** A heartbeat older than this counts as down in metrics (default 5 s). */
   stallAfter?: number;
+  /** The config, for the flow control `GET /api/queues/list` shows (absent: not shown). */
+  config?: VigilConfig;
   /** Largest request body accepted, bytes (default 64 KiB); the API needs none. */
   maxBody?: number;
   logger?: OpsLogger;
@@ -65,7 +68,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const log = opts.logger ?? silentLogger;
   const maxBody = opts.maxBody ?? 64 * 1024;
   const snapshot = opts.snapshot ?? (() => storeSnapshot(opts.store, { stateDir: opts.stateDir }));
-  const ctx: ApiContext = { store: opts.store, snapshot, restartService: opts.restartService, health: opts.health };
+  const ctx: ApiContext = { store: opts.store, snapshot, restartService: opts.restartService, health: opts.health, config: opts.config };
   const metrics = createMetrics({
     store: opts.store,
     snapshot,

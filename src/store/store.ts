@@ -66,6 +66,47 @@ export interface ClaimRequest {
   queues: Record<string, number>;
   /** Lease length in ms (default 10 s). */
   leaseMs: number;
+  /**
+   * Flow control of some of these queues (config `rate`, `limit`, `group`), enforced by
+   * the store inside the claim's transaction against what every worker and host did.
+   * The numbers travel with each claim rather than living in the store: see
+   * docs/flow-control.md for why, and what hosts with different configs get.
+   */
+  flow?: Record<string, QueueFlow>;
+  /**
+   * Told when a queue gave fewer jobs than it has due because of its flow control or a
+   * pause: `until` is the earliest time (ms since the epoch, the caller's clock) another
+   * claim may get more (null: no known time; a wake-up or poll will tell), `reason` a
+   * sentence for people.
+   */
+  onHold?(queue: string, until: number | null, reason: string): void;
+}
+
+/** `N` starts per `intervalMs`, guaranteed over every sliding window of that length. */
+export interface FlowRate {
+  count: number;
+  intervalMs: number;
+}
+
+/** One queue's flow control (see ClaimRequest.flow). */
+export interface QueueFlow {
+  /** Job starts per interval over every worker and host. */
+  rate?: FlowRate;
+  /** Active jobs of the queue over every worker and host. */
+  limit?: number;
+  /** The same per value of a payload field (`by`: its path below the payload, e.g. `customer`). */
+  group?: { by: string; limit?: number; rate?: FlowRate };
+}
+
+/** A queue as `vigil queues list` shows it. */
+export interface QueueState {
+  name: string;
+  paused: boolean;
+  /** When it was paused (ms since the epoch), null when running. */
+  pausedAt: number | null;
+  /** The last time a claim was held back by the queue's flow control, and why. */
+  heldAt: number | null;
+  heldReason: string | null;
 }
 
 export interface CompleteItem {
@@ -175,6 +216,14 @@ export interface Store {
   report(since: number): Promise<QueueReport[]>;
   /** Removes old finished jobs in small batches; totals survive. */
   prune(opts: PruneOptions): Promise<{ completed: number; dead: number }>;
+  /**
+   * Pauses or resumes a queue: a paused queue's waiting jobs are not claimed (its running
+   * jobs finish); the state is stored, so it survives restarts. Resuming wakes workers.
+   * Returns the queue's state after the change.
+   */
+  setPaused(queue: string, paused: boolean): Promise<QueueState>;
+  /** Every queue with a stored state (paused, or once held by its flow control). */
+  queueStates(): Promise<QueueState[]>;
   /** Called (from any process) when jobs may have become available on a queue. */
   subscribe(listener: (queue: string) => void): () => void;
 

@@ -148,15 +148,20 @@ export class Supervisor extends EventEmitter {
   /** The live status: one row per process, queue counts and recent incidents. */
   async snapshot(): Promise<StatusSnapshot> {
     const now = Date.now();
-    const [queues, incidents] = await Promise.all([
+    const [queues, incidents, paused] = await Promise.all([
       this.counts.get().catch(() => ({})),
       this.opts.store.listIncidents({ limit: 20 }).catch(() => []),
+      this.opts.store.queueStates().then(
+        (states) => states.filter((q) => q.paused).map((q) => q.name),
+        () => [],
+      ),
     ]);
     return {
       at: now,
       supervisor: { pid: process.pid, host: this.host, startedAt: this.startedAt, version: VERSION },
       services: this.slots.map((s) => s.status(now)),
       queues,
+      paused,
       triggers: this.slots.flatMap((s) => s.triggers),
       incidents,
       source: "supervisor",

@@ -10,7 +10,8 @@
  * Expired leases are reaped on their own timer.
  */
 import type { Lease } from "../core/types.js";
-import type { ClaimRequest, Store } from "../store/store.js";
+import { LIMIT_RECHECK_MS } from "../store/flow.js";
+import type { ClaimRequest, QueueFlow, Store } from "../store/store.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import type { QueueSettings } from "./options.js";
 
@@ -88,6 +89,8 @@ export class ClaimLoop {
   private asking = false;
   /** Retry due times, in 10 ms buckets (a burst of failures costs one entry per bucket). */
   private readonly wakeTimes = new Set<number>();
+  /** Queues whose last claim their `limit` held back (see `freed`). */
+  private readonly limitHeld = new Set<string>();
   // 5 ms late on purpose: the retried job must be due when the claim runs.
   private readonly retryWake = new EarliestTimer((now) => this.retriesDue(now), 5);
 
@@ -156,6 +159,40 @@ export class ClaimLoop {
     }
     this.wakeAll();
     return next;
+  }
+
+  /** A claim's request: with the flow control of the queues asked for, and the hold callback. */
+  private claimRequest(queues: Record<string, number>, leaseMs: number): ClaimRequest {
+    const req: ClaimRequest = { workerId: this.workerId, queues, leaseMs };
+    let flow: Record<string, QueueFlow> | undefined;
+    for (const name in queues) {
+      const f = this.queues.get(name)?.flow;
+      if (f) (flow ??= {})[name] = f;
+    }
+    if (flow) {
+      req.flow = flow;
+      req.onHold = (queue, until) => this.held(queue, until);
+    }
+    return req;
+  }
+
+  /**
+   * A queue's flow control held a claim back: claim it again when its budget frees (a rate
+   * window's next room), or, held by `limit`, when one of this worker's own jobs of it ends
+   * (`freed`) or after LIMIT_RECHECK_MS (a job ending on another host sends no wake-up).
+   */
+  private held(queue: string, until: number | null): void {
+    if (until === null) {
+      this.limitHeld.add(queue);
+      this.wakeAt(Date.now() + LIMIT_RECHECK_MS);
+    } else {
+      this.wakeAt(until);
+    }
+  }
+
+  /** One of this worker's jobs of `queue` ended: a claim held back by its `limit` may go now. */
+  freed(queue: string): void {
+    if (this.limitHeld.delete(queue)) this.wake(queue);
   }
 
   /** Jobs may have become available on `queue`. */
@@ -263,7 +300,7 @@ export class ClaimLoop {
       return true;
     };
     return {
-      req: { workerId: this.workerId, queues: wants, leaseMs },
+      req: this.claimRequest(wants, leaseMs),
       done: (leases) => {
         if (!settle()) return;
         const emptied: string[] = [];
@@ -287,7 +324,7 @@ export class ClaimLoop {
     const emptied: string[] = [];
     try {
       for (const [leaseMs, wants] of groups) {
-        const leases = await this.store.claim({ workerId: this.workerId, queues: wants, leaseMs });
+        const leases = await this.store.claim(this.claimRequest(wants, leaseMs));
         this.apply(wants, leases, seq, emptied);
       }
     } catch (err) {

@@ -2,7 +2,7 @@
 import type { Logger } from "pino";
 import { JOB_BACKOFF, type BackoffPolicy } from "../core/backoff.js";
 import type { Handler } from "../handlers/types.js";
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_STALLS } from "../store/store.js";
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_STALLS, type QueueFlow } from "../store/store.js";
 import { DEFAULT_PREFETCH } from "./lease-buffer.js";
 import type { WorkerMessage } from "./protocol.js";
 
@@ -35,6 +35,12 @@ export interface QueueOptions {
   next?: string;
   /** Times one pipeline run may pass through this queue (default: unbounded). */
   maxRounds?: number;
+  /**
+   * Flow control over every worker and host (`rate`, `limit`, `group`), enforced by the
+   * store at claim time. Such a queue leases nothing ahead (`prefetch` 0): a start is
+   * counted when the job is claimed, so a claimed job must start at once.
+   */
+  flow?: QueueFlow;
 }
 
 /** Reported when a handler never settled after its abort: the process should be replaced. */
@@ -87,6 +93,7 @@ export interface QueueSettings {
   maxStalls: number;
   next: string | undefined;
   maxRounds: number | undefined;
+  flow: QueueFlow | undefined;
 }
 
 /** Default handler timeout: 5 min (DESIGN.md defaults). */
@@ -119,9 +126,14 @@ export function queueSettings(name: string, q: Handler | QueueOptions, defaultPr
     attempts: o.attempts,
     backoff: o.backoff ?? JOB_BACKOFF,
     lease: o.lease ?? DEFAULT_LEASE_MS,
-    prefetch: Math.max(0, Math.floor(o.prefetch ?? defaultPrefetch)),
+    prefetch: hasFlow(o.flow) ? 0 : Math.max(0, Math.floor(o.prefetch ?? defaultPrefetch)),
     maxStalls: o.maxStalls ?? DEFAULT_MAX_STALLS,
     next: o.next,
     maxRounds: o.maxRounds,
+    flow: hasFlow(o.flow) ? o.flow : undefined,
   };
+}
+
+function hasFlow(f: QueueFlow | undefined): f is QueueFlow {
+  return f !== undefined && (f.rate !== undefined || f.limit !== undefined || f.group !== undefined);
 }

@@ -146,6 +146,7 @@ async function queueOptions(q: QueueConfig, dir: string, registry: CommandRegist
     maxStalls: q.maxStalls,
     next: q.next,
     maxRounds: q.maxRounds,
+    flow: { rate: q.rate, limit: q.limit, group: q.group },
   };
 }
 

@@ -256,6 +256,7 @@ export class Worker extends EventEmitter {
     }
     // After the completion is queued, so its commit (and the claim riding on it) goes first.
     this.runBuffered(run.q);
+    this.claims.freed(run.q.name);
     this.claims.request();
   }
 

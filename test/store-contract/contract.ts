@@ -7,6 +7,7 @@
 import { afterEach, beforeEach, describe } from "vitest";
 import { ContractContext, type OpenStore } from "./contract-context.js";
 import { optionalCycleVerbs } from "./contract-cycle.js";
+import { flowControl } from "./contract-flow.js";
 import { enqueueAndClaim } from "./contract-jobs.js";
 import { leasesAndLifecycle } from "./contract-lifecycle.js";
 import { upkeepAndSideTables } from "./contract-upkeep.js";
@@ -22,5 +23,6 @@ export function defineStoreContract(name: string, open: OpenStore): void {
     leasesAndLifecycle(t);
     upkeepAndSideTables(t);
     optionalCycleVerbs(t);
+    flowControl(t);
   });
 }

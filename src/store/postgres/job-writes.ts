@@ -10,6 +10,7 @@ import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core
 import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
 import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
+import { flowClaim, type FlowStatements } from "./flow.js";
 import type { JobStatements, Stmt } from "./jobs-sql.js";
 import { rowToJob, type JobRow } from "./rows.js";
 
@@ -22,6 +23,7 @@ export interface JobContext {
   channel: string;
   maxPayload: number;
   defaultAttempts: number;
+  flow: FlowStatements;
 }
 
 /**
@@ -182,8 +184,23 @@ export async function claim(
 ): Promise<Lease[]> {
   const a = claimArgs(ctx, req);
   if (!a) return [];
+  if (hasFlow(req)) {
+    // Flow-controlled queues are claimed in a transaction holding their rows (flow.ts).
+    const d = ctx.sql.claimDurable;
+    const plain = (t: Queryable) => (names: string[], counts: number[]) =>
+      t.query<JobRow>(d.text, [names, counts, a.now, a.workerId, a.leaseUntil, a.prefix], d.name);
+    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, a, plain(t));
+    return toLeases(q === ctx.db ? await ctx.db.tx(run) : await run(q), a, req.workerId);
+  }
   const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseUntil, a.prefix], s.name);
   return toLeases(rows, a, req.workerId);
+}
+
+/** Whether a claim asks for a queue under flow control. */
+function hasFlow(req: ClaimRequest): boolean {
+  if (!req.flow) return false;
+  for (const name in req.queues) if (req.flow[name] && req.queues[name]! > 0) return true;
+  return false;
 }
 
 /** Extends leases; returns the ids whose token no longer holds. */
@@ -231,7 +248,7 @@ export async function completeAndClaim(
 ): Promise<CompleteAndClaimResult> {
   const { prepared, send } = planCompletions(ctx, items);
   const hasNext = send.some((i) => (prepared[i] as { next: PreparedItem[] }).next.length > 0);
-  if (req && send.length > 0 && !hasNext) return completeAndClaimAtOnce(ctx, items, prepared, send, req);
+  if (req && send.length > 0 && !hasNext && !hasFlow(req)) return completeAndClaimAtOnce(ctx, items, prepared, send, req);
   if (!hasNext) {
     // One half is empty: the other alone is one statement already.
     const result = send.length === 0 ? NOTHING_DONE : await runCompletions(ctx, ctx.db, items, prepared, send);

@@ -101,8 +101,10 @@ const CLAIM_ALONE: ClaimParams = { queues: 1, counts: 2, now: 3, worker: 4, leas
  * this statement's snapshot and its lock is not found again and simply stays unclaimed.
  */
 function claimCtes(S: string, p: ClaimParams, commitMode: string): string {
+  // A paused queue is left out (its row in `queues`; a small table, one lookup per queue).
   return `req AS (
       SELECT * FROM unnest($${p.queues}::text[], $${p.counts}::int[]) AS r(queue, n) WHERE ${commitMode}
+        AND NOT EXISTS (SELECT 1 FROM ${S}.queues qs WHERE qs.name = r.queue AND qs.paused)
     ), picked AS (
       SELECT c.ctid FROM req CROSS JOIN LATERAL (
         SELECT ctid FROM ${S}.jobs

@@ -126,6 +126,28 @@ DROP INDEX ${S}.jobs_queue_state;
 CREATE INDEX jobs_rest ON ${S}.jobs (queue, state, id) WHERE state IN ('scheduled', 'failed', 'dead', 'cancelled');
 `,
   },
+  {
+    version: 3,
+    name: "flow control: queue state (paused, last hold) and recent starts",
+    // A queue's row is also what a flow-controlled claim locks, so claimers of one queue
+    // take its budget one at a time. Starts: one row per claim and queue (grp '') or group.
+    sql: (S) => `
+CREATE TABLE ${S}.queues (
+  name        text    PRIMARY KEY,
+  paused      boolean NOT NULL DEFAULT false,
+  paused_at   bigint,
+  held_at     bigint,
+  held_reason text
+);
+CREATE TABLE ${S}.queue_starts (
+  queue text    NOT NULL,
+  grp   text    NOT NULL,
+  at    bigint  NOT NULL,
+  n     integer NOT NULL
+);
+CREATE INDEX queue_starts_at ON ${S}.queue_starts (queue, at);
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -23,7 +23,7 @@ import type {
   QueueReport,
   RejectedRecord,
 } from "../../core/types.js";
-import { encodeJson } from "../common.js";
+import { checkQueueName, encodeJson } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
@@ -34,6 +34,7 @@ import {
   type CompleteOutcome,
   type FailOptions,
   type PruneOptions,
+  type QueueState,
   type ReapOptions,
   type Store,
   type StoreCaps,
@@ -48,6 +49,7 @@ import * as ctl from "./job-control.js";
 import { jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { jobStatements } from "./jobs-sql.js";
+import { flowStatements, toQueueState, type QueueRow } from "./flow.js";
 import { NotifyListener } from "./listen.js";
 import { LATEST_VERSION, migrate, schemaVersion, tooNew } from "./migrations.js";
 import { rowToJob, type JobRow } from "./rows.js";
@@ -134,6 +136,7 @@ class PostgresStore implements Store {
       channel: `${target.schema}:jobs`,
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+      flow: flowStatements(this.S),
     };
   }
 
@@ -249,6 +252,23 @@ class PostgresStore implements Store {
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
     this.writable();
     return pruneJobs(this.db, this.S, opts);
+  }
+
+  async setPaused(queue: string, paused: boolean): Promise<QueueState> {
+    this.writable();
+    checkQueueName(queue);
+    // Resuming notifies the queue in the same statement, so blocked workers claim at once.
+    const rows = await this.db.query<QueueRow>(this.ctx.flow.setPaused, [
+      queue,
+      paused,
+      paused ? this.clock.now() : null,
+      this.ctx.channel,
+    ]);
+    return toQueueState(rows[0]!);
+  }
+
+  async queueStates(): Promise<QueueState[]> {
+    return (await this.db.query<QueueRow>(this.ctx.flow.states)).map(toQueueState);
   }
 
   subscribe(listener: (queue: string) => void): () => void {

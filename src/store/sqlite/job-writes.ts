@@ -9,6 +9,7 @@ import { InvalidStateError, LeaseLostError, NotFoundError } from "../../core/err
 import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, JobSource, Lease, LeaseRef, NextJob } from "../../core/types.js";
 import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
 import type { ClaimRequest, CompleteItem, CompleteOutcome } from "../store.js";
+import { flowRows, type FlowStatements } from "./flow.js";
 import type { JobStatements } from "./jobs-sql.js";
 import { leasedJob, toJob, type JobRow } from "./rows.js";
 
@@ -21,6 +22,7 @@ export interface JobContext {
   defaultAttempts: number;
   /** Queues that got available jobs in this transaction; announced after it commits. */
   woke: Set<string>;
+  flow: FlowStatements;
 }
 
 /** Validates and encodes an enqueue item (throws before anything is written). */
@@ -79,10 +81,20 @@ export function claimJobs(ctx: JobContext, req: ClaimRequest, now: number): Leas
   // One random prefix per claim, the job id appended: still unguessable (122 random bits)
   // and unique per claim, for one random draw per batch instead of one per job.
   let prefix: string | undefined;
+  // Paused queues are skipped (a tiny table; resuming one wakes the workers).
+  const paused = ctx.flow.paused.all() as string[];
   for (const queue in req.queues) {
     const max = req.queues[queue]!;
-    if (!(max > 0)) continue;
-    const rows = ctx.sql.nextJobs.all(queue, Math.trunc(max)) as unknown[][];
+    if (!(max > 0) || (paused.length > 0 && paused.includes(queue))) continue;
+    const flow = req.flow?.[queue];
+    let rows: unknown[][];
+    if (flow) {
+      const f = flowRows(ctx.flow, ctx.sql.nextJobs, queue, Math.trunc(max), flow, now);
+      if (f.hold) req.onHold?.(queue, f.hold.until, f.hold.reason);
+      rows = f.rows;
+    } else {
+      rows = ctx.sql.nextJobs.all(queue, Math.trunc(max)) as unknown[][];
+    }
     for (const raw of rows) {
       const id = raw[0] as number;
       prefix ??= `${newToken()}:`;

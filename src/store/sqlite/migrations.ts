@@ -110,6 +110,25 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_failures ON jobs(finished_at) WHERE history <> '[]';
   `,
+  // 4: flow control. A queue's stored state (paused, and the last time its flow control
+  // held a claim back and why), and the recent starts of queues (grp '') and groups with a
+  // rate: one row per claim, pruned as it leaves the longest window.
+  `
+  CREATE TABLE queues (
+    name        TEXT PRIMARY KEY,
+    paused      INTEGER NOT NULL DEFAULT 0,
+    paused_at   INTEGER,
+    held_at     INTEGER,
+    held_reason TEXT
+  );
+  CREATE TABLE queue_starts (
+    queue TEXT    NOT NULL,
+    grp   TEXT    NOT NULL,
+    at    INTEGER NOT NULL,
+    n     INTEGER NOT NULL
+  );
+  CREATE INDEX queue_starts_at ON queue_starts(queue, at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -25,7 +25,7 @@ import type {
   QueueReport,
   RejectedRecord,
 } from "../../core/types.js";
-import { encodeJson, type PreparedItem } from "../common.js";
+import { checkQueueName, encodeJson, type PreparedItem } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
@@ -36,6 +36,7 @@ import {
   type CompleteOutcome,
   type FailOptions,
   type PruneOptions,
+  type QueueState,
   type ReapOptions,
   type Store,
   type StoreCaps,
@@ -47,6 +48,7 @@ import {
 import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
+import { prepareFlowStatements, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
 import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
 import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
@@ -182,6 +184,7 @@ export class SqliteStore implements Store {
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
       woke: new Set(),
+      flow: (opts.readOnly ? null : prepareFlowStatements(db)) as FlowStatements,
     };
     this.wake = WakeBus.acquire(realpathSync(location));
     this.tx = db.transaction((fn: (now: number) => unknown, now: number) => fn(now));
@@ -324,6 +327,20 @@ export class SqliteStore implements Store {
 
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
     return pruneJobs(this.db, this.prep, opts);
+  }
+
+  async setPaused(queue: string, paused: boolean): Promise<QueueState> {
+    checkQueueName(queue);
+    return this.write((now) => {
+      this.ctx.flow.setPaused.run({ name: queue, paused: paused ? 1 : 0, at: paused ? now : null });
+      // Resuming wakes the workers blocked on the queue.
+      if (!paused) this.ctx.woke.add(queue);
+      return toQueueState(this.ctx.flow.state.get(queue) as QueueRow);
+    });
+  }
+
+  async queueStates(): Promise<QueueState[]> {
+    return (this.prep("SELECT * FROM queues ORDER BY name").all() as QueueRow[]).map(toQueueState);
   }
 
   subscribe(listener: (queue: string) => void): () => void {

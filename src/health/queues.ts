@@ -1,0 +1,60 @@
+/**
+ * `vigil queues list` and `GET /api/queues/list`: each queue's counts, whether it is paused,
+ * the last time its flow control held a claim back, and its `rate`/`limit`/`group` as the
+ * config read here says (other hosts' configs may differ: the numbers travel with each
+ * worker's claims, see docs/flow-control.md).
+ */
+import type { VigilConfig } from "../config/schema.js";
+import type { QueueCounts } from "../core/types.js";
+import { formatRate } from "../store/flow.js";
+import type { Store } from "../store/store.js";
+
+export interface QueueListing {
+  name: string;
+  paused: boolean;
+  pausedAt: number | null;
+  /** When a claim was last held back by the queue's flow control, and why. */
+  heldAt: number | null;
+  heldReason: string | null;
+  counts: QueueCounts | null;
+  /** From the config read here (absent: not set, or the queue is not in it). */
+  rate?: string;
+  limit?: number;
+  group?: { by: string; limit?: number; rate?: string };
+}
+
+/** Every queue the store or the config knows, by name. */
+export async function listQueues(store: Store, config: VigilConfig | null = null): Promise<QueueListing[]> {
+  const [stats, states] = await Promise.all([store.stats(), store.queueStates()]);
+  const byName = new Map(states.map((s) => [s.name, s]));
+  const names = new Set([...Object.keys(stats), ...byName.keys(), ...Object.keys(config?.queues ?? {})]);
+  return [...names].sort().map((name): QueueListing => {
+    const s = byName.get(name);
+    const out: QueueListing = {
+      name,
+      paused: s?.paused ?? false,
+      pausedAt: s?.pausedAt ?? null,
+      heldAt: s?.heldAt ?? null,
+      heldReason: s?.heldReason ?? null,
+      counts: stats[name] ?? null,
+    };
+    const q = config?.queues[name];
+    if (q?.rate) out.rate = formatRate(q.rate);
+    if (q?.limit !== undefined) out.limit = q.limit;
+    if (q?.group) {
+      out.group = { by: `payload.${q.group.by}` };
+      if (q.group.limit !== undefined) out.group.limit = q.group.limit;
+      if (q.group.rate) out.group.rate = formatRate(q.group.rate);
+    }
+    return out;
+  });
+}
+
+/** The names of the paused queues (empty when the store cannot say: a health check must not fail on it). */
+export async function pausedQueues(store: Store): Promise<string[]> {
+  try {
+    return (await store.queueStates()).filter((s) => s.paused).map((s) => s.name);
+  } catch {
+    return [];
+  }
+}

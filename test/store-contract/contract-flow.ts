@@ -1,0 +1,135 @@
+/**
+ * Store contract: flow control. A paused queue is never claimed and its state is stored;
+ * `limit` bounds the active jobs of a queue over every claimer; `rate` bounds the starts in
+ * every sliding window; `group` does both per value of a payload field. (PostgreSQL
+ * measures rate windows on the database's clock, so where a window must pass the tests
+ * wait for real time as well as moving the test clock.)
+ */
+import { describe, expect, it } from "vitest";
+import type { ClaimRequest, QueueFlow } from "../../src/store/store.js";
+import { type ContractContext, LEASE } from "./contract-context.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function flowControl(t: ContractContext): void {
+  /** A claim with flow control; returns the leases and the holds reported. */
+  async function flowClaim(queues: Record<string, number>, flow: Record<string, QueueFlow>, workerId = "w1") {
+    const holds: { queue: string; until: number | null; reason: string }[] = [];
+    const req: ClaimRequest = {
+      workerId,
+      queues,
+      leaseMs: LEASE,
+      flow,
+      onHold: (queue, until, reason) => holds.push({ queue, until, reason }),
+    };
+    const leases = await t.store.claim(req);
+    return { leases, holds };
+  }
+
+  describe("pause and resume", () => {
+    it("a paused queue is not claimed, other queues are; resuming makes its jobs claimable again", async () => {
+      await t.store.enqueueMany([1, 2].map((n) => ({ queue: "p", payload: n })));
+      await t.store.enqueue("other", 3);
+      const paused = await t.store.setPaused("p", true);
+      expect(paused).toMatchObject({ name: "p", paused: true });
+      expect(paused.pausedAt).toBeGreaterThan(0);
+      const got = await t.claim({ p: 5, other: 5 });
+      expect(got.map((l) => l.job.queue)).toEqual(["other"]);
+      // The same with flow control on the paused queue (the other claim path).
+      expect((await flowClaim({ p: 5 }, { p: { limit: 5 } })).leases).toEqual([]);
+      expect((await t.store.queueStates()).map((q) => [q.name, q.paused])).toEqual([["p", true]]);
+      const seen: string[] = [];
+      const off = t.store.subscribe((q) => seen.push(q));
+      try {
+        await sleep(300); // listeners of some stores connect in the background
+        expect(await t.store.setPaused("p", false)).toMatchObject({ paused: false, pausedAt: null });
+        // Resuming wakes the workers waiting on the queue.
+        const deadline = Date.now() + 10_000;
+        while (!seen.includes("p") && Date.now() < deadline) await sleep(20);
+        expect(seen).toContain("p");
+      } finally {
+        off();
+      }
+      expect((await t.claim({ p: 5 })).map((l) => l.job.payload)).toEqual([1, 2]);
+    });
+
+    it("a queue name that is not valid is refused", async () => {
+      await expect(t.store.setPaused("bad name", true)).rejects.toMatchObject({ code: "BAD_INPUT" });
+    });
+  });
+
+  describe("limit", () => {
+    it("never leases more than `limit` jobs of a queue at once, over every claimer", async () => {
+      await t.store.enqueueMany([1, 2, 3, 4, 5, 6].map((n) => ({ queue: "l", payload: n })));
+      const flow = { l: { limit: 3 } };
+      const a = await flowClaim({ l: 2 }, flow, "w1");
+      const b = await flowClaim({ l: 5 }, flow, "w2");
+      expect([a.leases.length, b.leases.length]).toEqual([2, 1]);
+      expect(b.holds).toEqual([{ queue: "l", until: null, reason: "queue l: limit 3 reached (2 active)" }]);
+      expect((await flowClaim({ l: 5 }, flow, "w3")).leases).toEqual([]);
+      // A completion frees a slot.
+      await t.store.complete(a.leases[0]!, "done");
+      const c = await flowClaim({ l: 5 }, flow, "w3");
+      expect(c.leases.map((l) => l.job.payload)).toEqual([4]);
+      // Through completeAndClaim too: the completion frees the slot the claim then takes.
+      if (t.store.completeAndClaim) {
+        const out = await t.store.completeAndClaim([{ lease: c.leases[0]!, result: 1 }], {
+          workerId: "w3",
+          queues: { l: 5 },
+          leaseMs: LEASE,
+          flow,
+        });
+        expect(out.leases.map((l) => l.job.payload)).toEqual([5]);
+      }
+    });
+  });
+
+  describe("rate", () => {
+    it("starts at most N jobs in any window of the interval, says until when it holds, and slides", async () => {
+      await t.store.enqueueMany(Array.from({ length: 10 }, (_, n) => ({ queue: "r", payload: n })));
+      const flow = { r: { rate: { count: 3, intervalMs: 400 } } };
+      const first = await flowClaim({ r: 2 }, flow);
+      expect(first.leases.length).toBe(2);
+      expect(first.holds).toEqual([]);
+      const second = await flowClaim({ r: 5 }, flow, "w2");
+      expect(second.leases.length).toBe(1);
+      expect(second.holds).toHaveLength(1);
+      expect(second.holds[0]!.reason).toMatch(/^queue r: rate 3\/400ms reached, next start in \d+ms$/);
+      expect(second.holds[0]!.until).toBeGreaterThan(0);
+      expect((await flowClaim({ r: 5 }, flow, "w3")).leases).toEqual([]);
+      // The window slides: after the interval the budget is back (no more than N).
+      t.clock.advance(401);
+      await sleep(450);
+      const later = await flowClaim({ r: 10 }, flow, "w4");
+      expect(later.leases.length).toBe(3);
+      const states = await t.store.queueStates();
+      expect(states.find((q) => q.name === "r")?.heldReason).toMatch(/rate 3\/400ms reached/);
+    });
+  });
+
+  describe("group", () => {
+    it("holds each group's limit while other groups' jobs flow", async () => {
+      const jobs = ["a", "a", "a", "a", "b", "b", "c"].map((customer, i) => ({ queue: "g", payload: { customer, i } }));
+      await t.store.enqueueMany(jobs);
+      await t.store.enqueue("g", { i: 99 }); // no customer: its own group
+      const flow = { g: { group: { by: "customer", limit: 2 } } };
+      const first = await flowClaim({ g: 10 }, flow);
+      const by = (ls: typeof first.leases) => ls.map((l) => (l.job.payload as { customer?: string }).customer ?? "-");
+      expect(by(first.leases)).toEqual(["a", "a", "b", "b", "c", "-"]);
+      expect(first.holds[0]!.reason).toBe("queue g group customer=a: limit 2 reached (2 active)");
+      const second = await flowClaim({ g: 10 }, flow);
+      expect(second.leases).toEqual([]);
+      await t.store.complete(first.leases[0]!, null);
+      expect(by((await flowClaim({ g: 10 }, flow)).leases)).toEqual(["a"]);
+    });
+
+    it("holds each group's rate, and the queue's own rate over all groups", async () => {
+      const jobs = ["a", "a", "a", "b", "b", "b"].map((customer, i) => ({ queue: "gr", payload: { customer, i } }));
+      await t.store.enqueueMany(jobs);
+      const flow = { gr: { rate: { count: 3, intervalMs: 60_000 }, group: { by: "customer", rate: { count: 2, intervalMs: 60_000 } } } };
+      const first = await flowClaim({ gr: 10 }, flow);
+      expect(first.leases.map((l) => (l.job.payload as { customer: string }).customer)).toEqual(["a", "a", "b"]);
+      expect((await flowClaim({ gr: 10 }, flow)).leases).toEqual([]);
+    });
+  });
+}
