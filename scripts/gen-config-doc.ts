@@ -29,6 +29,8 @@ const EXTRA: Record<string, string> = {
   "http.enabled": "Start the HTTP server with the supervisor.",
   "queues.NAME.backoff.base": "First retry delay.",
   "queues.NAME.backoff.max": "Longest retry delay.",
+  "queues.NAME.group.limit": "Active jobs of one group over every worker and host.",
+  "queues.NAME.group.rate": "Job starts of one group per interval over every worker and host, e.g. `10/1m`.",
   "triggers.NAME.format": "`lines`: payload `{ line }`; `jsonl`: each line parsed as JSON (invalid lines are rejected records).",
   "triggers.NAME.every": "Poll interval of a tail, watch or file trigger (default 2 s); a schedule trigger wakes at its ticks instead.",
   "triggers.NAME.onDelete": "`enqueue` makes a job when a watched file is deleted; `ignore` (default) does not.",

@@ -98,6 +98,7 @@ export const queueSchema = z
     /** `{ by: payload.FIELD, limit, rate }`: the same limits per value of that payload field (default: none). */
     group: z
       .strictObject({
+        /** The payload field whose value names a job's group, e.g. `payload.customer` (a job without it is in the group ""). */
         by: groupBy,
         limit: z.number().int().min(1).max(1_000_000).optional(),
         rate: rate.optional(),

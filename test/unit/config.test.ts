@@ -32,6 +32,43 @@ function lines(...l: string[]): string {
 }
 
 describe("config loading", () => {
+  it("reads flow control: rate, limit and group", () => {
+    const { config } = parseConfigText(
+      lines(
+        "queues:",
+        "  outline:",
+        "    handler: ./stages/outline.ts",
+        "    rate: 60/1m",
+        "    limit: 8",
+        "    group: { by: payload.customer, limit: 2, rate: 10/1m }",
+      ),
+      join(dir, "vigil.yaml"),
+    );
+    expect(config.queues.outline).toMatchObject({
+      rate: { count: 60, intervalMs: 60_000 },
+      limit: 8,
+      group: { by: "customer", limit: 2, rate: { count: 10, intervalMs: 60_000 } },
+    });
+  });
+
+  it("refuses a bad rate, a bad group field and a group without limits, naming each key", () => {
+    const err = problemsOf(
+      lines(
+        "queues:",
+        "  a: { handler: ./stages/outline.ts, rate: 60 per minute }",
+        "  b: { handler: ./stages/outline.ts, rate: 0/1s }",
+        "  c: { handler: ./stages/outline.ts, group: { by: customer, limit: 2 } }",
+        "  d: { handler: ./stages/outline.ts, group: { by: payload.customer } }",
+        "  e: { handler: ./stages/outline.ts, limit: 0 }",
+      ),
+    );
+    expect(err.message).toContain('queues.a.rate: "60 per minute" is not a rate; write it like 60/1m');
+    expect(err.message).toContain('queues.b.rate: "0/1s" is not a rate');
+    expect(err.message).toContain('queues.c.group.by: "customer" is not valid here; write it like payload.customer');
+    expect(err.message).toContain("queues.d.group: a group needs `limit`, `rate` or both");
+    expect(err.message).toContain("vigil.yaml:6: queues.e.limit: 0 is out of range; use at least 1");
+  });
+
   it("applies defaults and parses durations", () => {
     const { config } = parseConfigText(
       lines("queues:", "  outline:", "    handler: ./stages/outline.ts", "    timeout: 2m", "    backoff: { base: 500ms }"),

@@ -120,6 +120,19 @@ describe("health checks", () => {
     expect(check(r, "waiting-age").message).toContain("queue slow");
   });
 
+  it("does not call a paused queue's waiting jobs stuck, and says it is paused", async () => {
+    await t.store.enqueue("held", { n: 1 });
+    await t.store.setPaused("held", true);
+    clock.advance(10 * 60_000);
+    let r = await run({ now: clock.now() });
+    expect(check(r, "waiting-age").status).toBe("ok");
+    expect(check(r, "waiting-age").message).toContain("Paused, so not counted: held.");
+    // Resumed, the same job is stuck again.
+    await t.store.setPaused("held", false);
+    r = await run({ now: clock.now() });
+    expect(check(r, "waiting-age").status).toBe("degraded");
+  });
+
   it("flips dead-jobs when more than maxDeadPerHour died in the last hour", async () => {
     await killJobs(t.store, "q", 2);
     expect(check(await run(), "dead-jobs").status).toBe("ok");

@@ -150,6 +150,25 @@ describe("HTTP server", () => {
     expect(restarts).toEqual([{ name: "workers:1", manual: true }]);
   });
 
+  it("pauses and resumes a queue only with the token, and lists queues with their state", async () => {
+    await t.store.enqueue("q", { x: 1 });
+    for (const verb of ["pause", "resume"]) {
+      expect((await call(h, "POST", `/api/queues/q/${verb}`)).status).toBe(401);
+      expect((await call(h, "POST", `/api/queues/q/${verb}`, { authorization: "Bearer wrong-token" })).status).toBe(401);
+    }
+    expect(await t.store.queueStates()).toEqual([]);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const paused = await call(h, "POST", "/api/queues/q/pause", auth);
+    expect(paused.status).toBe(200);
+    expect(paused.json()).toMatchObject({ name: "q", paused: true });
+    expect((await call(h, "GET", "/api/queues")).json().q).toMatchObject({ waiting: 1, paused: true });
+    const list = (await call(h, "GET", "/api/queues/list")).json();
+    expect(list).toEqual([expect.objectContaining({ name: "q", paused: true, counts: expect.objectContaining({ waiting: 1 }) })]);
+    expect((await call(h, "POST", "/api/queues/q/resume", auth)).json()).toMatchObject({ name: "q", paused: false });
+    expect((await t.store.queueStates()).map((q) => q.paused)).toEqual([false]);
+    expect((await call(h, "POST", "/api/queues/bad%20name/pause", auth)).status).toBe(404);
+  });
+
   it("answers the read endpoints, bad input and unknown ids", async () => {
     await completeJobs(t.store, "q", 2);
     await t.store.enqueue("other", {});
