@@ -42,8 +42,11 @@ export function register(program: Command): void {
         const lineage = await store.list({ rootId: job.rootId ?? job.id, limit: 0 });
         const root = job.rootId ? await store.get(job.rootId) : null;
         const family = [...(root ? [root] : []), ...lineage.filter((j) => j.id !== root?.id)].sort((a, b) => a.id - b.id);
-        if (flags.json) return printJson({ ...job, lineage: family.map(brief) });
+        const { flowWhy } = await import("../health/queues.js");
+        const why = await flowWhy(store, job);
+        if (flags.json) return printJson({ ...job, ...(why ? { why } : {}), lineage: family.map(brief) });
         printJob(job);
+        if (why) process.stdout.write(`\nwhy waiting: ${why}\n`);
         if (family.length > 1) {
           process.stdout.write("\nlineage (root first):\n");
           printTable(

@@ -58,3 +58,26 @@ export async function pausedQueues(store: Store): Promise<string[]> {
     return [];
   }
 }
+
+/**
+ * A held claim's reason stays shown this long (30 s) after the last hold: a worker blocked
+ * by a rate or limit claims again as soon as the budget frees, so an older hold is news
+ * about the past, not about why the job waits now.
+ */
+const HELD_FRESH_MS = 30_000;
+
+/**
+ * Why a waiting job of a flow-controlled or paused queue has not started, as a sentence;
+ * null when neither holds it (or it is not waiting).
+ */
+export async function flowWhy(store: Store, job: { queue: string; state: string }): Promise<string | null> {
+  if (job.state !== "waiting") return null;
+  const state = (await store.queueStates().catch(() => [])).find((q) => q.name === job.queue);
+  if (!state) return null;
+  if (state.paused) return `queue ${job.queue} is paused; \`vigil queues resume ${job.queue}\` starts its jobs again`;
+  const now = store.clock.now();
+  if (state.heldAt !== null && state.heldReason && now - state.heldAt <= HELD_FRESH_MS) {
+    return `held by flow control: ${state.heldReason} (${Math.max(0, Math.round((now - state.heldAt) / 1000))} s ago)`;
+  }
+  return null;
+}

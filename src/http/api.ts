@@ -7,7 +7,7 @@ import { BadInputError, NotFoundError } from "../core/errors.js";
 import { JOB_STATES, type JobState } from "../core/types.js";
 import type { VigilConfig } from "../config/schema.js";
 import type { HealthReport } from "../health/checks.js";
-import { listQueues, pausedQueues } from "../health/queues.js";
+import { flowWhy, listQueues, pausedQueues } from "../health/queues.js";
 import { buildReport } from "../health/report.js";
 import type { StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
@@ -110,7 +110,8 @@ export const API_ROUTES: ApiRoute[] = [
     run: async (ctx, req) => {
       const job = await ctx.store.get(Number(req.params[0]));
       if (!job) throw new NotFoundError(`job ${req.params[0]}`);
-      return { body: job };
+      const why = await flowWhy(ctx.store, job);
+      return { body: why ? { ...job, why } : job };
     },
   },
   {

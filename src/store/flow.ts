@@ -26,9 +26,21 @@ export interface StartRow {
  */
 export const LIMIT_RECHECK_MS = 250;
 
+/**
+ * How late after its claim a job of a rate-limited queue may still start (100 ms). The
+ * store counts a claim's starts at the claim's time, but a handler starts a little later
+ * (the commit's reply, a busy event loop, a process the OS left waiting). So each start
+ * occupies the window for the interval plus this slack, and a worker gives back, uncounted,
+ * a job it could not start within it (worker.ts): then no window of the interval's length
+ * holds more than N handler starts either, not only N claims. The cost: at most N starts
+ * per interval + 100 ms (a 10/1s queue runs at most ~9.1 jobs a second).
+ */
+export const START_SLACK_MS = 100;
+
 /** Room left in the sliding window, and when at least one start leaves it (null: room now). */
 export function rateRoom(rate: FlowRate, starts: StartRow[], now: number): { left: number; freeAt: number | null } {
-  const from = now - rate.intervalMs;
+  const span = rate.intervalMs + START_SLACK_MS;
+  const from = now - span;
   const inWindow = starts.filter((s) => s.at > from).sort((a, b) => a.at - b.at);
   const used = inWindow.reduce((sum, s) => sum + s.n, 0);
   const left = rate.count - used;
@@ -37,9 +49,9 @@ export function rateRoom(rate: FlowRate, starts: StartRow[], now: number): { lef
   let drop = used - rate.count + 1;
   for (const s of inWindow) {
     drop -= s.n;
-    if (drop <= 0) return { left: 0, freeAt: s.at + rate.intervalMs };
+    if (drop <= 0) return { left: 0, freeAt: s.at + span };
   }
-  return { left: 0, freeAt: now + rate.intervalMs };
+  return { left: 0, freeAt: now + span };
 }
 
 /** `60/1m` back from its parts. */
@@ -158,7 +170,8 @@ export function earlier(a: Allowance["hold"], b: Allowance["hold"]): Allowance["
 
 /** The longest interval any part of a flow counts starts over (what older rows may be pruned past). */
 export function longestInterval(flow: QueueFlow): number {
-  return Math.max(flow.rate?.intervalMs ?? 0, flow.group?.rate?.intervalMs ?? 0);
+  const longest = Math.max(flow.rate?.intervalMs ?? 0, flow.group?.rate?.intervalMs ?? 0);
+  return longest > 0 ? longest + START_SLACK_MS : 0;
 }
 
 /** Candidates a grouped claim reads per request (its `want` times this, at least 200). */

@@ -26,6 +26,7 @@ import { pino, type Logger } from "pino";
 import { LeaseLostError, VigilError } from "../core/errors.js";
 import type { Lease, LeaseRef } from "../core/types.js";
 import type { Store } from "../store/store.js";
+import { START_SLACK_MS } from "../store/flow.js";
 import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
 import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
@@ -221,6 +222,15 @@ export class Worker extends EventEmitter {
   }
 
   private runJob(lease: Lease, q: QueueSettings): void {
+    if (q.flow && (q.flow.rate || q.flow.group?.rate) && lease.job.startedAt !== null) {
+      // Its start was counted at the claim; starting it later could crowd a rate window.
+      const late = this.store.clock.now() - lease.job.startedAt;
+      if (late > START_SLACK_MS) {
+        this.log.warn({ jobId: lease.jobId, queue: q.name, lateMs: late }, "giving back a rate-limited job that could not start in time");
+        this.giveBack(lease);
+        return;
+      }
+    }
     const run = new JobRun(lease, q, this.log, Date.now(), {
       onHeartbeatTimeout: (r) =>
         this.timeouts.timedOut(r, new JobTimeoutError(`no heartbeat for ${r.q.heartbeatTimeout} ms`, "heartbeat")),

@@ -17,6 +17,7 @@ import { killAll, removeProject, started, startWorker, workerProject, type Worke
 const QUEUES = `
 queues:
   rated: { handler: ./ledger.mjs, concurrency: 50, rate: 20/1s }
+  blocked: { handler: ./ledger.mjs, concurrency: 50, rate: 20/1s }
   limited: { handler: ./ledger.mjs, concurrency: 5, limit: 3 }
   grouped: { handler: ./ledger.mjs, concurrency: 10, group: { by: payload.customer, limit: 2 } }
   pausable: { handler: ./ledger.mjs, concurrency: 2 }
@@ -27,6 +28,9 @@ const FILES = {
   "ledger.mjs": `import { appendFileSync } from "node:fs";
 export default async function ledger(job) {
   const start = Date.now();
+  // block=ms: hold this process's event loop (the next handlers of its claim start late).
+  const block = Number(job.payload.block ?? 0);
+  while (Date.now() - start < block) {}
   const hold = Number(job.payload.hold ?? 0);
   if (hold > 0) await new Promise((r) => setTimeout(r, hold));
   const line = { id: job.id, customer: job.payload.customer ?? null, start, end: Date.now(), pid: process.pid };
@@ -108,7 +112,12 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
     it("rate 20/1s over 200 jobs: no one-second sliding window holds more than 20 starts", async () => {
       const workers = [startWorker(p, "r1", "rated"), startWorker(p, "r2", "rated")];
       await Promise.all(workers.map(started));
-      await store.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ queue: "rated", payload: { i } })));
+      const made = await store.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ queue: "rated", payload: { i } })));
+      // While the budget is spent, a waiting job says what holds it.
+      await waitFor("the first second's starts", () => ledger(p, "rated").length >= 20, 60_000, 50);
+      const shown = JSON.parse(vigil(p, ["jobs", "show", String(made[199]!.job.id), "--json"]).stdout) as { state: string; why?: string };
+      expect(shown.state).toBe("waiting");
+      expect(shown.why).toMatch(/^held by flow control: queue rated: rate 20\/1s reached, next start in [\d.]+m?s \(\d+ s ago\)$/);
       await drained("rated", 200);
       const runs = ledger(p, "rated");
       expect(runs).toHaveLength(200);
@@ -123,6 +132,21 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       // 200 starts at ≤ 20 per second cannot take less than 9 s from first to last.
       const starts = runs.map((r) => r.start);
       expect(Math.max(...starts) - Math.min(...starts)).toBeGreaterThanOrEqual(9000);
+    }, 180_000);
+
+    it("rate 20/1s: a worker whose event loop is blocked right after its claim does not crowd a window with late starts", async () => {
+      const workers = [startWorker(p, "b1", "blocked"), startWorker(p, "b2", "blocked")];
+      await Promise.all(workers.map(started));
+      // The first job holds its process's loop for 1.5 s: the rest of that claim would start
+      // after the other process's next claim, a second later. They are given back instead.
+      await store.enqueueMany(Array.from({ length: 60 }, (_, i) => ({ queue: "blocked", payload: { i, block: i === 0 ? 1500 : 0 } })));
+      await drained("blocked", 60);
+      const runs = ledger(p, "blocked");
+      expect(runs).toHaveLength(60);
+      expect(maxInWindow(runs.map((r) => r.start), 1000)).toBeLessThanOrEqual(20);
+      // Some jobs were given back unrun (their attempt not counted) and ran later.
+      const jobs = await store.list({ queue: "blocked", limit: 0 });
+      expect(jobs.every((j) => j.attempt === 1)).toBe(true);
     }, 180_000);
 
     it("limit 3: never more than 3 runs at once over both processes", async () => {
@@ -167,6 +191,9 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       const before = ledger(p, "pausable");
       expect(before.filter((r) => r.start > pausedAt + 1000)).toEqual([]);
       expect(before.length).toBeLessThan(300);
+      const waiting = (await store.list({ queue: "pausable", state: "waiting", limit: 1 }))[0]!;
+      const shown = JSON.parse(vigil(p, ["jobs", "show", String(waiting.id), "--json"]).stdout) as { why?: string };
+      expect(shown.why).toBe("queue pausable is paused; `vigil queues resume pausable` starts its jobs again");
       // The pause is stored: new worker processes start nothing either.
       await killAll();
       workers = [startWorker(p, "p3", "pausable"), startWorker(p, "p4", "pausable")];
