@@ -56,7 +56,9 @@ export function rateRoom(rate: FlowRate, starts: StartRow[], now: number): { lef
 
 /** `60/1m` back from its parts. */
 export function formatRate(rate: FlowRate): string {
-  return `${rate.count}/${formatDuration(rate.intervalMs).replace(/\.0s$/, "s")}`;
+  const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]];
+  const unit = units.find(([, ms]) => rate.intervalMs % ms === 0);
+  return `${rate.count}/${unit ? `${rate.intervalMs / unit[1]}${unit[0]}` : `${rate.intervalMs}ms`}`;
 }
 
 /** What a claim may take of one queue (or group) now. */
