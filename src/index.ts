@@ -17,6 +17,7 @@ export {
   LeaseLostError,
   NonRetryableError,
   RetryAfterError,
+  RateLimitedError,
   BadInputError,
   PayloadTooLargeError,
   NotFoundError,

@@ -96,6 +96,28 @@ export class RetryAfterError extends Error {
   }
 }
 
+/**
+ * Thrown by `ctx.rateLimited(ms)`: the provider said "too many requests". The job goes back
+ * unrun (the attempt not counted) and its queue, or its group, starts nothing for `delayMs`.
+ */
+export class RateLimitedError extends Error {
+  constructor(
+    readonly delayMs: number,
+    /** What the handler said, if anything (e.g. the provider's answer). */
+    readonly reason?: string,
+  ) {
+    super(`rate limited for ${delayMs} ms${reason ? `: ${reason}` : ""}`);
+    this.name = "RateLimitedError";
+  }
+}
+
+/** The hold a `RateLimitedError` asks for (also from another copy of the class), else undefined. */
+export function rateLimitedMs(err: unknown): number | undefined {
+  if (!(err instanceof Error) || err.name !== "RateLimitedError") return undefined;
+  const d = (err as Error & { delayMs?: unknown }).delayMs;
+  return typeof d === "number" && Number.isFinite(d) && d >= 0 ? d : undefined;
+}
+
 /** Whether an error thrown by a handler means "do not retry". Works across module copies. */
 export function isNonRetryable(err: unknown): boolean {
   return err instanceof NonRetryableError || (err instanceof Error && err.name === "NonRetryableError");

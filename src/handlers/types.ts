@@ -40,6 +40,12 @@ export interface HandlerContext {
   heartbeat(progress?: unknown): void;
   /** A pino logger bound to the job id, queue and attempt; writes JSON lines to stdout. */
   log: Logger;
+  /**
+   * The provider answered "too many requests" (HTTP 429): throws, ending the handler; the
+   * job goes back unrun (its attempt not counted) and the whole queue, or the job's group
+   * when the queue has `group`, starts nothing for `ms`, on every worker and host.
+   */
+  rateLimited(ms: number, reason?: string): never;
 }
 
 /**

@@ -115,6 +115,14 @@ export interface Candidate {
 export interface GroupFacts {
   active: Map<string, number>;
   starts: Map<string, StartRow[]>;
+  /** Groups a handler's `ctx.rateLimited` holds: until when, and why. */
+  held?: Map<string, { until: number; reason: string }>;
+}
+
+/** A hold row (`queue_holds`) as the reason people read. */
+export function holdReason(queue: string, group: string | null, ms: number, why?: string): string {
+  const what = group === null ? `queue ${queue}` : `queue ${queue} group ${group}`;
+  return `${what}: rate limited by its handler for ${formatDuration(ms)}${why ? ` (${why})` : ""}`;
 }
 
 /**
@@ -140,6 +148,12 @@ export function pickGrouped(
   for (const c of candidates) {
     if (ids.length >= max) break;
     if (full.has(c.group)) continue;
+    const held = facts.held?.get(c.group);
+    if (held && held.until > now) {
+      full.add(c.group);
+      hold = earlier(hold, held);
+      continue;
+    }
     const taken = perGroup.get(c.group) ?? 0;
     const starts = facts.starts.get(c.group) ?? [];
     // The group's facts with this claim's own picks so far in them.

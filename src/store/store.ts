@@ -224,6 +224,13 @@ export interface Store {
   setPaused(queue: string, paused: boolean): Promise<QueueState>;
   /** Every queue with a stored state (paused, or once held by its flow control). */
   queueStates(): Promise<QueueState[]>;
+  /**
+   * A handler's `ctx.rateLimited(ms)` (its provider answered "too many requests"): the job
+   * goes back unrun, its attempt not counted, due when the hold ends; and its whole queue,
+   * or with `group` only that group of it, starts nothing until then (now + `ms`).
+   * Throws `LeaseLostError` on a stale token. Returns the hold's end.
+   */
+  rateLimited(lease: LeaseRef, ms: number, opts?: { group?: string; reason?: string }): Promise<number>;
   /** Called (from any process) when jobs may have become available on a queue. */
   subscribe(listener: (queue: string) => void): () => void;
 

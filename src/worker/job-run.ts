@@ -1,5 +1,6 @@
 /** One attempt of one job inside a worker: its abort signal, context and timers. */
 import type { Logger } from "pino";
+import { RateLimitedError } from "../core/errors.js";
 import type { Lease } from "../core/types.js";
 import type { HandlerContext, HandlerJob } from "../handlers/types.js";
 import type { QueueSettings } from "./options.js";
@@ -86,6 +87,12 @@ export class JobRun {
         return self.signal;
       },
       heartbeat: (progress?: unknown) => self.beat(progress),
+      rateLimited: (ms: number, reason?: string): never => {
+        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+          throw new TypeError(`ctx.rateLimited(ms): ms must be a number of milliseconds, not ${String(ms)}`);
+        }
+        throw new RateLimitedError(ms, reason);
+      },
       get log(): Logger {
         self.logger ??= self.parentLog.child({ jobId: j.id, queue: j.queue, attempt: j.attempt });
         return self.logger;

@@ -5,7 +5,7 @@
  * this file owns the decisions and their store calls, reporting back through `OutcomeHost`.
  */
 import type { Logger } from "pino";
-import { LeaseLostError, type VigilError } from "../core/errors.js";
+import { LeaseLostError, rateLimitedMs, type VigilError } from "../core/errors.js";
 import type { LeaseRef } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
@@ -64,6 +64,8 @@ export class Outcomes {
 
   /** Records a failed attempt: retry at the decided time, or dead (always when `dead`). */
   failRun(run: JobRun, err: unknown, outcome: "error" | "timeout", dead = false): void {
+    const held = outcome === "error" && !dead ? rateLimitedMs(err) : undefined;
+    if (held !== undefined) return this.rateLimited(run, held, (err as { reason?: unknown }).reason);
     const h = this.host;
     const now = h.store.clock.now();
     const d = decideFailure(err, run.lease.job, run.q, now, outcome);
@@ -83,6 +85,30 @@ export class Outcomes {
             if (retryAt !== undefined) h.wakeAt(retryAt - now + Date.now());
           },
           (e) => this.storeRefused(run.lease, run.q.name, e, "recording a failed attempt"),
+        )
+        .finally(() => h.finishing.delete(run)),
+    );
+  }
+
+  /**
+   * A handler's `ctx.rateLimited(ms)`: the job goes back unrun (attempt not counted) and its
+   * queue, or its group when the queue has `group`, is held for `ms` on every worker.
+   */
+  private rateLimited(run: JobRun, ms: number, reason: unknown): void {
+    const h = this.host;
+    const g = run.q.flow?.group;
+    const opts: { group?: string; reason?: string } = typeof reason === "string" && reason ? { reason } : {};
+    if (g) opts.group = groupOf(run.job.payload, g.by);
+    h.finishing.add(run);
+    h.track(
+      h.store
+        .rateLimited(run.lease, ms, opts)
+        .then(
+          (until) => {
+            h.log.info({ jobId: run.jobId, queue: run.q.name, group: opts.group, holdMs: ms }, "rate limited by the handler; job given back");
+            h.wakeAt(until);
+          },
+          (e) => this.storeRefused(run.lease, run.q.name, e, "giving back a rate-limited job"),
         )
         .finally(() => h.finishing.delete(run)),
     );
@@ -136,4 +162,18 @@ export class RoundsExceededError extends Error {
     super(message);
     this.name = "RoundsExceededError";
   }
+}
+
+/**
+ * The group value of a payload at `path` (dots), as the stores read it in SQL: a string as
+ * it is, a number in decimal, anything else as JSON; "" when absent.
+ */
+export function groupOf(payload: unknown, path: string): string {
+  let v: unknown = payload;
+  for (const part of path.split(".")) {
+    if (v === null || typeof v !== "object") return "";
+    v = (v as Record<string, unknown>)[part];
+  }
+  if (v === undefined || v === null) return "";
+  return typeof v === "string" ? v : typeof v === "number" ? String(v) : JSON.stringify(v);
 }

@@ -21,13 +21,20 @@ queues:
   limited: { handler: ./ledger.mjs, concurrency: 5, limit: 3 }
   grouped: { handler: ./ledger.mjs, concurrency: 10, group: { by: payload.customer, limit: 2 } }
   pausable: { handler: ./ledger.mjs, concurrency: 2 }
+  polite: { handler: ./ledger.mjs, concurrency: 2 }
 `;
 
 const FILES = {
   // One line per run, written when it ends: its start and end times and its process.
-  "ledger.mjs": `import { appendFileSync } from "node:fs";
-export default async function ledger(job) {
+  "ledger.mjs": `import { appendFileSync, existsSync, writeFileSync } from "node:fs";
+export default async function ledger(job, ctx) {
   const start = Date.now();
+  // r429: the first run of this job is told "too many requests" and holds its queue.
+  const marker = new URL("./r429-" + job.id, import.meta.url);
+  if (job.payload.r429 && !existsSync(marker)) {
+    writeFileSync(marker, String(start));
+    ctx.rateLimited(Number(job.payload.r429), "HTTP 429");
+  }
   // block=ms: hold this process's event loop (the next handlers of its claim start late).
   const block = Number(job.payload.block ?? 0);
   while (Date.now() - start < block) {}
@@ -147,6 +154,25 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       // Some jobs were given back unrun (their attempt not counted) and ran later.
       const jobs = await store.list({ queue: "blocked", limit: 0 });
       expect(jobs.every((j) => j.attempt === 1)).toBe(true);
+    }, 180_000);
+
+    it("ctx.rateLimited(1500) holds the whole queue on both processes and gives the job back uncounted", async () => {
+      const workers = [startWorker(p, "h1", "polite"), startWorker(p, "h2", "polite")];
+      await Promise.all(workers.map(started));
+      const made = await store.enqueueMany(
+        Array.from({ length: 40 }, (_, i) => ({ queue: "polite", payload: { i, hold: 100, ...(i === 4 ? { r429: 1500 } : {}) } })),
+      );
+      await drained("polite", 40);
+      const limitedId = made[4]!.job.id;
+      const saidAt = Number(readFileSync(join(p.dir, `r429-${limitedId}`), "utf8"));
+      const runs = ledger(p, "polite");
+      expect(runs).toHaveLength(40);
+      // Jobs already claimed when the handler said it may still start just after; then none
+      // for the rest of the hold, on either process.
+      expect(runs.filter((r) => r.start >= saidAt + 300 && r.start < saidAt + 1500)).toEqual([]);
+      expect(runs.some((r) => r.start >= saidAt + 1500)).toBe(true);
+      const job = (await store.get(limitedId))!;
+      expect(job).toMatchObject({ state: "completed", attempt: 1 });
     }, 180_000);
 
     it("limit 3: never more than 3 runs at once over both processes", async () => {

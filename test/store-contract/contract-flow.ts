@@ -108,6 +108,39 @@ export function flowControl(t: ContractContext): void {
     });
   });
 
+  describe("rateLimited (a handler's ctx.rateLimited)", () => {
+    it("gives the job back uncounted and holds its whole queue until the hold ends", async () => {
+      await t.store.enqueueMany([1, 2, 3].map((n) => ({ queue: "h", payload: n })));
+      await t.store.enqueue("free", 0);
+      const [a] = await t.claim({ h: 1 });
+      const until = await t.store.rateLimited(a!, 300, { reason: "HTTP 429" });
+      expect(until).toBeGreaterThan(0);
+      expect(await t.must(a!.jobId)).toMatchObject({ state: "scheduled", attempt: 0, workerId: null });
+      // Neither claim path takes the queue's other jobs; other queues flow.
+      expect((await t.claim({ h: 5, free: 5 })).map((l) => l.job.queue)).toEqual(["free"]);
+      const held = await flowClaim({ h: 5 }, { h: { limit: 10 } });
+      expect(held.leases).toEqual([]);
+      expect(held.holds[0]!.reason).toBe("queue h: rate limited by its handler for 300ms (HTTP 429)");
+      expect((await t.store.queueStates()).find((q) => q.name === "h")?.heldReason).toContain("rate limited by its handler");
+      // A stale token changes nothing.
+      await expect(t.store.rateLimited({ jobId: a!.jobId, token: "stale" }, 300)).rejects.toMatchObject({ code: "LEASE_LOST" });
+      t.clock.advance(301);
+      await sleep(350);
+      expect((await t.claim({ h: 5 })).map((l) => l.job.payload).sort()).toEqual([1, 2, 3]);
+    });
+
+    it("with a group holds only that group of the queue", async () => {
+      const jobs = ["a", "a", "b"].map((customer, i) => ({ queue: "hg", payload: { customer, i } }));
+      await t.store.enqueueMany(jobs);
+      const flow = { hg: { group: { by: "customer", limit: 10 } } };
+      const first = await flowClaim({ hg: 1 }, flow);
+      await t.store.rateLimited(first.leases[0]!, 60_000, { group: "a" });
+      const next = await flowClaim({ hg: 10 }, flow);
+      expect(next.leases.map((l) => (l.job.payload as { customer: string }).customer)).toEqual(["b"]);
+      expect(next.holds[0]!.reason).toBe("queue hg group a: rate limited by its handler for 1m 0s");
+    });
+  });
+
   describe("group", () => {
     it("holds each group's limit while other groups' jobs flow", async () => {
       const jobs = ["a", "a", "a", "a", "b", "b", "c"].map((customer, i) => ({ queue: "g", payload: { customer, i } }));

@@ -35,6 +35,17 @@ export function flowStatements(S: string) {
       ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at
       RETURNING *, (CASE WHEN $2::boolean THEN NULL ELSE pg_notify($4::text, $1::text) END) IS NULL AS notified`,
     states: `SELECT * FROM ${S}.queues ORDER BY name`,
+    heldQueues: `SELECT queue, until, reason FROM ${S}.queue_holds WHERE queue = ANY ($1::text[]) AND grp = '' AND until > $2`,
+    groupHolds: `SELECT grp, until, reason FROM ${S}.queue_holds WHERE queue = $1 AND grp <> '' AND until > $2`,
+    // Back unrun, the attempt not counted, due when the hold ends.
+    holdJob: `UPDATE ${S}.jobs SET state = 'scheduled', run_at = $3::bigint, attempt = greatest(attempt - 1, 0),
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = $1 AND token = $2 AND state = 'active' RETURNING queue`,
+    dropHolds: `DELETE FROM ${S}.queue_holds WHERE until <= $1`,
+    addHold: `INSERT INTO ${S}.queue_holds (queue, grp, until, reason) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (queue, grp) DO UPDATE SET until = greatest(${S}.queue_holds.until, excluded.until), reason = excluded.reason`,
+    heldState: `INSERT INTO ${S}.queues (name, held_at, held_reason) VALUES ($1, $2, $3)
+      ON CONFLICT (name) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason`,
   };
 }
 
@@ -94,8 +105,16 @@ export async function flowClaim(
   // may spend the budget, never from before it waited for the previous one.
   const dbNow = Number((await q.query<{ now: number }>(sql.now))[0]!.now);
   const toLocal = (t: number | null) => (t === null ? null : t - dbNow + Date.now());
+  const holds = new Map(
+    (await q.query<{ queue: string; until: number; reason: string }>(sql.heldQueues, [names, dbNow])).map((h) => [h.queue, h]),
+  );
   for (const f of flowed) {
     if (paused.has(f.name)) continue;
+    const held = holds.get(f.name);
+    if (held) {
+      req.onHold?.(f.name, toLocal(Number(held.until)), held.reason);
+      continue;
+    }
     const { rows, hold } = await queueClaim(sql, q, f.name, f.n, f.flow, a, dbNow);
     out.push(...rows);
     if (hold) req.onHold?.(f.name, toLocal(hold.until), hold.reason);
@@ -132,7 +151,11 @@ async function queueClaim(
       if (group.limit !== undefined) {
         for (const r of await q.query<{ g: string; n: number }>(sql.groupActive, [queue, path])) groupActive.set(r.g, r.n);
       }
-      const pick = pickGrouped(queue, flow, candidates, allowed.take, { active: groupActive, starts: groupStarts(starts) }, now);
+      const held = new Map<string, { until: number; reason: string }>();
+      for (const h of await q.query<{ grp: string; until: number; reason: string }>(sql.groupHolds, [queue, now])) {
+        held.set(h.grp.slice(GROUP_PREFIX.length), { until: Number(h.until), reason: h.reason });
+      }
+      const pick = pickGrouped(queue, flow, candidates, allowed.take, { active: groupActive, starts: groupStarts(starts), held }, now);
       hold = earlier(hold, pick.hold);
       ids = pick.ids;
       for (const [g, n] of pick.perGroup) perGroup.set(g, n);
@@ -160,4 +183,31 @@ async function queueClaim(
   if (keep > 0) await q.query(sql.prune, [queue, now - keep]);
   if (hold) await q.query(sql.held, [queue, now, hold.reason]);
   return hold ? { rows, hold } : { rows };
+}
+
+/**
+ * `ctx.rateLimited` inside the caller's transaction: the job back unrun, due at the hold's
+ * end; its queue or group held until then. Times on the database's clock, as the windows.
+ * Returns the queue and the hold's end, or null when the lease is no longer the job's.
+ */
+export async function holdBack(
+  sql: FlowStatements,
+  q: Queryable,
+  lease: { jobId: number; token: string },
+  ms: number,
+  group: string | undefined,
+  reason: (queue: string) => string,
+  runAt: number,
+): Promise<{ queue: string; until: number } | null> {
+  const now = Number((await q.query<{ now: number }>(sql.now))[0]!.now);
+  const until = now + ms;
+  // The job's due time on the store's clock, as every run_at; the hold on the database's.
+  const rows = await q.query<{ queue: string }>(sql.holdJob, [lease.jobId, lease.token, runAt]);
+  if (rows.length === 0) return null;
+  const queue = rows[0]!.queue;
+  const why = reason(queue);
+  await q.query(sql.dropHolds, [now]);
+  await q.query(sql.addHold, [queue, group === undefined ? "" : GROUP_PREFIX + group, until, why]);
+  await q.query(sql.heldState, [queue, now, why]);
+  return { queue, until };
 }

@@ -36,6 +36,9 @@ const ACTIVE_BATCH = "j.id = ANY ((SELECT $1::bigint[])::bigint[]) AND (CASE WHE
  */
 const NO_FSYNC_WAIT = "set_config('synchronous_commit', 'off', true) IS NOT NULL";
 
+/** The database's clock in ms: holds (`queue_holds`) are set and read on it, as rate windows. */
+const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 /** A statement with a stable name for the driver's per-connection prepared-statement cache. */
 export interface Stmt {
   name: string;
@@ -101,10 +104,11 @@ const CLAIM_ALONE: ClaimParams = { queues: 1, counts: 2, now: 3, worker: 4, leas
  * this statement's snapshot and its lock is not found again and simply stays unclaimed.
  */
 function claimCtes(S: string, p: ClaimParams, commitMode: string): string {
-  // A paused queue is left out (its row in `queues`; a small table, one lookup per queue).
+  // A paused queue, or one a handler's ctx.rateLimited holds, is left out (small tables).
   return `req AS (
       SELECT * FROM unnest($${p.queues}::text[], $${p.counts}::int[]) AS r(queue, n) WHERE ${commitMode}
         AND NOT EXISTS (SELECT 1 FROM ${S}.queues qs WHERE qs.name = r.queue AND qs.paused)
+        AND NOT EXISTS (SELECT 1 FROM ${S}.queue_holds h WHERE h.queue = r.queue AND h.grp = '' AND h.until > ${DB_NOW})
     ), picked AS (
       SELECT c.ctid FROM req CROSS JOIN LATERAL (
         SELECT ctid FROM ${S}.jobs

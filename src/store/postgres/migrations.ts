@@ -146,6 +146,14 @@ CREATE TABLE ${S}.queue_starts (
   n     integer NOT NULL
 );
 CREATE INDEX queue_starts_at ON ${S}.queue_starts (queue, at);
+-- A handler's ctx.rateLimited(ms): the queue (grp '') or one group held until then.
+CREATE TABLE ${S}.queue_holds (
+  queue  text   NOT NULL,
+  grp    text   NOT NULL,
+  until  bigint NOT NULL,
+  reason text   NOT NULL,
+  PRIMARY KEY (queue, grp)
+);
 `,
   },
 ];

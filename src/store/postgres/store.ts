@@ -49,7 +49,8 @@ import * as ctl from "./job-control.js";
 import { jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { jobStatements } from "./jobs-sql.js";
-import { flowStatements, toQueueState, type QueueRow } from "./flow.js";
+import { holdReason } from "../flow.js";
+import { flowStatements, holdBack, toQueueState, type QueueRow } from "./flow.js";
 import { NotifyListener } from "./listen.js";
 import { LATEST_VERSION, migrate, schemaVersion, tooNew } from "./migrations.js";
 import { rowToJob, type JobRow } from "./rows.js";
@@ -265,6 +266,21 @@ class PostgresStore implements Store {
       this.ctx.channel,
     ]);
     return toQueueState(rows[0]!);
+  }
+
+  async rateLimited(lease: LeaseRef, ms: number, opts: { group?: string; reason?: string } = {}): Promise<number> {
+    this.writable();
+    const span = Math.max(0, Math.trunc(ms));
+    const reason = (queue: string) => holdReason(queue, opts.group ?? null, span, opts.reason);
+    const asked = Date.now();
+    const out = await this.db.tx(async (q) => {
+      const held = await holdBack(this.ctx.flow, q, { jobId: lease.jobId, token: String(lease.token) }, span, opts.group, reason, this.clock.now() + span);
+      // Idle workers look again (they poll for due jobs on this store).
+      if (held) await q.query(this.ctx.sql.notify.text, [this.ctx.channel, held.queue]);
+      return held;
+    });
+    if (!out) throw new LeaseLostError(lease.jobId);
+    return asked + span;
   }
 
   async queueStates(): Promise<QueueState[]> {

@@ -5,13 +5,15 @@
  */
 import type Database from "better-sqlite3";
 import { allowance, byGroup, earlier, GROUP_PREFIX, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
+import type { LeaseRef } from "../../core/types.js";
 import type { QueueFlow, QueueState } from "../store.js";
 import { CLAIM_COLUMNS } from "./rows.js";
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
 export type FlowStatements = Record<
-  "paused" | "setPaused" | "state" | "states" | "held" | "active" | "starts" | "addStart" | "prune" | "candidates" | "groupActive" | "claimRow",
+  | "paused" | "setPaused" | "state" | "states" | "held" | "active" | "starts" | "addStart" | "prune" | "candidates" | "groupActive" | "claimRow"
+  | "heldQueues" | "groupHolds" | "holdJob" | "addHold" | "dropHolds",
   Stmt
 >;
 
@@ -35,6 +37,15 @@ export function prepareFlowStatements(db: Database.Database): FlowStatements {
     groupActive: p(`SELECT coalesce(json_extract(payload, ?), '') AS g, count(*) AS n FROM jobs
       WHERE state = 'active' AND lease_until IS NOT NULL AND queue = ? GROUP BY g`),
     claimRow: p(`SELECT ${CLAIM_COLUMNS.join(", ")} FROM jobs WHERE id = ? AND state = 'waiting'`).raw(),
+    heldQueues: p("SELECT queue, until, reason FROM queue_holds WHERE grp = '' AND until > ?"),
+    groupHolds: p("SELECT grp, until, reason FROM queue_holds WHERE queue = ? AND grp <> '' AND until > ?"),
+    // Back unrun, the attempt not counted, due when the hold ends.
+    holdJob: p(`UPDATE jobs SET state = 'scheduled', run_at = @until, attempt = max(attempt - 1, 0),
+        token = NULL, worker_id = NULL, lease_until = NULL
+      WHERE id = @id AND token = @token AND state = 'active' RETURNING queue`),
+    addHold: p(`INSERT INTO queue_holds (queue, grp, until, reason) VALUES (?, ?, ?, ?)
+      ON CONFLICT(queue, grp) DO UPDATE SET until = max(until, excluded.until), reason = excluded.reason`),
+    dropHolds: p("DELETE FROM queue_holds WHERE until <= ?"),
   };
 }
 
@@ -85,7 +96,11 @@ export function flowRows(
     if (group.limit !== undefined) {
       for (const r of sql.groupActive.all(path, queue) as { g: unknown; n: number }[]) groupActive.set(String(r.g), r.n);
     }
-    const pick = pickGrouped(queue, flow, candidates, a.take, { active: groupActive, starts: groupStarts(starts) }, now);
+    const held = new Map<string, { until: number; reason: string }>();
+    for (const h of sql.groupHolds.all(queue, now) as { grp: string; until: number; reason: string }[]) {
+      held.set(h.grp.slice(GROUP_PREFIX.length), { until: h.until, reason: h.reason });
+    }
+    const pick = pickGrouped(queue, flow, candidates, a.take, { active: groupActive, starts: groupStarts(starts), held }, now);
     hold = earlier(hold, pick.hold);
     for (const id of pick.ids) {
       const row = sql.claimRow.get(id) as unknown[] | undefined;
@@ -100,4 +115,22 @@ export function flowRows(
   if (keep > 0) sql.prune.run(queue, now - keep);
   if (hold) sql.held.run(queue, now, hold.reason);
   return hold ? { rows, hold } : { rows };
+}
+
+/** `ctx.rateLimited`: the job back unrun, due at `until`; its queue or group held until then. */
+export function holdBack(
+  sql: FlowStatements,
+  lease: LeaseRef,
+  until: number,
+  group: string | undefined,
+  reason: (queue: string) => string,
+  now: number,
+): string | null {
+  const row = sql.holdJob.get({ id: lease.jobId, token: lease.token, until }) as { queue: string } | undefined;
+  if (!row) return null;
+  sql.dropHolds.run(now);
+  const why = reason(row.queue);
+  sql.addHold.run(row.queue, group === undefined ? "" : GROUP_PREFIX + group, until, why);
+  sql.held.run(row.queue, now, why);
+  return row.queue;
 }

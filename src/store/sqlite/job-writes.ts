@@ -83,9 +83,16 @@ export function claimJobs(ctx: JobContext, req: ClaimRequest, now: number): Leas
   let prefix: string | undefined;
   // Paused queues are skipped (a tiny table; resuming one wakes the workers).
   const paused = ctx.flow.paused.all() as string[];
+  // Queues a handler's ctx.rateLimited holds (a tiny table too).
+  const holds = ctx.flow.heldQueues.all(now) as { queue: string; until: number; reason: string }[];
   for (const queue in req.queues) {
     const max = req.queues[queue]!;
     if (!(max > 0) || (paused.length > 0 && paused.includes(queue))) continue;
+    const held = holds.length > 0 ? holds.find((h) => h.queue === queue) : undefined;
+    if (held) {
+      req.onHold?.(queue, held.until, held.reason);
+      continue;
+    }
     const flow = req.flow?.[queue];
     let rows: unknown[][];
     if (flow) {

@@ -128,6 +128,14 @@ export const MIGRATIONS: readonly string[] = [
     n     INTEGER NOT NULL
   );
   CREATE INDEX queue_starts_at ON queue_starts(queue, at);
+  -- a handler's ctx.rateLimited(ms): the queue (grp '') or one group held until then
+  CREATE TABLE queue_holds (
+    queue  TEXT    NOT NULL,
+    grp    TEXT    NOT NULL,
+    until  INTEGER NOT NULL,
+    reason TEXT    NOT NULL,
+    PRIMARY KEY (queue, grp)
+  );
   `,
 ];
 

@@ -48,7 +48,8 @@ import {
 import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
-import { prepareFlowStatements, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
+import { holdReason } from "../flow.js";
+import { holdBack, prepareFlowStatements, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
 import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
 import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
@@ -336,6 +337,18 @@ export class SqliteStore implements Store {
       // Resuming wakes the workers blocked on the queue.
       if (!paused) this.ctx.woke.add(queue);
       return toQueueState(this.ctx.flow.state.get(queue) as QueueRow);
+    });
+  }
+
+  async rateLimited(lease: LeaseRef, ms: number, opts: { group?: string; reason?: string } = {}): Promise<number> {
+    return this.write((now) => {
+      const until = now + Math.max(0, Math.trunc(ms));
+      const reason = (queue: string) => holdReason(queue, opts.group ?? null, ms, opts.reason);
+      const queue = holdBack(this.ctx.flow, lease, until, opts.group, reason, now);
+      if (queue === null) throw new LeaseLostError(lease.jobId);
+      // Idle workers ask when the job comes due and set a timer for the hold's end.
+      this.ctx.woke.add(queue);
+      return until;
     });
   }
 
