@@ -16,6 +16,7 @@ interface EnqueueFlags {
   delay?: string;
   priority?: string;
   attempts?: string;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -29,11 +30,14 @@ export function register(program: Command): void {
     .option("--delay <duration>", "run no earlier than this from now (500ms, 2s, 5m)")
     .option("--priority <n>", "higher runs first (default 0)")
     .option("--attempts <n>", "attempts before the job is dead (default: the queue's, else 5)")
+    .option("--replace", "with --key: a waiting job holding the key takes this payload (default: the queue's onDuplicate, else keep it)")
     .option("--json", "print the job(s) as JSON")
     .action(async (queue: string, json: string, flags: EnqueueFlags, cmd: Command) => {
       await withStore(cmd, async (store, ctx) => {
         checkQueueKnown(queue, ctx.config);
         const base = enqueueOptions(flags, ctx.config?.queues[queue]?.attempts);
+        if (flags.replace && flags.key === undefined) throw new BadInputError("--replace needs --key: it replaces the payload of the waiting job holding that key");
+        if (flags.replace || ctx.config?.queues[queue]?.onDuplicate === "replace") base.onDuplicate = "replace";
         if (json === "-") {
           if (flags.key) throw new BadInputError("--key applies to one job; with `-` give each line its own job");
           const items = await readPayloadLines(queue, base);
@@ -46,9 +50,9 @@ export function register(program: Command): void {
           return;
         }
         const payload = parsePayload(json, "the payload argument");
-        const { job, created } = await store.enqueue(queue, payload, base);
+        const { job, created, replaced } = await store.enqueue(queue, payload, base);
         if (flags.json) printJson(job);
-        else process.stdout.write(`${created ? "enqueued" : "exists:"} job ${job.id} on ${queue} (${job.state})\n`);
+        else process.stdout.write(`${created ? "enqueued" : replaced ? "replaced the payload of" : "exists:"} job ${job.id} on ${queue} (${job.state})\n`);
       });
     });
 }

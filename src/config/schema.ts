@@ -91,6 +91,8 @@ export const queueSchema = z
     maxRounds: z.number().int().min(1).optional(),
     /** Largest stdout a command handler may print (default 1 MiB). */
     maxOutput: size("1mb"),
+    /** `vigil enqueue --key K` when a live job holds K: `keep` (default) leaves it; `replace` gives it the new payload if it has not started. */
+    onDuplicate: z.enum(["keep", "replace"]).optional(),
     /** Job starts per interval over every worker and host, e.g. `60/1m`: no window of that length holds more (default: no limit). */
     rate: rate.optional(),
     /** Active jobs of this queue over every worker and host (default: no limit; `concurrency` still bounds each process). */

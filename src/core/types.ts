@@ -110,6 +110,11 @@ export interface EnqueueOptions {
   parentId?: number | null;
   rootId?: number | null;
   source?: JobSource | null;
+  /**
+   * When a live job already holds `key`: `keep` (default) returns it unchanged; `replace`
+   * puts this payload on it if it has not started yet (waiting or scheduled).
+   */
+  onDuplicate?: "keep" | "replace";
 }
 
 export interface EnqueueItem extends EnqueueOptions {
@@ -121,6 +126,8 @@ export interface EnqueueItem extends EnqueueOptions {
 export interface EnqueueResult {
   job: Job;
   created: boolean;
+  /** `onDuplicate: replace` put the new payload on the existing job. */
+  replaced?: boolean;
 }
 
 /** A worker's right to run one job; what `claim` hands out. */

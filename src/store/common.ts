@@ -47,6 +47,8 @@ export interface PreparedItem {
   parentId: number | null;
   rootId: number | null;
   source: string | null;
+  /** `onDuplicate: replace`: a live job holding the key that has not started takes this payload. */
+  replace: boolean;
 }
 
 function intOr(v: number | undefined, fallback: number, what: string): number {
@@ -77,5 +79,6 @@ export function prepareItem(
     parentId: full.parentId ?? null,
     rootId: full.rootId ?? null,
     source: full.source ? encodeJson(full.source, limits.maxPayload, "source") : null,
+    replace: full.onDuplicate === "replace",
   };
 }

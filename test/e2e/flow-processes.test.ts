@@ -22,6 +22,7 @@ queues:
   grouped: { handler: ./ledger.mjs, concurrency: 10, group: { by: payload.customer, limit: 2 } }
   pausable: { handler: ./ledger.mjs, concurrency: 2 }
   polite: { handler: ./ledger.mjs, concurrency: 2 }
+  dup: { handler: ./ledger.mjs, onDuplicate: replace }
 `;
 
 const FILES = {
@@ -174,6 +175,25 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       const job = (await store.get(limitedId))!;
       expect(job).toMatchObject({ state: "completed", attempt: 1 });
     }, 180_000);
+
+    it("vigil enqueue --key K --replace (or the queue's onDuplicate: replace) replaces a waiting job's payload", async () => {
+      const first = vigil(p, ["enqueue", "polite", '{"v":1}', "--key", "rk", "--json"]);
+      const id = (JSON.parse(first.stdout) as { id: number }).id;
+      expect(vigil(p, ["enqueue", "polite", '{"v":2}', "--key", "rk"]).stdout).toBe(`exists: job ${id} on polite (waiting)\n`);
+      expect((await store.get(id))!.payload).toEqual({ v: 1 });
+      expect(vigil(p, ["enqueue", "polite", '{"v":3}', "--key", "rk", "--replace"]).stdout).toBe(
+        `replaced the payload of job ${id} on polite (waiting)\n`,
+      );
+      expect((await store.get(id))!.payload).toEqual({ v: 3 });
+      const noKey = vigil(p, ["enqueue", "polite", '{"v":4}', "--replace"]);
+      expect([noKey.status, noKey.stderr]).toEqual([1, "vigil: --replace needs --key: it replaces the payload of the waiting job holding that key\n"]);
+      // The queue's config says replace: no flag needed.
+      const d = JSON.parse(vigil(p, ["enqueue", "dup", '{"v":1}', "--key", "dk", "--json"]).stdout) as { id: number };
+      vigil(p, ["enqueue", "dup", '{"v":2}', "--key", "dk"]);
+      expect((await store.get(d.id))!.payload).toEqual({ v: 2 });
+      await store.cancel(id);
+      await store.cancel(d.id);
+    }, 60_000);
 
     it("limit 3: never more than 3 runs at once over both processes", async () => {
       const workers = [startWorker(p, "l1", "limited"), startWorker(p, "l2", "limited")];

@@ -141,6 +141,33 @@ export function flowControl(t: ContractContext): void {
     });
   });
 
+  describe("onDuplicate: replace", () => {
+    it("puts the new payload on a job holding the key that has not started, never on a running one", async () => {
+      const first = await t.store.enqueue("d", { v: 1 }, { key: "k" });
+      const kept = await t.store.enqueue("d", { v: 2 }, { key: "k" });
+      expect([kept.created, kept.replaced, kept.job.payload]).toEqual([false, undefined, { v: 1 }]);
+      const replaced = await t.store.enqueue("d", { v: 3 }, { key: "k", onDuplicate: "replace" });
+      expect(replaced).toMatchObject({ created: false, replaced: true, job: { id: first.job.id, payload: { v: 3 } } });
+      expect((await t.must(first.job.id)).payload).toEqual({ v: 3 });
+      // In a batch too, and for a scheduled job.
+      await t.store.enqueue("d", { v: 1 }, { key: "later", delayMs: 60_000 });
+      const many = await t.store.enqueueMany([
+        { queue: "d", payload: { v: 4 }, key: "k", onDuplicate: "replace" },
+        { queue: "d", payload: { v: 5 }, key: "later", onDuplicate: "replace" },
+      ]);
+      expect(many.map((r) => [r.created, r.replaced, r.job.payload])).toEqual([
+        [false, true, { v: 4 }],
+        [false, true, { v: 5 }],
+      ]);
+      // Once it runs, the payload it started with stays.
+      const [lease] = await t.claim({ d: 1 });
+      expect(lease!.job.payload).toEqual({ v: 4 });
+      const late = await t.store.enqueue("d", { v: 6 }, { key: "k", onDuplicate: "replace" });
+      expect([late.created, late.replaced, late.job.payload]).toEqual([false, undefined, { v: 4 }]);
+      expect((await t.must(first.job.id)).payload).toEqual({ v: 4 });
+    });
+  });
+
   describe("group", () => {
     it("holds each group's limit while other groups' jobs flow", async () => {
       const jobs = ["a", "a", "a", "a", "b", "b", "c"].map((customer, i) => ({ queue: "g", payload: { customer, i } }));

@@ -44,6 +44,8 @@ export function flowStatements(S: string) {
     dropHolds: `DELETE FROM ${S}.queue_holds WHERE until <= $1`,
     addHold: `INSERT INTO ${S}.queue_holds (queue, grp, until, reason) VALUES ($1, $2, $3, $4)
       ON CONFLICT (queue, grp) DO UPDATE SET until = greatest(${S}.queue_holds.until, excluded.until), reason = excluded.reason`,
+    // `onDuplicate: replace`: only a job that has not started takes the new payload.
+    replacePayload: `UPDATE ${S}.jobs SET payload = $2 WHERE id = $1 AND state IN ('waiting', 'scheduled') RETURNING ${jobColumns()}`,
     heldState: `INSERT INTO ${S}.queues (name, held_at, held_reason) VALUES ($1, $2, $3)
       ON CONFLICT (name) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason`,
   };

@@ -58,8 +58,14 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
       ctx.sql.enqueueOne.name,
     );
     const row = rows[0];
-    if (row) return { job: rowToJob(row), created: row.created };
+    if (row) return row.created || !it.replace ? { job: rowToJob(row), created: row.created } : replacePayload(ctx, ctx.db, row, it);
   }
+}
+
+/** `onDuplicate: replace`: the live job holding the key takes the payload if it has not started. */
+async function replacePayload(ctx: JobContext, q: Queryable, row: JobRow, it: PreparedItem): Promise<EnqueueResult> {
+  const updated = await q.query<JobRow>(ctx.flow.replacePayload, [row.id, it.payload]);
+  return updated[0] ? { job: rowToJob(updated[0]), created: false, replaced: true } : { job: rowToJob(row), created: false };
 }
 
 function keysChurning(): Error {
@@ -120,7 +126,7 @@ export async function insertItems(
     pending = [];
     for (const i of skipped) {
       const row = live.get(items[i]!.key!);
-      if (row) out[i] = { job: rowToJob(row), created: false };
+      if (row) out[i] = items[i]!.replace ? await replacePayload(ctx, q, row, items[i]!) : { job: rowToJob(row), created: false };
       else pending.push(i);
     }
   }

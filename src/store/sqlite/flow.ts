@@ -13,7 +13,7 @@ type Stmt = Database.Statement<unknown[], unknown>;
 
 export type FlowStatements = Record<
   | "paused" | "setPaused" | "state" | "states" | "held" | "active" | "starts" | "addStart" | "prune" | "candidates" | "groupActive" | "claimRow"
-  | "heldQueues" | "groupHolds" | "holdJob" | "addHold" | "dropHolds",
+  | "heldQueues" | "groupHolds" | "holdJob" | "addHold" | "dropHolds" | "replacePayload",
   Stmt
 >;
 
@@ -46,6 +46,8 @@ export function prepareFlowStatements(db: Database.Database): FlowStatements {
     addHold: p(`INSERT INTO queue_holds (queue, grp, until, reason) VALUES (?, ?, ?, ?)
       ON CONFLICT(queue, grp) DO UPDATE SET until = max(until, excluded.until), reason = excluded.reason`),
     dropHolds: p("DELETE FROM queue_holds WHERE until <= ?"),
+    // `onDuplicate: replace`: only a job that has not started takes the new payload.
+    replacePayload: p("UPDATE jobs SET payload = ? WHERE id = ? AND state IN ('waiting', 'scheduled') RETURNING *"),
   };
 }
 

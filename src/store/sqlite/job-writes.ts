@@ -34,7 +34,10 @@ export function prepareItem(ctx: JobContext, item: EnqueueItem | (NextJob & { pa
 export function insertItem(ctx: JobContext, it: PreparedItem, now: number): EnqueueResult {
   if (it.key !== null) {
     const existing = ctx.sql.byKey.get(it.key) as JobRow | undefined;
-    if (existing) return { job: toJob(existing), created: false };
+    if (existing) {
+      const replaced = it.replace ? (ctx.flow.replacePayload.get(it.payload, existing.id) as JobRow | undefined) : undefined;
+      return replaced ? { job: toJob(replaced), created: false, replaced: true } : { job: toJob(existing), created: false };
+    }
   }
   const runAt = dueAt({ runAt: it.runAt ?? undefined, delayMs: it.delayMs ?? undefined }, now);
   const state = runAt > now ? "scheduled" : "waiting";
