@@ -37,6 +37,14 @@ export const PREFETCH_MAX_RUN_MS = 20;
  */
 export const PREFETCH_MAX_WAIT_MS = 1000;
 
+/**
+ * For a rate-limited queue, at most this much handler time (20 ms) waits in the buffer: a
+ * job's start is counted at its claim and must happen within the start slack (100 ms,
+ * src/store/flow.ts), or the job is given back. A fifth of it leaves room for the commit
+ * and a busy loop.
+ */
+export const FLOW_PREFETCH_WAIT_MS = 20;
+
 /** Weight of the newest run in the moving average of handler run times. */
 const RUN_EWMA_WEIGHT = 0.2;
 
@@ -71,11 +79,14 @@ export class LeaseBuffer {
     return b;
   }
 
-  /** How many more jobs of `queue` to lease ahead now, given its `prefetch` setting. */
-  room(queue: string, prefetch: number): number {
+  /**
+   * How many more jobs of `queue` to lease ahead now, given its `prefetch` setting; at most
+   * `maxWaitMs` of handler time (default PREFETCH_MAX_WAIT_MS) waits here.
+   */
+  room(queue: string, prefetch: number, maxWaitMs = PREFETCH_MAX_WAIT_MS): number {
     const b = this.at(queue);
     if (prefetch <= 0 || !this.quick(queue)) return 0;
-    const byTime = Math.floor(PREFETCH_MAX_WAIT_MS / Math.max(b.avgRunMs!, 0.01));
+    const byTime = Math.floor(maxWaitMs / Math.max(b.avgRunMs!, 0.01));
     return Math.max(0, Math.min(prefetch, byTime) - b.held.length);
   }
 

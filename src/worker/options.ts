@@ -37,8 +37,8 @@ export interface QueueOptions {
   maxRounds?: number;
   /**
    * Flow control over every worker and host (`rate`, `limit`, `group`), enforced by the
-   * store at claim time. Such a queue leases nothing ahead (`prefetch` 0): a start is
-   * counted when the job is claimed, so a claimed job must start at once.
+   * store at claim time. A start is counted when the job is claimed, so a claimed job must
+   * start soon: such a queue leases ahead only within the start slack (see `rateOnly`).
    */
   flow?: QueueFlow;
 }
@@ -126,12 +126,22 @@ export function queueSettings(name: string, q: Handler | QueueOptions, defaultPr
     attempts: o.attempts,
     backoff: o.backoff ?? JOB_BACKOFF,
     lease: o.lease ?? DEFAULT_LEASE_MS,
-    prefetch: hasFlow(o.flow) ? 0 : Math.max(0, Math.floor(o.prefetch ?? defaultPrefetch)),
+    prefetch: hasFlow(o.flow) && !rateOnly(o.flow) ? 0 : Math.max(0, Math.floor(o.prefetch ?? defaultPrefetch)),
     maxStalls: o.maxStalls ?? DEFAULT_MAX_STALLS,
     next: o.next,
     maxRounds: o.maxRounds,
     flow: hasFlow(o.flow) ? o.flow : undefined,
   };
+}
+
+/**
+ * A queue whose only flow control is its own `rate` still leases ahead, but no more than
+ * its handlers start within the rate's start slack (lease-buffer.ts, FLOW_PREFETCH_WAIT_MS).
+ * With a `limit` or a group, leased jobs count as active everywhere: one worker must not
+ * hold them idle while others could run them, so nothing is leased ahead.
+ */
+export function rateOnly(f: QueueFlow | undefined): boolean {
+  return f !== undefined && f.rate !== undefined && f.limit === undefined && f.group === undefined;
 }
 
 function hasFlow(f: QueueFlow | undefined): f is QueueFlow {

@@ -32,7 +32,7 @@ import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import { ProcessHeartbeat } from "./heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
-import { LeaseBuffer, DEFAULT_PREFETCH } from "./lease-buffer.js";
+import { LeaseBuffer, DEFAULT_PREFETCH, FLOW_PREFETCH_WAIT_MS } from "./lease-buffer.js";
 import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   queueSettings,
@@ -134,7 +134,8 @@ export class Worker extends EventEmitter {
     this.claims = new ClaimLoop(store, this.workerId, this.queues, {
       free: (q) => {
         const held = this.buffer.size(q.name);
-        return Math.max(0, q.concurrency - this.active.get(q.name)! - held) + this.buffer.room(q.name, q.prefetch);
+        const wait = q.flow ? FLOW_PREFETCH_WAIT_MS : undefined;
+        return Math.max(0, q.concurrency - this.active.get(q.name)! - held) + this.buffer.room(q.name, q.prefetch, wait);
       },
       open: () => this.state === "running",
       deferToCommit: () => this.store.completeAndClaim !== undefined && this.committer.size > 0,

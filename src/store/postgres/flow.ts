@@ -15,11 +15,30 @@ import { jobColumns, type JobRow } from "./rows.js";
 export function flowStatements(S: string) {
   const due = "state IN ('waiting', 'scheduled', 'failed')";
   return {
-    ensure: `INSERT INTO ${S}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
-    lock: `SELECT name, paused FROM ${S}.queues WHERE name = ANY ($1::text[]) ORDER BY name FOR UPDATE`,
+    // Takes the row lock of each queue (made if missing), in name order, and reads the clock
+    // once it holds them: a window is measured from when this claimer may spend the budget.
+    lock: `INSERT INTO ${S}.queues (name) SELECT n FROM unnest($1::text[]) AS u(n) ORDER BY n
+      ON CONFLICT (name) DO UPDATE SET name = excluded.name
+      RETURNING name, paused, (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
     now: `SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
-    active: `SELECT count(*)::int AS n FROM ${S}.jobs WHERE state = 'active' AND queue = $1`,
-    starts: `SELECT grp, at, n FROM ${S}.queue_starts WHERE queue = $1 AND at > $2`,
+    // Everything a budget needs, for every queue of the claim, in one round trip.
+    facts: `SELECT u.name,
+        (SELECT count(*)::int FROM ${S}.jobs j WHERE j.state = 'active' AND j.queue = u.name) AS active,
+        (SELECT coalesce(json_agg(json_build_array(s.grp, s.at, s.n)), '[]'::json) FROM ${S}.queue_starts s
+          WHERE s.queue = u.name AND s.at > $2) AS starts,
+        (SELECT coalesce(json_agg(json_build_array(h.grp, h.until, h.reason)), '[]'::json) FROM ${S}.queue_holds h
+          WHERE h.queue = u.name AND h.until > $3) AS holds
+      FROM unnest($1::text[]) AS u(name)`,
+    // What the claim spent and why it held back, in one round trip.
+    record: `WITH ins AS (
+        INSERT INTO ${S}.queue_starts (queue, grp, at, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[])
+      ), del AS (
+        DELETE FROM ${S}.queue_starts s USING unnest($5::text[], $6::bigint[]) AS p(queue, before)
+        WHERE s.queue = p.queue AND s.at <= p.before
+      ), held AS (
+        UPDATE ${S}.queues q SET held_at = $7::bigint, held_reason = h.reason
+        FROM unnest($8::text[], $9::text[]) AS h(name, reason) WHERE q.name = h.name
+      ) SELECT 1`,
     candidates: `SELECT id, coalesce(payload::jsonb #>> $2::text[], '') AS g FROM ${S}.jobs
       WHERE queue = $1 AND ${due} AND run_at <= $3 ORDER BY priority DESC, run_at, id LIMIT $4`,
     groupActive: `SELECT coalesce(payload::jsonb #>> $2::text[], '') AS g, count(*)::int AS n FROM ${S}.jobs
@@ -27,16 +46,10 @@ export function flowStatements(S: string) {
     lease: `UPDATE ${S}.jobs j SET state = 'active', token = $2::text || j.id, worker_id = $3::text,
         attempt = j.attempt + 1, started_at = $4::bigint, lease_until = $5::bigint
       WHERE j.id = ANY ($1::bigint[]) AND j.${due} RETURNING ${jobColumns("j")}`,
-    addStarts: `INSERT INTO ${S}.queue_starts (queue, grp, at, n)
-      SELECT $1, g, $3, n FROM unnest($2::text[], $4::int[]) AS s(g, n)`,
-    prune: `DELETE FROM ${S}.queue_starts WHERE queue = $1 AND at <= $2`,
-    held: `UPDATE ${S}.queues SET held_at = $2, held_reason = $3 WHERE name = $1`,
     setPaused: `INSERT INTO ${S}.queues (name, paused, paused_at) VALUES ($1, $2, $3)
       ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at
       RETURNING *, (CASE WHEN $2::boolean THEN NULL ELSE pg_notify($4::text, $1::text) END) IS NULL AS notified`,
     states: `SELECT * FROM ${S}.queues ORDER BY name`,
-    heldQueues: `SELECT queue, until, reason FROM ${S}.queue_holds WHERE queue = ANY ($1::text[]) AND grp = '' AND until > $2`,
-    groupHolds: `SELECT grp, until, reason FROM ${S}.queue_holds WHERE queue = $1 AND grp <> '' AND until > $2`,
     // Back unrun, the attempt not counted, due when the hold ends.
     holdJob: `UPDATE ${S}.jobs SET state = 'scheduled', run_at = $3::bigint, attempt = greatest(attempt - 1, 0),
         token = NULL, worker_id = NULL, lease_until = NULL
@@ -77,7 +90,9 @@ export interface FlowClaimArgs {
 
 /**
  * Leases due jobs of the flow-controlled queues of a claim, inside the caller's
- * transaction `q`; other queues of the claim are left to `plain` (the usual statement).
+ * transaction `q`; other queues of the claim, and flow-controlled ones without a group once
+ * their budget is known, go through `plain` (the usual statement). Round trips: the lock,
+ * the facts, a lease per queue, the record (a grouped queue reads its candidates too).
  */
 export async function flowClaim(
   sql: FlowStatements,
@@ -99,29 +114,58 @@ export async function flowClaim(
   const out = rest.names.length > 0 ? await plain(rest.names, rest.counts) : [];
   if (flowed.length === 0) return out;
   const names = flowed.map((f) => f.name).sort();
-  await q.query(sql.ensure, [names]);
   // Locked in name order by every claimer, so two claims never deadlock.
-  const locked = await q.query<{ name: string; paused: boolean }>(sql.lock, [names]);
+  const locked = await q.query<{ name: string; paused: boolean; now: number }>(sql.lock, [names]);
   const paused = new Set(locked.filter((r) => r.paused).map((r) => r.name));
-  // The clock is read after the lock: a window is measured from the moment this claimer
-  // may spend the budget, never from before it waited for the previous one.
-  const dbNow = Number((await q.query<{ now: number }>(sql.now))[0]!.now);
+  const dbNow = Math.max(...locked.map((r) => Number(r.now)));
   const toLocal = (t: number | null) => (t === null ? null : t - dbNow + Date.now());
-  const holds = new Map(
-    (await q.query<{ queue: string; until: number; reason: string }>(sql.heldQueues, [names, dbNow])).map((h) => [h.queue, h]),
+  const keep = Math.max(...flowed.map((f) => longestInterval(f.flow)));
+  const facts = new Map(
+    (await q.query<FactsRow>(sql.facts, [names, dbNow - keep, dbNow])).map((r) => [r.name, r]),
   );
+  const rec: Spent = { grps: [], queues: [], ns: [], pruneQueues: [], before: [], heldQueues: [], reasons: [] };
   for (const f of flowed) {
     if (paused.has(f.name)) continue;
-    const held = holds.get(f.name);
+    const fact = facts.get(f.name)!;
+    const held = fact.holds.find(([grp]) => grp === "");
     if (held) {
-      req.onHold?.(f.name, toLocal(Number(held.until)), held.reason);
+      req.onHold?.(f.name, toLocal(Number(held[1])), held[2]);
       continue;
     }
-    const { rows, hold } = await queueClaim(sql, q, f.name, f.n, f.flow, a, dbNow);
+    const { rows, hold } = await queueClaim(sql, q, f.name, f.n, f.flow, a, dbNow, fact, rec, plain);
     out.push(...rows);
-    if (hold) req.onHold?.(f.name, toLocal(hold.until), hold.reason);
+    if (hold) {
+      req.onHold?.(f.name, toLocal(hold.until), hold.reason);
+      rec.heldQueues.push(f.name);
+      rec.reasons.push(hold.reason);
+    }
+  }
+  if (rec.queues.length + rec.pruneQueues.length + rec.heldQueues.length > 0) {
+    await q.query(sql.record, [
+      rec.queues, rec.grps, rec.queues.map(() => dbNow), rec.ns,
+      rec.pruneQueues, rec.before,
+      dbNow, rec.heldQueues, rec.reasons,
+    ]);
   }
   return out;
+}
+
+interface FactsRow {
+  name: string;
+  active: number;
+  starts: [string, number, number][];
+  holds: [string, number, string][];
+}
+
+/** What one claim writes back, as the arrays of the `record` statement. */
+interface Spent {
+  queues: string[];
+  grps: string[];
+  ns: number[];
+  pruneQueues: string[];
+  before: number[];
+  heldQueues: string[];
+  reasons: string[];
 }
 
 async function queueClaim(
@@ -132,58 +176,55 @@ async function queueClaim(
   flow: QueueFlow,
   a: FlowClaimArgs,
   now: number,
+  fact: FactsRow,
+  rec: Spent,
+  plain: (names: string[], counts: number[]) => Promise<JobRow[]>,
 ): Promise<{ rows: JobRow[]; hold?: Allowance["hold"] }> {
   const keep = longestInterval(flow);
-  const starts = keep > 0 ? byGroup(await q.query<{ grp: string; at: number; n: number }>(sql.starts, [queue, now - keep])) : new Map();
-  const active = flow.limit !== undefined ? (await q.query<{ n: number }>(sql.active, [queue]))[0]!.n : 0;
-  const allowed = allowance(`queue ${queue}`, max, flow, { active, starts: starts.get("") ?? [] }, now);
+  const starts = byGroup(fact.starts.filter(([, at]) => at > now - keep).map(([grp, at, n]) => ({ grp, at: Number(at), n })));
+  const allowed = allowance(`queue ${queue}`, max, flow, { active: fact.active, starts: starts.get("") ?? [] }, now);
   let hold = allowed.hold;
-  let ids: number[] = [];
-  const perGroup = new Map<string, number>();
+  let rows: JobRow[] = [];
   const group = flow.group;
-  if (allowed.take > 0) {
-    const scan = group ? Math.max(GROUP_SCAN_MIN, allowed.take * GROUP_SCAN_FACTOR) : allowed.take;
-    const path = group ? group.by.split(".") : [];
-    const candidates = (
-      await q.query<{ id: number; g: string }>(sql.candidates, [queue, path, a.now, scan])
-    ).map((c) => ({ id: Number(c.id), group: c.g }));
-    if (!group) ids = candidates.map((c) => c.id);
-    else {
-      const groupActive = new Map<string, number>();
-      if (group.limit !== undefined) {
-        for (const r of await q.query<{ g: string; n: number }>(sql.groupActive, [queue, path])) groupActive.set(r.g, r.n);
+  if (allowed.take > 0 && !group) {
+    rows = await plain([queue], [allowed.take]);
+  } else if (allowed.take > 0 && group) {
+    const scan = Math.max(GROUP_SCAN_MIN, allowed.take * GROUP_SCAN_FACTOR);
+    const path = group.by.split(".");
+    const candidates = (await q.query<{ id: number; g: string }>(sql.candidates, [queue, path, a.now, scan])).map((c) => ({
+      id: Number(c.id),
+      group: c.g,
+    }));
+    const groupActive = new Map<string, number>();
+    if (group.limit !== undefined) {
+      for (const r of await q.query<{ g: string; n: number }>(sql.groupActive, [queue, path])) groupActive.set(r.g, r.n);
+    }
+    const held = new Map<string, { until: number; reason: string }>();
+    for (const [grp, until, reason] of fact.holds) {
+      if (grp.startsWith(GROUP_PREFIX)) held.set(grp.slice(GROUP_PREFIX.length), { until: Number(until), reason });
+    }
+    const pick = pickGrouped(queue, flow, candidates, allowed.take, { active: groupActive, starts: groupStarts(starts), held }, now);
+    hold = earlier(hold, pick.hold);
+    if (pick.ids.length > 0) rows = await q.query<JobRow>(sql.lease, [pick.ids, a.prefix, a.workerId, a.now, a.leaseUntil]);
+    // As picked: a candidate taken meanwhile by a claimer without flow control (a host
+    // whose config lacks it) still counts, which errs on the side of fewer starts.
+    if (rows.length > 0 && group.rate) {
+      for (const [g, n] of pick.perGroup) {
+        rec.queues.push(queue);
+        rec.grps.push(GROUP_PREFIX + g);
+        rec.ns.push(n);
       }
-      const held = new Map<string, { until: number; reason: string }>();
-      for (const h of await q.query<{ grp: string; until: number; reason: string }>(sql.groupHolds, [queue, now])) {
-        held.set(h.grp.slice(GROUP_PREFIX.length), { until: Number(h.until), reason: h.reason });
-      }
-      const pick = pickGrouped(queue, flow, candidates, allowed.take, { active: groupActive, starts: groupStarts(starts), held }, now);
-      hold = earlier(hold, pick.hold);
-      ids = pick.ids;
-      for (const [g, n] of pick.perGroup) perGroup.set(g, n);
     }
   }
-  const rows =
-    ids.length > 0 ? await q.query<JobRow>(sql.lease, [ids, a.prefix, a.workerId, a.now, a.leaseUntil]) : [];
-  if (rows.length > 0) {
-    const grps: string[] = [];
-    const ns: number[] = [];
-    if (flow.rate) {
-      grps.push("");
-      ns.push(rows.length);
-    }
-    if (group?.rate) {
-      // As picked: a candidate taken meanwhile by a claimer without flow control (a host
-      // whose config lacks it) still counts, which errs on the side of fewer starts.
-      for (const [g, n] of perGroup) {
-        grps.push(GROUP_PREFIX + g);
-        ns.push(n);
-      }
-    }
-    if (grps.length > 0) await q.query(sql.addStarts, [queue, grps, now, ns]);
+  if (rows.length > 0 && flow.rate) {
+    rec.queues.push(queue);
+    rec.grps.push("");
+    rec.ns.push(rows.length);
   }
-  if (keep > 0) await q.query(sql.prune, [queue, now - keep]);
-  if (hold) await q.query(sql.held, [queue, now, hold.reason]);
+  if (keep > 0) {
+    rec.pruneQueues.push(queue);
+    rec.before.push(now - keep);
+  }
   return hold ? { rows, hold } : { rows };
 }
 
