@@ -46,7 +46,8 @@ import {
   type TriggerCommit,
   type TriggerCursor,
 } from "../store.js";
-import { BUSY_TIMEOUT_MS, LOCK_WAIT_MS, LockWaitExpired, whenUnlocked } from "./busy.js";
+import { BUSY_TIMEOUT_MS, LOCK_WAIT_MS, whenUnlocked } from "./busy.js";
+import { translateError } from "./errors.js";
 import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
@@ -76,14 +77,7 @@ export const CLAIM_BATCH_HINT = 100;
 export async function openSqliteStore(path: string, opts: StoreOptions = {}): Promise<Store> {
   const abs = resolve(path);
   const waitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
-  const unlocked = async <T>(fn: () => T): Promise<T> => {
-    try {
-      return await whenUnlocked(fn, waitMs);
-    } catch (err) {
-      throw translateError(err, abs);
-    }
-  };
-  const state = await unlocked(() => inspectFile(abs));
+  const state = await unlocked(() => inspectFile(abs), waitMs, abs);
   if (opts.readOnly) {
     if (state !== "vigil") {
       throw new VigilError("STORE_UNREACHABLE", `store ${abs} does not exist yet; run \`vigil migrate\` to create it`);
@@ -99,11 +93,11 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
     // While another process is creating or converting the same fresh file, SQLite can
     // answer SQLITE_BUSY for this pragma at once; several workers starting together on a
     // new store would then fail. So it is retried like any write.
-    await unlocked(() => db.pragma("journal_mode = WAL"));
+    await unlocked(() => db.pragma("journal_mode = WAL"), waitMs, abs);
     db.pragma(`synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
     // Sorting or grouping never spills to a temp file (that once made claims 3× slower).
     db.pragma("temp_store = MEMORY");
-    migrated = await unlocked(() => migrate(db, abs));
+    migrated = await unlocked(() => migrate(db, abs), waitMs, abs);
   } catch (err) {
     db.close();
     throw err;
@@ -113,25 +107,20 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   return store;
 }
 
-/** SQLite failures an operator can act on, as VigilErrors; everything else as it came. */
-function translateError(err: unknown, path: string): unknown {
-  if (err instanceof LockWaitExpired) {
-    return new VigilError(
-      "STORE_UNREACHABLE",
-      `store ${path} stayed locked by another process for ${err.waitedMs} ms (${(err.last as Error).message}); look for a stuck process holding it`,
-      { cause: err.last },
-    );
+/** `whenUnlocked` (busy.ts), with SQLite's errors translated for an operator. */
+function unlocked<T>(fn: () => T, waitMs: number, path: string): T | Promise<T> {
+  let out: T | Promise<T>;
+  try {
+    out = whenUnlocked(fn, waitMs);
+  } catch (err) {
+    throw translateError(err, path);
   }
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return err;
-  const why = (err as Error).message;
-  if (code.startsWith("SQLITE_FULL") || code.startsWith("SQLITE_IOERR")) {
-    return new VigilError("STORE_UNREACHABLE", `store ${path} could not be written (${why}); check free disk space`, { cause: err });
+  if (out instanceof Promise) {
+    return out.catch((err: unknown) => {
+      throw translateError(err, path);
+    });
   }
-  if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
-    return new VigilError("STORE_CORRUPT", `store ${path} is corrupted (${why}); stop Vigil and restore it from a backup`, { cause: err });
-  }
-  return err;
+  return out;
 }
 
 /** The SQLite store; beyond `Store` it lets `vigil doctor` and tests read its settings. */
@@ -212,20 +201,8 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** `whenUnlocked` with SQLite's errors translated for an operator. */
   private unlocked<T>(fn: () => T): T | Promise<T> {
-    let out: T | Promise<T>;
-    try {
-      out = whenUnlocked(fn, this.lockWaitMs);
-    } catch (err) {
-      throw translateError(err, this.location);
-    }
-    if (out instanceof Promise) {
-      return out.catch((err: unknown) => {
-        throw translateError(err, this.location);
-      });
-    }
-    return out;
+    return unlocked(fn, this.lockWaitMs, this.location);
   }
 
   private get s(): side.SideStatements {
