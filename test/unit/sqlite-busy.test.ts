@@ -86,9 +86,9 @@ describe("sqlite store: another process holds the write lock", () => {
     }
   });
 
-  it("opening a store waits for the lock without blocking the event loop", async () => {
+  it("opening a store that needs the lock waits without blocking the event loop; one up to date needs no lock", async () => {
+    // A fresh file another process holds: switching it to WAL and migrating need the lock.
     const path = join(dir, "open-held.db");
-    await (await openSqliteStore(path, {})).close();
     const holder = sqliteChild("hold", path);
     await holder.waitFor("ready");
     holder.say();
@@ -98,11 +98,23 @@ describe("sqlite store: another process holds the write lock", () => {
       const opening = track(openSqliteStore(path, {}));
       const before = t.ticks();
       await until("timer ticks while opening waits", () => t.ticks() >= before + 10);
+      expect(opening.settled()).toBe(false);
       holder.say();
       await holder.waitFor("released");
       const s = await opening.promise;
       expect((await s.enqueue("q", 1)).created).toBe(true);
       await s.close();
+
+      // The same store, now migrated, held again: opening it only reads.
+      const again = sqliteChild("hold", path);
+      await again.waitFor("ready");
+      again.say();
+      await again.waitFor("locked");
+      const reopened = await openSqliteStore(path, {});
+      expect((await reopened.stats())["q"]!.waiting).toBe(1);
+      again.say();
+      await again.waitFor("released");
+      await reopened.close();
     } finally {
       t.stop();
     }
