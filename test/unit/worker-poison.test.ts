@@ -18,7 +18,8 @@ import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import type { Store } from "../../src/store/store.js";
 import { Worker } from "../../src/worker/worker.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
-import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
+import type { WorkerMessage } from "../../src/worker/protocol.js";
+import { dropSchema, freshSchemaName, PG_URL, pgExec, requirePg } from "../store-contract/pg-helpers.js";
 
 const silent = pino({ level: "silent" });
 
@@ -37,7 +38,8 @@ const postgres: Factory = async () => {
 };
 
 const factories: [string, Factory][] = [["sqlite", sqlite]];
-if (await requirePg("the poisoned hand-off tests on PostgreSQL")) factories.push(["postgres", postgres]);
+const hasPg = await requirePg("the poisoned hand-off tests on PostgreSQL");
+if (hasPg) factories.push(["postgres", postgres]);
 
 /** What the one bad handler adds to its route, and the words its job's error must carry. */
 const POISONS: [string, Record<string, unknown>, RegExp][] = [
@@ -113,5 +115,113 @@ describe.each(factories)("a poisoned hand-off on %s", (_name, open) => {
       });
       expect(j.attempt).toBe(1);
     }
+  });
+});
+
+/**
+ * What validation cannot foresee: the server refuses one item for a reason of its own (here a
+ * CHECK constraint the test adds; a trigger or a full index would do the same). The batch is
+ * committed in parts until that item stands alone.
+ */
+describe.skipIf(!hasPg)("a completion the PostgreSQL server refuses", () => {
+  let store: Store;
+  let schema: string;
+  let worker: Worker | undefined;
+  const messages: WorkerMessage[] = [];
+
+  const start = (s: Store, handler: (job: Job) => Promise<unknown>) => {
+    const w = new Worker(s, {
+      queues: { a: { concurrency: JOBS, handler }, b: { concurrency: JOBS, handler: async () => "done" } },
+      logger: silent,
+      ipc: false,
+      onMessage: (m) => messages.push(m),
+    });
+    w.on("store-error", () => {});
+    worker = w.start();
+    return w;
+  };
+
+  const enqueue = async (n: number, from = 0, bad = -1) =>
+    (await store.enqueueMany(Array.from({ length: n }, (_, i) => ({ queue: "a", payload: { i: from + i, bad: from + i === bad } })))).map(
+      (r) => r.job.id,
+    );
+
+  afterEach(async () => {
+    await worker?.stop({ timeoutMs: 0 });
+    worker = undefined;
+    messages.length = 0;
+    await store.close();
+    await dropSchema(schema);
+  });
+
+  it("fails that job alone, commits the rest of its batch, says so, and goes on claiming", async () => {
+    schema = freshSchemaName("vigil_refused");
+    store = await openPostgresStore(PG_URL, { schema });
+    await pgExec(`ALTER TABLE "${schema}".jobs ADD CONSTRAINT no_poison CHECK (payload <> '"poison"')`);
+    const refused: { jobId: number; error: string; code?: string }[] = [];
+    const w = start(store, async (job) => {
+      const p = job.payload as { i: number; bad?: boolean };
+      return { next: "b", payload: p.bad ? "poison" : { i: p.i } };
+    });
+    w.on("store-refused", (info: { jobId: number; error: string; code?: string }) => refused.push(info));
+    const bad = Math.floor(JOBS / 2);
+    const ids = await enqueue(JOBS, 0, bad);
+    const poisoned = ids[bad]!;
+
+    const dead = await waitFor(`job ${poisoned} dead`, async () => {
+      const j = await store.get(poisoned);
+      return j?.state === "dead" ? j : null;
+    });
+    expect(dead.error).toMatch(/the store refused it \(.*"no_poison"\); the other completions of its batch were committed/);
+    expect(dead.attempt).toBe(1);
+    await waitFor("the rest of the batch completed", async () => {
+      const s = await store.stats();
+      return s["a"]?.completed === JOBS - 1 && s["a"]?.active === 0 && s["b"]?.completed === JOBS - 1 ? s : null;
+    });
+    // The worker said so: an event, and a message its supervisor turns into an incident.
+    expect(refused).toEqual([expect.objectContaining({ jobId: poisoned, code: "23514" })]);
+    expect(refused[0]!.error).toMatch(/no_poison/);
+    expect(messages.filter((m) => m.t === "store-refused")).toEqual([
+      expect.objectContaining({ t: "store-refused", jobId: poisoned, queue: "a", code: "23514" }),
+    ]);
+
+    const more = await enqueue(10, JOBS);
+    await waitFor("ten more jobs completed", async () => {
+      const jobs = await Promise.all(more.map((id) => store.get(id)));
+      return jobs.every((j) => j?.state === "completed");
+    });
+  });
+
+  it("a store-wide error (serialization failure) is retried whole: nothing is split off or failed", async () => {
+    schema = freshSchemaName("vigil_refused");
+    store = await openPostgresStore(PG_URL, { schema });
+    const S = `"${schema}"`;
+    await pgExec(`CREATE TABLE ${S}.hold (held boolean NOT NULL); INSERT INTO ${S}.hold VALUES (true);
+      CREATE FUNCTION ${S}.refuse_while_held() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT held FROM ${S}.hold) THEN RAISE EXCEPTION 'held by the test' USING ERRCODE = '40001'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse BEFORE INSERT ON ${S}.jobs FOR EACH ROW WHEN (NEW.queue = 'b') EXECUTE FUNCTION ${S}.refuse_while_held();`);
+    const errors: unknown[] = [];
+    const refused: unknown[] = [];
+    const w = start(store, async (job) => ({ next: "b", payload: job.payload }));
+    w.on("store-error", (e) => errors.push(e));
+    w.on("store-refused", (info) => refused.push(info));
+    const ids = await enqueue(20);
+    await waitFor("three failed commits", () => errors.length >= 3);
+    // Nothing completed, nothing failed: the jobs wait, held (or not yet claimed).
+    const held = await Promise.all(ids.map((id) => store.get(id)));
+    expect(held.filter((j) => !["active", "waiting"].includes(j!.state))).toEqual([]);
+    expect(held.some((j) => j!.state === "active")).toBe(true);
+
+    await pgExec(`UPDATE ${S}.hold SET held = false`);
+    await waitFor("every job completed", async () => {
+      const jobs = await Promise.all(ids.map((id) => store.get(id)));
+      return jobs.every((j) => j?.state === "completed" && j.attempt === 1);
+    });
+    expect((await store.stats())["b"]?.completed).toBe(20);
+    expect(refused).toEqual([]);
+    expect(messages.filter((m) => m.t === "store-refused")).toEqual([]);
   });
 });
