@@ -113,13 +113,15 @@ export function prepareItem(
   checkQueueName(item.queue);
   const full = item as EnqueueItem;
   const key = checkKey(item.key);
-  const attempts = intIn(item.maxAttempts, limits.defaultAttempts, "maxAttempts", Number.MIN_SAFE_INTEGER, LIMITS.attemptsMax);
+  // Fewer than one attempt means one, as it always has.
+  const asked = typeof item.maxAttempts === "number" && item.maxAttempts < 1 ? 1 : item.maxAttempts;
+  const attempts = intIn(asked, limits.defaultAttempts, "maxAttempts", 1, LIMITS.attemptsMax);
   return {
     queue: item.queue,
     payload: encodeJson(item.payload, limits.maxPayload),
     key: key === null ? null : text(key),
     priority: intIn(item.priority, 0, "priority", LIMITS.priorityMin, LIMITS.priorityMax, " (higher runs first)"),
-    maxAttempts: Math.max(1, attempts),
+    maxAttempts: attempts,
     runAt: full.runAt === undefined ? undefined : intIn(full.runAt, 0, "runAt", 0, LIMITS.runAtMax, " (ms since the epoch)"),
     delayMs: checkDelay(item.delayMs),
     parentId: full.parentId ?? null,
@@ -130,7 +132,7 @@ export function prepareItem(
 
 /**
  * A completion's next-stage jobs, each checked as an enqueue is. A refusal names the job
- * (`next-stage job 2 of 3, queue b: ...`) and keeps its code, so the completing job fails
+ * (`next-stage job 2 of 3 (queue "b"): ...`) and keeps its code, so the completing job fails
  * with the reason and nothing of it is written.
  */
 export function prepareNext(

@@ -98,7 +98,7 @@ export function enqueueAndClaim(t: ContractContext): void {
       await refused({ priority: 2 ** 31 }, /priority 2147483648 is out of range: use a whole number from -2147483648 to 2147483647/);
       await refused({ priority: -(2 ** 31) - 1 }, /priority .* out of range/);
       await refused({ priority: Number.NaN }, /priority .* not a number/);
-      await refused({ maxAttempts: 2 ** 31 }, /maxAttempts .* to 2147483647/);
+      await refused({ maxAttempts: 2 ** 31 }, /maxAttempts 2147483648 is out of range: use a whole number from 1 to 2147483647/);
       await refused({ delayMs: 1e20 }, /delayMs 100000000000000000000 is too long: at most 315360000000 ms \(10 years\)/);
       await refused({ delayMs: Number.POSITIVE_INFINITY }, /delayMs .* not a finite number/);
       await refused({ runAt: 1e20 }, /runAt .* out of range/);
