@@ -5,7 +5,7 @@
  * this file owns the decisions and their store calls, reporting back through `OutcomeHost`.
  */
 import type { Logger } from "pino";
-import { LeaseLostError, type VigilError } from "../core/errors.js";
+import { LeaseLostError, VigilError } from "../core/errors.js";
 import type { LeaseRef } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
@@ -105,21 +105,17 @@ export class Outcomes {
       h.leaseLost(item.lease.jobId, item.queue);
       return;
     }
-    // The result itself cannot be stored (too large, not JSON, a bad next queue): that will
-    // not change on a retry, so the job is dead with the reason.
-    const q = h.queues.get(item.queue)!;
-    h.track(
-      h.store
-        .fail(item.lease, { message: `the result could not be stored: ${err.message}`, outcome: "error" })
-        .then(
-          () => h.emit("failed", { jobId: item.lease.jobId, queue: q.name, error: err, dead: true }),
-          (e) => this.storeRefused(item.lease, q.name, e, "recording an unstorable result"),
-        ),
-    );
+    // Refused by the store's engine itself (a constraint, a trigger), not by Vigil's checks:
+    // SQLite completes each item of a batch on its own, so it says so here.
+    if (!(err instanceof VigilError)) {
+      this.refused(item, err);
+      return;
+    }
+    this.unstorable(item, err);
   }
 
   /**
-   * The store refused this one completion, the rest of its batch committed (isolate.ts).
+   * The store refused this one completion; the rest of its batch committed (isolate.ts).
    * Sent again it would be refused again, so its job is dead with the store's reason, and
    * the worker says so: an error line, a `store-refused` event, and a message the
    * supervisor turns into an incident.
@@ -132,8 +128,25 @@ export class Outcomes {
     h.log.error(info, "the store refused this job's completion; the job is dead, the rest of its batch was committed");
     h.emit("store-refused", info);
     h.send({ t: "store-refused", ...info });
-    const error = new Error(`the store refused it (${reason}); the other completions of its batch were committed`);
-    this.committed(item, { ok: false, error });
+    this.unstorable(item, new Error(`the store refused it (${reason}); the other completions of its batch were committed`));
+  }
+
+  /**
+   * The result cannot be stored (too large, not JSON, a next-stage job out of the store's
+   * limits, refused by the store): that will not change on a retry, so the job is dead with
+   * the reason.
+   */
+  private unstorable(item: PendingCompletion, err: Error): void {
+    const h = this.host;
+    const q = h.queues.get(item.queue)!;
+    h.track(
+      h.store
+        .fail(item.lease, { message: `the result could not be stored: ${err.message}`, outcome: "error" })
+        .then(
+          () => h.emit("failed", { jobId: item.lease.jobId, queue: q.name, error: err, dead: true }),
+          (e) => this.storeRefused(item.lease, q.name, e, "recording an unstorable result"),
+        ),
+    );
   }
 
   /** A store call about a job failed: a lost lease is news of its own, the rest a store error. */

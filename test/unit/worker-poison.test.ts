@@ -10,9 +10,11 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Job } from "../../src/core/types.js";
+import type { Handler } from "../../src/handlers/types.js";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import type { Store } from "../../src/store/store.js";
@@ -118,18 +120,41 @@ describe.each(factories)("a poisoned hand-off on %s", (_name, open) => {
   });
 });
 
+/** A store that refuses a next-stage job whose payload is "poison", for a reason of its own. */
+type Refusing = () => Promise<{ store: Store; cleanup: () => Promise<void>; schema?: string; code: string }>;
+
+const refusingSqlite: Refusing = async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-refused-"));
+  const s = await openSqliteStore(join(dir, "vigil.db"));
+  const db = new Database(join(dir, "vigil.db"));
+  db.exec(`CREATE TRIGGER no_poison BEFORE INSERT ON jobs WHEN NEW.payload = '"poison"' BEGIN SELECT RAISE(ABORT, 'no_poison'); END`);
+  db.close();
+  return { store: s, cleanup: async () => rmSync(dir, { recursive: true, force: true }), code: "SQLITE_CONSTRAINT_TRIGGER" };
+};
+
+const refusingPostgres: Refusing = async () => {
+  const schema = freshSchemaName("vigil_refused");
+  const s = await openPostgresStore(PG_URL, { schema });
+  await pgExec(`ALTER TABLE "${schema}".jobs ADD CONSTRAINT no_poison CHECK (payload <> '"poison"')`);
+  return { store: s, cleanup: () => dropSchema(schema), schema, code: "23514" };
+};
+
+const refusing: [string, Refusing][] = [["sqlite", refusingSqlite]];
+if (hasPg) refusing.push(["postgres", refusingPostgres]);
+
 /**
- * What validation cannot foresee: the server refuses one item for a reason of its own (here a
- * CHECK constraint the test adds; a trigger or a full index would do the same). The batch is
- * committed in parts until that item stands alone.
+ * What validation cannot foresee: the store refuses one item for a reason of its own (here a
+ * constraint or trigger the test adds; a full index would do the same). On PostgreSQL that
+ * fails the whole batch's transaction, which is committed in parts until that item stands
+ * alone; SQLite completes each item of a batch on its own.
  */
-describe.skipIf(!hasPg)("a completion the PostgreSQL server refuses", () => {
+describe.each(refusing)("a completion the store refuses on %s", (name, open) => {
   let store: Store;
-  let schema: string;
+  let cleanup: () => Promise<void>;
   let worker: Worker | undefined;
   const messages: WorkerMessage[] = [];
 
-  const start = (s: Store, handler: (job: Job) => Promise<unknown>) => {
+  const start = (s: Store, handler: Handler) => {
     const w = new Worker(s, {
       queues: { a: { concurrency: JOBS, handler }, b: { concurrency: JOBS, handler: async () => "done" } },
       logger: silent,
@@ -151,13 +176,12 @@ describe.skipIf(!hasPg)("a completion the PostgreSQL server refuses", () => {
     worker = undefined;
     messages.length = 0;
     await store.close();
-    await dropSchema(schema);
+    await cleanup();
   });
 
   it("fails that job alone, commits the rest of its batch, says so, and goes on claiming", async () => {
-    schema = freshSchemaName("vigil_refused");
-    store = await openPostgresStore(PG_URL, { schema });
-    await pgExec(`ALTER TABLE "${schema}".jobs ADD CONSTRAINT no_poison CHECK (payload <> '"poison"')`);
+    const opened = await open();
+    ({ store, cleanup } = opened);
     const refused: { jobId: number; error: string; code?: string }[] = [];
     const w = start(store, async (job) => {
       const p = job.payload as { i: number; bad?: boolean };
@@ -172,17 +196,17 @@ describe.skipIf(!hasPg)("a completion the PostgreSQL server refuses", () => {
       const j = await store.get(poisoned);
       return j?.state === "dead" ? j : null;
     });
-    expect(dead.error).toMatch(/the store refused it \(.*"no_poison"\); the other completions of its batch were committed/);
+    expect(dead.error).toMatch(/the store refused it \(.*no_poison.*\); the other completions of its batch were committed/);
     expect(dead.attempt).toBe(1);
     await waitFor("the rest of the batch completed", async () => {
       const s = await store.stats();
       return s["a"]?.completed === JOBS - 1 && s["a"]?.active === 0 && s["b"]?.completed === JOBS - 1 ? s : null;
     });
     // The worker said so: an event, and a message its supervisor turns into an incident.
-    expect(refused).toEqual([expect.objectContaining({ jobId: poisoned, code: "23514" })]);
+    expect(refused).toEqual([expect.objectContaining({ jobId: poisoned, code: opened.code })]);
     expect(refused[0]!.error).toMatch(/no_poison/);
     expect(messages.filter((m) => m.t === "store-refused")).toEqual([
-      expect.objectContaining({ t: "store-refused", jobId: poisoned, queue: "a", code: "23514" }),
+      expect.objectContaining({ t: "store-refused", jobId: poisoned, queue: "a", code: opened.code }),
     ]);
 
     const more = await enqueue(10, JOBS);
@@ -192,10 +216,10 @@ describe.skipIf(!hasPg)("a completion the PostgreSQL server refuses", () => {
     });
   });
 
-  it("a store-wide error (serialization failure) is retried whole: nothing is split off or failed", async () => {
-    schema = freshSchemaName("vigil_refused");
-    store = await openPostgresStore(PG_URL, { schema });
-    const S = `"${schema}"`;
+  it.skipIf(name !== "postgres")("a store-wide error (serialization failure) is retried whole: nothing is split off or failed", async () => {
+    const opened = await open();
+    ({ store, cleanup } = opened);
+    const S = `"${opened.schema!}"`;
     await pgExec(`CREATE TABLE ${S}.hold (held boolean NOT NULL); INSERT INTO ${S}.hold VALUES (true);
       CREATE FUNCTION ${S}.refuse_while_held() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
