@@ -229,7 +229,7 @@ export class ProcessSlot {
       case "store-refused":
         // The worker went on (the rest of the batch committed): recorded, and recovered at once.
         void this.ctx.incidents
-          .open(this.spec.name, "store-refused", { jobId: m.jobId, queue: m.queue, error: m.error, code: m.code ?? null, workerId: this.workerId, pid: this.pid }, now)
+          .open(this.spec.name, "store-refused", { jobId: m.jobId, queue: m.queue, error: m.error, errorCode: m.code ?? null, workerId: this.workerId, pid: this.pid }, now)
           .then((inc) => inc && this.ctx.incidents.resolve(this.spec.name, now, inc.id));
         this.out.note(`the store refused the completion of job ${m.jobId} (${m.queue}); the job is dead: ${m.error}`);
         return;

@@ -61,7 +61,8 @@ export interface CommitterOptions {
 
 /**
  * After a failed `completeMany` (store busy or unreachable) the batch is retried after
- * 100 ms, doubling to 5 s: quick enough that a brief lock costs little, slow enough not to
+ * 100 ms, doubling to 5 s (a batch refused for what it carries is split instead, see
+ * isolate.ts): quick enough that a brief lock costs little, slow enough not to
  * hammer a store that is down. The leases stay renewed meanwhile (see `pending`).
  */
 const RETRY_BASE_MS = 100;

@@ -80,7 +80,7 @@ describe.skipIf(!hasPg)("vigil start on PostgreSQL", () => {
       const incident = await waitFor("a store-refused incident", async () =>
         (await t.store!.listIncidents({ service: "workers" })).find((i) => i.cause === "store-refused"),
       );
-      expect(incident.detail).toMatchObject({ jobId: poisoned, queue: "a", code: "23514" });
+      expect(incident.detail).toMatchObject({ jobId: poisoned, queue: "a", errorCode: "23514" });
       expect(String(incident.detail["error"])).toMatch(/no_poison/);
       // The worker went on: recorded and recovered at once.
       expect(incident.recoveredAt).toBe(incident.detectedAt);
@@ -97,6 +97,8 @@ describe.skipIf(!hasPg)("vigil start on PostgreSQL", () => {
 
       const shown = JSON.parse(vigil(t.project, ["incidents", "--json"]).stdout) as { cause: string; detail: { jobId: number } }[];
       expect(shown.filter((i) => i.cause === "store-refused").map((i) => i.detail.jobId)).toEqual([poisoned]);
+      const table = vigil(t.project, ["incidents"]).stdout.split("\n").find((l) => l.includes("store-refused"));
+      expect(table).toMatch(new RegExp(`job ${poisoned} \\(a\\); new row for relation "jobs" violates check constraint "no_poison"`));
     } finally {
       // Stopped before its schema goes.
       await t.store?.close();
