@@ -118,10 +118,7 @@ export class Worker extends EventEmitter {
       onOutcome: (item, outcome) => this.outcomes.committed(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
       onSplit: (err, n) =>
-        this.log.warn(
-          { err: (err as Error)?.message ?? String(err), completions: n },
-          "the store refused a batch of completions; committing it in parts to find the one it refuses",
-        ),
+        this.log.warn({ err: (err as Error)?.message ?? String(err), completions: n }, "the store refused a batch; committing it in parts"),
       onRefused: (item, err) => this.outcomes.refused(item, err),
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
       claim: (max) => this.claims.borrow(max),
