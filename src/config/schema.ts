@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { parseDuration, parseSize } from "../core/duration.js";
 import { isTimeZone, scheduleProblem } from "../core/schedule.js";
+import { LIMITS } from "../store/common.js";
 import { QUEUE_NAME } from "../store/store.js";
 
 const duration = (fallback?: string) => {
@@ -85,8 +86,8 @@ const triggerCommon = {
   every: duration("2s"),
   /** Host that owns this trigger's files, in a multi-host deployment (default: any). */
   host: z.string().optional(),
-  /** Priority of the jobs it makes. */
-  priority: z.number().int().optional(),
+  /** Priority of the jobs it makes (within the store's limit, a 32-bit integer). */
+  priority: z.number().int().min(LIMITS.priorityMin).max(LIMITS.priorityMax).optional(),
 };
 
 export const triggerSchema = z.union([

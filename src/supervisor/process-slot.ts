@@ -226,6 +226,13 @@ export class ProcessSlot {
           });
         this.out.note(`job ${m.jobId} (${m.queue}) passed its ${m.timeoutMs} ms timeout and was aborted`);
         return;
+      case "store-refused":
+        // The worker went on (the rest of the batch committed): recorded, and recovered at once.
+        void this.ctx.incidents
+          .open(this.spec.name, "store-refused", { jobId: m.jobId, queue: m.queue, error: m.error, errorCode: m.code ?? null, workerId: this.workerId, pid: this.pid }, now)
+          .then((inc) => inc && this.ctx.incidents.resolve(this.spec.name, now, inc.id));
+        this.out.note(`the store refused the completion of job ${m.jobId} (${m.queue}); the job is dead: ${m.error}`);
+        return;
       case "wedged":
         void this.stall(`wedged: ${m.reason} (job ${m.jobId}, ${m.queue})`, { wedgedJobId: m.jobId, queue: m.queue });
         return;

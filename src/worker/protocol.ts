@@ -37,6 +37,11 @@ export type WorkerMessage =
   | { t: "hb"; at: number; active: ActiveJobInfo[]; lagMs: number; rssBytes: number }
   /** A handler passed its timeout; its signal was aborted. */
   | { t: "job-timeout"; jobId: number; queue: string; timeoutMs: number }
+  /**
+   * The store refused this job's completion on its own (a server-side error, not an outage);
+   * the job is dead and the rest of its batch committed. `code` is the store's error code.
+   */
+  | { t: "store-refused"; jobId: number; queue: string; error: string; code?: string }
   /** A handler did not settle within killGrace after its abort (or its heartbeat stopped): the worker exits. */
   | { t: "wedged"; jobId: number; queue: string; reason: string }
   /** The worker is draining after SIGTERM (or a `drain` message). */

@@ -17,7 +17,9 @@
  *
  * Events: `completed` ({ jobId, queue, result, next }), `failed` ({ jobId, queue, error,
  * retryAt, dead }), `lease-lost` ({ jobId, queue }), `timeout` ({ jobId, queue, timeoutMs }),
- * `wedged` (WedgedInfo), `store-error` (Error), `stopped`.
+ * `wedged` (WedgedInfo), `store-refused` ({ jobId, queue, error }: the store refused that one
+ * completion, its job is dead and the rest of its batch committed), `store-error` (Error),
+ * `stopped`.
  */
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
@@ -97,6 +99,7 @@ export class Worker extends EventEmitter {
       finishing: this.finishing,
       track: (p) => this.track(p),
       emit: (event, info) => this.emit(event, info),
+      send: (m) => this.send(m),
       listening: (event) => this.listenerCount(event) > 0,
       wakeAt: (at) => this.claims.wakeAt(at),
       leaseLost: (jobId, queue) => this.onLeaseLost(jobId, queue),
@@ -114,6 +117,9 @@ export class Worker extends EventEmitter {
     this.committer = new Committer(store, {
       onOutcome: (item, outcome) => this.outcomes.committed(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
+      onSplit: (err, n) =>
+        this.log.warn({ err: (err as Error)?.message ?? String(err), completions: n }, "the store refused a batch; committing it in parts"),
+      onRefused: (item, err) => this.outcomes.refused(item, err),
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
       claim: (max) => this.claims.borrow(max),
       holdStarts: (deliver) => {

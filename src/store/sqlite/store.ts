@@ -27,7 +27,7 @@ import type {
   QueueReport,
   RejectedRecord,
 } from "../../core/types.js";
-import { encodeJson, type PreparedItem } from "../common.js";
+import { encodeJson, prepareNext, type PreparedItem } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
@@ -237,7 +237,7 @@ export class SqliteStore implements Store {
   }
 
   private prepareNext(next: NextJob[] | undefined): PreparedItem[] {
-    return (next ?? []).map((n) => w.prepareItem(this.ctx, n));
+    return prepareNext(next, this.ctx);
   }
 
   async complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]> {
