@@ -71,7 +71,7 @@ export function buildSlotSpecs(input: SlotSpecInput): SlotSpec[] {
         logFile: join(paths.logs, `${file}.log`),
       };
       if ("queues" in svc) {
-        out.push({ ...common, kind: "worker", argv: cli(["worker", "--queues", svc.queues.join(","), "--shutdown-timeout", `${drainMs}ms`]), cwd: dir, ipc: true, stackFile: join(paths.stacks, `${file}.json`) });
+        out.push({ ...common, kind: "worker", argv: cli(["worker", "--queues", svc.queues.join(","), "--shutdown-timeout", `${drainMs}ms`]), cwd: dir, ipc: true, stackFile: join(paths.stacks, `${file}.json`), commandsDir: paths.commands });
       } else {
         out.push({
           ...common,

@@ -20,6 +20,8 @@ export interface SlotSpec {
   /** Restart past this RSS in bytes (0 or absent: no limit). */
   maxMemory?: number;
   stackFile?: string;
+  /** Where a worker records its command handlers' process groups (killed with it on a stall). */
+  commandsDir?: string;
   logFile: string;
 }
 

@@ -3,7 +3,6 @@
  * supervisor's IPC channel. See src/cli/worker.ts for the exit codes.
  */
 import { hostname } from "node:os";
-import { join } from "node:path";
 import type { Command } from "commander";
 import { BadInputError, VigilError } from "../core/errors.js";
 import { requireDuration } from "../core/duration.js";
@@ -61,7 +60,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
   const logger = processLogger();
 
   // Command handlers run in their own process groups; end those a killed worker left.
-  const commandsDir = join(vigilPaths(ctx.dir).root, "commands");
+  const commandsDir = vigilPaths(ctx.dir).commands;
   const { CommandRegistry, killOrphanCommands } = await import("../handlers/command-registry.js");
   for (const g of killOrphanCommands(commandsDir)) {
     logger.warn({ pgid: g.pgid, jobId: g.jobId, argv: g.argv }, "ended a command a previous worker left running");
