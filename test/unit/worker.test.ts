@@ -184,9 +184,10 @@ describe.each(factories)("Worker on %s", (_name, open) => {
     await waitFor("wedged", () => wedged.length === 1);
     expect(wedged[0]).toMatchObject({ jobId: job.id, queue: "stuck" });
     expect(viaOption).toEqual(wedged);
+    // The handler may still be running: nothing is recorded, and the lease is kept (the
+    // process exits and its jobs are freed once it is gone) so no retry starts beside it.
     const j = (await store.get(job.id))!;
-    expect(j.state).toBe("dead");
-    expect(j.history[0]!.outcome).toBe("timeout");
+    expect([j.state, j.workerId, j.history]).toEqual(["active", w.workerId, []]);
   });
 
   it("treats a handler that stopped heartbeating as hung", async () => {
