@@ -29,7 +29,7 @@ export interface SlotSpec {
 export interface SlotTiming extends RestartPolicyOptions {
   /** No heartbeat / probe success this long means stalled (default 5 s). */
   stallAfterMs: number;
-  /** SIGTERM, then SIGKILL to the group this much later (default 5 s). */
+  /** On a stop or restart, SIGTERM, then SIGKILL to the group this much later (default 5 s); a stalled worker is SIGKILLed at once. */
   killTimeoutMs: number;
 }
 
