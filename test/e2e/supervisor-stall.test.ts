@@ -8,22 +8,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
-
-/**
- * A command handler that records each side effect with its attempt in ledger.log: the
- * first attempt takes 6 s, longer than the stall, the release and the retry together.
- */
-const LEDGER_COMMAND = `import { appendFileSync } from "node:fs";
-let input = "";
-for await (const chunk of process.stdin) input += chunk;
-const { attempt } = JSON.parse(input);
-const note = (what) => appendFileSync("ledger.log", attempt + " " + what + " " + process.pid + "\\n");
-note("start");
-if (attempt === 1) await new Promise((r) => setTimeout(r, 6000));
-note("end");
-console.log(JSON.stringify({ pid: process.pid }));
-`;
+import { LEDGER_COMMAND, LEDGER_YAML, WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
@@ -82,16 +67,7 @@ describe("supervisor with workers: stalls", () => {
   });
 
   it("kills the command a SIGSTOPped worker was running before its job runs again", async () => {
-    t.project = makeProject(
-      `queues:
-  cmd: { command: [${JSON.stringify(process.execPath)}, ./ledger-cmd.mjs] }
-services:
-  workers: { queues: [cmd], instances: 2 }
-supervision: { stallAfter: 2s, killTimeout: 8s }
-http: { enabled: false }
-`,
-      { "ledger-cmd.mjs": LEDGER_COMMAND },
-    );
+    t.project = makeProject(LEDGER_YAML("{ stallAfter: 2s, killTimeout: 8s }"), { "ledger-cmd.mjs": LEDGER_COMMAND });
     t.runs.push(startVigil(t.project));
     await allRunning(t.project, t.runs[0]);
     t.store = await openProjectStore(t.project);

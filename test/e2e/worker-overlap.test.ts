@@ -19,13 +19,14 @@ import { killAll, removeProject, started, startWorker, workerProject, type Worke
 const CONFIG = `
 store: sqlite:vigil.db
 queues:
-  late: { handler: ./ledger.mjs, timeout: 500ms, killGrace: 5s, backoff: { base: 100ms, max: 100ms } }
+  late: { handler: ./ledger.mjs, timeout: 500ms, killGrace: 5s, lease: 1s, backoff: { base: 100ms, max: 100ms } }
   stuck: { handler: ./ledger.mjs, timeout: 500ms, killGrace: 1s, lease: 2s, backoff: { base: 100ms, max: 100ms } }
   slow: { handler: ./ledger.mjs, lease: 60s }
 `;
 
 /**
- * First attempts, per queue: `late` ignores its abort and ends 1.5 s later; `stuck` ignores
+ * First attempts, per queue: `late` ignores its abort and ends 2.5 s later, past its 1 s
+ * lease (which must be renewed meanwhile, or another worker takes the job); `stuck` ignores
  * it for ever, noting a tick every 100 ms; `slow` ends 2.5 s after it starts. Later
  * attempts end at once.
  */
@@ -34,7 +35,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export default async function ledger(job) {
   const note = (what) => appendFileSync(new URL("./ledger.log", import.meta.url), job.id + " " + job.attempt + " " + what + " " + process.pid + "\\n");
   note("start");
-  if (job.attempt === 1 && job.queue === "late") await sleep(1500);
+  if (job.attempt === 1 && job.queue === "late") await sleep(3000);
   if (job.attempt === 1 && job.queue === "stuck") {
     setInterval(() => note("tick"), 100);
     await new Promise(() => {});
@@ -73,7 +74,7 @@ function ledgerOf(id: number): [number, string, number][] {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe("a retry never overlaps the attempt it replaces", () => {
-  it("a timed-out handler that settles within killGrace is failed only then: its retry starts after it ended", async () => {
+  it("a timed-out handler that settles within killGrace keeps its lease and is failed only then: its retry starts after it ended", async () => {
     const a = startWorker(p, "late-a", "late");
     await started(a);
     const { job } = await store.enqueue("late", {});
