@@ -14,6 +14,8 @@ export const ENV_WORKER_ID = "VIGIL_WORKER_ID";
 export const ENV_STACK_FILE = "VIGIL_STACK_FILE";
 /** The service and instance name (`workers:1`), for logs. */
 export const ENV_SERVICE = "VIGIL_SERVICE";
+/** The supervisor's `stallAfter` in ms: a worker frozen longer stops itself (freeze.ts). */
+export const ENV_STALL_AFTER = "VIGIL_STALL_AFTER_MS";
 
 /**
  * How often the worker's main event loop reports that it is alive. The supervisor
