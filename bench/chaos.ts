@@ -242,6 +242,10 @@ async function soak(kind: "sqlite" | "postgres"): Promise<void> {
   count("twice-overlap", r.twice.overlap.size);
   count("twice-late-end", r.twice.lateEnd.size);
   count("healthy-worker-incidents", r.healthyIncidents.length);
+  for (const [k, v] of r.during) {
+    if (v.twice) count(`twice-during-${k}`, v.twice);
+    if (v.healthy) count(`healthy-worker-incidents-during-${k}`, v.healthy);
+  }
   count("unrecovered-faults", unrecovered);
   for (const [k, v] of rec) {
     if (v.ms.length === 0) continue;

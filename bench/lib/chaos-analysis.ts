@@ -36,7 +36,11 @@ export const DEFINITIONS = `Definitions:
   no one service (supervisor pause, SQLite lock, PostgreSQL restart) a job completed after
   the fault was lifted. (1) comes from \`vigil status\` samples every 500 ms, the rest from
   the jobs' finish times. A fault that never gets there before the drain ends is
-  unrecovered.`;
+  unrecovered.
+- "during": a twice (from its release or the later run's start) or a healthy-worker
+  incident is put down to the latest fault begun before it, if at most 30 s passed since
+  that fault was lifted (for an abort-ignoring handler: since its first run's killGrace ran
+  out); else to "none".`;
 
 export interface Sample {
   t: number;
@@ -67,7 +71,9 @@ export interface Findings {
   jobsCompleted: number;
   lost: { missing: string[]; stuck: string[]; dead: string[] };
   enqueuedTwice: string[];
-  twice: { jobs: Set<number>; overlap: Set<number>; lateEnd: Set<number>; runs: number; reruns: number; cut: number };
+  twice: { jobs: Set<number>; overlap: Set<number>; lateEnd: Set<number>; at: Map<number, number>; runs: number; reruns: number; cut: number };
+  /** Twice jobs and healthy-worker incidents by the kind of fault under way when they began. */
+  during: Map<string, { twice: number; healthy: number }>;
   healthyIncidents: Incident[];
   unexpectedTimeouts: Incident[];
   recovery: { fault: Fault; ms: number | null }[];
@@ -135,8 +141,26 @@ export function analyse(inp: Inputs): Findings {
     return { fault: f, ms: Number.isFinite(at) ? Math.max(0, at - f.t0) : null };
   });
 
+  // Which fault was under way: the latest one begun before t whose effects may still show.
+  const during = new Map<string, { twice: number; healthy: number }>();
+  const kindAt = (t: number): string => {
+    let best: Fault | null = null;
+    inp.faults.forEach((f, i) => {
+      if (f.t0 - 1000 <= t && t <= targets[i]!.until + 30_000 && (!best || f.t0 > best.t0)) best = f;
+    });
+    return (best as Fault | null)?.kind ?? "none";
+  };
+  const bump = (k: string, what: "twice" | "healthy") => {
+    const e = during.get(k) ?? { twice: 0, healthy: 0 };
+    e[what]++;
+    during.set(k, e);
+  };
+  for (const t of twice.at.values()) bump(kindAt(t), "twice");
+  for (const inc of healthyIncidents) bump(kindAt(inc.detectedAt), "healthy");
+
   return {
     records: records.length,
+    during,
     jobsCompleted: inp.jobs.filter((j) => j.state === "completed").length,
     lost,
     enqueuedTwice,
@@ -176,6 +200,9 @@ function judgeRuns(runs: Map<number, Run[]>, jobs: Job[]): Findings["twice"] {
   const byId = new Map(jobs.map((j) => [j.id, j]));
   const overlap = new Set<number>();
   const lateEnd = new Set<number>();
+  /** When each twice began: the later run's START (overlap) or the release (late end). */
+  const at = new Map<number, number>();
+  const note = (id: number, t: number) => at.set(id, Math.min(at.get(id) ?? Infinity, t));
   let n = 0;
   let reruns = 0;
   let cut = 0;
@@ -185,15 +212,23 @@ function judgeRuns(runs: Map<number, Run[]>, jobs: Job[]): Findings["twice"] {
     cut += rs.filter((r) => r.e === undefined).length;
     const sorted = [...rs].sort((a, b) => a.s - b.s);
     for (let i = 0; i < sorted.length; i++) {
-      for (let k = i + 1; k < sorted.length; k++) if ((sorted[i]!.e ?? sorted[i]!.s) > sorted[k]!.s) overlap.add(id);
+      for (let k = i + 1; k < sorted.length; k++) {
+        if ((sorted[i]!.e ?? sorted[i]!.s) > sorted[k]!.s) {
+          overlap.add(id);
+          note(id, sorted[k]!.s);
+        }
+      }
     }
     const history = byId.get(id)?.history ?? [];
     for (const r of rs) {
       const released = history.find((h) => h.attempt === r.attempt && (h.outcome === "stall" || h.outcome === "timeout"));
-      if (released && r.e !== undefined && r.e > released.at) lateEnd.add(id);
+      if (released && r.e !== undefined && r.e > released.at) {
+        lateEnd.add(id);
+        note(id, released.at);
+      }
     }
   }
-  return { jobs: new Set([...overlap, ...lateEnd]), overlap, lateEnd, runs: n, reruns, cut };
+  return { jobs: new Set([...overlap, ...lateEnd]), overlap, lateEnd, at, runs: n, reruns, cut };
 }
 
 /** The service a fault aimed at and until when its effects may show (abort-ignored: the worker that ran attempt 1). */
