@@ -72,7 +72,6 @@ interface Live {
   writer: LogWriter | null;
   schema: string | null;
   children: Set<ChildProcess>;
-  pids: Set<number>;
 }
 let live: Live | null = null;
 let cleaning: Promise<void> | null = null;
@@ -83,7 +82,7 @@ function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     l.writer?.close();
     for (const c of l.children) if (c.pid) killGroup(c.pid, "SIGKILL") || c.kill("SIGKILL");
-    await stopVigil(l.project, l.pids);
+    await stopVigil(l.project);
     await l.store?.close().catch(() => {});
     if (l.schema) await dropSchema(l.schema).catch((e: Error) => process.stderr.write(`chaos: could not drop schema ${l.schema}: ${e.message}\n`));
     rmSync(l.project.dir, { recursive: true, force: true });
@@ -122,7 +121,7 @@ async function soak(kind: "sqlite" | "postgres"): Promise<void> {
   const system = `vigil-${kind}`;
   const schema = kind === "postgres" ? freshSchema("chaos") : null;
   const project = makeProject(kind, PG_URL, schema);
-  const l: Live = { project, store: null, writer: null, schema, children: new Set(), pids: new Set() };
+  const l: Live = { project, store: null, writer: null, schema, children: new Set() };
   live = l;
   const rnd = prng(SEED + (kind === "postgres" ? 1 : 0));
   process.stdout.write(`\n== ${system}: ${MINUTES} min, seed ${SEED}, ${RATE} lines/s, project ${project.dir}${schema ? `, schema ${schema}` : ""}\n`);
@@ -149,7 +148,6 @@ async function soak(kind: "sqlite" | "postgres"): Promise<void> {
       const s = await snapshot(project.dir, 2000);
       const t = Date.now();
       if (s) {
-        for (const v of s.services) if (v.pid) l.pids.add(v.pid);
         samples.push({
           t,
           allRunning: allRunning(s),
@@ -169,9 +167,11 @@ async function soak(kind: "sqlite" | "postgres"): Promise<void> {
   }, PROGRESS_MS);
 
   const batches = (async () => {
+    // Its own PRNG: the fault loop's draws must not depend on how the two loops interleave.
+    const brnd = prng(SEED ^ 0x5bd1e995);
     let batch = 0;
     while (Date.now() < endAt) {
-      await sleep(15_000 + rnd() * 10_000);
+      await sleep(15_000 + brnd() * 10_000);
       if (Date.now() >= endAt) break;
       if (!(await enqueueBatch(l, ++batch, direct))) failedBatches++;
     }

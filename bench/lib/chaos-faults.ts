@@ -8,7 +8,7 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Store } from "../../src/store/store.js";
-import { IGNORE_ABORT_EXTRA_MS, INGEST_TIMEOUT_MS, ROOT, safeKill, sleep, snapshot, type LogWriter, type Project } from "./chaos-project.js";
+import { IGNORE_ABORT_EXTRA_MS, INGEST_TIMEOUT_MS, ownedBy, ROOT, safeKill, sleep, snapshot, type LogWriter, type Project } from "./chaos-project.js";
 
 const run = promisify(execFile);
 
@@ -96,7 +96,8 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<Fault 
       const ms = between(ctx.rnd, 1000, 10_000);
       safeKill(w.pid!, "SIGSTOP");
       await sleep(ms);
-      safeKill(w.pid!, "SIGCONT");
+      // The supervisor may have killed it meanwhile: wake it only if it is still ours.
+      if (ownedBy(w.pid!, ctx.project.dir)) safeKill(w.pid!, "SIGCONT");
       return f({ t0, t1: Date.now(), target: w.name, pid: w.pid, jobs: held, note: `SIGSTOP pid ${w.pid} for ${ms} ms` });
     }
     case "supervisor-stop": {

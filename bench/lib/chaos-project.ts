@@ -9,7 +9,7 @@
  * write of a short line, so lines from several processes never interleave).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { StatusSnapshot } from "../../src/health/types.js";
@@ -141,22 +141,49 @@ export async function startVigil(p: Project): Promise<void> {
 }
 
 /**
- * Stops the supervisor: SIGCONT first (a fault may have left it or a worker stopped),
- * SIGTERM, then SIGKILL to every group we know of if it has not gone within 30 s.
+ * The processes of this project still alive: those whose command line names its folder
+ * (the supervisor, workers, triggers) or whose working folder is it (command handlers).
+ * Read from /proc each time, so a pid reused by someone else's process is never touched.
  */
-export async function stopVigil(p: Project, knownPids: Iterable<number>): Promise<void> {
+export function projectProcesses(dir: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    if (ownedBy(Number(name), dir)) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Whether `pid` is one of this project's processes (see projectProcesses). */
+export function ownedBy(pid: number, dir: string): boolean {
+  try {
+    if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir)) return true;
+    return readlinkSync(`/proc/${pid}/cwd`) === dir;
+  } catch {
+    return false; // gone, or not ours to read
+  }
+}
+
+/**
+ * Stops the project: SIGCONT to its processes (a fault may have left one stopped),
+ * SIGTERM to the supervisor, and after it has gone (or 30 s) SIGKILL to whatever of the
+ * project is still alive (command handlers a killed worker left behind, for one).
+ */
+export async function stopVigil(p: Project): Promise<void> {
   const sup = p.supervisor;
-  if (!sup?.pid) return;
-  const pids = [...knownPids];
-  for (const pid of [sup.pid, ...pids]) killGroup(pid, "SIGCONT") || safeKill(pid, "SIGCONT");
-  if (sup.exitCode === null && sup.signalCode === null) {
+  for (const pid of projectProcesses(p.dir)) safeKill(pid, "SIGCONT");
+  if (sup?.pid && sup.exitCode === null && sup.signalCode === null) {
     killGroup(sup.pid, "SIGTERM");
     await waitFor("the supervisor to stop", () => sup.exitCode !== null || sup.signalCode !== null, 30_000, 100).catch(() => {
-      process.stderr.write("chaos: the supervisor did not stop within 30 s; SIGKILL to its group and its children's\n");
+      process.stderr.write("chaos: the supervisor did not stop within 30 s; SIGKILL to the project's processes\n");
     });
   }
-  killGroup(sup.pid, "SIGKILL");
-  for (const pid of pids) killGroup(pid, "SIGKILL");
+  for (let i = 0; i < 3; i++) {
+    const left = projectProcesses(p.dir);
+    if (left.length === 0) break;
+    for (const pid of left) safeKill(pid, "SIGKILL");
+    await sleep(200);
+  }
 }
 
 export function safeKill(pid: number, sig: NodeJS.Signals): boolean {
