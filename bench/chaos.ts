@@ -198,8 +198,8 @@ async function soak(kind: "sqlite" | "postgres"): Promise<void> {
   await batches;
   const tailRecords = writer.seq;
 
-  // Drain: until nothing is left to run for 5 s in a row and the trigger has read every
-  // line (or the lines are not coming: bounded by --drain).
+  // Drain: until every service runs and nothing is left to run, and either the trigger
+  // has read every line or 5 s passed so (lines that never come); bounded by --drain.
   process.stdout.write(`faults stopped at ${Math.round((Date.now() - startedAt) / 1000)} s; draining (at most ${Math.round(DRAIN_MS / 1000)} s)\n`);
   const drainStart = Date.now();
   let quietSince: number | null = null;
@@ -207,8 +207,9 @@ async function soak(kind: "sqlite" | "postgres"): Promise<void> {
     const st = await store.stats().catch(() => null);
     const open = st ? Object.values(st).reduce((a, c) => a + c.scheduled + c.waiting + c.active + c.failed, 0) : 1;
     const ingested = st?.["ingest"] ? Object.values(st["ingest"]).reduce((a, b) => a + b, 0) : 0;
-    if (open === 0 && ingested >= tailRecords + direct.size) break;
-    if (open === 0) quietSince ??= Date.now();
+    const settled = open === 0 && allRunning(await snapshot(project.dir));
+    if (settled && ingested >= tailRecords + direct.size) break;
+    if (settled) quietSince ??= Date.now();
     else quietSince = null;
     if (quietSince !== null && Date.now() - quietSince > 5000 + 2 * 500) break;
     await sleep(500);
