@@ -41,8 +41,10 @@ export default async function stage(job) {
   mark(job, "E");
   const out = { rec: p.rec, from: job.queue, pid: process.pid };
   if (p.poison) out.poison = p.poison;
+  // Poison: a next-stage job the store may refuse. Keys are global, so each poison
+  // record gets its own 4,000-char key (a shared one would dedupe the second away).
   if (job.queue === "transform" && p.poison === "priority") return { next: "publish", payload: out, priority: 2 ** 31 };
-  if (job.queue === "transform" && p.poison === "key") return { next: "publish", payload: out, key: "k".repeat(4000) };
+  if (job.queue === "transform" && p.poison === "key") return { next: "publish", payload: out, key: (p.rec + ":").padEnd(4000, "k") };
   return out;
 }
 `;
