@@ -6,7 +6,7 @@ export interface BenchRow {
   system: string;
   scenario: string;
   value: number;
-  unit: "ms" | "%" | "MB";
+  unit: "ms" | "%" | "MB" | "count";
 }
 
 export interface Row {

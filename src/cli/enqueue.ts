@@ -1,18 +1,17 @@
-/** `vigil enqueue QUEUE JSON` and `vigil enqueue QUEUE -` (JSON lines from stdin, one transaction). */
-import { createInterface } from "node:readline";
+/** `vigil enqueue QUEUE JSON` and `vigil enqueue QUEUE -` (JSON lines from stdin, streamed: enqueue-stream.ts). */
 import type { Command } from "commander";
 import { BadInputError } from "../core/errors.js";
 import { parseDuration } from "../core/duration.js";
-import type { EnqueueItem, EnqueueOptions } from "../core/types.js";
+import type { EnqueueOptions } from "../core/types.js";
 import type { VigilConfig } from "../config/schema.js";
 import { withStore } from "./context.js";
+import { enqueueStream } from "./enqueue-stream.js";
 import { printJson } from "./output.js";
-
-/** Lines read between two progress lines on stderr when the input is large. */
-const PROGRESS_EVERY = 50_000;
 
 interface EnqueueFlags {
   key?: string;
+  keyField?: string;
+  skip?: string;
   delay?: string;
   priority?: string;
   attempts?: string;
@@ -23,10 +22,12 @@ interface EnqueueFlags {
 export function register(program: Command): void {
   program
     .command("enqueue")
-    .description("add a job: JSON payload as an argument, or `-` for one JSON payload per stdin line (one transaction)")
+    .description("add a job: JSON payload as an argument, or `-` for one JSON payload per stdin line (streamed, 1,000 lines per transaction)")
     .argument("<queue>", "queue name (must be defined in the config when there is one)")
     .argument("<json>", "the payload as JSON, or - to read JSON lines from stdin")
     .option("--key <key>", "idempotency key: enqueueing the same key again returns the existing job")
+    .option("--key-field <field>", "with -: each job's key is this field of its payload, so running the same input again adds nothing twice")
+    .option("--skip <n>", "with -: skip the first n lines (to resume after a bad line)")
     .option("--delay <duration>", "run no earlier than this from now (500ms, 2s, 5m)")
     .option("--priority <n>", "higher runs first (default 0)")
     .option("--attempts <n>", "attempts before the job is dead (default: the queue's, else 5)")
@@ -39,16 +40,26 @@ export function register(program: Command): void {
         if (flags.replace && flags.key === undefined) throw new BadInputError("--replace needs --key: it replaces the payload of the waiting job holding that key");
         if (flags.replace || ctx.config?.queues[queue]?.onDuplicate === "replace") base.onDuplicate = "replace";
         if (json === "-") {
-          if (flags.key) throw new BadInputError("--key applies to one job; with `-` give each line its own job");
-          const items = await readPayloadLines(queue, base);
-          if (items.length === 0) throw new BadInputError("no JSON lines on stdin; nothing enqueued");
-          if (items.length >= PROGRESS_EVERY) process.stderr.write(`writing ${items.length} jobs in one transaction...\n`);
-          const results = await store.enqueueMany(items);
-          const created = results.filter((r) => r.created).length;
-          if (flags.json) printJson({ enqueued: created, existing: results.length - created, ids: results.map((r) => r.job.id) });
-          else process.stdout.write(`enqueued ${created} jobs on ${queue}${created < results.length ? ` (${results.length - created} already existed)` : ""}\n`);
+          if (flags.key) throw new BadInputError("--key applies to one job; with `-` use --key-field FIELD to key each line by a field of its payload");
+          if (flags.keyField !== undefined && flags.keyField.trim() === "") throw new BadInputError("--key-field needs a field name");
+          const skip = flags.skip === undefined ? 0 : integer(flags.skip, "--skip");
+          if (skip < 0) throw new BadInputError("--skip must be 0 or more");
+          const t = await enqueueStream(store, {
+            queue,
+            base,
+            keyField: flags.keyField,
+            skip,
+            keepIds: flags.json === true,
+            input: process.stdin,
+            progress: (line) => process.stderr.write(line),
+          });
+          const written = t.created + t.existing;
+          if (written === 0) throw new BadInputError(`no JSON lines on stdin${skip ? ` after the ${skip} skipped` : ""}; nothing enqueued`);
+          if (flags.json) printJson({ enqueued: t.created, existing: t.existing, ids: t.ids });
+          else process.stdout.write(`enqueued ${t.created} jobs on ${queue}${t.existing ? ` (${t.existing} already existed)` : ""}\n`);
           return;
         }
+        if (flags.keyField !== undefined || flags.skip !== undefined) throw new BadInputError("--key-field and --skip apply to `-` (JSON lines on stdin)");
         const payload = parsePayload(json, "the payload argument");
         const { job, created, replaced } = await store.enqueue(queue, payload, base);
         if (flags.json) printJson(job);
@@ -95,18 +106,4 @@ function parsePayload(text: string, where: string): unknown {
   } catch (err) {
     throw new BadInputError(`${where} is not valid JSON (${(err as Error).message}); quote it like '{"idea":"..."}'`);
   }
-}
-
-/** Reads every non-blank stdin line as a payload; a bad line names its number and nothing is written. */
-async function readPayloadLines(queue: string, opts: EnqueueOptions): Promise<EnqueueItem[]> {
-  const items: EnqueueItem[] = [];
-  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  let n = 0;
-  for await (const line of rl) {
-    n++;
-    if (line.trim() === "") continue;
-    items.push({ ...opts, queue, payload: parsePayload(line, `stdin line ${n}`) });
-    if (n % PROGRESS_EVERY === 0) process.stderr.write(`read ${n} lines...\n`);
-  }
-  return items;
 }

@@ -45,6 +45,7 @@ export function summary(i: Incident): string {
   if (typeof d.procState === "string") parts.push(d.procState);
   if (typeof d.blockedIn === "string") parts.push(`in ${d.blockedIn}`);
   if (typeof d.jobId === "number") parts.push(`job ${d.jobId}${typeof d.queue === "string" ? ` (${d.queue})` : ""}`);
+  if (typeof d.error === "string") parts.push(d.error);
   const text = parts.join("; ");
   return text.length > 100 ? text.slice(0, 99) + "…" : text;
 }

@@ -4,8 +4,9 @@
  * when the command runs, so `vigil --help` stays fast.
  *
  * Exit codes: 0 drained after SIGTERM, SIGINT or a `drain` message; 70 a handler was
- * wedged (it did not settle after its abort), so the process must be replaced; 1 it could
- * not start (config, store, handler) or failed unexpectedly.
+ * wedged (it did not settle after its abort), so the process must be replaced; 75 it found
+ * itself frozen past the supervisor's stallAfter (VIGIL_STALL_AFTER_MS) and left its jobs
+ * unfinished; 1 it could not start (config, store, handler) or failed unexpectedly.
  */
 import type { Command } from "commander";
 

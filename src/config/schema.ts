@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { parseDuration, parseSize } from "../core/duration.js";
 import { isTimeZone, scheduleProblem } from "../core/schedule.js";
+import { LIMITS } from "../store/common.js";
 import { QUEUE_NAME } from "../store/store.js";
 
 const duration = (fallback?: string) => {
@@ -69,7 +70,7 @@ export const queueSchema = z
     concurrency: z.number().int().min(1).max(10_000).default(1),
     /** A handler running longer is aborted (default 5 m). */
     timeout: duration("5m"),
-    /** After a timeout's abort, how long the handler may take to settle before the worker process is replaced (default 5 s). */
+    /** After a timeout's abort, how long the handler may take to settle before the worker process is replaced (default 5 s); the attempt is failed, and its retry scheduled, once it has settled. */
     killGrace: duration("5s"),
     /** A handler that called ctx.heartbeat() and then stops for this long is treated as hung (default: off). */
     heartbeatTimeout: duration().optional(),
@@ -119,8 +120,8 @@ const triggerCommon = {
   every: duration("2s"),
   /** Host that owns this trigger's files, in a multi-host deployment (default: any). */
   host: z.string().optional(),
-  /** Priority of the jobs it makes. */
-  priority: z.number().int().optional(),
+  /** Priority of the jobs it makes (within the store's limit, a 32-bit integer). */
+  priority: z.number().int().min(LIMITS.priorityMin).max(LIMITS.priorityMax).optional(),
 };
 
 export const triggerSchema = z.union([
@@ -202,7 +203,7 @@ export const supervisionSchema = z
   .strictObject({
     /** No heartbeat (or failed probe) for this long means stalled (default 5 s). */
     stallAfter: duration("5s"),
-    /** SIGTERM, then SIGKILL to the process group after this (default 5 s). */
+    /** On a stop or restart, SIGTERM, then SIGKILL to the process group after this (default 5 s); a stalled worker is SIGKILLed at once. */
     killTimeout: duration("5s"),
     /** Up this long, a process's restart backoff resets (default 30 s). */
     minUptime: duration("30s"),

@@ -170,7 +170,11 @@ export interface JobFilter {
   rootId?: number;
 }
 
-export type IncidentCause = "crash" | "stall" | "job-timeout" | "memory" | "probe" | "stop";
+/**
+ * `store-refused`: the store refused one job's completion for what it carried (a server-side
+ * error, not an outage); the job is dead and the rest of its worker's batch committed.
+ */
+export type IncidentCause = "crash" | "stall" | "job-timeout" | "memory" | "probe" | "stop" | "store-refused";
 
 export interface Incident {
   id: number;

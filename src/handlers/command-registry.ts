@@ -95,12 +95,9 @@ export function killOrphanCommands(dir: string): CommandGroup[] {
     }
     if (reg.workerPid === process.pid) continue;
     if (isAlive(reg.workerPid) && procInfo(reg.workerPid)?.state !== "Z") continue; // a live worker's own
-    for (const g of reg.groups ?? []) {
-      const members = groupMembers(g.pgid);
-      if (members.some((pid) => hasEnv(pid, `VIGIL_JOB_ID=${g.jobId}`))) {
-        killGroup(g.pgid, "SIGKILL");
-        killed.push(g);
-      }
+    for (const g of liveGroups(reg)) {
+      killGroup(g.pgid, "SIGKILL");
+      killed.push(g);
     }
     try {
       unlinkSync(path);
@@ -109,6 +106,23 @@ export function killOrphanCommands(dir: string): CommandGroup[] {
     }
   }
   return killed;
+}
+
+/**
+ * The command groups worker process `workerPid` recorded in `dir` that still run (the
+ * supervisor ends them with a stalled or dead worker), checked as `killOrphanCommands` does.
+ */
+export function recordedGroups(dir: string, workerPid: number): CommandGroup[] {
+  try {
+    return liveGroups(JSON.parse(readFileSync(join(dir, `${workerPid}.json`), "utf8")) as RegistryFile);
+  } catch {
+    return []; // none recorded, or the worker removed its file as it exited
+  }
+}
+
+/** A recorded group is still the job's while one of its members carries `VIGIL_JOB_ID`. */
+function liveGroups(reg: RegistryFile): CommandGroup[] {
+  return (reg.groups ?? []).filter((g) => groupMembers(g.pgid).some((pid) => hasEnv(pid, `VIGIL_JOB_ID=${g.jobId}`)));
 }
 
 function hasEnv(pid: number, entry: string): boolean {

@@ -184,6 +184,8 @@ const CAUSE_ADVICE: Record<string, string> = {
   crash: "Read the service's log (`vigil logs SERVICE`) for the error that ended it.",
   stall: "The process stopped answering; the stack shows where its event loop was blocked — make that code async or move it to a command handler.",
   "job-timeout": "A handler ran past its timeout; raise the queue's `timeout` or make the handler honour `ctx.signal`.",
+  "store-refused":
+    "The store refused one job's result or next-stage jobs (the incident's `error` says why); the job is dead, the worker went on. Fix the handler or the schema, then `vigil jobs retry ID`.",
   memory: "The process grew past `maxMemory`; look for a leak in the handler, or raise the limit.",
   probe: "The service's probe failed; check that it listens and answers 2xx.",
   stop: "A stop or restart someone asked for; nothing to fix.",

@@ -127,8 +127,9 @@ export function computeReport(
       list.map((i) => [Math.max(since, i.detectedAt), Math.min(until, i.recoveredAt ?? until)] as const),
     );
     const manual = list.filter(isManual).length;
-    const failures = list.filter((i) => i.cause !== "stop" && !isManual(i)).length;
-    const restarts = list.filter((i) => i.cause !== "stop" || i.detail?.["action"] === "restart").length;
+    // A refused completion is about one job: its worker neither failed nor restarted.
+    const failures = list.filter((i) => i.cause !== "stop" && i.cause !== "store-refused" && !isManual(i)).length;
+    const restarts = list.filter((i) => (i.cause !== "stop" && i.cause !== "store-refused") || i.detail?.["action"] === "restart").length;
     const recovered = list.filter((i) => i.recoveredAt !== null);
     const causes: Record<string, number> = {};
     for (const i of list) causes[i.cause] = (causes[i.cause] ?? 0) + 1;

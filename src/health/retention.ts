@@ -1,9 +1,10 @@
 /**
  * Retention: removes completed jobs older than `retention.completed` (default 7 d) and
  * dead or cancelled jobs older than `retention.dead` (default 30 d), periodically, in small
- * batches (`store.prune` commits `batch` rows per transaction so a worker's claim never
- * waits long behind it). Totals and report figures survive: the store keeps per-queue
- * totals that pruning does not lower.
+ * batches (`store.prune` commits `batch` rows per transaction and pauses between them, so
+ * a worker's claim never waits long behind it and the pruning process's own event loop,
+ * with its heartbeat, keeps turning). Totals and report figures survive: the store keeps
+ * per-queue totals that pruning does not lower.
  *
  * Only one process prunes at a time, across hosts: each round runs under the store's
  * `retention` leader lock. The `vigil triggers` housekeeping process starts it with

@@ -66,6 +66,8 @@ export interface ProcInfo {
   threads: number;
   /** Process group id. */
   pgid: number;
+  /** Parent process id. */
+  ppid: number;
 }
 
 const STATE_NAMES: Record<string, string> = {
@@ -89,6 +91,7 @@ export function procInfo(pid: number): ProcInfo | null {
     return {
       state,
       stateName: STATE_NAMES[state] ?? state,
+      ppid: Number(rest[1]),
       pgid: Number(rest[2]),
       cpuMs: ((Number(rest[11]) + Number(rest[12])) * 1000) / ticks,
       threads: Number(rest[17]),
@@ -101,7 +104,14 @@ export function procInfo(pid: number): ProcInfo | null {
 
 /** Pids of every process whose process group is `pgid` (Linux /proc scan). */
 export function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
+  return processTable()
+    .filter((p) => p.pgid === pgid)
+    .map((p) => p.pid);
+}
+
+/** Every live process (zombies left out) with its parent and group (Linux /proc scan; empty elsewhere). */
+export function processTable(): { pid: number; ppid: number; pgid: number }[] {
+  const out: { pid: number; ppid: number; pgid: number }[] = [];
   let entries: string[];
   try {
     entries = readdirSync("/proc");
@@ -111,7 +121,7 @@ export function groupMembers(pgid: number): number[] {
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     const info = procInfo(Number(e));
-    if (info && info.pgid === pgid && info.state !== "Z") out.push(Number(e));
+    if (info && info.state !== "Z" && info.state !== "X") out.push({ pid: Number(e), ppid: info.ppid, pgid: info.pgid });
   }
   return out;
 }

@@ -1,5 +1,5 @@
 /** Checks every adapter applies the same way, before anything is written. */
-import { BadInputError, PayloadTooLargeError } from "../core/errors.js";
+import { BadInputError, PayloadTooLargeError, VigilError } from "../core/errors.js";
 import type { EnqueueItem, NextJob } from "../core/types.js";
 import { QUEUE_NAME } from "./store.js";
 
@@ -51,15 +51,61 @@ export interface PreparedItem {
   replace: boolean;
 }
 
-function intOr(v: number | undefined, fallback: number, what: string): number {
-  if (v === undefined) return fallback;
-  if (!Number.isFinite(v)) throw new BadInputError(`${what} must be a finite number`);
+/**
+ * Limits on what a job may carry, checked where every job enters the store (enqueue, a
+ * trigger's batch, a completion's next-stage jobs) so the server never meets a value its
+ * columns refuse: one such value used to fail a whole completion transaction.
+ */
+export const LIMITS = {
+  /** `priority`: the PostgreSQL `integer` column (SQLite's would hold more, the limit is shared). */
+  priorityMin: -2_147_483_648,
+  priorityMax: 2_147_483_647,
+  /** `maxAttempts`: the same `integer` column type. */
+  attemptsMax: 2_147_483_647,
+  /** `delayMs`: ten years. Farther is a mistake (a unit slip), and `run_at` must stay in range. */
+  delayMaxMs: 3650 * 24 * 3600 * 1000,
+  /** `runAt`: the largest time a JavaScript Date can hold (year 275760). */
+  runAtMax: 8_640_000_000_000_000,
+  /**
+   * `key`: characters. PostgreSQL's unique index on keys refuses an entry over ~2,700 bytes
+   * (a third of a page); 512 characters stay under it even at 4 bytes each.
+   */
+  keyMaxChars: 512,
+} as const;
+
+/** A whole number in [min, max], else `BAD_INPUT` naming the field and the range. */
+function intIn(v: unknown, fallback: number, what: string, min: number, max: number, hint = ""): number {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw new BadInputError(`${what} ${JSON.stringify(v) ?? String(v)} is not a number: use a whole number from ${min} to ${max}${hint}`);
+  }
+  const n = Math.trunc(v);
+  if (n < min || n > max) throw new BadInputError(`${what} ${v} is out of range: use a whole number from ${min} to ${max}${hint}`);
+  return n;
+}
+
+function checkDelay(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new BadInputError(`delayMs ${String(v)} is not a finite number of milliseconds`);
+  if (v > LIMITS.delayMaxMs) {
+    throw new BadInputError(`delayMs ${v} is too long: at most ${LIMITS.delayMaxMs} ms (10 years)`);
+  }
   return Math.trunc(v);
 }
 
+function checkKey(key: unknown): string | null {
+  if (key === undefined || key === null) return null;
+  const s = String(key);
+  if (s.length > LIMITS.keyMaxChars) {
+    throw new BadInputError(`key is ${s.length} characters long: at most ${LIMITS.keyMaxChars} characters`);
+  }
+  return s;
+}
+
 /**
- * Validates and encodes an enqueue item, throwing before anything is written. `text`
- * adapts a key to what the engine's text type can hold (PostgreSQL: no NUL characters).
+ * Validates and encodes an enqueue item, throwing `BAD_INPUT` (or `PAYLOAD_TOO_LARGE`)
+ * before anything is written. `text` adapts a key to what the engine's text type can hold
+ * (PostgreSQL: no NUL characters).
  */
 export function prepareItem(
   item: EnqueueItem | (NextJob & { parentId?: number }),
@@ -68,17 +114,44 @@ export function prepareItem(
 ): PreparedItem {
   checkQueueName(item.queue);
   const full = item as EnqueueItem;
+  const key = checkKey(item.key);
+  // Fewer than one attempt means one, as it always has.
+  const asked = typeof item.maxAttempts === "number" && item.maxAttempts < 1 ? 1 : item.maxAttempts;
+  const attempts = intIn(asked, limits.defaultAttempts, "maxAttempts", 1, LIMITS.attemptsMax);
   return {
     queue: item.queue,
     payload: encodeJson(item.payload, limits.maxPayload),
-    key: item.key === undefined || item.key === null ? null : text(String(item.key)),
-    priority: intOr(item.priority, 0, "priority"),
-    maxAttempts: Math.max(1, intOr(item.maxAttempts, limits.defaultAttempts, "maxAttempts")),
-    runAt: full.runAt === undefined ? undefined : intOr(full.runAt, 0, "runAt"),
-    delayMs: item.delayMs === undefined ? undefined : intOr(item.delayMs, 0, "delayMs"),
+    key: key === null ? null : text(key),
+    priority: intIn(item.priority, 0, "priority", LIMITS.priorityMin, LIMITS.priorityMax, " (higher runs first)"),
+    maxAttempts: attempts,
+    runAt: full.runAt === undefined ? undefined : intIn(full.runAt, 0, "runAt", 0, LIMITS.runAtMax, " (ms since the epoch)"),
+    delayMs: checkDelay(item.delayMs),
     parentId: full.parentId ?? null,
     rootId: full.rootId ?? null,
     source: full.source ? encodeJson(full.source, limits.maxPayload, "source") : null,
     replace: full.onDuplicate === "replace",
   };
+}
+
+/**
+ * A completion's next-stage jobs, each checked as an enqueue is. A refusal names the job
+ * (`next-stage job 2 of 3 (queue "b"): ...`) and keeps its code, so the completing job fails
+ * with the reason and nothing of it is written.
+ */
+export function prepareNext(
+  next: readonly NextJob[] | undefined,
+  limits: { maxPayload: number; defaultAttempts: number },
+  text?: (s: string) => string,
+): PreparedItem[] {
+  if (!next?.length) return [];
+  return next.map((n, i) => {
+    try {
+      return prepareItem(n, limits, text);
+    } catch (err) {
+      if (!(err instanceof VigilError)) throw err;
+      const which = next.length > 1 ? `next-stage job ${i + 1} of ${next.length}` : "the next-stage job";
+      err.message = `${which} (queue ${JSON.stringify(n.queue)}): ${err.message}`;
+      throw err;
+    }
+  });
 }

@@ -214,7 +214,10 @@ export interface Store {
   oldestWaiting(): Promise<Record<string, number>>;
   /** Throughput and durations per queue for jobs finished since `since`. */
   report(since: number): Promise<QueueReport[]>;
-  /** Removes old finished jobs in small batches; totals survive. */
+  /**
+   * Removes old finished jobs in small batches, one transaction each, letting the event
+   * loop and other writers in between; totals survive.
+   */
   prune(opts: PruneOptions): Promise<{ completed: number; dead: number }>;
   /**
    * Pauses or resumes a queue: a paused queue's waiting jobs are not claimed (its running
@@ -274,6 +277,11 @@ export interface StoreOptions {
   schema?: string;
   /** Open without migrating or writing (CLI reads, doctor). */
   readOnly?: boolean;
+  /**
+   * SQLite: how long a transaction waits for another process's write lock before it fails
+   * with STORE_UNREACHABLE (default 30 s). The wait never blocks the event loop.
+   */
+  lockWaitMs?: number;
   clock?: Clock;
 }
 

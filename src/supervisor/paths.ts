@@ -19,6 +19,8 @@ export interface VigilPaths {
   logs: string;
   /** Where each worker's watchdog thread writes a blocked stack: `<stacks>/<row name>.json`. */
   stacks: string;
+  /** The command-handler process groups each worker runs: `<commands>/<worker pid>.json`. */
+  commands: string;
   /** The supervisor's own log when started with `--detach`. */
   supervisorLog: string;
   /** Local control socket (JSON lines): status, restart, stop. */
@@ -47,6 +49,7 @@ export function vigilPaths(dir: string): VigilPaths {
     statusFile: join(root, "status.json"),
     logs: join(root, "logs"),
     stacks: join(root, "stacks"),
+    commands: join(root, "commands"),
     supervisorLog: join(root, "supervisor.log"),
     controlSocket,
   };

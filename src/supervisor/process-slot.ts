@@ -8,6 +8,7 @@ import type { ChildProcess } from "node:child_process";
 import type { ServiceState, ServiceStatus, TriggerStatus } from "../health/types.js";
 import { killGroup, procInfo, spawnGroup } from "../os/process.js";
 import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, isWorkerMessage, type ActiveJobInfo, type WorkerMessage } from "../worker/protocol.js";
+import { killForStall, killProcessTree } from "./kill-tree.js";
 import { captureStall, probeHttp, statusFileMtime } from "./liveness.js";
 import { RotatingLog } from "./logs.js";
 import { RestartPolicy } from "./restart-policy.js";
@@ -56,6 +57,8 @@ export class ProcessSlot {
   private lastMemoryCheck = 0;
   private timeoutIncidents = new Map<number, number>();
   private exitWaiters: (() => void)[] = [];
+  /** A stall's kill of this worker is under way: resolves to the jobs freed once it is done. */
+  private stallRelease: Promise<number> | null = null;
   private readonly policy: RestartPolicy;
   private readonly out: RotatingLog;
   /** The last `{t:"triggers"}` report (the triggers process only). */
@@ -226,6 +229,13 @@ export class ProcessSlot {
           });
         this.out.note(`job ${m.jobId} (${m.queue}) passed its ${m.timeoutMs} ms timeout and was aborted`);
         return;
+      case "store-refused":
+        // The worker went on (the rest of the batch committed): recorded, and recovered at once.
+        void this.ctx.incidents
+          .open(this.spec.name, "store-refused", { jobId: m.jobId, queue: m.queue, error: m.error, errorCode: m.code ?? null, workerId: this.workerId, pid: this.pid }, now)
+          .then((inc) => inc && this.ctx.incidents.resolve(this.spec.name, now, inc.id));
+        this.out.note(`the store refused the completion of job ${m.jobId} (${m.queue}); the job is dead: ${m.error}`);
+        return;
       case "wedged":
         void this.stall(`wedged: ${m.reason} (job ${m.jobId}, ${m.queue})`, { wedgedJobId: m.jobId, queue: m.queue });
         return;
@@ -266,32 +276,49 @@ export class ProcessSlot {
     });
   }
 
-  /** Declares the process stalled: frees its jobs, records why, then kills it. */
+  /**
+   * Declares the process stalled and records what it was doing. A worker (or the triggers
+   * process) is then SIGKILLed with every command it started, and its jobs are freed only
+   * once all of that is gone: woken inside a graceful stop's window (a VM resumed, a
+   * `kill -CONT`, a long GC), it would finish its handlers' side effects a second time,
+   * beside the retry (see kill-tree.ts). A command service holds no jobs; it gets the
+   * graceful stop (SIGTERM, SIGKILL after killTimeout).
+   */
   private async stall(reason: string, extra: Record<string, unknown> = {}): Promise<void> {
     if (!this.child || this.planned !== null) return;
     const child = this.child;
     const pid = this.pid!;
+    const workerId = this.spec.kind === "worker" ? this.workerId : null;
     const now = Date.now();
     this.planned = "stall";
     this.state = "stalled";
     const heartbeatAgeMs = this.lastBeatAt === null ? null : now - this.lastBeatAt;
     this.ctx.log(`${this.spec.name} (pid ${pid}) stalled: ${reason}`);
     this.out.note(`stalled: ${reason}`);
-    // Free the jobs first: they run elsewhere while this process is examined and killed.
-    // A late completion from this process carries a stale lease token and is refused.
-    const released = this.spec.kind === "worker" && this.workerId ? await this.ctx.releaseWorker(this.workerId, "stall") : 0;
-    const evidence = await captureStall({
-      pid,
-      heartbeatAgeMs,
-      activeJobs: this.lastHb?.active ?? [],
-      stackFile: this.spec.stackFile ?? null,
-      startedAt: this.startedAt!,
-    });
-    const cause = this.spec.probe ? "probe" : "stall";
-    const inc = await this.ctx.incidents.open(this.spec.name, cause, { reason, workerId: this.workerId, releasedJobs: released, ...evidence, ...extra }, now);
-    if (inc) this.pendingRecovery = true;
-    this.ctx.incidents.alert(cause, this.spec.name, `${this.spec.name} stalled: ${reason}${evidence.blockedIn ? `; blocked in ${evidence.blockedIn}` : ""}`, { pid, procState: evidence.procState });
-    if (this.child === child) this.terminate();
+    const kill = this.spec.kind === "worker";
+    let freed: (n: number) => void = () => {};
+    // An exit seen meanwhile (the SIGKILL below, a wedged worker ending itself) leaves the
+    // release to this sequence, which frees the jobs only once the commands are gone too.
+    if (kill) this.stallRelease = new Promise<number>((resolve) => (freed = resolve));
+    let released = 0;
+    try {
+      const evidence = await captureStall({
+        pid,
+        heartbeatAgeMs,
+        activeJobs: this.lastHb?.active ?? [],
+        stackFile: this.spec.stackFile ?? null,
+        startedAt: this.startedAt!,
+      });
+      const killed = kill ? { killed: await killForStall(pid, this.spec.commandsDir, (m) => this.out.note(m), (m) => this.ctx.log(`${this.spec.name}: ${m}`)) } : {};
+      if (workerId) released = await this.ctx.releaseWorker(workerId, "stall");
+      const cause = this.spec.probe ? "probe" : "stall";
+      const inc = await this.ctx.incidents.open(this.spec.name, cause, { reason, workerId, releasedJobs: released, ...evidence, ...killed, ...extra }, now);
+      if (inc) this.pendingRecovery = true;
+      this.ctx.incidents.alert(cause, this.spec.name, `${this.spec.name} stalled: ${reason}${evidence.blockedIn ? `; blocked in ${evidence.blockedIn}` : ""}`, { pid, procState: evidence.procState });
+    } finally {
+      freed(released);
+    }
+    if (!kill && this.child === child) this.terminate();
   }
 
   private async overMemory(rssBytes: number): Promise<void> {
@@ -333,7 +360,15 @@ export class ProcessSlot {
     // Anything the leader left in its group would be an orphan: take it down too.
     if (pid !== null) killGroup(pid, "SIGKILL");
     const activeJobs = this.lastHb?.active ?? [];
-    const releasing = this.spec.kind === "worker" && this.workerId ? this.ctx.releaseWorker(this.workerId, "exit") : Promise.resolve(0);
+    const workerId = this.workerId;
+    // A worker's jobs are freed once what it started is gone too: a command it left running
+    // (it was SIGKILLed and could not end them) would otherwise run beside the retry.
+    const releasing =
+      this.stallRelease ??
+      (this.spec.kind === "worker" && workerId && pid !== null
+        ? killProcessTree(pid, this.spec.commandsDir).then(() => this.ctx.releaseWorker(workerId, "exit"))
+        : Promise.resolve(0));
+    this.stallRelease = null;
     this.ctx.childrenChanged();
     const planned = this.planned;
     this.planned = null;

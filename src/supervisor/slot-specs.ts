@@ -6,6 +6,7 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { VigilConfig } from "../config/schema.js";
+import { ENV_STALL_AFTER } from "../worker/protocol.js";
 import type { SlotSpec } from "./process-slot.js";
 import { rowFileName, type VigilPaths } from "./paths.js";
 
@@ -71,7 +72,8 @@ export function buildSlotSpecs(input: SlotSpecInput): SlotSpec[] {
         logFile: join(paths.logs, `${file}.log`),
       };
       if ("queues" in svc) {
-        out.push({ ...common, kind: "worker", argv: cli(["worker", "--queues", svc.queues.join(","), "--shutdown-timeout", `${drainMs}ms`]), cwd: dir, ipc: true, stackFile: join(paths.stacks, `${file}.json`) });
+        const env = { ...common.env, [ENV_STALL_AFTER]: String(config.supervision.stallAfter) };
+        out.push({ ...common, env, kind: "worker", argv: cli(["worker", "--queues", svc.queues.join(","), "--shutdown-timeout", `${drainMs}ms`]), cwd: dir, ipc: true, stackFile: join(paths.stacks, `${file}.json`), commandsDir: paths.commands });
       } else {
         out.push({
           ...common,

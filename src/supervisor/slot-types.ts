@@ -20,6 +20,8 @@ export interface SlotSpec {
   /** Restart past this RSS in bytes (0 or absent: no limit). */
   maxMemory?: number;
   stackFile?: string;
+  /** Where a worker records its command handlers' process groups (killed with it on a stall). */
+  commandsDir?: string;
   logFile: string;
 }
 
@@ -27,7 +29,7 @@ export interface SlotSpec {
 export interface SlotTiming extends RestartPolicyOptions {
   /** No heartbeat / probe success this long means stalled (default 5 s). */
   stallAfterMs: number;
-  /** SIGTERM, then SIGKILL to the group this much later (default 5 s). */
+  /** On a stop or restart, SIGTERM, then SIGKILL to the group this much later (default 5 s); a stalled worker is SIGKILLed at once. */
   killTimeoutMs: number;
 }
 

@@ -15,8 +15,10 @@
  * worked.
  */
 import type { CompleteOutcome, Store } from "../store/store.js";
+import { isStoreWideError } from "../store/store-wide.js";
 import type { Lease, LeaseRef, NextJob } from "../core/types.js";
 import type { BorrowedClaim } from "./claim-loop.js";
+import { isolateRefused } from "./isolate.js";
 
 export interface PendingCompletion {
   lease: LeaseRef;
@@ -32,6 +34,13 @@ export interface CommitterOptions {
   onOutcome: (item: PendingCompletion, outcome: CompleteOutcome) => void;
   /** Told when a whole batch could not be committed (it is retried). */
   onError: (err: unknown, items: number) => void;
+  /**
+   * Told when the store refused a batch for something it carries (not a store-wide error):
+   * its items are then committed in parts to find the one refused (isolate.ts).
+   */
+  onSplit?: (err: unknown, items: number) => void;
+  /** Told of a completion the store refused on its own; the rest of its batch committed. */
+  onRefused: (item: PendingCompletion, err: unknown) => void;
   /** Runs just before each transaction (the crash test hook lives here). */
   beforeCommit?: () => void;
   /**
@@ -52,7 +61,8 @@ export interface CommitterOptions {
 
 /**
  * After a failed `completeMany` (store busy or unreachable) the batch is retried after
- * 100 ms, doubling to 5 s: quick enough that a brief lock costs little, slow enough not to
+ * 100 ms, doubling to 5 s (a batch refused for what it carries is split instead, see
+ * isolate.ts): quick enough that a brief lock costs little, slow enough not to
  * hammer a store that is down. The leases stay renewed meanwhile (see `pending`).
  */
 const RETRY_BASE_MS = 100;
@@ -65,6 +75,8 @@ export class Committer {
   private buffer: PendingCompletion[] = [];
   /** Batches in a transaction now, one per lane. */
   private readonly inFlight = new Set<PendingCompletion[]>();
+  /** Parts of a refused batch waiting their turn while its refused item is looked for. */
+  private readonly isolating = new Set<PendingCompletion[]>();
   private scheduled = false;
   /** Lanes running: each commits batch after batch until nothing is left for it. */
   private lanes = 0;
@@ -113,11 +125,13 @@ export class Committer {
    */
   *pending(): Iterable<PendingCompletion> {
     yield* this.buffer;
+    for (const part of this.isolating) yield* part;
   }
 
   get size(): number {
     let n = this.buffer.length;
     for (const b of this.inFlight) n += b.length;
+    for (const b of this.isolating) n += b.length;
     return n;
   }
 
@@ -173,11 +187,28 @@ export class Committer {
         }
         try {
           ({ outcomes, leases } = await commit);
-        } catch (err) {
-          claim?.failed(err);
-          this.opts.onError(err, batch.length);
+        } catch (failure) {
+          claim?.failed(failure);
           this.inFlight.delete(batch);
-          this.buffer.unshift(...batch);
+          let err = failure;
+          let left = batch;
+          if (batch.length > 0 && !isStoreWideError(err)) {
+            // Refused for what it carries: sent again it fails again. Find the item at fault.
+            this.opts.onSplit?.(err, batch.length);
+            const rest = await isolateRefused(this.store, batch, err, {
+              onOutcome: this.opts.onOutcome,
+              onRefused: this.opts.onRefused,
+              waiting: this.isolating,
+              inFlight: this.inFlight,
+            });
+            if (rest === null) {
+              this.retryMs = 0;
+              continue;
+            }
+            ({ left, err } = rest);
+          }
+          this.opts.onError(err, left.length);
+          this.buffer.unshift(...left);
           if (!this.retryTimer) {
             this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs ? this.retryMs * 2 : RETRY_BASE_MS);
             this.retryTimer = setTimeout(() => {

@@ -36,10 +36,18 @@ export class JobRun {
   /** The handler's promise has settled. */
   settled = false;
   /**
-   * The lease is no longer this worker's to use (lost, failed at a timeout, given back at
-   * a stop): whatever the handler returns from now on is discarded.
+   * Whatever the handler returns from now on is discarded: it timed out, its lease was
+   * lost, or it was given back at a stop.
    */
   gone = false;
+  /**
+   * The lease is still this worker's, so it is renewed: true until it is lost, given back,
+   * or the attempt recorded. A timed-out attempt keeps it until its handler settles (see
+   * `timeoutError`), so no retry can start while the handler may still run.
+   */
+  holdsLease = true;
+  /** Why it timed out; its attempt is failed with this once the handler has settled. */
+  timeoutError: JobTimeoutError | undefined;
   /** Declared wedged: it did not settle within killGrace of its abort. */
   wedged = false;
   /** ms since the epoch of the last ctx.heartbeat(), if any. */

@@ -4,6 +4,7 @@ import { JOB_BACKOFF, type BackoffPolicy } from "../core/backoff.js";
 import type { Handler } from "../handlers/types.js";
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_STALLS, type QueueFlow } from "../store/store.js";
 import { DEFAULT_PREFETCH } from "./lease-buffer.js";
+import type { FrozenInfo } from "./freeze.js";
 import type { WorkerMessage } from "./protocol.js";
 
 /** One queue's settings. Durations in ms. */
@@ -74,6 +75,15 @@ export interface WorkerOptions {
   ipc?: boolean;
   /** Called when a handler is wedged. Default: only the `wedged` event (`vigil worker` exits). */
   onWedged?: (info: WedgedInfo) => void;
+  /**
+   * ms: finding its own clock jumped further than this between two looks (SIGSTOP, a VM
+   * pause, a long block), the worker aborts its jobs without recording them and stops,
+   * since they may run elsewhere by now (freeze.ts). `vigil worker` gets the supervisor's
+   * `stallAfter`. Default: off.
+   */
+  frozenAfter?: number;
+  /** Called when the worker found itself frozen, after its jobs were aborted (`vigil worker` exits). */
+  onFrozen?: (info: FrozenInfo) => void;
   /** Logger; default: pino JSON lines on stdout at VIGIL_LOG_LEVEL (default `info`). */
   logger?: Logger;
 }

@@ -5,7 +5,7 @@
  * this file owns the decisions and their store calls, reporting back through `OutcomeHost`.
  */
 import type { Logger } from "pino";
-import { LeaseLostError, rateLimitedMs, type VigilError } from "../core/errors.js";
+import { LeaseLostError, rateLimitedMs, VigilError } from "../core/errors.js";
 import type { LeaseRef } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
@@ -14,6 +14,7 @@ import type { Committer, PendingCompletion } from "./committer.js";
 import { decideFailure } from "./failure.js";
 import type { JobRun } from "./job-run.js";
 import type { QueueSettings, WorkerOptions } from "./options.js";
+import type { WorkerMessage } from "./protocol.js";
 
 /** What the outcome recording needs from the Worker that owns the runs. */
 export interface OutcomeHost {
@@ -25,8 +26,10 @@ export interface OutcomeHost {
   /** Runs whose handler settled and whose fail or rounds check is still in flight. */
   readonly finishing: Set<JobRun>;
   readonly track: (p: Promise<unknown>) => void;
-  /** Emits a Worker event (`completed`, `failed`). */
+  /** Emits a Worker event (`completed`, `failed`, `store-refused`). */
   readonly emit: (event: string, info: unknown) => void;
+  /** Tells the supervisor (IPC), which records an incident. */
+  readonly send: (m: WorkerMessage) => void;
   readonly listening: (event: string) => boolean;
   /** Wakes the claim loop at a `Date.now()` time (ms), for a retry coming due. */
   readonly wakeAt: (at: number) => void;
@@ -128,8 +131,39 @@ export class Outcomes {
       h.leaseLost(item.lease.jobId, item.queue);
       return;
     }
-    // The result itself cannot be stored (too large, not JSON, a bad next queue): that will
-    // not change on a retry, so the job is dead with the reason.
+    // Refused by the store's engine itself (a constraint, a trigger), not by Vigil's checks:
+    // SQLite completes each item of a batch on its own, so it says so here.
+    if (!(err instanceof VigilError)) {
+      this.refused(item, err);
+      return;
+    }
+    this.unstorable(item, err);
+  }
+
+  /**
+   * The store refused this one completion; the rest of its batch committed (isolate.ts).
+   * Sent again it would be refused again, so its job is dead with the store's reason, and
+   * the worker says so: an error line, a `store-refused` event, and a message the
+   * supervisor turns into an incident.
+   */
+  refused(item: PendingCompletion, err: unknown): void {
+    const h = this.host;
+    const reason = (err as Error)?.message ?? String(err);
+    const code = (err as { code?: unknown })?.code;
+    const info = { jobId: item.lease.jobId, queue: item.queue, error: reason, ...(typeof code === "string" ? { code } : {}) };
+    h.log.error(info, "the store refused this job's completion; the job is dead, the rest of its batch was committed");
+    h.emit("store-refused", info);
+    h.send({ t: "store-refused", ...info });
+    this.unstorable(item, new Error(`the store refused it (${reason}); the other completions of its batch were committed`));
+  }
+
+  /**
+   * The result cannot be stored (too large, not JSON, a next-stage job out of the store's
+   * limits, refused by the store): that will not change on a retry, so the job is dead with
+   * the reason.
+   */
+  private unstorable(item: PendingCompletion, err: Error): void {
+    const h = this.host;
     const q = h.queues.get(item.queue)!;
     h.track(
       h.store

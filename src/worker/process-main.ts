@@ -3,7 +3,6 @@
  * supervisor's IPC channel. See src/cli/worker.ts for the exit codes.
  */
 import { hostname } from "node:os";
-import { join } from "node:path";
 import type { Command } from "commander";
 import { BadInputError, VigilError } from "../core/errors.js";
 import { requireDuration } from "../core/duration.js";
@@ -14,12 +13,15 @@ import { vigilPaths } from "../supervisor/paths.js";
 import { loadContext, openContextStore } from "../cli/context.js";
 import type { QueueOptions } from "./options.js";
 import { onStopRequests, processId, processLogger, startWatchdog } from "./process-setup.js";
+import { ENV_STALL_AFTER } from "./protocol.js";
 import { Worker } from "./worker.js";
 
 /** Exit code of a worker that drained and stopped. */
 export const EXIT_DRAINED = 0;
 /** Exit code of a worker whose handler was wedged (EX_SOFTWARE): replace the process. */
 export const EXIT_WEDGED = 70;
+/** Exit code of a worker that found itself frozen past stallAfter (EX_TEMPFAIL): replace it. */
+export const EXIT_FROZEN = 75;
 /**
  * Extra time, beyond the shutdown timeout, that a stop may take to commit and give back
  * (15 s). A store that stopped answering would otherwise hold the process for ever; past
@@ -61,7 +63,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
   const logger = processLogger();
 
   // Command handlers run in their own process groups; end those a killed worker left.
-  const commandsDir = join(vigilPaths(ctx.dir).root, "commands");
+  const commandsDir = vigilPaths(ctx.dir).commands;
   const { CommandRegistry, killOrphanCommands } = await import("../handlers/command-registry.js");
   for (const g of killOrphanCommands(commandsDir)) {
     logger.warn({ pgid: g.pgid, jobId: g.jobId, argv: g.argv }, "ended a command a previous worker left running");
@@ -102,6 +104,11 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
     stages: stagesOf(config),
     shutdownTimeout,
     onWedged: () => void finish(EXIT_WEDGED, 0, WEDGED_EXIT_MS),
+    // Frozen: its jobs may be another worker's by now. It exits at once, before any more
+    // handler code runs; what it did not record comes back through the supervisor's
+    // release (after this process is gone) or the leases running out.
+    frozenAfter: Number(process.env[ENV_STALL_AFTER]) || undefined,
+    onFrozen: () => process.exit(EXIT_FROZEN),
   });
 
   // Pruning old jobs needs one process per project; every worker offers, the store lock

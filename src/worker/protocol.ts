@@ -14,6 +14,8 @@ export const ENV_WORKER_ID = "VIGIL_WORKER_ID";
 export const ENV_STACK_FILE = "VIGIL_STACK_FILE";
 /** The service and instance name (`workers:1`), for logs. */
 export const ENV_SERVICE = "VIGIL_SERVICE";
+/** The supervisor's `stallAfter` in ms: a worker frozen longer stops itself (freeze.ts). */
+export const ENV_STALL_AFTER = "VIGIL_STALL_AFTER_MS";
 
 /**
  * How often the worker's main event loop reports that it is alive. The supervisor
@@ -37,6 +39,11 @@ export type WorkerMessage =
   | { t: "hb"; at: number; active: ActiveJobInfo[]; lagMs: number; rssBytes: number }
   /** A handler passed its timeout; its signal was aborted. */
   | { t: "job-timeout"; jobId: number; queue: string; timeoutMs: number }
+  /**
+   * The store refused this job's completion on its own (a server-side error, not an outage);
+   * the job is dead and the rest of its batch committed. `code` is the store's error code.
+   */
+  | { t: "store-refused"; jobId: number; queue: string; error: string; code?: string }
   /** A handler did not settle within killGrace after its abort (or its heartbeat stopped): the worker exits. */
   | { t: "wedged"; jobId: number; queue: string; reason: string }
   /** The worker is draining after SIGTERM (or a `drain` message). */

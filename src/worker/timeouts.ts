@@ -1,8 +1,11 @@
 /**
  * The timeout and wedge watch over running handlers: a handler past its `timeout` (or
- * silent past its `heartbeatTimeout`) is aborted and its attempt failed as a timeout; a
- * handler that does not settle `killGrace` after any abort (timeout, lost lease) is
- * reported as wedged, which ends a worker process so the supervisor replaces it.
+ * silent past its `heartbeatTimeout`) is aborted, and its attempt is failed as a timeout
+ * once the handler has settled (Worker.onSettled), not before: until then the handler may
+ * still be doing its work, and a retry must not start beside it. Its lease is renewed
+ * meanwhile. A handler that does not settle `killGrace` after any abort (timeout, lost
+ * lease) is reported as wedged, which ends a worker process; its timed-out job is freed
+ * once that process is gone (the supervisor's release, or the lease running out).
  */
 import type { Logger } from "pino";
 import { JobTimeoutError, type JobRun } from "./job-run.js";
@@ -17,7 +20,6 @@ export interface TimeoutHost {
   readonly send: (m: WorkerMessage) => void;
   /** Emits a Worker event (`timeout`, `wedged`). */
   readonly emit: (event: string, info: unknown) => void;
-  readonly failRun: (run: JobRun, err: unknown, outcome: "timeout") => void;
   /** Lets a drain that waits for owned runs see that one is no longer ours. */
   readonly checkIdle: () => void;
   readonly onWedged?: (info: WedgedInfo) => void;
@@ -41,7 +43,7 @@ export class TimeoutWatch {
     return next;
   }
 
-  /** Aborts a handler that ran too long or stopped heartbeating, and fails its attempt. */
+  /** Aborts a handler that ran too long or stopped heartbeating; its attempt fails once it settles. */
   timedOut(run: JobRun, reason: JobTimeoutError): void {
     const h = this.host;
     if (run.settled || run.wedged || run.timedOut) return;
@@ -55,7 +57,7 @@ export class TimeoutWatch {
       h.send({ t: "job-timeout", jobId: run.jobId, queue: run.q.name, timeoutMs });
       h.emit("timeout", { jobId: run.jobId, queue: run.q.name, timeoutMs });
       h.log.warn({ jobId: run.jobId, queue: run.q.name }, reason.message);
-      h.failRun(run, reason, "timeout");
+      run.timeoutError = reason;
     }
     this.armWedge(run, reason.message);
     h.checkIdle();

@@ -8,16 +8,20 @@
  *   job's signal and discards its result.
  * - Group-commits completions (see committer.ts), with next-stage jobs in the same
  *   transaction (see src/pipeline/); failed attempts become retries or dead jobs in outcomes.ts.
- * - Times handlers out, watches their heartbeats, and reports a handler that does not
- *   settle `killGrace` after its abort as wedged (timeouts.ts).
- * - Sends a process heartbeat every second from the main loop (protocol.ts).
+ * - Times handlers out (failing the attempt once the handler settled), watches their
+ *   heartbeats, and reports a handler that does not settle `killGrace` after its abort as
+ *   wedged (timeouts.ts).
+ * - Sends a process heartbeat every second from the main loop (protocol.ts); found frozen
+ *   past `frozenAfter` by its own clock, aborts its jobs unrecorded and stops (freeze.ts).
  * - `stop()` drains: stops claiming, lets in-flight jobs finish up to `shutdownTimeout`,
  *   gives the rest back without counting an attempt, and commits every completion before
  *   it resolves.
  *
  * Events: `completed` ({ jobId, queue, result, next }), `failed` ({ jobId, queue, error,
  * retryAt, dead }), `lease-lost` ({ jobId, queue }), `timeout` ({ jobId, queue, timeoutMs }),
- * `wedged` (WedgedInfo), `store-error` (Error), `stopped`.
+ * `wedged` (WedgedInfo), `frozen` (FrozenInfo), `store-refused` ({ jobId, queue, error }: the
+ * store refused that one completion, its job is dead and the rest of its batch committed),
+ * `store-error` (Error), `stopped`.
  */
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
@@ -30,6 +34,7 @@ import { START_SLACK_MS } from "../store/flow.js";
 import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
 import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
+import { FreezeWatch, FrozenError, type FrozenInfo } from "./freeze.js";
 import { ProcessHeartbeat } from "./heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
 import { LeaseBuffer, DEFAULT_PREFETCH, FLOW_PREFETCH_WAIT_MS } from "./lease-buffer.js";
@@ -60,6 +65,7 @@ export class Worker extends EventEmitter {
   private readonly timeouts: TimeoutWatch;
   private readonly buffer: LeaseBuffer;
   private readonly heartbeat: ProcessHeartbeat;
+  private readonly freeze: FreezeWatch | undefined;
   private readonly testCrash = process.env.VIGIL_TEST_CRASH === "before-complete";
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private readonly claims: ClaimLoop;
@@ -98,6 +104,7 @@ export class Worker extends EventEmitter {
       finishing: this.finishing,
       track: (p) => this.track(p),
       emit: (event, info) => this.emit(event, info),
+      send: (m) => this.send(m),
       listening: (event) => this.listenerCount(event) > 0,
       wakeAt: (at) => this.claims.wakeAt(at),
       leaseLost: (jobId, queue) => this.onLeaseLost(jobId, queue),
@@ -108,13 +115,15 @@ export class Worker extends EventEmitter {
       log: this.log,
       send: (m) => this.send(m),
       emit: (event, info) => this.emit(event, info),
-      failRun: (run, err, outcome) => this.outcomes.failRun(run, err, outcome),
       checkIdle: () => this.checkIdle(),
       onWedged: (info) => this.opts.onWedged?.(info),
     });
     this.committer = new Committer(store, {
       onOutcome: (item, outcome) => this.outcomes.committed(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
+      onSplit: (err, n) =>
+        this.log.warn({ err: (err as Error)?.message ?? String(err), completions: n }, "the store refused a batch; committing it in parts"),
+      onRefused: (item, err) => this.outcomes.refused(item, err),
       beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
       claim: (max) => this.claims.borrow(max),
       holdStarts: (deliver) => {
@@ -145,6 +154,7 @@ export class Worker extends EventEmitter {
       track: (p) => this.track(p),
     });
     this.deadlines = new EarliestTimer((now) => this.timeouts.sweep(now));
+    if (opts.frozenAfter) this.freeze = new FreezeWatch(opts.frozenAfter, (info) => this.frozen(info));
   }
 
   /** Starts claiming. Returns `this` so `new Worker(...).start()` keeps the worker. */
@@ -163,6 +173,7 @@ export class Worker extends EventEmitter {
     this.renewTimer = setInterval(() => this.renewAll(), Math.max(50, minLease / 3));
     this.renewTimer.unref();
     this.heartbeat.start();
+    this.freeze?.start();
     this.send({ t: "ready", workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
     this.heartbeat.beat();
     this.claims.startPolling(pollMs, reapMs, Math.min(...settings.map((q) => q.maxStalls)));
@@ -223,6 +234,7 @@ export class Worker extends EventEmitter {
   }
 
   private runJob(lease: Lease, q: QueueSettings): void {
+    if (this.freeze?.check()) return this.giveBack(lease); // frozen: stopping, start nothing
     if (q.flow && (q.flow.rate || q.flow.group?.rate) && lease.job.startedAt !== null) {
       // Its start was counted at the claim; starting it later could crowd a rate window.
       const late = this.store.clock.now() - lease.job.startedAt;
@@ -253,6 +265,7 @@ export class Worker extends EventEmitter {
 
   private onSettled(run: JobRun, ok: boolean, value: unknown): void {
     if (run.settled) return;
+    this.freeze?.check(); // found frozen: every run is gone, nothing below records this one
     run.settled = true;
     run.clearTimers();
     this.running.delete(run.jobId);
@@ -264,6 +277,9 @@ export class Worker extends EventEmitter {
     if (!run.gone) {
       if (ok) this.outcomes.handOn(run, value);
       else this.outcomes.failRun(run, value, "error");
+    } else if (run.timeoutError && run.holdsLease) {
+      // Only now that the handler has settled may its retry be scheduled (timeouts.ts).
+      this.outcomes.failRun(run, run.timeoutError, "timeout");
     }
     // After the completion is queued, so its commit (and the claim riding on it) goes first.
     this.runBuffered(run.q);
@@ -285,7 +301,7 @@ export class Worker extends EventEmitter {
       list.push({ jobId: lease.jobId, token: lease.token });
       byMs.set(ms, list);
     };
-    for (const r of this.running.values()) if (!r.gone) add(r.lease, r.q.lease);
+    for (const r of this.running.values()) if (r.holdsLease) add(r.lease, r.q.lease);
     for (const r of this.finishing) add(r.lease, r.q.lease);
     for (const p of this.committer.pending()) add(p.lease, this.queues.get(p.queue)!.lease);
     for (const l of this.buffer.leases()) add(l, this.queues.get(l.job.queue)!.lease);
@@ -316,6 +332,7 @@ export class Worker extends EventEmitter {
       return;
     }
     const run = this.running.get(jobId);
+    if (run) run.holdsLease = false;
     if (fromRenewal && (!run || run.gone)) return;
     if (run && !run.gone) {
       run.gone = true;
@@ -329,6 +346,19 @@ export class Worker extends EventEmitter {
     this.emit("lease-lost", { jobId, queue });
   }
 
+  /** The process was frozen past `frozenAfter`: its jobs may run elsewhere; none is recorded. */
+  private frozen(info: FrozenInfo): void {
+    this.log.error({ ...info, jobs: this.running.size }, "this process was frozen; its jobs are aborted, not completed");
+    for (const run of this.running.values()) {
+      run.gone = true;
+      run.holdsLease = false;
+      run.abort(new FrozenError(info.gapMs));
+    }
+    this.emit("frozen", info);
+    this.opts.onFrozen?.(info);
+    void this.stop({ timeoutMs: 0 });
+  }
+
   private storeError(err: unknown, doing: string): void {
     this.log.error({ err: (err as Error)?.message ?? String(err) }, `store error while ${doing}`);
     this.emit("store-error", err);
@@ -336,13 +366,13 @@ export class Worker extends EventEmitter {
 
   // --- stopping -----------------------------------------------------------------------
 
-  /** Ends a drain's wait once no running handler holds a lease that is still ours. */
+  /** Ends a drain's wait once no running handler (a timed-out one included) holds a lease. */
   private checkIdle(): void {
     if (this.idleWaiter && !this.hasOwnedRuns()) this.idleWaiter();
   }
 
   private hasOwnedRuns(): boolean {
-    for (const r of this.running.values()) if (!r.gone) return true;
+    for (const r of this.running.values()) if (r.holdsLease) return true;
     return false;
   }
 
@@ -372,6 +402,7 @@ export class Worker extends EventEmitter {
     for (const run of this.running.values()) {
       if (run.gone) continue;
       run.gone = true;
+      run.holdsLease = false;
       run.abort(new ShutdownAbortError());
       this.track(this.store.release(run.lease).catch((e) => this.outcomes.storeRefused(run.lease, run.q.name, e, "giving back a job")));
     }
@@ -381,6 +412,7 @@ export class Worker extends EventEmitter {
       await this.committer.drain();
     }
     clearInterval(this.renewTimer);
+    this.freeze?.stop();
     this.deadlines.cancel();
     this.heartbeat.stop();
     this.state = "stopped";

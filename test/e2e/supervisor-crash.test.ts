@@ -1,12 +1,14 @@
 /**
  * Real `vigil worker` processes under a real supervisor: a SIGKILLed busy worker's job
  * completes on the other worker (its leases are freed the moment the exit is seen), the
- * crash is an incident, and the worker comes back; a handler whose promise never settles
- * is aborted at its timeout and its wedged worker replaced after killGrace.
+ * crash is an incident, and the worker comes back; a command the SIGKILLed worker was
+ * running is ended before its job is freed; a handler whose promise never settles is
+ * aborted at its timeout and its wedged worker replaced after killGrace, its job freed only
+ * once that worker is gone.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, makeProject, openProjectStore, row, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
+import { LEDGER_COMMAND, LEDGER_YAML, WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
@@ -41,6 +43,27 @@ describe("supervisor with workers: crash and hung handler", () => {
     await waitFor("crash marked recovered", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.id === inc.id && i.recoveredAt !== null));
   });
 
+  it("ends the command a SIGKILLed worker was running before its job is freed", async () => {
+    t.project = makeProject(LEDGER_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "ledger-cmd.mjs": LEDGER_COMMAND });
+    t.runs.push(startVigil(t.project));
+    await allRunning(t.project, t.runs[0]);
+    t.store = await openProjectStore(t.project);
+    const { job } = await t.store.enqueue("cmd", {});
+    const victim = await holderOf(t.project, t.store, job.id);
+    const ledger = join(t.project.dir, "ledger.log");
+    const first = await waitFor("the first attempt's command running", () => lines(ledger).find((l) => l.startsWith("1 start ")));
+    const cmdPid = Number(first.split(" ")[2]);
+    // The worker alone: its command runs in a process group of its own and outlives it.
+    process.kill(victim.pid, "SIGKILL");
+
+    await waitFor("the second attempt started", () => lines(ledger).some((l) => l.startsWith("2 start ")));
+    const commandAliveAtRetry = running(cmdPid);
+    await waitFor("job completed elsewhere", async () => (await t.store!.get(job.id))?.state === "completed");
+    await waitFor("the first attempt's command gone", () => !running(cmdPid));
+    expect(lines(ledger).filter((l) => l.startsWith("1 "))).toEqual([`1 start ${cmdPid}`]);
+    expect(commandAliveAtRetry).toBe(false);
+  });
+
   it("aborts a never-settling handler at its timeout and replaces its wedged worker", async () => {
     t.project = makeProject(WORKERS_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "work.mjs": WORK_HANDLER });
     t.runs.push(startVigil(t.project));
@@ -52,6 +75,12 @@ describe("supervisor with workers: crash and hung handler", () => {
     const timeout = await waitFor("job-timeout incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "job-timeout"));
     expect(timeout.detail.jobId).toBe(job.id);
     expect(timeout.detail.timeoutMs).toBe(2000);
+    // Its retry may start only once the wedged worker, where the handler could still run, is gone.
+    await waitFor("job held by another worker", async () => {
+      const j = await t.store!.get(job.id);
+      return j && j.attempt === 2 && (j.state === "active" || j.state === "completed");
+    });
+    expect(running(victim.pid)).toBe(false);
     const wedged = await waitFor("wedged worker incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
     expect(String(wedged.detail.reason)).toMatch(/wedged/);
 

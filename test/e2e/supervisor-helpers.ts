@@ -190,6 +190,31 @@ export default async function handle(job, ctx) {
 }
 `;
 
+/**
+ * A command handler that records each side effect with its attempt in ledger.log
+ * (`ATTEMPT start|end PID`): the first attempt takes 6 s, longer than a stall, the release
+ * and the retry together.
+ */
+export const LEDGER_COMMAND = `import { appendFileSync } from "node:fs";
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const { attempt } = JSON.parse(input);
+const note = (what) => appendFileSync("ledger.log", attempt + " " + what + " " + process.pid + "\\n");
+note("start");
+if (attempt === 1) await new Promise((r) => setTimeout(r, 6000));
+note("end");
+console.log(JSON.stringify({ pid: process.pid }));
+`;
+
+/** Two workers on queue `cmd`, whose handler is LEDGER_COMMAND as ./ledger-cmd.mjs. */
+export const LEDGER_YAML = (supervision: string) => `queues:
+  cmd: { command: [${JSON.stringify(process.execPath)}, ./ledger-cmd.mjs] }
+services:
+  workers: { queues: [cmd], instances: 2 }
+supervision: ${supervision}
+http: { enabled: false }
+`;
+
 /** Two workers on queue `work` (no timeout to speak of) and `hang` (2 s timeout, 1 s killGrace). */
 export const WORKERS_YAML = (supervision: string) => `queues:
   work: { handler: ./work.mjs }

@@ -8,38 +8,53 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
+import { LEDGER_COMMAND, LEDGER_YAML, WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
 describe("supervisor with workers: stalls", () => {
-  it("detects a SIGSTOPped worker, runs its job elsewhere, refuses its late completion, replaces it", async () => {
-    // killTimeout leaves a window to wake the stopped worker before its SIGKILL.
+  it("kills a SIGSTOPped worker before its job runs elsewhere: woken, it cannot finish the job a second time", async () => {
+    // killTimeout is long: a stall must not wait for it (a graceful stop would).
     t.project = makeProject(WORKERS_YAML("{ stallAfter: 2s, killTimeout: 8s }"), { "work.mjs": WORK_HANDLER });
     t.runs.push(startVigil(t.project));
     await allRunning(t.project, t.runs[0]);
     t.store = await openProjectStore(t.project);
     const { job } = await t.store.enqueue("work", { mode: "sleep", ms: 1500 });
     const victim = await holderOf(t.project, t.store, job.id);
+    const victimId = (await t.store.get(job.id))!.workerId;
     process.kill(victim.pid, "SIGSTOP");
 
-    const inc = await waitFor("stall incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
-    expect(inc.detail.procState).toMatch(/^T /);
-    expect(inc.detail.pid).toBe(victim.pid);
-    expect((inc.detail.activeJobs as { jobId: number }[]).map((a) => a.jobId)).toEqual([job.id]);
-    expect(inc.detail.heartbeatAgeMs as number).toBeGreaterThanOrEqual(2000);
-
+    // The moment another worker holds the job, the frozen one must be gone; wake it then
+    // (a VM resumed, a `kill -CONT`): a live one would finish its handler beside the retry.
+    const taken = await waitFor("job held by another worker", async () => {
+      const j = await t.store!.get(job.id);
+      return j && j.workerId !== victimId && (j.state === "active" || j.state === "completed") ? j : null;
+    });
+    const victimAliveWhenTaken = running(victim.pid);
+    try {
+      process.kill(victim.pid, "SIGCONT");
+    } catch {
+      // already gone
+    }
     const done = await waitFor("job completed elsewhere", async () => {
       const j = await t.store!.get(job.id);
       return j?.state === "completed" ? j : null;
     });
     const winner = (done.result as { pid: number }).pid;
     expect(winner).not.toBe(victim.pid);
-
-    // Wake the frozen worker: its handler runs to the end, but the lease is no longer its.
-    process.kill(victim.pid, "SIGCONT");
+    await waitFor("the frozen worker gone", () => !running(victim.pid));
     const runsLog = join(t.project.dir, "runs.log");
-    await waitFor("the woken handler finished", () => lines(runsLog).includes(`${victim.pid} ${job.id} 1 end`));
+    const ends = lines(runsLog).filter((l) => l.split(" ")[1] === String(job.id) && l.endsWith(" end"));
+    expect(ends).toEqual([`${winner} ${job.id} 2 end`]);
+    expect(victimAliveWhenTaken).toBe(false);
+    expect(taken.attempt).toBe(2);
+
+    const inc = await waitFor("stall incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
+    expect(inc.detail.procState).toMatch(/^T /);
+    expect(inc.detail.pid).toBe(victim.pid);
+    expect((inc.detail.activeJobs as { jobId: number }[]).map((a) => a.jobId)).toEqual([job.id]);
+    expect(inc.detail.heartbeatAgeMs as number).toBeGreaterThanOrEqual(2000);
+    expect(inc.detail.releasedJobs).toBe(1);
     const back = await waitFor("worker replaced", async () => {
       const r = await row(t.project!, victim.name);
       return r?.state === "running" && r.pid !== victim.pid ? r : null;
@@ -49,6 +64,29 @@ describe("supervisor with workers: stalls", () => {
     expect(after?.state).toBe("completed");
     expect((after?.result as { pid: number }).pid).toBe(winner);
     expect(after?.attempt).toBe(2);
+  });
+
+  it("kills the command a SIGSTOPped worker was running before its job runs again", async () => {
+    t.project = makeProject(LEDGER_YAML("{ stallAfter: 2s, killTimeout: 8s }"), { "ledger-cmd.mjs": LEDGER_COMMAND });
+    t.runs.push(startVigil(t.project));
+    await allRunning(t.project, t.runs[0]);
+    t.store = await openProjectStore(t.project);
+    const { job } = await t.store.enqueue("cmd", {});
+    const victim = await holderOf(t.project, t.store, job.id);
+    const ledger = join(t.project.dir, "ledger.log");
+    const first = await waitFor("the first attempt's command running", () => lines(ledger).find((l) => l.startsWith("1 start ")));
+    const cmdPid = Number(first.split(" ")[2]);
+    // Only the worker freezes: its command runs in a process group of its own.
+    process.kill(victim.pid, "SIGSTOP");
+
+    await waitFor("the second attempt started", () => lines(ledger).some((l) => l.startsWith("2 start ")));
+    const commandAliveAtRetry = running(cmdPid);
+    await waitFor("job completed elsewhere", async () => (await t.store!.get(job.id))?.state === "completed");
+    await waitFor("the first attempt's command gone", () => !running(cmdPid));
+    expect(lines(ledger).filter((l) => l.startsWith("1 "))).toEqual([`1 start ${cmdPid}`]);
+    expect(commandAliveAtRetry).toBe(false);
+    const inc = await waitFor("stall incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
+    expect(inc.detail.killed).toEqual(expect.objectContaining({ groups: expect.arrayContaining([victim.pid, cmdPid]) }));
   });
 
   it("detects a handler that blocks the event loop and records the blocked stack naming the handler's file", async () => {

@@ -1,5 +1,6 @@
 /** Store contract: enqueue and claim. */
 import { describe, expect, it } from "vitest";
+import type { EnqueueOptions } from "../../src/core/types.js";
 import { type ContractContext, errorOf } from "./contract-context.js";
 
 export function enqueueAndClaim(t: ContractContext): void {
@@ -86,6 +87,33 @@ export function enqueueAndClaim(t: ContractContext): void {
       expect((await errorOf(() => small.enqueue("q", "y".repeat(100)))).code).toBe("PAYLOAD_TOO_LARGE");
       expect(await small.list({ limit: 0 })).toEqual([]);
       expect(await t.store.list({ limit: 0 })).toEqual([]);
+    });
+
+    it("refuses what its columns cannot hold with BAD_INPUT naming the field and the limit, writing nothing", async () => {
+      const refused = async (opts: EnqueueOptions, says: RegExp) => {
+        const err = await errorOf(() => t.store.enqueue("q", {}, opts));
+        expect(err.code).toBe("BAD_INPUT");
+        expect(err.message).toMatch(says);
+      };
+      await refused({ priority: 2 ** 31 }, /priority 2147483648 is out of range: use a whole number from -2147483648 to 2147483647/);
+      await refused({ priority: -(2 ** 31) - 1 }, /priority .* out of range/);
+      await refused({ priority: Number.NaN }, /priority .* not a number/);
+      await refused({ maxAttempts: 2 ** 31 }, /maxAttempts 2147483648 is out of range: use a whole number from 1 to 2147483647/);
+      await refused({ delayMs: 1e20 }, /delayMs 100000000000000000000 is too long: at most 315360000000 ms \(10 years\)/);
+      await refused({ delayMs: Number.POSITIVE_INFINITY }, /delayMs .* not a finite number/);
+      await refused({ runAt: 1e20 }, /runAt .* out of range/);
+      await refused({ key: "k".repeat(513) }, /key is 513 characters long: at most 512 characters/);
+      const trigger = await errorOf(() =>
+        t.store.commitTrigger({ trigger: "t", expectVersion: 0, cursor: 1, jobs: [{ queue: "q", payload: 1, priority: 2 ** 31 }] }),
+      );
+      expect(trigger.code).toBe("BAD_INPUT");
+      expect(await t.store.getCursor("t")).toBeNull();
+      expect(await t.store.list({ limit: 0 })).toEqual([]);
+      // The limits themselves are accepted, and kept as given.
+      const edge = await t.store.enqueue("q", {}, { priority: 2 ** 31 - 1, key: "k".repeat(512), delayMs: 315_360_000_000 });
+      expect(edge.job).toMatchObject({ priority: 2 ** 31 - 1, state: "scheduled", runAt: t.clock.now() + 315_360_000_000 });
+      const low = await t.store.enqueue("q", {}, { priority: -(2 ** 31) });
+      expect((await t.store.get(low.job.id))!.priority).toBe(-(2 ** 31));
     });
   });
 

@@ -111,6 +111,25 @@ export function leasesAndLifecycle(t: ContractContext): void {
       expect(states).toEqual(["completed", "cancelled", "active", "completed"]);
       expect((await small.get(a.jobId))!.result).toBe("a");
     });
+
+    it("a next-stage job out of the store's limits fails its completion alone, naming the job and the limit", async () => {
+      await t.store.enqueueMany([1, 2, 3].map((n) => ({ queue: "q", payload: n })));
+      const [a, b, c] = (await t.store.claim({ workerId: "w", queues: { q: 3 }, leaseMs: LEASE })) as [Lease, Lease, Lease];
+      const out = await t.store.completeMany([
+        { lease: a, result: "a", next: [{ queue: "n", payload: "a" }] },
+        { lease: b, result: "b", next: [{ queue: "n", payload: "b1" }, { queue: "n", payload: "b2", priority: 2 ** 31 }] },
+        { lease: c, result: "c", next: [{ queue: "n", payload: "c", delayMs: 1e20 }] },
+      ]);
+      expect(out.map((o) => o.ok)).toEqual([true, false, false]);
+      const errB = out[1]!.ok ? null : (out[1]!.error as VigilError);
+      expect(errB?.code).toBe("BAD_INPUT");
+      expect(errB?.message).toMatch(/^next-stage job 2 of 2 \(queue "n"\): priority 2147483648 is out of range/);
+      const errC = out[2]!.ok ? null : (out[2]!.error as VigilError);
+      expect(errC?.message).toMatch(/^the next-stage job \(queue "n"\): delayMs 100000000000000000000 is too long/);
+      // Nothing of the refused completions was written; the good one was.
+      expect((await t.store.list({ queue: "n", limit: 0 })).map((j) => j.payload)).toEqual(["a"]);
+      expect((await t.store.get(b.jobId))!.state).toBe("active");
+    });
   });
 
   describe("fail, release, cancel, retry", () => {

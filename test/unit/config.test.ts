@@ -133,6 +133,13 @@ describe("config loading", () => {
     expect(err.problems).toEqual([{ line: 4, key: "queues.outline.timeout", message: expect.stringContaining("500ms") }]);
   });
 
+  it("refuses a trigger priority the store cannot hold, naming its line", () => {
+    const err = problemsOf(
+      lines("queues:", "  q: { handler: ./stages/outline.ts }", "triggers:", "  t: { tail: data/ideas.log, queue: q, priority: 2147483648 }"),
+    );
+    expect(err.problems).toEqual([{ line: 4, key: "triggers.t.priority", message: expect.stringContaining("2147483647") }]);
+  });
+
   it("names an unknown key and its line, suggesting the near one", () => {
     const err = problemsOf(lines("queues:", "  outline:", "    handler: ./stages/outline.ts", "    concurency: 4", "bogus: 1"));
     expect(err.problems.map((p) => [p.line, p.key])).toEqual([

@@ -3,62 +3,29 @@
  * raced by several processes, durability, several processes draining one file, and
  * wake-ups across processes.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { VigilError } from "../../src/core/errors.js";
+import { BUSY_TIMEOUT_MS } from "../../src/store/sqlite/busy.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/sqlite/migrations.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/store.js";
 import { wakeDir } from "../../src/store/sqlite/wake.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const CHILD = join(here, "fixtures", "sqlite-child.ts");
-const ROOT = resolve(here, "..", "..");
+import { killChildren, sqliteChild as child } from "./fixtures/sqlite-children.js";
 
 let dir: string;
-const children: ChildProcess[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "vigil-sqlite-"));
 });
 afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  killChildren();
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** A child running the fixture, with its stdout collected. */
-function child(...args: string[]) {
-  const proc = spawn(process.execPath, ["--import", "tsx", CHILD, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
-  children.push(proc);
-  let out = "";
-  let err = "";
-  proc.on("error", (e) => (err += String(e)));
-  proc.stdin!.on("error", () => {}); // the child may exit before reading
-  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number>((res) => proc.on("exit", (code) => res(code ?? -1)));
-  return {
-    proc,
-    out: () => out,
-    err: () => err,
-    exited,
-    /** Resolves when stdout holds `text`; rejects if the child exits first or after `ms`. */
-    async waitFor(text: string, ms = 60_000): Promise<void> {
-      const deadline = Date.now() + ms;
-      while (!out.includes(text)) {
-        if (proc.exitCode !== null) throw new Error(`child exited ${proc.exitCode} before "${text}": ${err}`);
-        if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}" (stderr: ${err})`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    },
-  };
-}
 
 async function refusalOf(fn: () => Promise<unknown>): Promise<VigilError> {
   try {
@@ -140,7 +107,7 @@ describe("sqlite store: files it must not touch", () => {
     expect(s.pragma("journal_mode")).toBe("wal");
     expect(s.pragma("synchronous")).toBe(1); // NORMAL
     expect(s.pragma("temp_store")).toBe(2); // MEMORY
-    expect(s.pragma("busy_timeout")).toBe(5000);
+    expect(s.pragma("busy_timeout")).toBe(BUSY_TIMEOUT_MS);
     await s.enqueue("q", 1);
     await s.close();
     const again = (await openSqliteStore(path, {})) as SqliteStore;
@@ -170,16 +137,16 @@ describe("sqlite store: files it must not touch", () => {
     await s.close();
   });
 
-  it("a write lock held past busy_timeout is a clear error; a closed store says so", async () => {
+  it("a write lock held past the wait limit is a clear error; a closed store says so", async () => {
     const path = join(dir, "locked.db");
-    const s = await openSqliteStore(path, {});
+    const s = await openSqliteStore(path, { lockWaitMs: 300 });
     const holder = new Database(path);
     holder.exec("BEGIN IMMEDIATE");
     try {
       const err = await refusalOf(() => s.enqueue("q", 1));
       expect(err.code).toBe("STORE_UNREACHABLE");
       expect(err.message).toContain(path);
-      expect(err.message).toMatch(/stayed locked by another process for 5000 ms/);
+      expect(err.message).toMatch(/stayed locked by another process for 300 ms/);
     } finally {
       holder.exec("ROLLBACK");
       holder.close();

@@ -1,8 +1,8 @@
 /**
  * The worker runtime against real stores (a SQLite file in a temp folder; a fresh schema on
  * the local PostgreSQL): retries, backoff, dead jobs, timeouts, heartbeat timeouts,
- * hand-offs, fan-out, maxRounds, lost leases and a graceful stop that commits every
- * completion.
+ * hand-offs, fan-out, maxRounds, lost leases, a graceful stop that commits every
+ * completion, and a worker whose loop was held past `frozenAfter`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +15,7 @@ import type { Handler } from "../../src/handlers/types.js";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import type { Store } from "../../src/store/store.js";
+import { FrozenError, type FrozenInfo } from "../../src/worker/freeze.js";
 import { JobTimeoutError } from "../../src/worker/job-run.js";
 import type { QueueOptions, WedgedInfo } from "../../src/worker/options.js";
 import { Worker } from "../../src/worker/worker.js";
@@ -184,9 +185,40 @@ describe.each(factories)("Worker on %s", (_name, open) => {
     await waitFor("wedged", () => wedged.length === 1);
     expect(wedged[0]).toMatchObject({ jobId: job.id, queue: "stuck" });
     expect(viaOption).toEqual(wedged);
+    // The handler may still be running: nothing is recorded, and the lease is kept (the
+    // process exits and its jobs are freed once it is gone) so no retry starts beside it.
     const j = (await store.get(job.id))!;
-    expect(j.state).toBe("dead");
-    expect(j.history[0]!.outcome).toBe("timeout");
+    expect([j.state, j.workerId, j.history]).toEqual(["active", w.workerId, []]);
+  });
+
+  it("aborts its jobs unrecorded and stops when its loop was held past frozenAfter", async () => {
+    const frozen: FrozenInfo[] = [];
+    const reasons: unknown[] = [];
+    let started = false;
+    const w = run(
+      {
+        held: (_job, ctx) => {
+          started = true;
+          ctx.signal.addEventListener("abort", () => reasons.push(ctx.signal.reason));
+          return new Promise((resolve) => setTimeout(() => resolve("done"), 400));
+        },
+      },
+      { frozenAfter: 300, onFrozen: (i) => frozen.push(i) },
+    );
+    const stopped = new Promise((resolve) => w.once("stopped", resolve));
+    const { job } = await store.enqueue("held", {});
+    await waitFor("the handler started", () => started);
+    // The whole loop held past frozenAfter, as a SIGSTOP or a paused VM would hold it.
+    const until = performance.now() + 700;
+    while (performance.now() < until) {
+      // held
+    }
+    await stopped;
+    expect(frozen).toHaveLength(1);
+    expect(frozen[0]!.gapMs).toBeGreaterThan(300);
+    expect(reasons[0]).toBeInstanceOf(FrozenError);
+    const j = (await store.get(job.id))!;
+    expect([j.state, j.history]).toEqual(["active", []]);
   });
 
   it("treats a handler that stopped heartbeating as hung", async () => {

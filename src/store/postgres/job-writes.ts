@@ -7,7 +7,7 @@
 import type { Clock } from "../../core/clock.js";
 import { InvalidStateError, LeaseLostError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, Lease, NextJob } from "../../core/types.js";
-import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
+import { dueAt, encodeJson, newToken, prepareItem as prepare, prepareNext, type PreparedItem } from "../common.js";
 import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import { flowClaim, type FlowStatements } from "./flow.js";
@@ -328,7 +328,7 @@ function planCompletions(ctx: JobContext, items: CompleteItem[]) {
     try {
       return {
         result: encodeJson(it.result, ctx.maxPayload, "result"),
-        next: (it.next ?? []).map((n) => prepareItem(ctx, n)),
+        next: prepareNext(it.next, ctx, pgText),
       };
     } catch (error) {
       return { error: error as Error };

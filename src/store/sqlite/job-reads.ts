@@ -1,5 +1,4 @@
 /** Job reads (list, stats, report) and pruning, for the SQLite store. */
-import type Database from "better-sqlite3";
 import type { Prepare } from "./rows.js";
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import type { PruneOptions } from "../store.js";
@@ -148,10 +147,23 @@ export function jobReport(prep: Prepare, since: number): QueueReport[] {
 }
 
 /**
- * Deletes old finished jobs in batches, one short transaction each, adding what it deletes
- * to `queue_totals` in the same transaction so counts survive.
+ * A pause between two prune batches. Each batch is one short transaction; between them the
+ * event loop turns (a worker's heartbeat, the triggers process's polls) and other
+ * processes waiting for the write lock can take it — they poll for it every few ms, so a
+ * lock retaken at once would keep them out.
  */
-export function pruneJobs(db: Database.Database, prep: Prepare, opts: PruneOptions): { completed: number; dead: number } {
+const PRUNE_PAUSE_MS = 2;
+
+/**
+ * Deletes old finished jobs in batches, one short transaction each (run by `write`, which
+ * waits for the lock without blocking), adding what it deletes to `queue_totals` in the
+ * same transaction so counts survive, and pausing between batches.
+ */
+export async function pruneJobs(
+  prep: Prepare,
+  opts: PruneOptions,
+  write: (step: () => number) => number | Promise<number>,
+): Promise<{ completed: number; dead: number }> {
   const batch = Math.max(1, opts.batch ?? PRUNE_BATCH);
   const pick = prep(
     `SELECT id, queue, state FROM jobs WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? LIMIT ?`,
@@ -162,7 +174,7 @@ export function pruneJobs(db: Database.Database, prep: Prepare, opts: PruneOptio
      ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed,
        dead = dead + excluded.dead, cancelled = cancelled + excluded.cancelled`,
   );
-  const step = db.transaction((state: string, before: number): number => {
+  const step = (state: string, before: number): number => {
     const rows = pick.all(state, before, batch) as { id: number; queue: string; state: string }[];
     const perQueue = new Map<string, { completed: number; dead: number; cancelled: number }>();
     for (const r of rows) {
@@ -174,18 +186,18 @@ export function pruneJobs(db: Database.Database, prep: Prepare, opts: PruneOptio
     // Completed jobs were counted when they completed; only dead and cancelled move here.
     for (const [queue, t] of perQueue) add.run({ queue, ...t, completed: 0 });
     return rows.length;
-  });
-  const drain = (state: string, before: number | undefined): number => {
+  };
+  const drain = async (state: string, before: number | undefined): Promise<number> => {
     if (before === undefined) return 0;
     let total = 0;
     for (;;) {
-      const n = step.immediate(state, before);
+      const n = await write(() => step(state, before));
       total += n;
       if (n < batch) return total;
+      await new Promise((r) => setTimeout(r, PRUNE_PAUSE_MS));
     }
   };
-  return {
-    completed: drain("completed", opts.completedBefore),
-    dead: drain("dead", opts.deadBefore) + drain("cancelled", opts.deadBefore),
-  };
+  const completed = await drain("completed", opts.completedBefore);
+  const dead = (await drain("dead", opts.deadBefore)) + (await drain("cancelled", opts.deadBefore));
+  return { completed, dead };
 }

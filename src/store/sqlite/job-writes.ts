@@ -7,7 +7,7 @@ import type Database from "better-sqlite3";
 import type { Clock } from "../../core/clock.js";
 import { InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
 import type { EnqueueItem, EnqueueResult, Job, JobErrorInfo, JobSource, Lease, LeaseRef, NextJob } from "../../core/types.js";
-import { dueAt, encodeJson, newToken, prepareItem as prepare, type PreparedItem } from "../common.js";
+import { dueAt, encodeJson, newToken, prepareItem as prepare, prepareNext, type PreparedItem } from "../common.js";
 import type { ClaimRequest, CompleteItem, CompleteOutcome } from "../store.js";
 import { flowRows, type FlowStatements } from "./flow.js";
 import type { JobStatements } from "./jobs-sql.js";
@@ -123,7 +123,7 @@ export type PreparedCompletion = { result: string; next: PreparedItem[] } | { er
 export function prepareCompletions(ctx: JobContext, items: CompleteItem[]): PreparedCompletion[] {
   return items.map((it): PreparedCompletion => {
     try {
-      const next = it.next?.length ? it.next.map((n) => prepareItem(ctx, n)) : [];
+      const next = prepareNext(it.next, ctx);
       return { result: encodeJson(it.result, ctx.maxPayload, "result"), next };
     } catch (error) {
       return { error: error as Error };

@@ -160,9 +160,12 @@ export function tooNewError(path: string, version: number): VigilError {
 /**
  * Applies pending migrations under the write lock (BEGIN IMMEDIATE), so processes opening
  * one fresh file at once run each migration exactly once; a process that finds the work
- * already done returns 0. Returns how many migrations this call ran.
+ * already done returns 0. Returns how many migrations this call ran. A store already at
+ * this version is recognised by a read, without taking the write lock: opening it never
+ * waits behind another process's long write.
  */
 export function migrate(db: Database.Database, path: string): number {
+  if (isCurrent(db, path)) return 0;
   const run = db.transaction((): number => {
     db.exec("CREATE TABLE IF NOT EXISTS vigil_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
     const current = schemaVersion(db);
@@ -176,4 +179,13 @@ export function migrate(db: Database.Database, path: string): number {
     return SCHEMA_VERSION - current;
   });
   return run.immediate();
+}
+
+/** Whether the file is at this version already (a read; throws for a newer one). */
+function isCurrent(db: Database.Database, path: string): boolean {
+  const meta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vigil_meta'").get();
+  if (!meta) return false;
+  const version = schemaVersion(db);
+  if (version > SCHEMA_VERSION) throw tooNewError(path, version);
+  return version === SCHEMA_VERSION;
 }

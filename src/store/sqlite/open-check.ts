@@ -7,6 +7,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
 import Database from "better-sqlite3";
 import { VigilError } from "../../core/errors.js";
+import { BUSY_TIMEOUT_MS, isBusy } from "./busy.js";
 import { SCHEMA_VERSION, schemaVersion, tooNewError } from "./migrations.js";
 
 const HEADER = Buffer.from("SQLite format 3\0", "latin1");
@@ -28,7 +29,9 @@ function isCorruption(err: unknown): boolean {
   return typeof code === "string" && (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB");
 }
 
-function fromSqlite(path: string, what: string, err: unknown): VigilError {
+/** A busy file is passed on as it came, for the caller to wait on (busy.ts). */
+function fromSqlite(path: string, what: string, err: unknown): unknown {
+  if (isBusy(err)) return err;
   if (isCorruption(err)) return corrupt(path, `${what} (${(err as Error).message})`, err);
   return new VigilError(
     "STORE_UNREACHABLE",
@@ -51,7 +54,8 @@ function readHeader(path: string): Buffer {
 /**
  * Checks `path` read-only. Returns `absent` (no file), `empty` (a zero-byte or table-less
  * SQLite file: safe to initialise) or `vigil` (a healthy Vigil store, not newer than this
- * code). Throws STORE_CORRUPT, STORE_FOREIGN or STORE_TOO_NEW otherwise.
+ * code). Throws STORE_CORRUPT, STORE_FOREIGN or STORE_TOO_NEW otherwise, and SQLite's own
+ * SQLITE_BUSY while another process holds the file locked (the caller waits and retries).
  */
 export function inspectFile(path: string): FileState {
   if (!existsSync(path)) return "absent";
@@ -65,7 +69,7 @@ export function inspectFile(path: string): FileState {
   const sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
   let db: Database.Database;
   try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
   } catch (err) {
     throw fromSqlite(path, "cannot be opened", err);
   }

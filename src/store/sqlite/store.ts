@@ -1,8 +1,10 @@
 /**
  * The SQLite store: one file, WAL, one connection per process. better-sqlite3 is
  * synchronous; every verb runs as one IMMEDIATE transaction (the write lock is taken up
- * front, so concurrent writers wait on `busy_timeout` instead of failing on an upgrade)
- * and is wrapped in an async method to fit the `Store` interface.
+ * front, so a writer meets SQLITE_BUSY before it did anything, never halfway) and is
+ * wrapped in an async method to fit the `Store` interface. A transaction that meets the
+ * lock held by another process is run again after an asynchronous sleep (busy.ts): the
+ * event loop never waits on the lock for more than `BUSY_TIMEOUT_MS`.
  */
 import { mkdirSync, realpathSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -25,7 +27,7 @@ import type {
   QueueReport,
   RejectedRecord,
 } from "../../core/types.js";
-import { checkQueueName, encodeJson, type PreparedItem } from "../common.js";
+import { checkQueueName, encodeJson, prepareNext, type PreparedItem } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
@@ -45,6 +47,8 @@ import {
   type TriggerCommit,
   type TriggerCursor,
 } from "../store.js";
+import { BUSY_TIMEOUT_MS, LOCK_WAIT_MS, whenUnlocked } from "./busy.js";
+import { translateError } from "./errors.js";
 import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
@@ -55,14 +59,6 @@ import { inspectFile } from "./open-check.js";
 import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
 import * as side from "./side-tables.js";
 import { WakeBus } from "./wake.js";
-
-/**
- * How long a writer waits for the write lock before SQLITE_BUSY. Transactions here last
- * micro- to milliseconds (a claim batch, a prune batch of 500 rows), but a WAL checkpoint
- * on a slow or busy disk can hold the lock for a second or more; 5 s rides that out on a
- * loaded 2-core machine while still surfacing a process that holds the lock for good.
- */
-const BUSY_TIMEOUT_MS = 5000;
 
 /**
  * Jobs a claim should ask for (100), the floor of a worker's default claim-ahead for quick
@@ -83,25 +79,28 @@ export const CLAIM_BATCH_HINT = 100;
  */
 export async function openSqliteStore(path: string, opts: StoreOptions = {}): Promise<Store> {
   const abs = resolve(path);
-  const state = inspectFile(abs);
+  const waitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
+  const state = await unlocked(() => inspectFile(abs), waitMs, abs);
   if (opts.readOnly) {
     if (state !== "vigil") {
       throw new VigilError("STORE_UNREACHABLE", `store ${abs} does not exist yet; run \`vigil migrate\` to create it`);
     }
-    const db = new Database(abs, { readonly: true, fileMustExist: true });
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    const db = new Database(abs, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     return new SqliteStore(db, abs, opts);
   }
   mkdirSync(dirname(abs), { recursive: true });
-  const db = new Database(abs);
+  // `timeout` is the connection's busy_timeout: a short synchronous wait (see busy.ts).
+  const db = new Database(abs, { timeout: BUSY_TIMEOUT_MS });
   let migrated = 0;
   try {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    enableWal(db);
+    // While another process is creating or converting the same fresh file, SQLite can
+    // answer SQLITE_BUSY for this pragma at once; several workers starting together on a
+    // new store would then fail. So it is retried like any write.
+    await unlocked(() => db.pragma("journal_mode = WAL"), waitMs, abs);
     db.pragma(`synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
     // Sorting or grouping never spills to a temp file (that once made claims 3× slower).
     db.pragma("temp_store = MEMORY");
-    migrated = migrate(db, abs);
+    migrated = await unlocked(() => migrate(db, abs), waitMs, abs);
   } catch (err) {
     db.close();
     throw err;
@@ -111,45 +110,20 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   return store;
 }
 
-/**
- * Switches a connection to WAL. While another process is creating or converting the same
- * fresh file, SQLite can answer SQLITE_BUSY for this pragma at once, without calling the
- * busy handler; several workers starting together on a new store would then fail. So it
- * is retried (every 10 ms) for up to the busy timeout.
- */
-function enableWal(db: Database.Database): void {
-  const deadline = Date.now() + BUSY_TIMEOUT_MS;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    try {
-      db.pragma("journal_mode = WAL");
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== "SQLITE_BUSY" || Date.now() > deadline) throw err;
-      Atomics.wait(pause, 0, 0, 10); // a synchronous 10 ms pause: opening is synchronous too
-    }
+/** `whenUnlocked` (busy.ts), with SQLite's errors translated for an operator. */
+function unlocked<T>(fn: () => T, waitMs: number, path: string): T | Promise<T> {
+  let out: T | Promise<T>;
+  try {
+    out = whenUnlocked(fn, waitMs);
+  } catch (err) {
+    throw translateError(err, path);
   }
-}
-
-/** SQLite failures an operator can act on, as VigilErrors; everything else as it came. */
-function translateError(err: unknown, path: string): unknown {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return err;
-  const why = (err as Error).message;
-  if (code.startsWith("SQLITE_BUSY")) {
-    return new VigilError(
-      "STORE_UNREACHABLE",
-      `store ${path} stayed locked by another process for ${BUSY_TIMEOUT_MS} ms (${why}); look for a stuck process holding it`,
-      { cause: err },
-    );
+  if (out instanceof Promise) {
+    return out.catch((err: unknown) => {
+      throw translateError(err, path);
+    });
   }
-  if (code.startsWith("SQLITE_FULL") || code.startsWith("SQLITE_IOERR")) {
-    return new VigilError("STORE_UNREACHABLE", `store ${path} could not be written (${why}); check free disk space`, { cause: err });
-  }
-  if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
-    return new VigilError("STORE_CORRUPT", `store ${path} is corrupted (${why}); stop Vigil and restore it from a backup`, { cause: err });
-  }
-  return err;
+  return out;
 }
 
 /** The SQLite store; beyond `Store` it lets `vigil doctor` and tests read its settings. */
@@ -162,6 +136,8 @@ export class SqliteStore implements Store {
   private readonly side: side.SideStatements | null;
   private readonly wake: WakeBus;
   private closed = false;
+  /** How long a transaction waits for another process's write lock (busy.ts). */
+  private readonly lockWaitMs: number;
   /** Read statements, prepared on first use (list filters make a handful of shapes). */
   private readonly prep: Prepare;
   /** One transaction wrapper, made once: better-sqlite3 builds a new one per `transaction()` call. */
@@ -175,6 +151,7 @@ export class SqliteStore implements Store {
     opts: StoreOptions,
   ) {
     this.clock = opts.clock ?? systemClock;
+    this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
     this.prep = statementCache(db);
     this.sql = opts.readOnly ? null : prepareJobStatements(db);
     this.side = opts.readOnly ? null : side.prepareSideStatements(db);
@@ -191,9 +168,18 @@ export class SqliteStore implements Store {
     this.tx = db.transaction((fn: (now: number) => unknown, now: number) => fn(now));
   }
 
-  /** Runs `fn` in one IMMEDIATE transaction, then announces queues it made available. */
-  private write<T>(fn: (now: number) => T): T {
+  /**
+   * Runs `fn` in one IMMEDIATE transaction, then announces queues it made available. When
+   * another process holds the write lock, the whole transaction runs again later (with a
+   * fresh `now`), and the caller gets a promise; otherwise it gets the value at once.
+   */
+  private write<T>(fn: (now: number) => T): T | Promise<T> {
     if (!this.sql) throw new VigilError("BAD_INPUT", `store ${this.location} was opened read-only`);
+    return this.unlocked(() => this.attempt(fn));
+  }
+
+  private attempt<T>(fn: (now: number) => T): T {
+    // Checked on every try: the store may have been closed while a write waited.
     if (this.closed) throw new VigilError("STORE_UNREACHABLE", `store ${this.location} is closed`);
     const now = this.clock.now();
     this.ctx.woke.clear();
@@ -202,13 +188,25 @@ export class SqliteStore implements Store {
       out = this.tx.immediate(fn, now) as T;
     } catch (err) {
       this.ctx.woke.clear();
-      throw translateError(err, this.location);
+      throw err;
     }
     if (this.ctx.woke.size > 0) {
       this.wake.notify(this.ctx.woke);
       this.ctx.woke.clear();
     }
     return out;
+  }
+
+  /** Reads need no write lock (WAL), but may meet a busy file during recovery: same retry. */
+  private read<T>(fn: () => T): T | Promise<T> {
+    return this.unlocked(() => {
+      if (this.closed) throw new VigilError("STORE_UNREACHABLE", `store ${this.location} is closed`);
+      return fn();
+    });
+  }
+
+  private unlocked<T>(fn: () => T): T | Promise<T> {
+    return unlocked(fn, this.lockWaitMs, this.location);
   }
 
   private get s(): side.SideStatements {
@@ -243,7 +241,7 @@ export class SqliteStore implements Store {
   }
 
   private prepareNext(next: NextJob[] | undefined): PreparedItem[] {
-    return (next ?? []).map((n) => w.prepareItem(this.ctx, n));
+    return prepareNext(next, this.ctx);
   }
 
   async complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]> {
@@ -272,7 +270,7 @@ export class SqliteStore implements Store {
 
   async nextDueAt(queues: string[]): Promise<number | null> {
     if (queues.length === 0 || !this.sql) return null;
-    return w.nextDueAt(this.ctx, queues);
+    return this.read(() => w.nextDueAt(this.ctx, queues));
   }
 
   async fail(lease: LeaseRef, error: JobErrorInfo, opts: FailOptions = {}): Promise<Job> {
@@ -280,7 +278,7 @@ export class SqliteStore implements Store {
   }
 
   async release(lease: LeaseRef): Promise<void> {
-    this.write(() => w.releaseJob(this.ctx, lease));
+    await this.write(() => w.releaseJob(this.ctx, lease));
   }
 
   async cancel(id: number): Promise<Job> {
@@ -306,28 +304,30 @@ export class SqliteStore implements Store {
   }
 
   async get(id: number): Promise<Job | null> {
-    const row = this.prep("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
-    return row ? toJob(row) : null;
+    return this.read(() => {
+      const row = this.prep("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
+      return row ? toJob(row) : null;
+    });
   }
 
   async list(filter?: JobFilter): Promise<Job[]> {
-    return listJobs(this.prep, filter);
+    return this.read(() => listJobs(this.prep, filter));
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {
-    return this.db.transaction(() => jobStats(this.prep))();
+    return this.read(() => this.db.transaction(() => jobStats(this.prep))());
   }
 
   async oldestWaiting(): Promise<Record<string, number>> {
-    return oldestWaiting(this.prep, this.clock.now());
+    return this.read(() => oldestWaiting(this.prep, this.clock.now()));
   }
 
   async report(since: number): Promise<QueueReport[]> {
-    return this.db.transaction(() => jobReport(this.prep, since))();
+    return this.read(() => this.db.transaction(() => jobReport(this.prep, since))());
   }
 
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
-    return pruneJobs(this.db, this.prep, opts);
+    return pruneJobs(this.prep, opts, (step) => this.write(step));
   }
 
   async setPaused(queue: string, paused: boolean): Promise<QueueState> {
@@ -363,7 +363,7 @@ export class SqliteStore implements Store {
   // --- triggers -----------------------------------------------------------------------
 
   async getCursor(trigger: string): Promise<TriggerCursor | null> {
-    return side.readCursor(this.s, trigger);
+    return this.read(() => side.readCursor(this.s, trigger));
   }
 
   async commitTrigger(c: TriggerCommit): Promise<boolean> {
@@ -380,7 +380,7 @@ export class SqliteStore implements Store {
   }
 
   async listRejected(trigger?: string, limit?: number): Promise<RejectedRecord[]> {
-    return side.listRejected(this.prep, trigger, limit);
+    return this.read(() => side.listRejected(this.prep, trigger, limit));
   }
 
   // --- incidents ----------------------------------------------------------------------
@@ -399,11 +399,11 @@ export class SqliteStore implements Store {
 
   async updateIncident(id: number, detail: Record<string, unknown>): Promise<void> {
     const encode = (v: unknown) => encodeJson(v, this.ctx.maxPayload, "incident detail");
-    this.write(() => side.mergeIncidentDetail(this.s, id, detail, encode));
+    await this.write(() => side.mergeIncidentDetail(this.s, id, detail, encode));
   }
 
   async listIncidents(opts?: { since?: number; service?: string; limit?: number }): Promise<Incident[]> {
-    return side.listIncidents(this.prep, opts);
+    return this.read(() => side.listIncidents(this.prep, opts));
   }
 
   // --- leader locks -------------------------------------------------------------------
@@ -413,17 +413,17 @@ export class SqliteStore implements Store {
   }
 
   async unlock(name: string, owner: string): Promise<void> {
-    this.write(() => this.s.unlock.run(name, owner));
+    await this.write(() => this.s.unlock.run(name, owner));
   }
 
   // --- upkeep -------------------------------------------------------------------------
 
   async migrate(): Promise<number> {
-    return migrate(this.db, this.location);
+    return this.unlocked(() => migrate(this.db, this.location));
   }
 
   async check(): Promise<string | null> {
-    const rows = this.db.pragma("quick_check") as { quick_check: string }[];
+    const rows = (await this.read(() => this.db.pragma("quick_check"))) as { quick_check: string }[];
     const msgs = rows.map((r) => r.quick_check);
     return msgs.length === 1 && msgs[0] === "ok" ? null : msgs.slice(0, 5).join("; ");
   }
