@@ -22,13 +22,16 @@ export function flowStatements(S: string) {
       RETURNING name, paused, (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
     now: `SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
     // Everything a budget needs, for every queue of the claim, in one round trip.
+    // Active jobs are counted only for a queue with a limit ($4): with a large claim-ahead
+    // there are many, and each costs a visit to its row.
     facts: `SELECT u.name,
-        (SELECT count(*)::int FROM ${S}.jobs j WHERE j.state = 'active' AND j.queue = u.name) AS active,
+        CASE WHEN u.counted THEN (SELECT count(*)::int FROM ${S}.jobs j WHERE j.state = 'active' AND j.queue = u.name)
+          ELSE 0 END AS active,
         (SELECT coalesce(json_agg(json_build_array(s.grp, s.at, s.n)), '[]'::json) FROM ${S}.queue_starts s
           WHERE s.queue = u.name AND s.at > $2) AS starts,
         (SELECT coalesce(json_agg(json_build_array(h.grp, h.until, h.reason)), '[]'::json) FROM ${S}.queue_holds h
           WHERE h.queue = u.name AND h.until > $3) AS holds
-      FROM unnest($1::text[]) AS u(name)`,
+      FROM unnest($1::text[], $4::boolean[]) AS u(name, counted)`,
     // What the claim spent and why it held back, in one round trip.
     record: `WITH ins AS (
         INSERT INTO ${S}.queue_starts (queue, grp, at, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[])
@@ -121,7 +124,14 @@ export async function flowClaim(
   const toLocal = (t: number | null) => (t === null ? null : t - dbNow + Date.now());
   const keep = Math.max(...flowed.map((f) => longestInterval(f.flow)));
   const facts = new Map(
-    (await q.query<FactsRow>(sql.facts, [names, dbNow - keep, dbNow])).map((r) => [r.name, r]),
+    (
+      await q.query<FactsRow>(sql.facts, [
+        names,
+        dbNow - keep,
+        dbNow,
+        names.map((n) => flowed.find((f) => f.name === n)!.flow.limit !== undefined),
+      ])
+    ).map((r) => [r.name, r]),
   );
   const rec: Spent = { grps: [], queues: [], ns: [], pruneQueues: [], before: [], heldQueues: [], reasons: [] };
   for (const f of flowed) {
