@@ -1,6 +1,7 @@
 /** `vigil queues list [--json] | pause QUEUE | resume QUEUE`. */
 import type { Command } from "commander";
 import { formatDuration } from "../core/duration.js";
+import { BadInputError } from "../core/errors.js";
 import { withStore } from "./context.js";
 import { fmtTime, printJson, printTable } from "./output.js";
 
@@ -46,7 +47,12 @@ export function register(program: Command): void {
       .argument("<queue>", "queue name")
       .option("--json", "print the queue's state as JSON")
       .action(async (queue: string, flags: { json?: boolean }, cmd: Command) => {
-        await withStore(cmd, async (store) => {
+        await withStore(cmd, async (store, ctx) => {
+          // A typo must not pause a queue nobody runs: the name must be one the config or the store knows.
+          const known = new Set([...Object.keys(ctx.config?.queues ?? {}), ...Object.keys(await store.stats()), ...(await store.queueStates()).map((q) => q.name)]);
+          if (!known.has(queue)) {
+            throw new BadInputError(`unknown queue "${queue}": ${known.size ? `known queues are ${[...known].sort().join(", ")}` : "no queue is defined or has jobs"}`);
+          }
           const state = await store.setPaused(queue, verb === "pause");
           if (flags.json) return printJson(state);
           process.stdout.write(

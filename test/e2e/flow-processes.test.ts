@@ -225,12 +225,18 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       await Promise.all(workers.map(started));
       await store.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ queue: "pausable", payload: { i, hold: 50 } })));
       await waitFor("some runs", () => ledger(p, "pausable").length >= 20, 60_000, 50);
+      const typo = vigil(p, ["queues", "pause", "pausabel"]);
+      expect(typo.status).toBe(1);
+      expect(typo.stderr).toMatch(/^vigil: unknown queue "pausabel": known queues are .*pausable/);
       const paused = vigil(p, ["queues", "pause", "pausable"]);
       expect(paused.stderr).toBe("");
       expect(paused.status).toBe(0);
       const pausedAt = Date.now();
-      const list = JSON.parse(vigil(p, ["queues", "list", "--json"]).stdout) as { name: string; paused: boolean }[];
+      const list = JSON.parse(vigil(p, ["queues", "list", "--json"]).stdout) as { name: string; paused: boolean; rate?: string }[];
       expect(list.find((q) => q.name === "pausable")?.paused).toBe(true);
+      expect(list.find((q) => q.name === "rated")).toMatchObject({ paused: false, rate: "20/1s" });
+      expect(list.find((q) => q.name === "grouped")).toMatchObject({ group: { by: "payload.customer", limit: 2 } });
+      expect(vigil(p, ["queues", "list"]).stdout).toMatch(/\npausable\s+paused since \S+\s+\d+/);
       // Wait until nothing runs, then a while longer: no run may start after the first second.
       await waitFor("running jobs to finish", async () => ((await store.stats())["pausable"]?.active ?? 0) === 0, 30_000);
       await new Promise((r) => setTimeout(r, 1500));
