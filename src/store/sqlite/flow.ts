@@ -4,7 +4,7 @@
  * transaction, which already makes claimers of every process take turns.
  */
 import type Database from "better-sqlite3";
-import { allowance, byGroup, earlier, GROUP_PREFIX, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
+import { allowance, byGroup, earlier, GROUP_PREFIX, holdReason, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
 import type { LeaseRef } from "../../core/types.js";
 import type { QueueFlow, QueueState } from "../store.js";
 import { CLAIM_COLUMNS } from "./rows.js";
@@ -119,20 +119,33 @@ export function flowRows(
   return hold ? { rows, hold } : { rows };
 }
 
-/** `ctx.rateLimited`: the job back unrun, due at `until`; its queue or group held until then. */
+/** Pauses or resumes a queue; resuming wakes the workers blocked on it. */
+export function setPaused(ctx: { flow: FlowStatements; woke: Set<string> }, queue: string, paused: boolean, now: number): QueueState {
+  ctx.flow.setPaused.run({ name: queue, paused: paused ? 1 : 0, at: paused ? now : null });
+  if (!paused) ctx.woke.add(queue);
+  return toQueueState(ctx.flow.state.get(queue) as QueueRow);
+}
+
+/**
+ * `ctx.rateLimited`: the job back unrun (attempt not counted), due when the hold ends; its
+ * queue, or its group, held until then. Returns the hold's end, or null for a stale token.
+ */
 export function holdBack(
-  sql: FlowStatements,
+  ctx: { flow: FlowStatements; woke: Set<string> },
   lease: LeaseRef,
-  until: number,
-  group: string | undefined,
-  reason: (queue: string) => string,
+  ms: number,
+  opts: { group?: string; reason?: string },
   now: number,
-): string | null {
+): number | null {
+  const sql = ctx.flow;
+  const until = now + Math.max(0, Math.trunc(ms));
   const row = sql.holdJob.get({ id: lease.jobId, token: lease.token, until }) as { queue: string } | undefined;
   if (!row) return null;
   sql.dropHolds.run(now);
-  const why = reason(row.queue);
-  sql.addHold.run(row.queue, group === undefined ? "" : GROUP_PREFIX + group, until, why);
+  const why = holdReason(row.queue, opts.group ?? null, ms, opts.reason);
+  sql.addHold.run(row.queue, opts.group === undefined ? "" : GROUP_PREFIX + opts.group, until, why);
   sql.held.run(row.queue, now, why);
-  return row.queue;
+  // Idle workers ask when the job comes due and set a timer for the hold's end.
+  ctx.woke.add(row.queue);
+  return until;
 }

@@ -52,8 +52,7 @@ import { translateError } from "./errors.js";
 import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
-import { holdReason } from "../flow.js";
-import { holdBack, prepareFlowStatements, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
+import { holdBack, prepareFlowStatements, setPaused, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
 import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
 import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
@@ -332,22 +331,13 @@ export class SqliteStore implements Store {
 
   async setPaused(queue: string, paused: boolean): Promise<QueueState> {
     checkQueueName(queue);
-    return this.write((now) => {
-      this.ctx.flow.setPaused.run({ name: queue, paused: paused ? 1 : 0, at: paused ? now : null });
-      // Resuming wakes the workers blocked on the queue.
-      if (!paused) this.ctx.woke.add(queue);
-      return toQueueState(this.ctx.flow.state.get(queue) as QueueRow);
-    });
+    return this.write((now) => setPaused(this.ctx, queue, paused, now));
   }
 
   async rateLimited(lease: LeaseRef, ms: number, opts: { group?: string; reason?: string } = {}): Promise<number> {
     return this.write((now) => {
-      const until = now + Math.max(0, Math.trunc(ms));
-      const reason = (queue: string) => holdReason(queue, opts.group ?? null, ms, opts.reason);
-      const queue = holdBack(this.ctx.flow, lease, until, opts.group, reason, now);
-      if (queue === null) throw new LeaseLostError(lease.jobId);
-      // Idle workers ask when the job comes due and set a timer for the hold's end.
-      this.ctx.woke.add(queue);
+      const until = holdBack(this.ctx, lease, ms, opts, now);
+      if (until === null) throw new LeaseLostError(lease.jobId);
       return until;
     });
   }
