@@ -195,8 +195,9 @@ export async function claim(
     const d = ctx.sql.claimDurable;
     const plain = (t: Queryable) => (names: string[], counts: number[]) =>
       t.query<JobRow>(d.text, [names, counts, a.now, a.workerId, a.leaseUntil, a.prefix], d.name);
-    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, a, plain(t));
-    return toLeases(q === ctx.db ? await ctx.db.tx(run) : await run(q), a, req.workerId);
+    const own = q === ctx.db;
+    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, a, plain(t), !own);
+    return toLeases(own ? await ctx.db.tx(run) : await run(q), a, req.workerId);
   }
   const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseUntil, a.prefix], s.name);
   return toLeases(rows, a, req.workerId);
