@@ -89,8 +89,10 @@ export interface FailOptions {
 }
 
 export interface ReapOptions {
-  /** Stalls before a job is dead (default 3). */
+  /** Stalls before a job is dead, for queues no `queueMaxStalls` names (default 3). */
   maxStalls?: number;
+  /** Stalls before a job is dead, per queue; over the store's own `queueMaxStalls`. */
+  queueMaxStalls?: Record<string, number>;
 }
 
 export interface PruneOptions {
@@ -216,6 +218,11 @@ export interface StoreOptions {
   defaultAttempts?: number;
   /** PostgreSQL schema (default `vigil`). */
   schema?: string;
+  /**
+   * Each queue's `maxStalls` (the config's): `releaseWorker` and `reapExpired` judge a
+   * queue's jobs by its own, whoever calls them; other queues by the call's `maxStalls`.
+   */
+  queueMaxStalls?: Record<string, number>;
   /** Open without migrating or writing (CLI reads, doctor). */
   readOnly?: boolean;
   clock?: Clock;
@@ -230,6 +237,18 @@ export const DEFAULT_MAX_STALLS = 3;
  * from a lost machine but more renewals; renewals happen every lease/3.
  */
 export const DEFAULT_LEASE_MS = 10_000;
+
+/**
+ * The stall limits of one `releaseWorker` or `reapExpired` call, as the JSON its statement
+ * reads per job (`queues[queue]`, else `default`): the store's per-queue limits, the
+ * call's over them, and the call's `maxStalls` (else 3) for every other queue.
+ */
+export function stallLimits(store: Record<string, number> | undefined, opts: ReapOptions): string {
+  return JSON.stringify({
+    queues: { ...store, ...opts.queueMaxStalls },
+    default: opts.maxStalls ?? DEFAULT_MAX_STALLS,
+  });
+}
 
 /** Queue names: letters, digits and `_ . : -`, up to 128 characters. */
 export const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;

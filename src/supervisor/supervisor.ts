@@ -73,11 +73,10 @@ export class Supervisor extends EventEmitter {
   private readonly log: (msg: string) => void;
   private readonly timing: SlotTiming;
   /**
-   * Stalls before a freed job is dead: the smallest `maxStalls` of the config's queues (as
-   * the workers' own reaping uses), so a queue configured above the store's default 3 is
-   * not cut short when the supervisor frees a dead worker's jobs. Undefined: store default.
+   * Stalls before a freed job is dead, per queue: each queue's own `maxStalls`, so a queue
+   * configured above the default 3 is not cut short by one configured below it.
    */
-  private readonly maxStalls: number | undefined;
+  private readonly queueMaxStalls: Record<string, number>;
 
   constructor(private readonly opts: SupervisorOptions) {
     super();
@@ -93,8 +92,7 @@ export class Supervisor extends EventEmitter {
       maxRestarts: s.maxRestarts,
       crashLoopRetryMs: s.crashLoopRetry,
     };
-    const stalls = Object.values(opts.config.queues).map((q) => q.maxStalls);
-    this.maxStalls = stalls.length > 0 ? Math.min(...stalls) : undefined;
+    this.queueMaxStalls = Object.fromEntries(Object.entries(opts.config.queues).map(([name, q]) => [name, q.maxStalls]));
     this.incidents = new IncidentRecorder(opts.store, this.host, opts.alerts ?? noopAlertSink, this.log);
     for (const ev of ["incident", "recovered", "alert"] as const) this.incidents.on(ev, (x: unknown) => this.emit(ev, x));
   }
@@ -109,7 +107,7 @@ export class Supervisor extends EventEmitter {
       if (problem) {
         throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
       }
-      const reaped = await store.reapExpired({ maxStalls: this.maxStalls });
+      const reaped = await store.reapExpired({ queueMaxStalls: this.queueMaxStalls });
       if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
       await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
@@ -198,7 +196,7 @@ export class Supervisor extends EventEmitter {
 
   private async releaseWorker(workerId: string, reason: string): Promise<number> {
     try {
-      const n = await this.opts.store.releaseWorker(workerId, reason, { maxStalls: this.maxStalls });
+      const n = await this.opts.store.releaseWorker(workerId, reason, { queueMaxStalls: this.queueMaxStalls });
       if (n > 0) this.log(`freed ${n} job(s) of ${workerId} (${reason})`);
       return n;
     } catch (err) {

@@ -212,5 +212,26 @@ export function leasesAndLifecycle(t: ContractContext): void {
       expect(await t.store.reapExpired({ maxStalls: 2 })).toBe(1);
       expect((await t.must(again[0]!.jobId)).state).toBe("dead");
     });
+
+    it("each queue's own maxStalls (the store's queueMaxStalls, then the call's) decides, on release and on reap", async () => {
+      const s = await t.fresh({ queueMaxStalls: { slow: 5 } });
+      const { job: slow } = await s.enqueue("slow", 1, { maxAttempts: 20 });
+      const { job: plain } = await s.enqueue("plain", 2, { maxAttempts: 20 });
+      const { job: told } = await s.enqueue("told", 3, { maxAttempts: 20 });
+      const stallAll = async (i: number) => {
+        await t.claim({ slow: 1, plain: 1, told: 1 }, "w", 1000, s);
+        if (i % 2 === 0) return s.releaseWorker("w", "gone", { maxStalls: 1, queueMaxStalls: { told: 4 } });
+        t.clock.advance(1001);
+        return s.reapExpired({ maxStalls: 1, queueMaxStalls: { told: 4 } });
+      };
+      // The call's own maxStalls (1) applies only to queues neither map names.
+      expect(await stallAll(1)).toBe(3);
+      expect(await t.must(plain.id, s)).toMatchObject({ state: "dead", stalls: 1 });
+      for (let i = 2; i <= 4; i++) await stallAll(i);
+      expect(await t.must(told.id, s)).toMatchObject({ state: "dead", stalls: 4 });
+      expect(await t.must(slow.id, s)).toMatchObject({ state: "waiting", stalls: 4 });
+      expect(await stallAll(5)).toBe(1);
+      expect(await t.must(slow.id, s)).toMatchObject({ state: "dead", stalls: 5, attempt: 5 });
+    });
   });
 }

@@ -58,8 +58,12 @@ const INSERT_ARRAYS = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5
 const STALL_ENTRY = `jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('attempt', attempt,
     'outcome', 'stall', 'message', $1::text, 'workerId', worker_id, 'at', $2::bigint)))`;
 
-/** A stall is final after `maxStalls` stalls, or when the stalled attempt was the last. */
-const STALL_DEAD = "(stalls + 1 >= $3::int OR attempt >= max_attempts)";
+/**
+ * A stall is final after its queue's `maxStalls` stalls ($3, see `stallLimits` in
+ * store.ts), or when the stalled attempt was the last.
+ */
+const STALL_DEAD = `(stalls + 1 >= coalesce(($3::jsonb -> 'queues' ->> queue)::int, ($3::jsonb ->> 'default')::int)
+    OR attempt >= max_attempts)`;
 
 const STALL_SET = `
     stalls = stalls + 1,

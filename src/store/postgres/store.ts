@@ -27,7 +27,7 @@ import { encodeJson } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
-  DEFAULT_MAX_STALLS,
+  stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
   type CompleteItem,
@@ -210,13 +210,13 @@ class PostgresStore implements Store {
   async releaseWorker(workerId: string, reason?: string, opts: ReapOptions = {}): Promise<number> {
     this.writable();
     const message = reason ?? `worker ${workerId} stopped while running the job`;
-    return ctl.stallWorker(this.ctx, workerId, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+    return ctl.stallWorker(this.ctx, workerId, message, stallLimits(this.opts.queueMaxStalls, opts));
   }
 
   async reapExpired(opts: ReapOptions = {}): Promise<number> {
     this.writable();
     const message = "the lease expired: the worker stopped renewing it";
-    return ctl.stallExpired(this.ctx, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+    return ctl.stallExpired(this.ctx, message, stallLimits(this.opts.queueMaxStalls, opts));
   }
 
   async get(id: number): Promise<Job | null> {

@@ -13,8 +13,12 @@ export type Stmt = Database.Statement<unknown[], unknown>;
 const STALL_ENTRY = `json_patch('{}', json_object('attempt', attempt, 'outcome', 'stall',
   'message', @message, 'workerId', worker_id, 'at', @now))`;
 
-/** A stall is final after `maxStalls` stalls, or when the stalled attempt was the last. */
-const STALL_DEAD = `(stalls + 1 >= @maxStalls OR attempt >= max_attempts)`;
+/**
+ * A stall is final after its queue's `maxStalls` stalls (`@limits`, see `stallLimits` in
+ * store.ts), or when the stalled attempt was the last.
+ */
+const STALL_DEAD = `(stalls + 1 >= coalesce(json_extract(@limits, '$.queues."' || queue || '"'), json_extract(@limits, '$.default'))
+  OR attempt >= max_attempts)`;
 
 const STALL_SET = `
   stalls = stalls + 1,

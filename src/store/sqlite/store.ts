@@ -29,7 +29,7 @@ import { encodeJson, type PreparedItem } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
-  DEFAULT_MAX_STALLS,
+  stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
   type CompleteItem,
@@ -165,6 +165,7 @@ export class SqliteStore implements Store {
   private readonly tx: Database.Transaction<(fn: (now: number) => unknown, now: number) => unknown>;
   /** How many migrations opening this store ran (0 when another process had run them). */
   migratedOnOpen = 0;
+  private readonly queueMaxStalls: Record<string, number> | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -172,6 +173,7 @@ export class SqliteStore implements Store {
     opts: StoreOptions,
   ) {
     this.clock = opts.clock ?? systemClock;
+    this.queueMaxStalls = opts.queueMaxStalls;
     this.prep = statementCache(db);
     this.sql = opts.readOnly ? null : prepareJobStatements(db);
     this.side = opts.readOnly ? null : side.prepareSideStatements(db);
@@ -289,16 +291,16 @@ export class SqliteStore implements Store {
 
   async releaseWorker(workerId: string, reason?: string, opts: ReapOptions = {}): Promise<number> {
     const message = reason ?? `worker ${workerId} stopped while running the job`;
-    const maxStalls = opts.maxStalls ?? DEFAULT_MAX_STALLS;
+    const limits = stallLimits(this.queueMaxStalls, opts);
     return this.write((now) =>
-      w.stallJobs(this.ctx, this.ctx.sql.stallWorker, { workerId, message, maxStalls, now }),
+      w.stallJobs(this.ctx, this.ctx.sql.stallWorker, { workerId, message, limits, now }),
     );
   }
 
   async reapExpired(opts: ReapOptions = {}): Promise<number> {
-    const maxStalls = opts.maxStalls ?? DEFAULT_MAX_STALLS;
+    const limits = stallLimits(this.queueMaxStalls, opts);
     const message = "the lease expired: the worker stopped renewing it";
-    return this.write((now) => w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, maxStalls, now }));
+    return this.write((now) => w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, limits, now }));
   }
 
   async get(id: number): Promise<Job | null> {
