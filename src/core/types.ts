@@ -94,6 +94,10 @@ export interface Job {
   leaseUntil: number | null;
   /** Failed and stalled attempts, oldest first. */
   history: AttemptRecord[];
+  /** Set by a `preview` read: `payload` is only the start of its JSON text. */
+  payloadTruncated?: true;
+  /** Set by a `preview` read: `result` is only the start of its JSON text. */
+  resultTruncated?: true;
 }
 
 export interface EnqueueOptions {
@@ -161,6 +165,12 @@ export interface JobFilter {
   /** Only jobs with id below this (paging). */
   beforeId?: number;
   rootId?: number;
+  /**
+   * Read at most this many characters of each payload's and result's JSON text: a longer
+   * one comes back as that much of its text (a string) with `payloadTruncated` or
+   * `resultTruncated` set, and the rest never leaves the store. Absent: whole.
+   */
+  preview?: number;
 }
 
 export type IncidentCause = "crash" | "stall" | "job-timeout" | "memory" | "probe" | "stop";

@@ -163,6 +163,12 @@ export interface Store {
   reapExpired(opts?: ReapOptions): Promise<number>;
   get(id: number): Promise<Job | null>;
   list(filter?: JobFilter): Promise<Job[]>;
+  /**
+   * How many jobs of pipeline run `rootId` (the root itself included) are on `queue`,
+   * counting no further than `atMost`: the `maxRounds` check, one number however long the
+   * run's lineage has grown.
+   */
+  countRounds(rootId: number, queue: string, atMost: number): Promise<number>;
   /** Counts per queue and state; completed/dead counts include pruned jobs. */
   stats(): Promise<Record<string, QueueCounts>>;
   /**

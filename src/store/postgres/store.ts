@@ -45,7 +45,7 @@ import {
 import { createPool, parsePostgresUrl, quoteIdent, type PgTarget } from "./connection.js";
 import { Db } from "./db.js";
 import * as ctl from "./job-control.js";
-import { jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
+import { countRounds, jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { jobStatements } from "./jobs-sql.js";
 import { NotifyListener } from "./listen.js";
@@ -228,6 +228,10 @@ class PostgresStore implements Store {
 
   async list(filter?: JobFilter): Promise<Job[]> {
     return listJobs(this.db, this.S, filter);
+  }
+
+  async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
+    return countRounds(this.db, this.S, rootId, queue, atMost);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {

@@ -44,7 +44,7 @@ import {
   type TriggerCommit,
   type TriggerCursor,
 } from "../store.js";
-import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
+import { countRounds, jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
 import { migrate } from "./migrations.js";
@@ -310,6 +310,10 @@ export class SqliteStore implements Store {
 
   async list(filter?: JobFilter): Promise<Job[]> {
     return listJobs(this.prep, filter);
+  }
+
+  async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
+    return countRounds(this.prep, rootId, queue, atMost);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {
