@@ -143,11 +143,14 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** The live status: one row per process, queue counts and recent incidents. */
-  async snapshot(): Promise<StatusSnapshot> {
+  /**
+   * The live status: one row per process, queue counts and recent incidents. The counts
+   * come from the shared cache unless `fresh` (the last status file, after the drain).
+   */
+  async snapshot(opts: { fresh?: boolean } = {}): Promise<StatusSnapshot> {
     const now = Date.now();
     const [queues, incidents] = await Promise.all([
-      this.counts.get().catch(() => ({})),
+      (opts.fresh ? this.opts.store.stats() : this.counts.get()).catch(() => ({})),
       this.opts.store.listIncidents({ limit: 20 }).catch(() => []),
     ]);
     return {
@@ -182,7 +185,9 @@ export class Supervisor extends EventEmitter {
       this.timers = [];
       await Promise.all(this.slots.map((s) => s.stop()));
       await this.incidents.open(SUPERVISOR_SERVICE, "stop", { reason, pid: process.pid, manual: true });
-      await this.writeStatus().catch(() => {});
+      // The last status file: every process stopped, counts read now that the workers have
+      // drained (the cached ones are from before the stop).
+      await this.writeStatus({ fresh: true }).catch(() => {});
       await this.teardown();
       this.log("stopped");
     })();
@@ -233,9 +238,9 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  private async writeStatus(): Promise<void> {
+  private async writeStatus(opts: { fresh?: boolean } = {}): Promise<void> {
     try {
-      writeStatusFile(this.paths.statusFile, await this.snapshot());
+      writeStatusFile(this.paths.statusFile, await this.snapshot(opts));
     } catch (err) {
       this.log(`could not write ${this.paths.statusFile}: ${(err as Error).message}`);
     }
