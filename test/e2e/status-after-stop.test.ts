@@ -4,7 +4,9 @@
  * every service stopped with no active jobs, and the queue counts the store holds, not
  * the counts of a moment before the stop.
  */
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { readStatusFile } from "../../src/health/state-files.js";
 import type { StatusSnapshot } from "../../src/health/types.js";
 import { allRunning, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, vigil, waitFor } from "./supervisor-helpers.js";
 
@@ -52,5 +54,9 @@ http: { enabled: false }
     expect(s.queues.work).toEqual(truth);
     expect(s.services.length).toBeGreaterThan(0);
     for (const r of s.services) expect({ name: r.name, state: r.state, pid: r.pid, activeJobs: r.activeJobs ?? 0 }).toEqual({ name: r.name, state: "stopped", pid: null, activeJobs: 0 });
+    // The supervisor's own last word agrees: its final status file, written after the drain.
+    const file = readStatusFile(join(t.project.dir, ".vigil"))!.snapshot;
+    expect(file.queues.work).toEqual(truth);
+    for (const r of file.services) expect({ state: r.state, activeJobs: r.activeJobs }).toEqual({ state: "stopped", activeJobs: 0 });
   }, 180_000);
 });
