@@ -111,6 +111,12 @@ export interface EnqueueOptions {
   priority?: number;
   /** Attempts before the job is dead (default 5). */
   maxAttempts?: number;
+  /**
+   * Stalls before the job is dead; kept with the job, so whichever process frees it judges
+   * it by this. Default: its queue's `maxStalls` as the enqueuing store knows it
+   * (`queueMaxStalls`), else the freeing process's.
+   */
+  maxStalls?: number;
   parentId?: number | null;
   rootId?: number | null;
   source?: JobSource | null;

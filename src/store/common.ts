@@ -42,6 +42,8 @@ export interface PreparedItem {
   key: string | null;
   priority: number;
   maxAttempts: number;
+  /** null: the job's queue has no `maxStalls` the store knows; the freeing call decides. */
+  maxStalls: number | null;
   runAt: number | undefined;
   delayMs: number | undefined;
   parentId: number | null;
@@ -55,13 +57,17 @@ function intOr(v: number | undefined, fallback: number, what: string): number {
   return Math.trunc(v);
 }
 
+function maxStallsOf(v: number | undefined): number | null {
+  return v === undefined ? null : Math.max(1, intOr(v, 1, "maxStalls"));
+}
+
 /**
  * Validates and encodes an enqueue item, throwing before anything is written. `text`
  * adapts a key to what the engine's text type can hold (PostgreSQL: no NUL characters).
  */
 export function prepareItem(
   item: EnqueueItem | (NextJob & { parentId?: number }),
-  limits: { maxPayload: number; defaultAttempts: number },
+  limits: { maxPayload: number; defaultAttempts: number; queueMaxStalls?: Record<string, number> },
   text: (s: string) => string = (s) => s,
 ): PreparedItem {
   checkQueueName(item.queue);
@@ -72,6 +78,7 @@ export function prepareItem(
     key: item.key === undefined || item.key === null ? null : text(String(item.key)),
     priority: intOr(item.priority, 0, "priority"),
     maxAttempts: Math.max(1, intOr(item.maxAttempts, limits.defaultAttempts, "maxAttempts")),
+    maxStalls: maxStallsOf(full.maxStalls ?? limits.queueMaxStalls?.[item.queue]),
     runAt: full.runAt === undefined ? undefined : intOr(full.runAt, 0, "runAt"),
     delayMs: item.delayMs === undefined ? undefined : intOr(item.delayMs, 0, "delayMs"),
     parentId: full.parentId ?? null,

@@ -88,10 +88,15 @@ export interface FailOptions {
   retryAt?: number;
 }
 
+/**
+ * Stalls before a freed job is dead. A job enqueued with a limit (its own `maxStalls`, or
+ * its queue's from the enqueuing store's `queueMaxStalls`) keeps it; these decide for the
+ * others (enqueued before stores kept it, or to a queue the enqueuing store did not know).
+ */
 export interface ReapOptions {
-  /** Stalls before a job is dead, for queues no `queueMaxStalls` names (default 3). */
+  /** For queues no `queueMaxStalls` names (default 3). */
   maxStalls?: number;
-  /** Stalls before a job is dead, per queue; over the store's own `queueMaxStalls`. */
+  /** Per queue; over the store's own `queueMaxStalls`. */
   queueMaxStalls?: Record<string, number>;
 }
 
@@ -225,8 +230,9 @@ export interface StoreOptions {
   /** PostgreSQL schema (default `vigil`). */
   schema?: string;
   /**
-   * Each queue's `maxStalls` (the config's): `releaseWorker` and `reapExpired` judge a
-   * queue's jobs by its own, whoever calls them; other queues by the call's `maxStalls`.
+   * Each queue's `maxStalls` (the config's): kept with every job enqueued to that queue,
+   * so `releaseWorker` and `reapExpired` judge it by its own queue's limit whichever
+   * process or host calls them; also the limit for that queue's jobs that carry none.
    */
   queueMaxStalls?: Record<string, number>;
   /** Open without migrating or writing (CLI reads, doctor). */

@@ -134,6 +134,7 @@ class PostgresStore implements Store {
       channel: `${target.schema}:jobs`,
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+      queueMaxStalls: opts.queueMaxStalls,
     };
   }
 

@@ -183,6 +183,7 @@ export class SqliteStore implements Store {
       clock: this.clock,
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+      queueMaxStalls: opts.queueMaxStalls,
       woke: new Set(),
     };
     this.wake = WakeBus.acquire(realpathSync(location));
