@@ -35,16 +35,19 @@ export interface JobRowOf<History> {
   result_cut?: boolean | number;
 }
 
-/** The job columns, with `payload` and `result` cut to `chars` characters when given. */
-export function jobSelectList(preview: { chars: string; cut: (col: string) => string } | null): string {
-  const cols = [
-    "id", "queue", "state", "key", "payload", "result", "error", "attempt", "max_attempts", "stalls",
-    "priority", "run_at", "created_at", "started_at", "finished_at", "parent_id", "root_id", "source",
-    "worker_id", "token", "lease_until", "history",
-  ];
-  if (!preview) return cols.join(", ");
-  return cols
-    .map((c) => (c === "payload" || c === "result" ? preview.cut(c) : c))
+/** The jobs-table columns a `Job` is made from. */
+export const JOB_COLUMNS = [
+  "id", "queue", "state", "key", "payload", "result", "error", "attempt", "max_attempts", "stalls",
+  "priority", "run_at", "created_at", "started_at", "finished_at", "parent_id", "root_id", "source",
+  "worker_id", "token", "lease_until", "history",
+] as const;
+
+/**
+ * The job columns for a preview read: `payload` and `result` as `cut` makes them, and
+ * whether each was longer than `chars` (an SQL expression) as `payload_cut` / `result_cut`.
+ */
+export function jobSelectList(preview: { chars: string; cut: (col: string) => string }): string {
+  return JOB_COLUMNS.map((c) => (c === "payload" || c === "result" ? preview.cut(c) : c))
     .concat([`length(payload) > ${preview.chars} AS payload_cut`, `length(result) > ${preview.chars} AS result_cut`])
     .join(", ");
 }

@@ -19,7 +19,7 @@ export function listJobs(prep: Prepare, filter: JobFilter = {}): Job[] {
   const limit = filter.limit ?? 50;
   // A negative LIMIT is no limit in SQLite; the limit is a parameter so the shapes stay few.
   args.push(limit > 0 ? Math.trunc(limit) : -1);
-  // The preview length is a parameter too (the `@preview` in each of its three places).
+  // The preview length is a parameter too (one named `@preview` wherever it is used).
   const cols = filter.preview === undefined ? "*" : jobSelectList({ chars: "@preview", cut: (c) => `substr(${c}, 1, @preview) AS ${c}` });
   const sql = `SELECT ${cols} FROM jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
   const stmt = prep(sql);
