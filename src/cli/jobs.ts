@@ -22,7 +22,9 @@ export function register(program: Command): void {
       }
       if (!/^\d+$/.test(flags.limit)) throw new BadInputError(`--limit "${flags.limit}" is not a whole number`);
       await withStore(cmd, async (store) => {
-        const list = await store.list({ queue: flags.queue, state: flags.state as JobState | undefined, limit: Number(flags.limit) });
+        // The table shows no payload or result: leave them in the store.
+        const preview = flags.json ? undefined : 0;
+        const list = await store.list({ queue: flags.queue, state: flags.state as JobState | undefined, limit: Number(flags.limit), preview });
         if (flags.json) return printJson(list);
         printTable(
           ["ID", "QUEUE", "STATE", "ATTEMPT", "KEY", "CREATED", "TOOK", "ERROR"],
@@ -39,7 +41,7 @@ export function register(program: Command): void {
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const job = await mustGet(store, id);
-        const lineage = await store.list({ rootId: job.rootId ?? job.id, limit: 0 });
+        const lineage = await store.list({ rootId: job.rootId ?? job.id, limit: 0, preview: 0 });
         const root = job.rootId ? await store.get(job.rootId) : null;
         const family = [...(root ? [root] : []), ...lineage.filter((j) => j.id !== root?.id)].sort((a, b) => a.id - b.id);
         if (flags.json) return printJson({ ...job, lineage: family.map(brief) });

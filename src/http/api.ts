@@ -37,8 +37,18 @@ export interface ApiRoute {
   run(ctx: ApiContext, req: ApiRequest): Promise<{ status?: number; body: unknown }>;
 }
 
-/** Largest page of jobs one request returns; `limit=0` means this many. */
-export const MAX_JOBS_PAGE = 1000;
+/**
+ * Largest page of jobs one request returns; a larger `limit` (or `limit=0`) means this
+ * many. With payloads and results cut to JOB_PREVIEW_CHARS, a page holds at most about
+ * 200 × 2 × 2 KiB of them, where 1,000 whole jobs of 1 MiB each could make 2 GB.
+ */
+export const MAX_JOBS_PAGE = 200;
+/**
+ * A job page carries this many characters of each payload's and result's JSON text; a
+ * longer one is that much text with `payloadTruncated` / `resultTruncated` set, and
+ * `GET /api/jobs/:id` returns the whole job.
+ */
+export const JOB_PREVIEW_CHARS = 2048;
 
 /** Every JSON endpoint, matched in order. */
 export const API_ROUTES: ApiRoute[] = [
@@ -71,13 +81,15 @@ export const API_ROUTES: ApiRoute[] = [
       if (state !== undefined && !JOB_STATES.includes(state as JobState)) {
         throw new BadInputError(`state "${state}" is not one of ${JOB_STATES.join(", ")}`);
       }
-      const limit = intParam(req.query, "limit", 50, 0, MAX_JOBS_PAGE);
+      const limit = intParam(req.query, "limit", 50, 0, Number.MAX_SAFE_INTEGER);
+      // Newest first; the next page is `before=<the last id of this one>`.
       const beforeId = req.query.has("before") ? intParam(req.query, "before", 0, 1, Number.MAX_SAFE_INTEGER) : undefined;
       const jobs = await ctx.store.list({
         queue: req.query.get("queue") || undefined,
         state: state as JobState | undefined,
-        limit: limit === 0 ? MAX_JOBS_PAGE : limit,
+        limit: limit === 0 ? MAX_JOBS_PAGE : Math.min(limit, MAX_JOBS_PAGE),
         beforeId,
+        preview: JOB_PREVIEW_CHARS,
       });
       return { body: jobs };
     },

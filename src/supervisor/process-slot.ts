@@ -191,9 +191,10 @@ export class ProcessSlot {
       restarts: this.restarts,
       heartbeatAgeMs: this.child && this.lastBeatAt !== null ? Math.max(0, now - this.lastBeatAt) : null,
       startedAt: this.child ? this.startedAt : null,
-      rssBytes: this.lastHb?.rssBytes ?? info?.rssBytes ?? null,
+      // A process that is gone runs nothing and uses no memory, whatever it last reported.
+      rssBytes: this.child ? (this.lastHb?.rssBytes ?? info?.rssBytes ?? null) : null,
       workerId: this.spec.kind === "worker" ? this.workerId : null,
-      activeJobs: this.lastHb?.active.length ?? 0,
+      activeJobs: this.child ? (this.lastHb?.active.length ?? 0) : 0,
       lastExit: this.lastExit,
       nextRestartAt: this.nextRestartAt,
     };

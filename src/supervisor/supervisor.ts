@@ -73,11 +73,10 @@ export class Supervisor extends EventEmitter {
   private readonly log: (msg: string) => void;
   private readonly timing: SlotTiming;
   /**
-   * Stalls before a freed job is dead: the smallest `maxStalls` of the config's queues (as
-   * the workers' own reaping uses), so a queue configured above the store's default 3 is
-   * not cut short when the supervisor frees a dead worker's jobs. Undefined: store default.
+   * Stalls before a freed job is dead, per queue: each queue's own `maxStalls`, so a queue
+   * configured above the default 3 is not cut short by one configured below it.
    */
-  private readonly maxStalls: number | undefined;
+  private readonly queueMaxStalls: Record<string, number>;
 
   constructor(private readonly opts: SupervisorOptions) {
     super();
@@ -93,8 +92,7 @@ export class Supervisor extends EventEmitter {
       maxRestarts: s.maxRestarts,
       crashLoopRetryMs: s.crashLoopRetry,
     };
-    const stalls = Object.values(opts.config.queues).map((q) => q.maxStalls);
-    this.maxStalls = stalls.length > 0 ? Math.min(...stalls) : undefined;
+    this.queueMaxStalls = Object.fromEntries(Object.entries(opts.config.queues).map(([name, q]) => [name, q.maxStalls]));
     this.incidents = new IncidentRecorder(opts.store, this.host, opts.alerts ?? noopAlertSink, this.log);
     for (const ev of ["incident", "recovered", "alert"] as const) this.incidents.on(ev, (x: unknown) => this.emit(ev, x));
   }
@@ -109,7 +107,7 @@ export class Supervisor extends EventEmitter {
       if (problem) {
         throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
       }
-      const reaped = await store.reapExpired({ maxStalls: this.maxStalls });
+      const reaped = await store.reapExpired({ queueMaxStalls: this.queueMaxStalls });
       if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
       await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
@@ -145,11 +143,14 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** The live status: one row per process, queue counts and recent incidents. */
-  async snapshot(): Promise<StatusSnapshot> {
+  /**
+   * The live status: one row per process, queue counts and recent incidents. The counts
+   * come from the shared cache unless `fresh` (the last status file, after the drain).
+   */
+  async snapshot(opts: { fresh?: boolean } = {}): Promise<StatusSnapshot> {
     const now = Date.now();
     const [queues, incidents] = await Promise.all([
-      this.counts.get().catch(() => ({})),
+      (opts.fresh ? this.opts.store.stats() : this.counts.get()).catch(() => ({})),
       this.opts.store.listIncidents({ limit: 20 }).catch(() => []),
     ]);
     return {
@@ -184,7 +185,9 @@ export class Supervisor extends EventEmitter {
       this.timers = [];
       await Promise.all(this.slots.map((s) => s.stop()));
       await this.incidents.open(SUPERVISOR_SERVICE, "stop", { reason, pid: process.pid, manual: true });
-      await this.writeStatus().catch(() => {});
+      // The last status file: every process stopped, counts read now that the workers have
+      // drained (the cached ones are from before the stop).
+      await this.writeStatus({ fresh: true }).catch(() => {});
       await this.teardown();
       this.log("stopped");
     })();
@@ -198,7 +201,7 @@ export class Supervisor extends EventEmitter {
 
   private async releaseWorker(workerId: string, reason: string): Promise<number> {
     try {
-      const n = await this.opts.store.releaseWorker(workerId, reason, { maxStalls: this.maxStalls });
+      const n = await this.opts.store.releaseWorker(workerId, reason, { queueMaxStalls: this.queueMaxStalls });
       if (n > 0) this.log(`freed ${n} job(s) of ${workerId} (${reason})`);
       return n;
     } catch (err) {
@@ -235,9 +238,9 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  private async writeStatus(): Promise<void> {
+  private async writeStatus(opts: { fresh?: boolean } = {}): Promise<void> {
     try {
-      writeStatusFile(this.paths.statusFile, await this.snapshot());
+      writeStatusFile(this.paths.statusFile, await this.snapshot(opts));
     } catch (err) {
       this.log(`could not write ${this.paths.statusFile}: ${(err as Error).message}`);
     }

@@ -10,7 +10,7 @@
  * Expired leases are reaped on their own timer.
  */
 import type { Lease } from "../core/types.js";
-import type { ClaimRequest, Store } from "../store/store.js";
+import type { ClaimRequest, ReapOptions, Store } from "../store/store.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import type { QueueSettings } from "./options.js";
 
@@ -108,7 +108,7 @@ export class ClaimLoop {
    * and reaps expired leases every `reapMs`, starting now. The poll timer is what keeps a
    * worker process alive between jobs.
    */
-  startPolling(pollMs: number, reapMs: number, maxStalls: number): void {
+  startPolling(pollMs: number, reapMs: number, stalls: ReapOptions): void {
     const startedAt = Date.now();
     const poll = () => {
       if (!this.hooks.open()) return;
@@ -119,7 +119,7 @@ export class ClaimLoop {
     const reap = () => {
       if (!this.hooks.open()) return;
       this.hooks.track(
-        this.store.reapExpired({ maxStalls }).then(
+        this.store.reapExpired(stalls).then(
           (n) => n > 0 && this.hooks.onReaped(n),
           (err) => this.hooks.onError(err, "reaping expired leases"),
         ),

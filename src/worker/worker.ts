@@ -174,7 +174,8 @@ export class Worker extends EventEmitter {
     this.freeze?.start();
     this.send({ t: "ready", workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
     this.heartbeat.beat();
-    this.claims.startPolling(pollMs, reapMs, Math.min(...settings.map((q) => q.maxStalls)));
+    // Each of this worker's queues by its own maxStalls (the store may know others' too).
+    this.claims.startPolling(pollMs, reapMs, { queueMaxStalls: Object.fromEntries(settings.map((q) => [q.name, q.maxStalls])) });
     this.log.info({ queues: [...this.queues.keys()] }, "worker started");
     return this;
   }

@@ -66,8 +66,8 @@ export class ContractContext {
     return lease;
   }
 
-  async must(id: number): Promise<Job> {
-    const job = await this.store.get(id);
+  async must(id: number, s = this.store): Promise<Job> {
+    const job = await s.get(id);
     if (!job) throw new Error(`job ${id} is missing`);
     return job;
   }

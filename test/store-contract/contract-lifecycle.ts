@@ -231,5 +231,36 @@ export function leasesAndLifecycle(t: ContractContext): void {
       expect(await t.store.reapExpired({ maxStalls: 2 })).toBe(1);
       expect((await t.must(again[0]!.jobId)).state).toBe("dead");
     });
+
+    it("each queue's own maxStalls decides, on release and on reap: kept with the job at enqueue, else the call's, else the default", async () => {
+      const s = await t.fresh({ queueMaxStalls: { slow: 5 } });
+      const { job: slow } = await s.enqueue("slow", 1, { maxAttempts: 20 });
+      const { job: plain } = await s.enqueue("plain", 2, { maxAttempts: 20 });
+      const { job: told } = await s.enqueue("told", 3, { maxAttempts: 20 });
+      const stallAll = async (i: number) => {
+        await t.claim({ slow: 1, plain: 1, told: 1 }, "w", 1000, s);
+        // A freeing call that gives `slow` a lower limit (another host's config, say) does not
+        // cut short a job enqueued with its queue's 5.
+        const limits = { maxStalls: 1, queueMaxStalls: { told: 4, slow: 2 } };
+        if (i % 2 === 0) return s.releaseWorker("w", "gone", limits);
+        t.clock.advance(1001);
+        return s.reapExpired(limits);
+      };
+      // The call's own maxStalls (1) applies only to queues no limit names.
+      expect(await stallAll(1)).toBe(3);
+      expect(await t.must(plain.id, s)).toMatchObject({ state: "dead", stalls: 1 });
+      for (let i = 2; i <= 4; i++) await stallAll(i);
+      expect(await t.must(told.id, s)).toMatchObject({ state: "dead", stalls: 4 });
+      expect(await t.must(slow.id, s)).toMatchObject({ state: "waiting", stalls: 4 });
+      expect(await stallAll(5)).toBe(1);
+      expect(await t.must(slow.id, s)).toMatchObject({ state: "dead", stalls: 5, attempt: 5 });
+      // A limit given at enqueue is kept too, over the store's and the call's.
+      const { job: own } = await t.store.enqueue("slow", 4, { maxAttempts: 20, maxStalls: 2 });
+      for (let i = 1; i <= 2; i++) {
+        await t.claim({ slow: 1 }, "w2");
+        await t.store.releaseWorker("w2", "gone", { maxStalls: 9 });
+      }
+      expect(await t.must(own.id)).toMatchObject({ state: "dead", stalls: 2 });
+    });
   });
 }

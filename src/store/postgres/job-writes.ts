@@ -22,6 +22,8 @@ export interface JobContext {
   channel: string;
   maxPayload: number;
   defaultAttempts: number;
+  /** Each queue's maxStalls, stamped on the jobs enqueued to it. */
+  queueMaxStalls?: Record<string, number>;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
     const { state, runAt } = placement(it, now);
     const rows = await ctx.db.query<JobRow & { created: boolean }>(
       ctx.sql.enqueueOne.text,
-      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now],
+      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now, it.maxStalls],
       ctx.sql.enqueueOne.name,
     );
     const row = rows[0];
@@ -100,6 +102,7 @@ export async function insertItems(
         cols.map((c) => c.rootId),
         cols.map((c) => c.source),
         now,
+        cols.map((c) => c.maxStalls),
       ],
       ctx.sql.insertMany.name,
     );
@@ -355,6 +358,7 @@ async function runCompletions(
       next.map((n) => n.it.maxAttempts),
       next.map((n) => n.runAt),
       next.map((n) => n.it.payload),
+      next.map((n) => n.it.maxStalls),
     ],
     s.name,
   );

@@ -51,15 +51,20 @@ export const KEY_LIVE = "key IS NOT NULL AND state NOT IN ('dead', 'cancelled')"
 
 /** The columns an insert fills, in the order of the arrays passed to `insertMany`. */
 const INSERT_ARRAYS = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-    $7::bigint[], $8::bigint[], $9::bigint[], $10::text[]) WITH ORDINALITY
-    AS t(queue, state, key, payload, max_attempts, priority, run_at, parent_id, root_id, source, ord)`;
+    $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $12::int[]) WITH ORDINALITY
+    AS t(queue, state, key, payload, max_attempts, priority, run_at, parent_id, root_id, source, max_stalls, ord)`;
 
 /** The history entry a stall appends; nulls (no worker) are left out. */
 const STALL_ENTRY = `jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('attempt', attempt,
     'outcome', 'stall', 'message', $1::text, 'workerId', worker_id, 'at', $2::bigint)))`;
 
-/** A stall is final after `maxStalls` stalls, or when the stalled attempt was the last. */
-const STALL_DEAD = "(stalls + 1 >= $3::int OR attempt >= max_attempts)";
+/**
+ * A stall is final after the job's own `max_stalls` stalls (set at enqueue from its queue's
+ * `maxStalls`), else its queue's in $3 (see `stallLimits` in store.ts), or when the stalled
+ * attempt was the last.
+ */
+const STALL_DEAD = `(stalls + 1 >= coalesce(max_stalls, ($3::jsonb -> 'queues' ->> queue)::int, ($3::jsonb ->> 'default')::int)
+    OR attempt >= max_attempts)`;
 
 const STALL_SET = `
     stalls = stalls + 1,
@@ -143,8 +148,8 @@ export function jobStatements(S: string) {
     /** One job, or the live job holding its key (`created` false). Zero rows: lost a race, retry. */
     enqueueOne: stmt(`WITH ins AS (
       INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at, created_at,
-        parent_id, root_id, source)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $11, $8, $9, $10)
+        parent_id, root_id, source, max_stalls)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $11, $8, $9, $10, $12)
       ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
       RETURNING ${cols})
     SELECT true AS created, ${cols} FROM ins
@@ -155,8 +160,8 @@ export function jobStatements(S: string) {
 
     /** Many jobs in item order (ids ascend with it); keyed items whose key is live are skipped. */
     insertMany: stmt(`INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at,
-        created_at, parent_id, root_id, source)
-      SELECT queue, state, key, payload, max_attempts, priority, run_at, $11, parent_id, root_id, source
+        created_at, parent_id, root_id, source, max_stalls)
+      SELECT queue, state, key, payload, max_attempts, priority, run_at, $11, parent_id, root_id, source, max_stalls
       FROM ${INSERT_ARRAYS} ORDER BY ord
       ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
       RETURNING ${cols}`),
@@ -188,13 +193,13 @@ export function jobStatements(S: string) {
       RETURNING j.id, coalesce(j.root_id, j.id) AS root_id
     ), nx AS (
       SELECT * FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[],
-        $11::bigint[], $12::text[]) WITH ORDINALITY
-        AS n(parent_id, queue, state, key, priority, max_attempts, run_at, payload, ord)
+        $11::bigint[], $12::text[], $13::int[]) WITH ORDINALITY
+        AS n(parent_id, queue, state, key, priority, max_attempts, run_at, payload, max_stalls, ord)
     ), ins AS (
       INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at, created_at,
-        parent_id, root_id)
+        parent_id, root_id, max_stalls)
       SELECT n.queue, n.state, n.key, n.payload, n.max_attempts, n.priority, n.run_at, $4::bigint,
-        n.parent_id, d.root_id
+        n.parent_id, d.root_id, n.max_stalls
       FROM nx n JOIN done d ON d.id = n.parent_id ORDER BY n.ord
       ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
       RETURNING ${cols}

@@ -126,6 +126,16 @@ DROP INDEX ${S}.jobs_queue_state;
 CREATE INDEX jobs_rest ON ${S}.jobs (queue, state, id) WHERE state IN ('scheduled', 'failed', 'dead', 'cancelled');
 `,
   },
+  {
+    version: 3,
+    name: "each job's stall limit",
+    // Stamped at enqueue from the job's queue's maxStalls, so every host frees it by the
+    // same limit; NULL (older jobs, queues the enqueuing store did not know): the freeing
+    // call's limit for its queue. Adding a nullable column rewrites nothing.
+    sql: (S) => `
+ALTER TABLE ${S}.jobs ADD COLUMN max_stalls integer;
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

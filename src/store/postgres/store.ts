@@ -27,7 +27,7 @@ import { encodeJson } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
-  DEFAULT_MAX_STALLS,
+  stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
   type CompleteItem,
@@ -45,7 +45,7 @@ import {
 import { createPool, parsePostgresUrl, quoteIdent, type PgTarget } from "./connection.js";
 import { Db } from "./db.js";
 import * as ctl from "./job-control.js";
-import { jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
+import { countRounds, jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { jobStatements } from "./jobs-sql.js";
 import { NotifyListener } from "./listen.js";
@@ -134,6 +134,7 @@ class PostgresStore implements Store {
       channel: `${target.schema}:jobs`,
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+      queueMaxStalls: opts.queueMaxStalls,
     };
   }
 
@@ -210,13 +211,13 @@ class PostgresStore implements Store {
   async releaseWorker(workerId: string, reason?: string, opts: ReapOptions = {}): Promise<number> {
     this.writable();
     const message = reason ?? `worker ${workerId} stopped while running the job`;
-    return ctl.stallWorker(this.ctx, workerId, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+    return ctl.stallWorker(this.ctx, workerId, message, stallLimits(this.opts.queueMaxStalls, opts));
   }
 
   async reapExpired(opts: ReapOptions = {}): Promise<number> {
     this.writable();
     const message = "the lease expired: the worker stopped renewing it";
-    return ctl.stallExpired(this.ctx, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+    return ctl.stallExpired(this.ctx, message, stallLimits(this.opts.queueMaxStalls, opts));
   }
 
   async get(id: number): Promise<Job | null> {
@@ -228,6 +229,10 @@ class PostgresStore implements Store {
 
   async list(filter?: JobFilter): Promise<Job[]> {
     return listJobs(this.db, this.S, filter);
+  }
+
+  async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
+    return countRounds(this.db, this.S, rootId, queue, atMost);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {

@@ -13,8 +13,13 @@ export type Stmt = Database.Statement<unknown[], unknown>;
 const STALL_ENTRY = `json_patch('{}', json_object('attempt', attempt, 'outcome', 'stall',
   'message', @message, 'workerId', worker_id, 'at', @now))`;
 
-/** A stall is final after `maxStalls` stalls, or when the stalled attempt was the last. */
-const STALL_DEAD = `(stalls + 1 >= @maxStalls OR attempt >= max_attempts)`;
+/**
+ * A stall is final after the job's own `max_stalls` stalls (set at enqueue from its queue's
+ * `maxStalls`), else its queue's in `@limits` (see `stallLimits` in store.ts), or when the
+ * stalled attempt was the last.
+ */
+const STALL_DEAD = `(stalls + 1 >= coalesce(max_stalls, json_extract(@limits, '$.queues."' || queue || '"'), json_extract(@limits, '$.default'))
+  OR attempt >= max_attempts)`;
 
 const STALL_SET = `
   stalls = stalls + 1,
@@ -32,9 +37,9 @@ export type JobStatements = Record<
 export function prepareJobStatements(db: Database.Database): JobStatements {
   const p = (sql: string): Stmt => db.prepare(sql);
   return {
-    insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, priority, run_at,
+    insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, max_stalls, priority, run_at,
         created_at, parent_id, root_id, source)
-      VALUES (@queue, @state, @key, @payload, @maxAttempts, @priority, @runAt,
+      VALUES (@queue, @state, @key, @payload, @maxAttempts, @maxStalls, @priority, @runAt,
         @now, @parentId, @rootId, @source)`),
     byKey: p(`SELECT * FROM jobs WHERE key = ? AND state NOT IN ('dead', 'cancelled')`),
     byId: p(`SELECT * FROM jobs WHERE id = ?`),

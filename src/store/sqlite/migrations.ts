@@ -110,6 +110,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_failures ON jobs(finished_at) WHERE history <> '[]';
   `,
+  // 4: each job's stall limit, stamped at enqueue from its queue's maxStalls (NULL: the
+  // freeing call's limit for its queue, as before).
+  `
+  ALTER TABLE jobs ADD COLUMN max_stalls INTEGER;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -31,7 +31,7 @@ import { encodeJson, prepareNext, type PreparedItem } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
-  DEFAULT_MAX_STALLS,
+  stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
   type CompleteItem,
@@ -48,7 +48,7 @@ import {
 } from "../store.js";
 import { BUSY_TIMEOUT_MS, LOCK_WAIT_MS, whenUnlocked } from "./busy.js";
 import { translateError } from "./errors.js";
-import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
+import { countRounds, jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
 import { migrate } from "./migrations.js";
@@ -141,6 +141,7 @@ export class SqliteStore implements Store {
   private readonly tx: Database.Transaction<(fn: (now: number) => unknown, now: number) => unknown>;
   /** How many migrations opening this store ran (0 when another process had run them). */
   migratedOnOpen = 0;
+  private readonly queueMaxStalls: Record<string, number> | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -149,6 +150,7 @@ export class SqliteStore implements Store {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
+    this.queueMaxStalls = opts.queueMaxStalls;
     this.prep = statementCache(db);
     this.sql = opts.readOnly ? null : prepareJobStatements(db);
     this.side = opts.readOnly ? null : side.prepareSideStatements(db);
@@ -158,6 +160,7 @@ export class SqliteStore implements Store {
       clock: this.clock,
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+      queueMaxStalls: opts.queueMaxStalls,
       woke: new Set(),
     };
     this.wake = WakeBus.acquire(realpathSync(location));
@@ -287,16 +290,16 @@ export class SqliteStore implements Store {
 
   async releaseWorker(workerId: string, reason?: string, opts: ReapOptions = {}): Promise<number> {
     const message = reason ?? `worker ${workerId} stopped while running the job`;
-    const maxStalls = opts.maxStalls ?? DEFAULT_MAX_STALLS;
+    const limits = stallLimits(this.queueMaxStalls, opts);
     return this.write((now) =>
-      w.stallJobs(this.ctx, this.ctx.sql.stallWorker, { workerId, message, maxStalls, now }),
+      w.stallJobs(this.ctx, this.ctx.sql.stallWorker, { workerId, message, limits, now }),
     );
   }
 
   async reapExpired(opts: ReapOptions = {}): Promise<number> {
-    const maxStalls = opts.maxStalls ?? DEFAULT_MAX_STALLS;
+    const limits = stallLimits(this.queueMaxStalls, opts);
     const message = "the lease expired: the worker stopped renewing it";
-    return this.write((now) => w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, maxStalls, now }));
+    return this.write((now) => w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, limits, now }));
   }
 
   async get(id: number): Promise<Job | null> {
@@ -308,6 +311,10 @@ export class SqliteStore implements Store {
 
   async list(filter?: JobFilter): Promise<Job[]> {
     return this.read(() => listJobs(this.prep, filter));
+  }
+
+  async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
+    return this.read(() => countRounds(this.prep, rootId, queue, atMost));
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {
