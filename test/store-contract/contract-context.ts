@@ -74,7 +74,7 @@ export class ContractContext {
    */
   async waitPast(deadline: number): Promise<void> {
     if (!this.serverNow) {
-      if (this.clock.now() <= deadline) this.clock.set(deadline + 1);
+      if (this.clock.now() <= deadline) this.clock.advance(deadline + 1 - this.clock.now());
       return;
     }
     for (let now = await this.serverNow(); now <= deadline; now = await this.serverNow()) {

@@ -200,6 +200,19 @@ export function leasesAndLifecycle(t: ContractContext): void {
       expect(j.history.map((h) => h.outcome)).toEqual(["stall", "stall"]);
     });
 
+    it("a step of the wall clock is not time passing: a live lease does not look expired", async () => {
+      await t.store.enqueue("q", 1);
+      const l = (await t.claim({ q: 1 }, "w1", 1000))[0]!;
+      // NTP or `date -s` moves the wall clock 15 s on; no time passes (ManualClock.set).
+      t.clock.set(t.clock.now() + 15_000);
+      expect(await t.store.reapExpired()).toBe(0);
+      expect((await t.must(l.jobId)).state).toBe("active");
+      // Time passing does run it out.
+      t.clock.advance(1001);
+      await t.waitPast(await t.deadlineOf(l.jobId));
+      expect(await t.store.reapExpired()).toBe(1);
+    });
+
     it("reapExpired returns only leases that ran out", async () => {
       await t.store.enqueueMany([1, 2].map((n) => ({ queue: "q", payload: n })));
       const [short] = await t.claim({ q: 1 }, "w1", 1000);
