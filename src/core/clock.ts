@@ -46,6 +46,14 @@ export function monotonicNow(): number {
 }
 
 /**
+ * A reading for measuring intervals on `clock`: its monotonic one where it has it (a step
+ * of the wall clock is then not taken for time passing), else its `now()`.
+ */
+export function intervalNow(clock: Clock): number {
+  return clock.monotonic?.() ?? clock.now();
+}
+
+/**
  * How far the wall clock may wander from the monotonic one between two looks before it
  * counts as a step: NTP slews by at most 0.5 ms/s, so this is minutes of slewing, while
  * the steps that matter (leases are seconds long) are seconds.
