@@ -5,6 +5,7 @@
  * this file owns the decisions and their store calls, reporting back through `OutcomeHost`.
  */
 import type { Logger } from "pino";
+import { monotonicNow } from "../core/clock.js";
 import { LeaseLostError, type VigilError } from "../core/errors.js";
 import type { LeaseRef } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
@@ -28,7 +29,7 @@ export interface OutcomeHost {
   /** Emits a Worker event (`completed`, `failed`). */
   readonly emit: (event: string, info: unknown) => void;
   readonly listening: (event: string) => boolean;
-  /** Wakes the claim loop at a `Date.now()` time (ms), for a retry coming due. */
+  /** Wakes the claim loop at a `monotonicNow()` time (ms), for a retry coming due. */
   readonly wakeAt: (at: number) => void;
   readonly leaseLost: (jobId: number, queue: string) => void;
   readonly storeError: (err: unknown, doing: string) => void;
@@ -80,7 +81,7 @@ export class Outcomes {
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             h.emit("failed", info);
-            if (retryAt !== undefined) h.wakeAt(retryAt - now + Date.now());
+            if (retryAt !== undefined) h.wakeAt(retryAt - now + monotonicNow());
           },
           (e) => this.storeRefused(run.lease, run.q.name, e, "recording a failed attempt"),
         )
