@@ -171,11 +171,12 @@ export class ProcessSlot {
    * watches is judged for that stretch. Every age this slot measures is moved on by it,
    * so a process gets its full `stallAfter` of supervisor time to be seen beating again —
    * the heartbeats it sent meanwhile are still queued in the IPC channel, read only after
-   * the tick that noticed the gap.
+   * the tick that noticed the gap. Never past `now`: a beat read just before that tick
+   * was heard after the gap, and is as fresh as it gets.
    */
-  discount(ms: number): void {
-    if (this.startedMono !== null) this.startedMono += ms;
-    if (this.lastBeatAt !== null) this.lastBeatAt += ms;
+  discount(ms: number, now: number): void {
+    if (this.startedMono !== null) this.startedMono = Math.min(this.startedMono + ms, now);
+    if (this.lastBeatAt !== null) this.lastBeatAt = Math.min(this.lastBeatAt + ms, now);
   }
 
   /** Restarts gracefully now (SIGTERM, drain, SIGKILL after killTimeout), or starts a waiting slot. */

@@ -210,7 +210,7 @@ export class Supervisor extends EventEmitter {
     // Lateness up to one more interval is ordinary timer jitter on a busy machine.
     if (late > this.tickMs) {
       if (late > this.timing.stallAfterMs / 2) this.log(`the supervisor did not run for ${Math.round(late)} ms; that time is not held against any process`);
-      for (const s of this.slots) s.discount(late);
+      for (const s of this.slots) s.discount(late, now);
     }
     for (const s of this.slots) s.tick(now);
   }

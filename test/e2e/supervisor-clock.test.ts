@@ -3,11 +3,13 @@
  * (SIGSTOP, as Ctrl-Z on `vigil start` does) for longer than `stallAfter`, and the wall
  * clock stepped forward 15 s (an NTP correction) in every Vigil process. Neither may be
  * judged a stall: no worker is killed, no incident is opened, and the job running across
- * the jump starts exactly once (runs.log is the ledger of handler starts).
+ * the jump starts exactly once (runs.log is the ledger of handler starts). A worker that
+ * really froze during the supervisor's pause is still found once the supervisor wakes.
  */
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { ServiceStatus } from "../../src/health/types.js";
 import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, waitFor, type Project } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
@@ -48,6 +50,31 @@ describe("supervisor: its own pauses and wall-clock steps are not stalls", () =>
     process.kill(run.child.pid!, "SIGCONT");
 
     await expectUndisturbed(t.project, job.id, pids);
+    expect(run.output()).toMatch(/the supervisor did not run for \d+ ms/);
+  });
+
+  it("a worker frozen while the supervisor was stopped is still found stalled once it wakes", async () => {
+    t.project = makeProject(WORKERS_YAML("{ stallAfter: 2s, killTimeout: 2s }"), { "work.mjs": WORK_HANDLER });
+    const run = startVigil(t.project);
+    t.runs.push(run);
+    const rows = await allRunning(t.project, run);
+    const [victim, other] = rows as [ServiceStatus, ServiceStatus];
+    t.store = await openProjectStore(t.project);
+
+    process.kill(run.child.pid!, "SIGSTOP");
+    process.kill(victim.pid!, "SIGSTOP");
+    await sleep(5000);
+    process.kill(run.child.pid!, "SIGCONT");
+
+    const inc = await waitFor("stall incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
+    expect(inc.detail.pid).toBe(victim.pid);
+    await waitFor("the frozen worker replaced", async () => {
+      const r = (await snapshot(t.project!))?.services.find((x) => x.name === victim.name);
+      return r?.state === "running" && r.pid !== victim.pid;
+    });
+    const stalls = (await t.store.listIncidents({ limit: 100 })).filter((i) => i.cause === "stall");
+    expect(stalls.map((i) => i.service)).toEqual([victim.name]);
+    expect((await snapshot(t.project))!.services.find((x) => x.name === other.name)).toMatchObject({ pid: other.pid, restarts: 0 });
   });
 
   it("a +15 s wall-clock step in every process (stallAfter 2 s) judges no worker stalled and frees no lease", async () => {
