@@ -39,15 +39,16 @@ export class ProcessSlot {
   /** When the process started: ms since the epoch, for status and the children registry. */
   private startedAt: number | null = null;
   /**
-   * Liveness is judged on the monotonic clock (`monotonicNow()`), never on the wall clock
-   * a step can move: these are monotonic ms, and both are moved on by `discount()` over
-   * any stretch in which the supervisor itself was not running.
+   * Liveness is judged in monotonic ms (`monotonicNow()`), never on the wall clock a step
+   * can move: the start (for uptime), and the start grace and last beat, which
+   * `discount()` moves on over time the supervisor itself did not run.
    */
   private startedMono: number | null = null;
+  private graceFrom: number | null = null;
   private spawns = 0;
   private restarts = 0;
   private workerId: string | null = null;
-  /** Monotonic ms of the last heartbeat, probe success or status-file write seen. */
+  /** The last heartbeat, probe success or status-file write seen. */
   private lastBeatAt: number | null = null;
   /** The status file's mtime when last looked at: a write is seen as a change of it. */
   private statusMtime: number | null = null;
@@ -107,7 +108,7 @@ export class ProcessSlot {
     this.child = child;
     this.pid = child.pid ?? null;
     this.startedAt = now;
-    this.startedMono = monotonicNow();
+    this.startedMono = this.graceFrom = monotonicNow();
     this.lastBeatAt = null;
     this.lastHb = null;
     this.planned = null;
@@ -130,18 +131,14 @@ export class ProcessSlot {
     this.ctx.childrenChanged();
   }
 
-  /**
-   * Called by the supervisor every 50–250 ms (a twentieth of `stallAfter`), with the time
-   * on the monotonic clock (`monotonicNow()`).
-   */
+  /** Called by the supervisor every 50–250 ms (a twentieth of `stallAfter`), `now` monotonic. */
   tick(now: number): void {
     if (!this.child || this.pid === null || this.planned !== null) return;
     if (this.state !== "starting" && this.state !== "running") return;
     const { stallAfterMs } = this.ctx.timing;
     if (this.spec.statusFile) {
-      // Any change of the mtime is a write, timed when seen (at most a tick late). The
-      // mtime itself is wall-clock time: measured against now, a clock stepped forward
-      // would make the latest write look old, one stepped back a stale file look fresh.
+      // A write is a change of the mtime, timed when seen: the mtime is wall-clock time,
+      // and against now a step forward would make a fresh write look old.
       const m = statusFileMtime(this.spec.statusFile);
       if (m !== null && m !== this.statusMtime) {
         this.statusMtime = m;
@@ -153,7 +150,7 @@ export class ProcessSlot {
     if (!liveness) {
       if (this.state === "starting" && now - this.startedMono! >= SETTLE_MS) this.healthy();
     } else if (this.lastBeatAt === null) {
-      if (now - this.startedMono! > stallAfterMs + START_GRACE_EXTRA_MS) void this.stall(`no ${this.livenessWord()} since it started ${Math.round((now - this.startedMono!) / 1000)} s ago`);
+      if (now - this.graceFrom! > stallAfterMs + START_GRACE_EXTRA_MS) void this.stall(`no ${this.livenessWord()} since it started ${Math.round((now - this.startedMono!) / 1000)} s ago`);
     } else if (now - this.lastBeatAt > stallAfterMs) {
       const age = Math.round(now - this.lastBeatAt);
       const why = this.spec.probe ? `probe failing for ${age} ms (${this.lastProbeError ?? "no answer"})` : `no ${this.livenessWord()} for ${age} ms`;
@@ -167,15 +164,12 @@ export class ProcessSlot {
   }
 
   /**
-   * The supervisor was not running for `ms` (stopped, or its event loop held): nothing it
-   * watches is judged for that stretch. Every age this slot measures is moved on by it,
-   * so a process gets its full `stallAfter` of supervisor time to be seen beating again —
-   * the heartbeats it sent meanwhile are still queued in the IPC channel, read only after
-   * the tick that noticed the gap. Never past `now`: a beat read just before that tick
-   * was heard after the gap, and is as fresh as it gets.
+   * The supervisor did not run for `ms` (stopped, its loop held): that stretch is not held
+   * against the process, which gets its full `stallAfter` of watched time to be heard (its
+   * beats meanwhile wait in the IPC channel, read after this tick). Never past `now`.
    */
   discount(ms: number, now: number): void {
-    if (this.startedMono !== null) this.startedMono = Math.min(this.startedMono + ms, now);
+    if (this.graceFrom !== null) this.graceFrom = Math.min(this.graceFrom + ms, now);
     if (this.lastBeatAt !== null) this.lastBeatAt = Math.min(this.lastBeatAt + ms, now);
   }
 
