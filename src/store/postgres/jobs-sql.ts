@@ -43,9 +43,11 @@ const NO_FSYNC_WAIT = "set_config('synchronous_commit', 'off', true) IS NOT NULL
  * host's fresh leases while they were judged by each client's Date.now()), and a host's
  * clock may be stepped. A client sends only the lease's length. The statement's start,
  * not the transaction's: a claim after completions in one transaction gets its full
- * length, measured from no earlier than the client sent it.
+ * length, measured from no earlier than the client sent it. A sub-select, so it is
+ * computed once per statement: as a plain expression it cost 0.3 µs more per row updated
+ * (200k-row UPDATE: 149 ms against 91 ms for a parameter; as a sub-select, 89 ms).
  */
-export const SERVER_MS = "(extract(epoch FROM statement_timestamp()) * 1000)::bigint";
+export const SERVER_MS = "(SELECT (extract(epoch FROM statement_timestamp()) * 1000)::bigint)";
 
 /** A statement with a stable name for the driver's per-connection prepared-statement cache. */
 export interface Stmt {
