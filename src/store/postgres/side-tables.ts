@@ -138,11 +138,10 @@ export async function listIncidents(
   return (await db.query<IncidentTextRow>(sql, args)).map(toIncident);
 }
 
-/** Takes the lock if free, expired, or already ours; renews it to `now + ttl`. */
 /**
- * Takes or renews a leader lock for `ttlMs`. Like a job's lease, its expiry is set and
- * judged by the server's clock (SERVER_MS), so a host whose clock runs ahead cannot take
- * a lock its holder is still renewing.
+ * Takes the lock if free, expired, or already ours, for `ttlMs`. Like a job's lease, its
+ * expiry is set and judged by the server's clock (SERVER_MS), so a host whose clock runs
+ * ahead cannot take a lock its holder is still renewing.
  */
 export async function tryLock(db: Db, S: string, name: string, owner: string, ttlMs: number): Promise<boolean> {
   const rows = await db.query(
