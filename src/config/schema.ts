@@ -159,7 +159,7 @@ export const serviceSchema = z.union([
     cwd: z.string().optional(),
     /** HTTP URL that must answer 2xx; failing for `stallAfter` means stalled. */
     probe: z.string().url().optional(),
-    /** A file whose mtime must stay fresher than `stallAfter`. */
+    /** A file the command keeps rewriting: its mtime unchanged for `stallAfter` means stalled. */
     statusFile: z.string().optional(),
     maxMemory: size("0").optional(),
   }),

@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Server } from "node:net";
 import type { VigilConfig } from "../config/schema.js";
+import { monotonicNow } from "../core/clock.js";
 import { VigilError } from "../core/errors.js";
 import type { AlertSink, StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
@@ -67,6 +68,9 @@ export class Supervisor extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private control: Server | null = null;
   private startedAt = 0;
+  /** The tick interval (ms), and the monotonic time of the last tick (see `tick`). */
+  private tickMs = 0;
+  private lastTickAt = 0;
   /** Queue counts for snapshots, read only as often as they are cheap (counts-cache.ts). */
   private readonly counts = new QueueCountsCache(() => this.opts.store.stats());
   private stopping: Promise<void> | null = null;
@@ -130,8 +134,9 @@ export class Supervisor extends EventEmitter {
       // Twenty looks per stallAfter, at most four a second: a stall is declared at most
       // 250 ms late (5 % of the default 5 s), and an idle tick costs microseconds (no I/O
       // unless a status file or probe is configured). Slower ticks delay detection.
-      const tickMs = Math.max(50, Math.min(250, Math.floor(this.timing.stallAfterMs / 20)));
-      this.timers.push(setInterval(() => this.tick(), tickMs));
+      this.tickMs = Math.max(50, Math.min(250, Math.floor(this.timing.stallAfterMs / 20)));
+      this.lastTickAt = monotonicNow();
+      this.timers.push(setInterval(() => this.tick(), this.tickMs));
       this.timers.push(setInterval(() => void this.writeStatus(), this.opts.config.supervision.statusEvery));
       await this.startHttp();
       this.log(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
@@ -194,8 +199,22 @@ export class Supervisor extends EventEmitter {
     return this.stopping;
   }
 
+  /**
+   * Judges every slot on the monotonic clock. A tick that comes much later than due means
+   * the supervisor itself did not run meanwhile (SIGSTOP or Ctrl-Z, a held event loop, a
+   * suspended machine): its processes went unwatched, not silent — their heartbeats wait
+   * in the IPC channels, to be read after this tick. That stretch is discounted from every
+   * age a slot measures, so nobody is judged stalled for the supervisor's own absence.
+   */
   private tick(): void {
-    const now = Date.now();
+    const now = monotonicNow();
+    const late = now - this.lastTickAt - this.tickMs;
+    this.lastTickAt = now;
+    // Lateness up to one more interval is ordinary timer jitter on a busy machine.
+    if (late > this.tickMs) {
+      if (late > this.timing.stallAfterMs / 2) this.log(`the supervisor did not run for ${Math.round(late)} ms; that time is not held against any process`);
+      for (const s of this.slots) s.discount(late, now);
+    }
     for (const s of this.slots) s.tick(now);
   }
 

@@ -9,6 +9,7 @@
  * asked for count as taken until they return. Wake-ups during a claim trigger one more.
  * Expired leases are reaped on their own timer.
  */
+import { monotonicNow } from "../core/clock.js";
 import type { Lease } from "../core/types.js";
 import type { ClaimRequest, ReapOptions, Store } from "../store/store.js";
 import { EarliestTimer } from "./earliest-timer.js";
@@ -140,7 +141,7 @@ export class ClaimLoop {
     this.wakeTimes.clear();
   }
 
-  /** Claims again at `at` (ms since the epoch), when a retry comes due, not at the next poll. */
+  /** Claims again at `at` (monotonic ms), when a retry comes due, not at the next poll. */
   wakeAt(at: number): void {
     if (!this.hooks.open()) return;
     const bucket = Math.ceil(at / 10) * 10;
@@ -316,7 +317,7 @@ export class ClaimLoop {
         .nextDueAt(queues)
         .then(
           (at) => {
-            if (at !== null) this.wakeAt(at - asked + Date.now());
+            if (at !== null) this.wakeAt(at - asked + monotonicNow());
           },
           (err) => this.hooks.onError(err, "asking when the next job is due"),
         )

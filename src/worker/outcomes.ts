@@ -5,6 +5,7 @@
  * this file owns the decisions and their store calls, reporting back through `OutcomeHost`.
  */
 import type { Logger } from "pino";
+import { monotonicNow } from "../core/clock.js";
 import { LeaseLostError, VigilError } from "../core/errors.js";
 import type { LeaseRef, NextJob } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
@@ -31,7 +32,7 @@ export interface OutcomeHost {
   /** Tells the supervisor (IPC), which records an incident. */
   readonly send: (m: WorkerMessage) => void;
   readonly listening: (event: string) => boolean;
-  /** Wakes the claim loop at a `Date.now()` time (ms), for a retry coming due. */
+  /** Wakes the claim loop at a `monotonicNow()` time (ms), for a retry coming due. */
   readonly wakeAt: (at: number) => void;
   readonly leaseLost: (jobId: number, queue: string) => void;
   readonly storeError: (err: unknown, doing: string) => void;
@@ -95,7 +96,7 @@ export class Outcomes {
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             h.emit("failed", info);
-            if (retryAt !== undefined) h.wakeAt(retryAt - now + Date.now());
+            if (retryAt !== undefined) h.wakeAt(retryAt - now + monotonicNow());
           },
           (e) => this.storeRefused(run.lease, run.q.name, e, "recording a failed attempt"),
         )

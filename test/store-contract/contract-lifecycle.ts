@@ -10,8 +10,11 @@ export function leasesAndLifecycle(t: ContractContext): void {
       await t.store.enqueue("q", 1);
       const l = await t.claimOne();
       t.clock.advance(1000);
+      const before = await t.leaseNow();
       expect(await t.store.renew(l, 5000)).toBe(t.clock.now() + 5000);
-      expect((await t.must(l.jobId)).leaseUntil).toBe(t.clock.now() + 5000);
+      const after = await t.leaseNow();
+      expect(await t.deadlineOf(l.jobId)).toBeGreaterThanOrEqual(before + 5000);
+      expect(await t.deadlineOf(l.jobId)).toBeLessThanOrEqual(after + 5000);
       const lost = await errorOf(() => t.store.renew({ jobId: l.jobId, token: "not-the-token" }, 5000));
       expect(lost.code).toBe("LEASE_LOST");
       await t.store.enqueue("q", 2);
@@ -21,8 +24,8 @@ export function leasesAndLifecycle(t: ContractContext): void {
 
     it("a worker whose lease was taken over cannot complete, fail, renew or release", async () => {
       const { job } = await t.store.enqueue("q", 1);
-      const old = await t.claimOne("q", "frozen");
-      t.clock.advance(LEASE + 1);
+      const old = (await t.claim({ q: 1 }, "frozen", 500))[0]!;
+      await t.waitPast(await t.deadlineOf(job.id));
       expect(await t.store.reapExpired()).toBe(1);
       const fresh2 = await t.claimOne("q", "healthy");
       expect(fresh2.job.attempt).toBe(2);
@@ -216,18 +219,32 @@ export function leasesAndLifecycle(t: ContractContext): void {
       expect(j.history.map((h) => h.outcome)).toEqual(["stall", "stall"]);
     });
 
+    it("a step of the wall clock is not time passing: a live lease does not look expired", async () => {
+      await t.store.enqueue("q", 1);
+      const l = (await t.claim({ q: 1 }, "w1", 1000))[0]!;
+      // NTP or `date -s` moves the wall clock 15 s on; no time passes (ManualClock.set).
+      t.clock.set(t.clock.now() + 15_000);
+      expect(await t.store.reapExpired()).toBe(0);
+      expect((await t.must(l.jobId)).state).toBe("active");
+      // Time passing does run it out.
+      t.clock.advance(1001);
+      await t.waitPast(await t.deadlineOf(l.jobId));
+      expect(await t.store.reapExpired()).toBe(1);
+    });
+
     it("reapExpired returns only leases that ran out", async () => {
       await t.store.enqueueMany([1, 2].map((n) => ({ queue: "q", payload: n })));
       const [short] = await t.claim({ q: 1 }, "w1", 1000);
       const [long] = await t.claim({ q: 1 }, "w2", 60_000);
+      // Not yet run out: 999 ms on, by a ManualClock; at once, by a server's clock.
       t.clock.advance(999);
       expect(await t.store.reapExpired()).toBe(0);
-      t.clock.advance(2);
+      await t.waitPast(await t.deadlineOf(short!.jobId));
       expect(await t.store.reapExpired()).toBe(1);
       expect(await t.must(short!.jobId)).toMatchObject({ state: "waiting", stalls: 1 });
       expect((await t.must(long!.jobId)).state).toBe("active");
       const again = await t.claim({ q: 1 }, "w3", 1000);
-      t.clock.advance(1001);
+      await t.waitPast(await t.deadlineOf(again[0]!.jobId));
       expect(await t.store.reapExpired({ maxStalls: 2 })).toBe(1);
       expect((await t.must(again[0]!.jobId)).state).toBe("dead");
     });

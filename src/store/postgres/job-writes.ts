@@ -141,6 +141,12 @@ interface ClaimArgs {
   names: string[];
   counts: number[];
   now: number;
+  /** Sent: the server sets each deadline by its own clock (SERVER_MS in jobs-sql.ts). */
+  leaseMs: number;
+  /**
+   * The deadline the claimer is told, by its own clock read before sending: no later than
+   * the server's, clocks agreeing (the server's runs from when the statement arrived).
+   */
   leaseUntil: number;
   workerId: string;
   /** One random prefix per claim; a job's token is the prefix and its id. */
@@ -159,7 +165,8 @@ function claimArgs(ctx: JobContext, req: ClaimRequest): ClaimArgs | null {
   if (names.length === 0) return null;
   const now = ctx.clock.now();
   // Still unguessable (122 random bits), and unique per attempt: a claim's prefix is new.
-  return { names, counts, now, leaseUntil: now + req.leaseMs, workerId: pgText(req.workerId), prefix: `${newToken()}:` };
+  const leaseMs = Math.max(0, Math.trunc(req.leaseMs));
+  return { names, counts, now, leaseMs, leaseUntil: now + leaseMs, workerId: pgText(req.workerId), prefix: `${newToken()}:` };
 }
 
 /** Leased rows as leases, in claim order (priority, then due time, then id). */
@@ -185,23 +192,27 @@ export async function claim(
 ): Promise<Lease[]> {
   const a = claimArgs(ctx, req);
   if (!a) return [];
-  const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseUntil, a.prefix], s.name);
+  const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseMs, a.prefix], s.name);
   return toLeases(rows, a, req.workerId);
 }
 
-/** Extends leases; returns the ids whose token no longer holds. */
+/**
+ * Extends leases by `leaseMs` from the server's time; returns the ids whose token no
+ * longer holds, and the new deadline by this client's clock read before sending.
+ */
 export async function renewMany(
   ctx: JobContext,
   leases: { jobId: number; token: string }[],
   leaseMs: number,
 ): Promise<{ lost: number[]; leaseUntil: number }> {
+  leaseMs = Math.max(0, Math.trunc(leaseMs));
   const leaseUntil = ctx.clock.now() + leaseMs;
   if (leases.length === 0) return { lost: [], leaseUntil };
   // Rows are locked in id order by every batch statement, so two batches never deadlock.
   leases = [...leases].sort((a, b) => a.jobId - b.jobId);
   const rows = await ctx.db.query<{ id: number; token: string }>(
     ctx.sql.renewMany.text,
-    [leases.map((l) => l.jobId), leases.map((l) => String(l.token)), leaseUntil],
+    [leases.map((l) => l.jobId), leases.map((l) => String(l.token)), leaseMs],
     ctx.sql.renewMany.name,
   );
   // By id and token: a stale copy of a lease is lost even when the current one renewed.
@@ -258,7 +269,7 @@ async function completeAndClaimAtOnce(
 ): Promise<CompleteAndClaimResult> {
   const a = claimArgs(ctx, req);
   // No queue with room: the claim is empty and the completions go alone.
-  const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseUntil: 0, workerId: "", prefix: "" };
+  const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseMs: 0, leaseUntil: 0, workerId: "", prefix: "" };
   const s = ctx.sql.completeAndClaim;
   const rows = await ctx.db.query<JobRow & { missed_ids: number[] | null }>(
     s.text,
@@ -270,7 +281,7 @@ async function completeAndClaimAtOnce(
       args.names,
       args.counts,
       args.workerId,
-      args.leaseUntil,
+      args.leaseMs,
       args.prefix,
     ],
     s.name,

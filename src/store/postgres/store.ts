@@ -334,7 +334,7 @@ class PostgresStore implements Store {
 
   async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
     this.writable();
-    return side.tryLock(this.db, this.S, name, owner, this.clock.now(), ttlMs);
+    return side.tryLock(this.db, this.S, name, owner, ttlMs);
   }
 
   async unlock(name: string, owner: string): Promise<void> {

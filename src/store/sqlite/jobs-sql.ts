@@ -98,8 +98,9 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
 
     stallWorker: p(`UPDATE jobs SET ${STALL_SET}
       WHERE state = 'active' AND worker_id = @workerId RETURNING queue, state`),
+    /** @before: the time leases are judged against (see WallStepGuard); @now stamps the stall. */
     stallExpired: p(`UPDATE jobs SET ${STALL_SET}
-      WHERE state = 'active' AND lease_until < @now RETURNING queue, state`),
+      WHERE state = 'active' AND lease_until < @before RETURNING queue, state`),
   };
 }
 

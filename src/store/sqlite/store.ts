@@ -9,7 +9,7 @@
 import { mkdirSync, realpathSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { systemClock, type Clock } from "../../core/clock.js";
+import { WallStepGuard, systemClock, type Clock } from "../../core/clock.js";
 import { LeaseLostError, VigilError } from "../../core/errors.js";
 import type {
   EnqueueItem,
@@ -135,6 +135,12 @@ export class SqliteStore implements Store {
   private closed = false;
   /** How long a transaction waits for another process's write lock (busy.ts). */
   private readonly lockWaitMs: number;
+  /**
+   * Every process on the machine reads the same wall clock, so SQLite leases are set and
+   * judged by it: a step forward would make every lease look expired at once; reapExpired
+   * discounts it (see WallStepGuard).
+   */
+  private readonly steps: WallStepGuard;
   /** Read statements, prepared on first use (list filters make a handful of shapes). */
   private readonly prep: Prepare;
   /** One transaction wrapper, made once: better-sqlite3 builds a new one per `transaction()` call. */
@@ -151,6 +157,7 @@ export class SqliteStore implements Store {
     this.clock = opts.clock ?? systemClock;
     this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
     this.queueMaxStalls = opts.queueMaxStalls;
+    this.steps = new WallStepGuard(this.clock);
     this.prep = statementCache(db);
     this.sql = opts.readOnly ? null : prepareJobStatements(db);
     this.side = opts.readOnly ? null : side.prepareSideStatements(db);
@@ -299,7 +306,11 @@ export class SqliteStore implements Store {
   async reapExpired(opts: ReapOptions = {}): Promise<number> {
     const limits = stallLimits(this.queueMaxStalls, opts);
     const message = "the lease expired: the worker stopped renewing it";
-    return this.write((now) => w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, limits, now }));
+    const latest = () => (this.prep("SELECT max(lease_until) AS m FROM jobs WHERE state = 'active'").get() as { m: number | null }).m;
+    return this.write((now) => {
+      const before = this.steps.cutoff(now, latest);
+      return w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, limits, now, before });
+    });
   }
 
   async get(id: number): Promise<Job | null> {
