@@ -255,12 +255,13 @@ export function leasesAndLifecycle(t: ContractContext): void {
       const { job: plain } = await s.enqueue("plain", 2, { maxAttempts: 20 });
       const { job: told } = await s.enqueue("told", 3, { maxAttempts: 20 });
       const stallAll = async (i: number) => {
-        await t.claim({ slow: 1, plain: 1, told: 1 }, "w", 1000, s);
+        const leases = await t.claim({ slow: 1, plain: 1, told: 1 }, "w", 1000, s);
         // A freeing call that gives `slow` a lower limit (another host's config, say) does not
         // cut short a job enqueued with its queue's 5.
         const limits = { maxStalls: 1, queueMaxStalls: { told: 4, slow: 2 } };
         if (i % 2 === 0) return s.releaseWorker("w", "gone", limits);
-        t.clock.advance(1001);
+        const until = Math.max(...(await Promise.all(leases.map(async (l) => (await t.must(l.jobId, s)).leaseUntil ?? 0))));
+        await t.waitPast(until);
         return s.reapExpired(limits);
       };
       // The call's own maxStalls (1) applies only to queues no limit names.
