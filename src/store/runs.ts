@@ -68,6 +68,10 @@ export interface RunJob {
   parentId: number | null;
   attempt: number;
   maxAttempts: number;
+  /**
+   * The worker holding the job while it is active (null once finished: the store keeps the
+   * workers of failed and stalled attempts in `history`, not the one that completed it).
+   */
   workerId: string | null;
   /** The host part of the worker id. */
   host: string | null;
