@@ -3,6 +3,7 @@
  * rerun from a stage (token required). Spread into `API_ROUTES`; shapes in docs/api.md.
  */
 import { BadInputError, NotFoundError } from "../core/errors.js";
+import { FINAL_STATES } from "../core/types.js";
 import { whyNotFinished } from "../health/why.js";
 import { MAX_RUNS_PAGE, RUN_STATES, type RunState } from "../store/runs.js";
 import { QUEUE_NAME } from "../store/store.js";
@@ -17,6 +18,7 @@ export function jobHref(id: number): string {
 export async function jobWithWhy(ctx: ApiContext, id: number): Promise<unknown> {
   const job = await ctx.store.get(id);
   if (!job) throw new NotFoundError(`job ${id}`);
+  if (FINAL_STATES.includes(job.state)) return { ...job, why: null };
   const snapshot = await ctx.snapshot().catch(() => null);
   const why = await whyNotFinished(job, { store: ctx.store, snapshot, queueServices: ctx.queueServices ?? null });
   return { ...job, why };
