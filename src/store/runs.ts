@@ -69,8 +69,8 @@ export interface RunJob {
   attempt: number;
   maxAttempts: number;
   /**
-   * The worker holding the job while it is active (null once finished: the store keeps the
-   * workers of failed and stalled attempts in `history`, not the one that completed it).
+   * The worker holding the job while it is active, or the one that completed it; null
+   * otherwise (the workers of failed and stalled attempts are in `history`).
    */
   workerId: string | null;
   /** The host part of the worker id. */

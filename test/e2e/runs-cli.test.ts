@@ -4,6 +4,7 @@
  * rerun from its middle stage; a queue whose worker cannot start; a worker frozen with
  * SIGSTOP in the middle of a job.
  */
+import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allRunning, cleanUp, makeProject, row, startVigil, vigil, waitFor, type Project, type Running } from "./supervisor-helpers.js";
 
@@ -66,6 +67,9 @@ describe("vigil runs", () => {
     expect(d.payload).toEqual({ idea: "green tea", trail: ["outline"] });
     expect(r.result).toEqual({ idea: "green tea", trail: ["outline", "draft", "review"] });
     for (const j of shown.jobs) {
+      // The worker that completed each job, and its host.
+      expect(j.workerId).toMatch(/:workers:1:/);
+      expect(j.host).toBe(hostname());
       expect(j.queueDelayMs).toBeGreaterThanOrEqual(0);
       expect(j.runMs).toBeGreaterThanOrEqual(0);
     }

@@ -93,7 +93,7 @@ export function runsAndQueuePosition(t: ContractContext): void {
       expect(detail!.state).toBe("running");
       expect(detail!.jobs.map((j) => [j.id, j.queue])).toEqual([[root!.id, "a"], [b!.id, "b"], [c!.id, "c"]]);
       const [ja, jb] = detail!.jobs;
-      expect(ja).toMatchObject({ state: "completed", queueDelayMs: 100, runMs: 1000, host: null, workerId: null, payloadTruncated: true, resultTruncated: true });
+      expect(ja).toMatchObject({ state: "completed", queueDelayMs: 100, runMs: 1000, host: "w1", workerId: "w1", payloadTruncated: true, resultTruncated: true });
       expect(typeof ja!.payload).toBe("string");
       expect((ja!.payload as string).length).toBe(2048);
       expect(jb).toMatchObject({ state: "completed", attempt: 2, parentId: root!.id });
