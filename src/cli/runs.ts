@@ -91,7 +91,7 @@ function stagesLine(stages: { queue: string; state: string; attempt: number }[],
 
 function printRun(r: RunDetail): void {
   const took = r.finishedAt ? `, took ${formatDuration(r.finishedAt - r.createdAt)}` : "";
-  process.stdout.write(`run ${r.id}${r.key ? ` (key ${r.key})` : ""}: ${r.state}, ${r.jobCount} jobs, created ${fmtTime(r.createdAt)}${took}${r.rerunOf ? `, a rerun of run ${r.rerunOf}` : ""}\n\n`);
+  process.stdout.write(`run ${r.id}${r.key ? ` (key ${r.key})` : ""}: ${r.state}, ${r.jobCount} job${r.jobCount === 1 ? "" : "s"}, created ${fmtTime(r.createdAt)}${took}${r.rerunOf ? `, a rerun of run ${r.rerunOf}` : ""}\n\n`);
   printTable(
     ["JOB", "QUEUE", "STATE", "ATTEMPT", "HOST", "WORKER", "WAITED", "RAN", "ERROR / RESULT"],
     r.jobs.map((j) => [
