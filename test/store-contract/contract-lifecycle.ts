@@ -58,13 +58,13 @@ export function leasesAndLifecycle(t: ContractContext): void {
   });
 
   describe("complete", () => {
-    it("stores the result and finish time", async () => {
+    it("stores the result, finish time and the worker that completed it", async () => {
       const { job } = await t.store.enqueue("q", 1);
       const l = await t.claimOne();
       t.clock.advance(40);
       expect(await t.store.complete(l, { ok: [1, 2] })).toEqual([]);
       expect(await t.must(job.id)).toMatchObject({
-        state: "completed", result: { ok: [1, 2] }, finishedAt: t.clock.now(), workerId: null, leaseUntil: null, attempt: 1,
+        state: "completed", result: { ok: [1, 2] }, finishedAt: t.clock.now(), workerId: "w1", leaseUntil: null, attempt: 1,
       });
     });
 
