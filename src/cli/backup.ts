@@ -19,9 +19,7 @@ export function register(program: Command): void {
       const ctx = await loadContext(cmd);
       const source = sqliteFileOf(ctx.storeUrl);
       if (source === null) {
-        const url = new URL(ctx.storeUrl);
-        url.password = ""; // never echo a password; pg_dump reads PGPASSWORD or ~/.pgpass
-        const argv = pgDumpCommand(url.toString(), ctx.config?.schema ?? "vigil", resolve(file));
+        const argv = pgDumpCommand(ctx.storeUrl, ctx.config?.schema, resolve(file));
         process.stdout.write(
           "The store is PostgreSQL; back it up with pg_dump (restore with pg_restore, see docs/backup.md):\n  " +
             argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(" ") +

@@ -64,6 +64,8 @@ export async function openContextStore(ctx: CliContext, extra: { readOnly?: bool
     durability: ctx.config?.durability,
     maxPayload: ctx.config?.maxPayload,
     schema: ctx.config?.schema,
+    // Every process judges a queue's stalls by that queue's own maxStalls.
+    queueMaxStalls: ctx.config ? Object.fromEntries(Object.entries(ctx.config.queues).map(([name, q]) => [name, q.maxStalls])) : undefined,
     ...extra,
   });
 }

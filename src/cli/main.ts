@@ -21,6 +21,7 @@ import { register as registerDoctor } from "./doctor.js";
 import { register as registerBackup } from "./backup.js";
 import { register as registerTriggers } from "./triggers.js";
 import { register as registerQueues } from "./queues.js";
+import { register as registerRuns } from "./runs.js";
 
 export function buildProgram(): Command {
   const program = new Command("vigil")
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerBackup(program);
   registerTriggers(program);
   registerQueues(program);
+  registerRuns(program);
   return program;
 }
 

@@ -1,7 +1,9 @@
 /**
  * `vigil status [--json]`: the live supervisor's view through its control socket when one
- * runs, else `.vigil/status.json` if it is fresh, else what the store alone knows. The
- * JSON is a StatusSnapshot (`{ services, queues, triggers, incidents, ... }`), times in ms.
+ * runs; else, while the pid file names a live supervisor that did not answer, its
+ * `.vigil/status.json` if fresh; else the store's counts and incidents, with the status
+ * file's services shown stopped. The JSON is a StatusSnapshot (`{ services, queues,
+ * triggers, incidents, ... }`), times in ms.
  */
 import type { Command } from "commander";
 import { formatDuration } from "../core/duration.js";
@@ -25,8 +27,8 @@ export function register(program: Command): void {
     });
 }
 
-async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
-  const [{ askSupervisor }, { vigilPaths }, { readStatusFile }] = await Promise.all([
+export async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
+  const [{ askSupervisor }, { vigilPaths }, { readPidFile, readStatusFile }] = await Promise.all([
     import("../supervisor/supervisor.js"),
     import("../supervisor/paths.js"),
     import("../health/state-files.js"),
@@ -34,15 +36,20 @@ async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
   const dir = projectDir(cmd);
   const live = await askSupervisor(dir, { op: "status" });
   if (live?.ok && live.snapshot) return live.snapshot as StatusSnapshot;
-  const file = readStatusFile(vigilPaths(dir).root);
-  if (file && file.ageMs <= STATUS_FILE_FRESH_MS) return file.snapshot;
+  const stateDir = vigilPaths(dir).root;
+  // A supervisor that runs but did not answer (busy, or its socket is gone): its last file.
+  // None runs (stopped, or killed): the file is history, and the store has the counts.
+  if (readPidFile(stateDir).alive) {
+    const file = readStatusFile(stateDir);
+    if (file && file.ageMs <= STATUS_FILE_FRESH_MS) return file.snapshot;
+  }
   const [{ withStore }, { storeSnapshot }] = await Promise.all([import("./context.js"), import("../health/snapshot.js")]);
-  return withStore(cmd, (store) => storeSnapshot(store));
+  return withStore(cmd, (store) => storeSnapshot(store, { stateDir }));
 }
 
 function printSnapshot(s: StatusSnapshot): void {
   const now = Date.now();
-  const from = s.source === "supervisor" ? `supervisor pid ${s.supervisor?.pid} on ${s.supervisor?.host}, up ${formatDuration(now - (s.supervisor?.startedAt ?? now))}` : s.source === "status-file" ? `status file from ${fmtTime(s.at)}` : "no supervisor running; from the store";
+  const from = s.source === "supervisor" ? `supervisor pid ${s.supervisor?.pid} on ${s.supervisor?.host}, up ${formatDuration(now - (s.supervisor?.startedAt ?? now))}` : s.source === "status-file" ? `status file from ${fmtTime(s.at)}` : "no supervisor running; counts from the store";
   process.stdout.write(`vigil status (${from})\n\nservices\n`);
   printTable(
     ["HOST", "NAME", "STATE", "PID", "RESTARTS", "HEARTBEAT", "ACTIVE", "RSS", "UP"],

@@ -89,11 +89,15 @@ export interface Job {
   parentId: number | null;
   rootId: number | null;
   source: JobSource | null;
-  /** The worker that holds the lease, while active. */
+  /** The worker that holds the lease, while active; once completed, the one that completed it. */
   workerId: string | null;
   leaseUntil: number | null;
   /** Failed and stalled attempts, oldest first. */
   history: AttemptRecord[];
+  /** Set by a `preview` read: `payload` is only the start of its JSON text. */
+  payloadTruncated?: true;
+  /** Set by a `preview` read: `result` is only the start of its JSON text. */
+  resultTruncated?: true;
 }
 
 export interface EnqueueOptions {
@@ -107,6 +111,12 @@ export interface EnqueueOptions {
   priority?: number;
   /** Attempts before the job is dead (default 5). */
   maxAttempts?: number;
+  /**
+   * Stalls before the job is dead; kept with the job, so whichever process frees it judges
+   * it by this. Default: its queue's `maxStalls` as the enqueuing store knows it
+   * (`queueMaxStalls`), else the freeing process's.
+   */
+  maxStalls?: number;
   parentId?: number | null;
   rootId?: number | null;
   source?: JobSource | null;
@@ -168,6 +178,12 @@ export interface JobFilter {
   /** Only jobs with id below this (paging). */
   beforeId?: number;
   rootId?: number;
+  /**
+   * Read at most this many characters of each payload's and result's JSON text: a longer
+   * one comes back as that much of its text (a string) with `payloadTruncated` or
+   * `resultTruncated` set, and the rest never leaves the store. Absent: whole.
+   */
+  preview?: number;
 }
 
 /**

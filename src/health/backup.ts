@@ -9,6 +9,7 @@
 import { existsSync, renameSync, rmSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { BadInputError, VigilError } from "../core/errors.js";
+import { parsePostgresUrl } from "../store/postgres/connection.js";
 
 /** The SQLite file a store URL names, or null for PostgreSQL. */
 export function sqliteFileOf(url: string): string | null {
@@ -95,7 +96,15 @@ export async function backupSqlite(source: string, target: string, opts: BackupO
   return { file: target, bytes: statSync(target).size, pages };
 }
 
-/** The pg_dump command line that backs up a PostgreSQL store's schema (custom format). */
-export function pgDumpCommand(url: string, schema: string, target: string): string[] {
-  return ["pg_dump", "--format=custom", `--schema=${schema}`, `--file=${target}`, url];
+/**
+ * The pg_dump command line that backs up a PostgreSQL store's schema (custom format). The
+ * schema is the store's own, found as the store finds it (`?schema=` in the URL, else the
+ * config's `schema`, else `vigil`), and Vigil's `schema` parameter is taken out of the URL,
+ * which pg_dump would refuse. The password is left out: pg_dump reads PGPASSWORD or ~/.pgpass.
+ */
+export function pgDumpCommand(url: string, schemaOption: string | undefined, target: string): string[] {
+  const { connectionString, schema } = parsePostgresUrl(url, schemaOption);
+  const bare = new URL(connectionString);
+  bare.password = "";
+  return ["pg_dump", "--format=custom", `--schema=${schema}`, `--file=${target}`, bare.toString()];
 }

@@ -67,11 +67,11 @@ export async function pausedQueues(store: Store): Promise<string[]> {
 const HELD_FRESH_MS = 30_000;
 
 /**
- * Why a waiting job of a flow-controlled or paused queue has not started, as a sentence;
- * null when neither holds it (or it is not waiting).
+ * Why a due job of a flow-controlled or paused queue has not started, as a sentence; null
+ * when neither holds it (or it is running or finished). Part of a job's `why` (why.ts).
  */
 export async function flowWhy(store: Store, job: { queue: string; state: string }): Promise<string | null> {
-  if (job.state !== "waiting") return null;
+  if (job.state !== "waiting" && job.state !== "scheduled" && job.state !== "failed") return null;
   const state = (await store.queueStates().catch(() => [])).find((q) => q.name === job.queue);
   if (!state) return null;
   if (state.paused) return `queue ${job.queue} is paused; \`vigil queues resume ${job.queue}\` starts its jobs again`;

@@ -1,13 +1,13 @@
 /**
  * A status snapshot without a live supervisor: queues and incidents from the store,
- * services and triggers from the last status file when there is one. What the HTTP server
- * shows when it is started on its own (and what tests serve); inside the supervisor the
- * live `snapshot()` is used instead.
+ * services and triggers from the last status file when there is one. What `vigil status`
+ * shows when no supervisor answers, and the HTTP server when it is started on its own
+ * (and what tests serve); inside the supervisor the live `snapshot()` is used instead.
  */
 import { pausedQueues } from "./queues.js";
 import type { Store } from "../store/store.js";
-import { readStatusFile } from "./state-files.js";
-import type { StatusSnapshot } from "./types.js";
+import { readPidFile, readStatusFile } from "./state-files.js";
+import type { ServiceStatus, StatusSnapshot } from "./types.js";
 
 /** Options of `storeSnapshot`. */
 export interface StoreSnapshotOptions {
@@ -21,6 +21,9 @@ export interface StoreSnapshotOptions {
 export async function storeSnapshot(store: Store, opts: StoreSnapshotOptions = {}): Promise<StatusSnapshot> {
   const now = store.clock.now();
   const file = opts.stateDir ? readStatusFile(opts.stateDir, now) : null;
+  // With no live supervisor nothing is supervised: its last file's rows are history (one
+  // that was SIGKILLed wrote no final file), shown stopped rather than as they were.
+  const gone = opts.stateDir !== undefined && !readPidFile(opts.stateDir).alive;
   const [queues, incidents, paused] = await Promise.all([
     store.stats(),
     store.listIncidents({ limit: opts.incidents ?? 20 }),
@@ -29,11 +32,15 @@ export async function storeSnapshot(store: Store, opts: StoreSnapshotOptions = {
   return {
     at: now,
     supervisor: file?.snapshot.supervisor ?? null,
-    services: file?.snapshot.services ?? [],
+    services: (file?.snapshot.services ?? []).map((s) => (gone ? stopped(s) : s)),
     queues,
     paused,
     triggers: file?.snapshot.triggers ?? [],
     incidents,
-    source: file ? "status-file" : "store",
+    source: file && !gone ? "status-file" : "store",
   };
+}
+
+function stopped(s: ServiceStatus): ServiceStatus {
+  return { ...s, state: "stopped", pid: null, heartbeatAgeMs: null, startedAt: null, rssBytes: null, activeJobs: 0, nextRestartAt: null };
 }

@@ -7,10 +7,11 @@ import { BadInputError, NotFoundError } from "../core/errors.js";
 import { JOB_STATES, type JobState } from "../core/types.js";
 import type { VigilConfig } from "../config/schema.js";
 import type { HealthReport } from "../health/checks.js";
-import { flowWhy, listQueues, pausedQueues } from "../health/queues.js";
+import { listQueues, pausedQueues } from "../health/queues.js";
 import { buildReport } from "../health/report.js";
 import type { StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
+import { jobWithWhy, RUN_ROUTES } from "./api-runs.js";
 
 /** What the routes read and call. */
 export interface ApiContext {
@@ -18,6 +19,8 @@ export interface ApiContext {
   snapshot: () => Promise<StatusSnapshot>;
   restartService?: (name: string, opts: { manual: true }) => Promise<void>;
   health?: () => Promise<HealthReport>;
+  /** Queue → the worker services that run it (from the config), for a job's `why`. */
+  queueServices?: Record<string, string[]>;
   /** The config, for each queue's flow control in `GET /api/queues/list`. */
   config?: VigilConfig;
 }
@@ -27,6 +30,8 @@ export interface ApiRequest {
   method: string;
   params: string[];
   query: URLSearchParams;
+  /** The request body's text (POST), at most the server's `maxBody` bytes. */
+  body?: string;
 }
 
 /** One endpoint of the JSON API. */
@@ -41,8 +46,18 @@ export interface ApiRoute {
   run(ctx: ApiContext, req: ApiRequest): Promise<{ status?: number; body: unknown }>;
 }
 
-/** Largest page of jobs one request returns; `limit=0` means this many. */
-export const MAX_JOBS_PAGE = 1000;
+/**
+ * Largest page of jobs one request returns; a larger `limit` (or `limit=0`) means this
+ * many. With payloads and results cut to JOB_PREVIEW_CHARS, a page holds at most about
+ * 200 × 2 × 2 KiB of them, where 1,000 whole jobs of 1 MiB each could make 2 GB.
+ */
+export const MAX_JOBS_PAGE = 200;
+/**
+ * A job page carries this many characters of each payload's and result's JSON text; a
+ * longer one is that much text with `payloadTruncated` / `resultTruncated` set, and
+ * `GET /api/jobs/:id` returns the whole job.
+ */
+export const JOB_PREVIEW_CHARS = 2048;
 
 /** Every JSON endpoint, matched in order. */
 export const API_ROUTES: ApiRoute[] = [
@@ -91,13 +106,15 @@ export const API_ROUTES: ApiRoute[] = [
       if (state !== undefined && !JOB_STATES.includes(state as JobState)) {
         throw new BadInputError(`state "${state}" is not one of ${JOB_STATES.join(", ")}`);
       }
-      const limit = intParam(req.query, "limit", 50, 0, MAX_JOBS_PAGE);
+      const limit = intParam(req.query, "limit", 50, 0, Number.MAX_SAFE_INTEGER);
+      // Newest first; the next page is `before=<the last id of this one>`.
       const beforeId = req.query.has("before") ? intParam(req.query, "before", 0, 1, Number.MAX_SAFE_INTEGER) : undefined;
       const jobs = await ctx.store.list({
         queue: req.query.get("queue") || undefined,
         state: state as JobState | undefined,
-        limit: limit === 0 ? MAX_JOBS_PAGE : limit,
+        limit: limit === 0 ? MAX_JOBS_PAGE : Math.min(limit, MAX_JOBS_PAGE),
         beforeId,
+        preview: JOB_PREVIEW_CHARS,
       });
       return { body: jobs };
     },
@@ -107,12 +124,7 @@ export const API_ROUTES: ApiRoute[] = [
     path: /^\/api\/jobs\/(\d+)$/,
     name: "job",
     mutating: false,
-    run: async (ctx, req) => {
-      const job = await ctx.store.get(Number(req.params[0]));
-      if (!job) throw new NotFoundError(`job ${req.params[0]}`);
-      const why = await flowWhy(ctx.store, job);
-      return { body: why ? { ...job, why } : job };
-    },
+    run: async (ctx, req) => ({ body: await jobWithWhy(ctx, Number(req.params[0])) }),
   },
   {
     method: "GET",
@@ -193,6 +205,7 @@ export const API_ROUTES: ApiRoute[] = [
       return { status: 202, body: { ok: true, service: req.params[0] } };
     },
   },
+  ...RUN_ROUTES,
 ];
 
 function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {

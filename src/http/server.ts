@@ -38,6 +38,8 @@ export interface HttpServerOptions {
   restartService?: (name: string, opts: { manual: true }) => Promise<void>;
   /** Health checks for `/healthz` and `/api/health`; absent: `/healthz` answers 200 while the server runs. */
   health?: () => Promise<HealthReport>;
+  /** Queue → the worker services that run it (from the config), for a job's `why`. */
+  queueServices?: Record<string, string[]>;
   /** For the default snapshot: the state folder (`.vigil/`). */
   stateDir?: string;
   alerts?: OpsAlertSink;
@@ -68,7 +70,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const log = opts.logger ?? silentLogger;
   const maxBody = opts.maxBody ?? 64 * 1024;
   const snapshot = opts.snapshot ?? (() => storeSnapshot(opts.store, { stateDir: opts.stateDir }));
-  const ctx: ApiContext = { store: opts.store, snapshot, restartService: opts.restartService, health: opts.health, config: opts.config };
+  const ctx: ApiContext = {
+    store: opts.store,
+    snapshot,
+    restartService: opts.restartService,
+    health: opts.health,
+    queueServices: opts.queueServices,
+    config: opts.config,
+  };
   const metrics = createMetrics({
     store: opts.store,
     snapshot,
@@ -84,7 +93,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       send(res, 403, { error: "this server answers only to localhost names" });
       return "forbidden";
     }
-    if (method === "POST") await drainBody(req, maxBody);
+    const body = method === "POST" ? await readBody(req, maxBody) : undefined;
     if (url.pathname === "/metrics" && method === "GET") {
       const text = await metrics.render();
       res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
@@ -111,7 +120,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         send(res, 401, { error: "this endpoint needs Authorization: Bearer <token> (the token is in .vigil/token)" });
         return route.name;
       }
-      const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams });
+      const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams, body });
       send(res, out.status ?? 200, out.body);
       return route.name;
     }
@@ -176,20 +185,21 @@ function hostName(header: string | undefined): string {
   return header.split(":")[0] ?? "";
 }
 
-/** Reads and discards a body, refusing one over `max` bytes with 413. */
-function drainBody(req: IncomingMessage, max: number): Promise<void> {
+/** Reads a body as UTF-8 text, refusing one over `max` bytes with 413. */
+function readBody(req: IncomingMessage, max: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > max) return reject(new HttpError(413, `request body over ${max} bytes`));
     let size = 0;
+    const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => {
       size += chunk.length;
       if (size > max) {
         req.pause();
         reject(new HttpError(413, `request body over ${max} bytes`));
-      }
+      } else chunks.push(chunk);
     });
-    req.on("end", () => resolve());
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
 }

@@ -29,15 +29,10 @@ export async function checkRounds(
   }
   if (adding.size === 0) return null;
   const rootId = job.rootId ?? job.id;
-  const lineage = await store.list({ rootId, limit: 0 });
-  const seen = new Set<number>(lineage.map((j) => j.id));
-  if (!seen.has(rootId)) {
-    const root = rootId === job.id ? job : await store.get(rootId);
-    if (root) lineage.push(root);
-  }
   for (const [queue, count] of adding) {
     const limit = maxRoundsFor(queue)!;
-    const passes = lineage.filter((j) => j.queue === queue).length;
+    // Counted in the store, and no further than the limit: a long lineage is never loaded.
+    const passes = await store.countRounds(rootId, queue, limit);
     if (passes + count > limit) {
       return (
         `maxRounds reached: pipeline run ${rootId} has passed through queue "${queue}" ${passes} ` +

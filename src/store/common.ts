@@ -42,6 +42,8 @@ export interface PreparedItem {
   key: string | null;
   priority: number;
   maxAttempts: number;
+  /** null: the job's queue has no `maxStalls` the store knows; the freeing call decides. */
+  maxStalls: number | null;
   runAt: number | undefined;
   delayMs: number | undefined;
   parentId: number | null;
@@ -102,6 +104,10 @@ function checkKey(key: unknown): string | null {
   return s;
 }
 
+function maxStallsOf(v: number | undefined): number | null {
+  return v === undefined ? null : intIn(v, 1, "maxStalls", 1, LIMITS.attemptsMax);
+}
+
 /**
  * Validates and encodes an enqueue item, throwing `BAD_INPUT` (or `PAYLOAD_TOO_LARGE`)
  * before anything is written. `text` adapts a key to what the engine's text type can hold
@@ -109,7 +115,7 @@ function checkKey(key: unknown): string | null {
  */
 export function prepareItem(
   item: EnqueueItem | (NextJob & { parentId?: number }),
-  limits: { maxPayload: number; defaultAttempts: number },
+  limits: { maxPayload: number; defaultAttempts: number; queueMaxStalls?: Record<string, number> },
   text: (s: string) => string = (s) => s,
 ): PreparedItem {
   checkQueueName(item.queue);
@@ -124,6 +130,7 @@ export function prepareItem(
     key: key === null ? null : text(key),
     priority: intIn(item.priority, 0, "priority", LIMITS.priorityMin, LIMITS.priorityMax, " (higher runs first)"),
     maxAttempts: attempts,
+    maxStalls: maxStallsOf(full.maxStalls ?? limits.queueMaxStalls?.[item.queue]),
     runAt: full.runAt === undefined ? undefined : intIn(full.runAt, 0, "runAt", 0, LIMITS.runAtMax, " (ms since the epoch)"),
     delayMs: checkDelay(item.delayMs),
     parentId: full.parentId ?? null,

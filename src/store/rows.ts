@@ -30,6 +30,26 @@ export interface JobRowOf<History> {
   token: string | null;
   lease_until: number | null;
   history: History;
+  /** Set (true or 1) by a preview read when `payload` / `result` holds only the start. */
+  payload_cut?: boolean | number;
+  result_cut?: boolean | number;
+}
+
+/** The jobs-table columns a `Job` is made from. */
+export const JOB_COLUMNS = [
+  "id", "queue", "state", "key", "payload", "result", "error", "attempt", "max_attempts", "stalls",
+  "priority", "run_at", "created_at", "started_at", "finished_at", "parent_id", "root_id", "source",
+  "worker_id", "token", "lease_until", "history",
+] as const;
+
+/**
+ * The job columns for a preview read: `payload` and `result` as `cut` makes them, and
+ * whether each was longer than `chars` (an SQL expression) as `payload_cut` / `result_cut`.
+ */
+export function jobSelectList(preview: { chars: string; cut: (col: string) => string }): string {
+  return JOB_COLUMNS.map((c) => (c === "payload" || c === "result" ? preview.cut(c) : c))
+    .concat([`length(payload) > ${preview.chars} AS payload_cut`, `length(result) > ${preview.chars} AS result_cut`])
+    .join(", ");
 }
 
 /** JSON text as a value; SQL NULL as null. */
@@ -39,13 +59,20 @@ export function parseJsonOrNull(text: string | null): unknown {
 
 /** A jobs-table row as a `Job`, with its `history` already decoded by the adapter. */
 export function jobFromRow(r: JobRowOf<unknown>, history: AttemptRecord[]): Job {
+  const job = jobFields(r, history);
+  if (r.payload_cut) (job.payload = r.payload), (job.payloadTruncated = true);
+  if (r.result_cut) (job.result = r.result), (job.resultTruncated = true);
+  return job;
+}
+
+function jobFields(r: JobRowOf<unknown>, history: AttemptRecord[]): Job {
   return {
     id: r.id,
     queue: r.queue,
     state: r.state as JobState,
     key: r.key,
-    payload: JSON.parse(r.payload),
-    result: parseJsonOrNull(r.result),
+    payload: r.payload_cut ? null : JSON.parse(r.payload),
+    result: r.result_cut ? null : parseJsonOrNull(r.result),
     error: r.error,
     attempt: r.attempt,
     maxAttempts: r.max_attempts,

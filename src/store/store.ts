@@ -22,6 +22,7 @@ import type {
   RejectedRecord,
 } from "../core/types.js";
 import type { Clock } from "../core/clock.js";
+import type { RunDetail, RunFilter, RunPage } from "./runs.js";
 
 /** Which open incidents `resolveIncidents` marks recovered, and when. */
 export interface ResolveIncidentsOptions {
@@ -129,9 +130,16 @@ export interface FailOptions {
   retryAt?: number;
 }
 
+/**
+ * Stalls before a freed job is dead. A job enqueued with a limit (its own `maxStalls`, or
+ * its queue's from the enqueuing store's `queueMaxStalls`) keeps it; these decide for the
+ * others (enqueued before stores kept it, or to a queue the enqueuing store did not know).
+ */
 export interface ReapOptions {
-  /** Stalls before a job is dead (default 3). */
+  /** For queues no `queueMaxStalls` names (default 3). */
   maxStalls?: number;
+  /** Per queue; over the store's own `queueMaxStalls`. */
+  queueMaxStalls?: Record<string, number>;
 }
 
 export interface PruneOptions {
@@ -202,6 +210,12 @@ export interface Store {
   reapExpired(opts?: ReapOptions): Promise<number>;
   get(id: number): Promise<Job | null>;
   list(filter?: JobFilter): Promise<Job[]>;
+  /**
+   * How many jobs of pipeline run `rootId` (the root itself included) are on `queue`,
+   * counting no further than `atMost`: the `maxRounds` check, one number however long the
+   * run's lineage has grown.
+   */
+  countRounds(rootId: number, queue: string, atMost: number): Promise<number>;
   /** Counts per queue and state; completed/dead counts include pruned jobs. */
   stats(): Promise<Record<string, QueueCounts>>;
   /**
@@ -234,6 +248,21 @@ export interface Store {
    * Throws `LeaseLostError` on a stale token. Returns the hold's end.
    */
   rateLimited(lease: LeaseRef, ms: number, opts?: { group?: string; reason?: string }): Promise<number>;
+  // --- runs (a root job and every job handed on from it; see runs.ts) ---------------
+  /** Runs newest first, keyset-paged by root id; bounded work per page whatever the filter. */
+  listRuns(filter?: RunFilter): Promise<RunPage>;
+  /** The run that job `id` (root or not) belongs to, its jobs in id order; null if unknown. */
+  getRun(id: number): Promise<RunDetail | null>;
+  /**
+   * Starts a new run at `fromQueue` with the input that stage's job had in run `id` (or
+   * `payload`); its root's `source` points at the original (`rerunOf`, `fromJob`).
+   */
+  rerun(id: number, fromQueue: string, payload?: unknown): Promise<Job>;
+  /**
+   * How many waiting jobs of its queue a claim takes before waiting job `id` (claim order),
+   * counted up to `cap` (default 10 000) so the answer stays cheap; null when not waiting.
+   */
+  jobsAhead(id: number, cap?: number): Promise<number | null>;
   /** Called (from any process) when jobs may have become available on a queue. */
   subscribe(listener: (queue: string) => void): () => void;
 
@@ -275,6 +304,12 @@ export interface StoreOptions {
   defaultAttempts?: number;
   /** PostgreSQL schema (default `vigil`). */
   schema?: string;
+  /**
+   * Each queue's `maxStalls` (the config's): kept with every job enqueued to that queue,
+   * so `releaseWorker` and `reapExpired` judge it by its own queue's limit whichever
+   * process or host calls them; also the limit for that queue's jobs that carry none.
+   */
+  queueMaxStalls?: Record<string, number>;
   /** Open without migrating or writing (CLI reads, doctor). */
   readOnly?: boolean;
   /**
@@ -294,6 +329,18 @@ export const DEFAULT_MAX_STALLS = 3;
  * from a lost machine but more renewals; renewals happen every lease/3.
  */
 export const DEFAULT_LEASE_MS = 10_000;
+
+/**
+ * The stall limits of one `releaseWorker` or `reapExpired` call, as the JSON its statement
+ * reads per job (`queues[queue]`, else `default`): the store's per-queue limits, the
+ * call's over them, and the call's `maxStalls` (else 3) for every other queue.
+ */
+export function stallLimits(store: Record<string, number> | undefined, opts: ReapOptions): string {
+  return JSON.stringify({
+    queues: { ...store, ...opts.queueMaxStalls },
+    default: opts.maxStalls ?? DEFAULT_MAX_STALLS,
+  });
+}
 
 /** Queue names: letters, digits and `_ . : -`, up to 128 characters. */
 export const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -4,6 +4,7 @@
  * process it is about to kill for hanging.
  */
 import { readFileSync, statSync } from "node:fs";
+import { monotonicNow } from "../core/clock.js";
 import { procInfo } from "../os/process.js";
 import type { ActiveJobInfo, BlockedStack } from "../worker/protocol.js";
 
@@ -93,8 +94,8 @@ export async function captureStall(input: {
   const b = procInfo(input.pid);
   let stack = input.stackFile ? readBlockedStack(input.stackFile, input.pid, input.startedAt) : null;
   // A busy loop that has not been described yet: give the watchdog its moment.
-  const deadline = Date.now() + STACK_WAIT_MS;
-  while (!stack && input.stackFile && b?.state === "R" && Date.now() < deadline) {
+  const deadline = monotonicNow() + STACK_WAIT_MS;
+  while (!stack && input.stackFile && b?.state === "R" && monotonicNow() < deadline) {
     await sleep(100);
     stack = readBlockedStack(input.stackFile, input.pid, input.startedAt);
   }

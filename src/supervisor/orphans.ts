@@ -4,6 +4,7 @@
  * run; the next `vigil start` kills the ones still alive and frees their jobs.
  */
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
+import { monotonicNow } from "../core/clock.js";
 import { writeFileAtomic } from "../os/files.js";
 import { groupMembers, killGroup } from "../os/process.js";
 import { isRunning, procCmdline } from "./lock.js";
@@ -72,10 +73,10 @@ export async function killOrphans(path: string, killTimeoutMs: number, log: (msg
     killGroup(rec.pid, "SIGTERM");
     killGroup(rec.pid, "SIGCONT"); // a stopped orphan must wake to act on SIGTERM
   }
-  const deadline = Date.now() + killTimeoutMs;
-  while (killed.some((r) => groupMembers(r.pid).length > 0) && Date.now() < deadline) await sleep(100);
+  const deadline = monotonicNow() + killTimeoutMs;
+  while (killed.some((r) => groupMembers(r.pid).length > 0) && monotonicNow() < deadline) await sleep(100);
   for (const rec of killed) if (groupMembers(rec.pid).length > 0) killGroup(rec.pid, "SIGKILL");
-  while (killed.some((r) => groupMembers(r.pid).length > 0) && Date.now() < deadline + 2000) await sleep(50);
+  while (killed.some((r) => groupMembers(r.pid).length > 0) && monotonicNow() < deadline + 2000) await sleep(50);
   removeChildren(path);
   return { found, killed };
 }

@@ -5,6 +5,7 @@
  * runs jobs and only touches the store through the callbacks it is given.
  */
 import type { ChildProcess } from "node:child_process";
+import { monotonicNow } from "../core/clock.js";
 import type { ServiceState, ServiceStatus, TriggerStatus } from "../health/types.js";
 import { killGroup, procInfo, spawnGroup } from "../os/process.js";
 import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, isWorkerMessage, type ActiveJobInfo, type WorkerMessage } from "../worker/protocol.js";
@@ -36,11 +37,22 @@ export class ProcessSlot {
   state: ServiceState = "stopped";
   private child: ChildProcess | null = null;
   private pid: number | null = null;
+  /** When the process started: ms since the epoch, for status and the children registry. */
   private startedAt: number | null = null;
+  /**
+   * Liveness is judged in monotonic ms (`monotonicNow()`), never on the wall clock a step
+   * can move: the start (for uptime), and the start grace and last beat, which
+   * `discount()` moves on over time the supervisor itself did not run.
+   */
+  private startedMono: number | null = null;
+  private graceFrom: number | null = null;
   private spawns = 0;
   private restarts = 0;
   private workerId: string | null = null;
+  /** The last heartbeat, probe success or status-file write seen. */
   private lastBeatAt: number | null = null;
+  /** The status file's mtime when last looked at: a write is seen as a change of it. */
+  private statusMtime: number | null = null;
   private lastHb: { active: ActiveJobInfo[]; rssBytes: number; lagMs: number } | null = null;
   private lastExit: ServiceStatus["lastExit"] = null;
   private nextRestartAt: number | null = null;
@@ -52,9 +64,9 @@ export class ProcessSlot {
   private pendingRecovery = true;
   private everHealthy = false;
   private probing = false;
-  private lastProbeAt = 0;
+  private lastProbeAt = -Infinity;
   private lastProbeError: string | null = null;
-  private lastMemoryCheck = 0;
+  private lastMemoryCheck = -Infinity;
   private timeoutIncidents = new Map<number, number>();
   private exitWaiters: (() => void)[] = [];
   /** A stall's kill of this worker is under way: resolves to the jobs freed once it is done. */
@@ -81,6 +93,8 @@ export class ProcessSlot {
     if (this.child) return;
     this.clearRestart();
     const now = Date.now();
+    // A status file the previous process left does not count as this one's first write.
+    this.statusMtime = this.spec.statusFile ? statusFileMtime(this.spec.statusFile) : null;
     this.spawns++;
     if (this.spawns > 1) this.restarts++;
     // The supervisor's pid keeps ids unique across supervisor restarts: releasing a dead
@@ -97,6 +111,7 @@ export class ProcessSlot {
     this.child = child;
     this.pid = child.pid ?? null;
     this.startedAt = now;
+    this.startedMono = this.graceFrom = monotonicNow();
     this.lastBeatAt = null;
     this.lastHb = null;
     this.planned = null;
@@ -119,23 +134,29 @@ export class ProcessSlot {
     this.ctx.childrenChanged();
   }
 
-  /** Called by the supervisor every 50–250 ms (a twentieth of `stallAfter`). */
+  /** Called by the supervisor every 50–250 ms (a twentieth of `stallAfter`), `now` monotonic. */
   tick(now: number): void {
     if (!this.child || this.pid === null || this.planned !== null) return;
     if (this.state !== "starting" && this.state !== "running") return;
     const { stallAfterMs } = this.ctx.timing;
     if (this.spec.statusFile) {
+      // A write is a change of the mtime, timed when seen: the mtime is wall-clock time,
+      // and against now a step forward would make a fresh write look old.
       const m = statusFileMtime(this.spec.statusFile);
-      if (m !== null && m > this.startedAt! - stallAfterMs && (this.lastBeatAt === null || m > this.lastBeatAt)) this.beat(Math.min(m, now));
+      if (m !== null && m !== this.statusMtime) {
+        this.statusMtime = m;
+        this.beat(now);
+      }
     }
     if (this.spec.probe && !this.probing && now - this.lastProbeAt >= PROBE_EVERY_MS) this.runProbe(now);
     const liveness = this.spec.ipc || this.spec.probe || this.spec.statusFile;
     if (!liveness) {
-      if (this.state === "starting" && now - this.startedAt! >= SETTLE_MS) this.healthy(now);
+      if (this.state === "starting" && now - this.startedMono! >= SETTLE_MS) this.healthy();
     } else if (this.lastBeatAt === null) {
-      if (now - this.startedAt! > stallAfterMs + START_GRACE_EXTRA_MS) void this.stall(`no ${this.livenessWord()} since it started ${Math.round((now - this.startedAt!) / 1000)} s ago`);
+      if (now - this.graceFrom! > stallAfterMs + START_GRACE_EXTRA_MS) void this.stall(`no ${this.livenessWord()} since it started ${Math.round((now - this.startedMono!) / 1000)} s ago`);
     } else if (now - this.lastBeatAt > stallAfterMs) {
-      const why = this.spec.probe ? `probe failing for ${now - this.lastBeatAt} ms (${this.lastProbeError ?? "no answer"})` : `no ${this.livenessWord()} for ${now - this.lastBeatAt} ms`;
+      const age = Math.round(now - this.lastBeatAt);
+      const why = this.spec.probe ? `probe failing for ${age} ms (${this.lastProbeError ?? "no answer"})` : `no ${this.livenessWord()} for ${age} ms`;
       void this.stall(why);
     }
     if (this.spec.maxMemory && !this.spec.ipc && now - this.lastMemoryCheck >= MEMORY_CHECK_EVERY_MS) {
@@ -143,6 +164,16 @@ export class ProcessSlot {
       const info = procInfo(this.pid);
       if (info && info.rssBytes > this.spec.maxMemory) void this.overMemory(info.rssBytes);
     }
+  }
+
+  /**
+   * The supervisor did not run for `ms` (stopped, its loop held): that stretch is not held
+   * against the process, which gets its full `stallAfter` of watched time to be heard (its
+   * beats meanwhile wait in the IPC channel, read after this tick). Never past `now`.
+   */
+  discount(ms: number, now: number): void {
+    if (this.graceFrom !== null) this.graceFrom = Math.min(this.graceFrom + ms, now);
+    if (this.lastBeatAt !== null) this.lastBeatAt = Math.min(this.lastBeatAt + ms, now);
   }
 
   /** Restarts gracefully now (SIGTERM, drain, SIGKILL after killTimeout), or starts a waiting slot. */
@@ -189,11 +220,12 @@ export class ProcessSlot {
       state: this.state,
       pid: this.child ? this.pid : null,
       restarts: this.restarts,
-      heartbeatAgeMs: this.child && this.lastBeatAt !== null ? Math.max(0, now - this.lastBeatAt) : null,
+      heartbeatAgeMs: this.child && this.lastBeatAt !== null ? Math.max(0, monotonicNow() - this.lastBeatAt) : null,
       startedAt: this.child ? this.startedAt : null,
-      rssBytes: this.lastHb?.rssBytes ?? info?.rssBytes ?? null,
+      // A process that is gone runs nothing and uses no memory, whatever it last reported.
+      rssBytes: this.child ? (this.lastHb?.rssBytes ?? info?.rssBytes ?? null) : null,
       workerId: this.spec.kind === "worker" ? this.workerId : null,
-      activeJobs: this.lastHb?.active.length ?? 0,
+      activeJobs: this.child ? (this.lastHb?.active.length ?? 0) : 0,
       lastExit: this.lastExit,
       nextRestartAt: this.nextRestartAt,
     };
@@ -209,7 +241,7 @@ export class ProcessSlot {
       case "hb":
         this.lastHb = { active: Array.isArray(m.active) ? m.active : [], rssBytes: m.rssBytes, lagMs: m.lagMs };
         if (this.planned !== null || this.state === "stalled") return; // a late beat does not undo a stall
-        this.beat(now);
+        this.beat(monotonicNow());
         for (const [jobId, incId] of this.timeoutIncidents) {
           if (!this.lastHb.active.some((j) => j.jobId === jobId)) {
             this.timeoutIncidents.delete(jobId);
@@ -247,17 +279,18 @@ export class ProcessSlot {
     }
   }
 
+  /** A sign of life at monotonic time `at`. */
   private beat(at: number): void {
     this.lastBeatAt = at;
-    if (this.state === "starting") this.healthy(at);
+    if (this.state === "starting") this.healthy();
   }
 
-  private healthy(now: number): void {
+  private healthy(): void {
     this.state = "running";
     if (this.pendingRecovery) {
       this.pendingRecovery = false;
       const earlierRun = !this.everHealthy;
-      void this.ctx.incidents.resolve(this.spec.name, now).then((n) => {
+      void this.ctx.incidents.resolve(this.spec.name, Date.now()).then((n) => {
         if (n > 0) this.ctx.incidents.alert("recovered", this.spec.name, `${this.spec.name} is running again (pid ${this.pid})`, { pid: this.pid, ...(earlierRun ? { earlierRun } : {}) });
       });
     }
@@ -271,7 +304,7 @@ export class ProcessSlot {
     void probeHttp(this.spec.probe!).then((r) => {
       this.probing = false;
       if (this.child !== child || this.planned !== null) return;
-      if (r.ok) this.beat(Date.now());
+      if (r.ok) this.beat(monotonicNow());
       else this.lastProbeError = r.error ?? "failed";
     });
   }
@@ -292,7 +325,7 @@ export class ProcessSlot {
     const now = Date.now();
     this.planned = "stall";
     this.state = "stalled";
-    const heartbeatAgeMs = this.lastBeatAt === null ? null : now - this.lastBeatAt;
+    const heartbeatAgeMs = this.lastBeatAt === null ? null : Math.round(monotonicNow() - this.lastBeatAt);
     this.ctx.log(`${this.spec.name} (pid ${pid}) stalled: ${reason}`);
     this.out.note(`stalled: ${reason}`);
     const kill = this.spec.kind === "worker";
@@ -350,8 +383,9 @@ export class ProcessSlot {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, spawnError?: string): void {
     if (this.child !== child) return;
     const now = Date.now();
+    const mono = monotonicNow();
     const pid = this.pid;
-    const uptimeMs = now - (this.startedAt ?? now);
+    const uptimeMs = Math.round(mono - (this.startedMono ?? mono));
     if (this.killTimer) clearTimeout(this.killTimer);
     this.killTimer = null;
     this.child = null;
@@ -384,7 +418,7 @@ export class ProcessSlot {
       this.scheduleRestart(0, false);
       return;
     }
-    const decision = this.policy.next(now, uptimeMs);
+    const decision = this.policy.next(mono, uptimeMs);
     if (planned === null) {
       const detail = { code, signal, uptimeMs, pid, workerId: this.workerId, activeJobs, ...(spawnError ? { error: spawnError } : {}), ...(decision.crashLooping ? { crashLooping: true, recentRestarts: decision.recentRestarts } : {}) };
       void releasing.then(async (released) => {

@@ -32,7 +32,11 @@ export class RestartPolicy {
 
   constructor(private readonly opts: RestartPolicyOptions) {}
 
-  /** Decides the next start after an unplanned exit at `now` of a process up `uptimeMs`. */
+  /**
+   * Decides the next start after an unplanned exit at `now` of a process up `uptimeMs`.
+   * `now` is monotonic ms (`monotonicNow()`): the restart window is an interval, and a
+   * wall clock stepped back would keep old restarts inside it, one stepped on drop them.
+   */
   next(now: number, uptimeMs: number): RestartDecision {
     if (uptimeMs >= this.opts.minUptimeMs) this.consecutive = 0;
     this.consecutive++;

@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Server } from "node:net";
 import type { VigilConfig } from "../config/schema.js";
+import { monotonicNow } from "../core/clock.js";
 import { VigilError } from "../core/errors.js";
 import type { AlertSink, StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
@@ -67,17 +68,19 @@ export class Supervisor extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private control: Server | null = null;
   private startedAt = 0;
+  /** The tick interval (ms), and the monotonic time of the last tick (see `tick`). */
+  private tickMs = 0;
+  private lastTickAt = 0;
   /** Queue counts for snapshots, read only as often as they are cheap (counts-cache.ts). */
   private readonly counts = new QueueCountsCache(() => this.opts.store.stats());
   private stopping: Promise<void> | null = null;
   private readonly log: (msg: string) => void;
   private readonly timing: SlotTiming;
   /**
-   * Stalls before a freed job is dead: the smallest `maxStalls` of the config's queues (as
-   * the workers' own reaping uses), so a queue configured above the store's default 3 is
-   * not cut short when the supervisor frees a dead worker's jobs. Undefined: store default.
+   * Stalls before a freed job is dead, per queue: each queue's own `maxStalls`, so a queue
+   * configured above the default 3 is not cut short by one configured below it.
    */
-  private readonly maxStalls: number | undefined;
+  private readonly queueMaxStalls: Record<string, number>;
 
   constructor(private readonly opts: SupervisorOptions) {
     super();
@@ -93,8 +96,7 @@ export class Supervisor extends EventEmitter {
       maxRestarts: s.maxRestarts,
       crashLoopRetryMs: s.crashLoopRetry,
     };
-    const stalls = Object.values(opts.config.queues).map((q) => q.maxStalls);
-    this.maxStalls = stalls.length > 0 ? Math.min(...stalls) : undefined;
+    this.queueMaxStalls = Object.fromEntries(Object.entries(opts.config.queues).map(([name, q]) => [name, q.maxStalls]));
     this.incidents = new IncidentRecorder(opts.store, this.host, opts.alerts ?? noopAlertSink, this.log);
     for (const ev of ["incident", "recovered", "alert"] as const) this.incidents.on(ev, (x: unknown) => this.emit(ev, x));
   }
@@ -109,7 +111,7 @@ export class Supervisor extends EventEmitter {
       if (problem) {
         throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
       }
-      const reaped = await store.reapExpired({ maxStalls: this.maxStalls });
+      const reaped = await store.reapExpired({ queueMaxStalls: this.queueMaxStalls });
       if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
       await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
@@ -132,8 +134,9 @@ export class Supervisor extends EventEmitter {
       // Twenty looks per stallAfter, at most four a second: a stall is declared at most
       // 250 ms late (5 % of the default 5 s), and an idle tick costs microseconds (no I/O
       // unless a status file or probe is configured). Slower ticks delay detection.
-      const tickMs = Math.max(50, Math.min(250, Math.floor(this.timing.stallAfterMs / 20)));
-      this.timers.push(setInterval(() => this.tick(), tickMs));
+      this.tickMs = Math.max(50, Math.min(250, Math.floor(this.timing.stallAfterMs / 20)));
+      this.lastTickAt = monotonicNow();
+      this.timers.push(setInterval(() => this.tick(), this.tickMs));
       this.timers.push(setInterval(() => void this.writeStatus(), this.opts.config.supervision.statusEvery));
       await this.startHttp();
       this.log(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
@@ -145,11 +148,14 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** The live status: one row per process, queue counts and recent incidents. */
-  async snapshot(): Promise<StatusSnapshot> {
+  /**
+   * The live status: one row per process, queue counts and recent incidents. The counts
+   * come from the shared cache unless `fresh` (the last status file, after the drain).
+   */
+  async snapshot(opts: { fresh?: boolean } = {}): Promise<StatusSnapshot> {
     const now = Date.now();
     const [queues, incidents, paused] = await Promise.all([
-      this.counts.get().catch(() => ({})),
+      (opts.fresh ? this.opts.store.stats() : this.counts.get()).catch(() => ({})),
       this.opts.store.listIncidents({ limit: 20 }).catch(() => []),
       this.opts.store.queueStates().then(
         (states) => states.filter((q) => q.paused).map((q) => q.name),
@@ -189,21 +195,37 @@ export class Supervisor extends EventEmitter {
       this.timers = [];
       await Promise.all(this.slots.map((s) => s.stop()));
       await this.incidents.open(SUPERVISOR_SERVICE, "stop", { reason, pid: process.pid, manual: true });
-      await this.writeStatus().catch(() => {});
+      // The last status file: every process stopped, counts read now that the workers have
+      // drained (the cached ones are from before the stop).
+      await this.writeStatus({ fresh: true }).catch(() => {});
       await this.teardown();
       this.log("stopped");
     })();
     return this.stopping;
   }
 
+  /**
+   * Judges every slot on the monotonic clock. A tick that comes much later than due means
+   * the supervisor itself did not run meanwhile (SIGSTOP or Ctrl-Z, a held event loop, a
+   * suspended machine): its processes went unwatched, not silent — their heartbeats wait
+   * in the IPC channels, to be read after this tick. That stretch is discounted from every
+   * age a slot measures, so nobody is judged stalled for the supervisor's own absence.
+   */
   private tick(): void {
-    const now = Date.now();
+    const now = monotonicNow();
+    const late = now - this.lastTickAt - this.tickMs;
+    this.lastTickAt = now;
+    // Lateness up to one more interval is ordinary timer jitter on a busy machine.
+    if (late > this.tickMs) {
+      if (late > this.timing.stallAfterMs / 2) this.log(`the supervisor did not run for ${Math.round(late)} ms; that time is not held against any process`);
+      for (const s of this.slots) s.discount(late, now);
+    }
     for (const s of this.slots) s.tick(now);
   }
 
   private async releaseWorker(workerId: string, reason: string): Promise<number> {
     try {
-      const n = await this.opts.store.releaseWorker(workerId, reason, { maxStalls: this.maxStalls });
+      const n = await this.opts.store.releaseWorker(workerId, reason, { queueMaxStalls: this.queueMaxStalls });
       if (n > 0) this.log(`freed ${n} job(s) of ${workerId} (${reason})`);
       return n;
     } catch (err) {
@@ -240,9 +262,9 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  private async writeStatus(): Promise<void> {
+  private async writeStatus(opts: { fresh?: boolean } = {}): Promise<void> {
     try {
-      writeStatusFile(this.paths.statusFile, await this.snapshot());
+      writeStatusFile(this.paths.statusFile, await this.snapshot(opts));
     } catch (err) {
       this.log(`could not write ${this.paths.statusFile}: ${(err as Error).message}`);
     }

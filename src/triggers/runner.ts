@@ -7,7 +7,7 @@
  */
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { systemClock, type Clock } from "../core/clock.js";
+import { intervalNow, systemClock, type Clock } from "../core/clock.js";
 import { VigilError, describeError } from "../core/errors.js";
 import type { TriggerConfig } from "../config/schema.js";
 import type { TriggerStatus } from "../health/types.js";
@@ -45,7 +45,10 @@ interface Running {
   state: TriggerCursor | null | undefined;
   timer: NodeJS.Timeout | null;
   polling: Promise<void> | null;
-  /** ms since the epoch the lock was last taken or renewed. */
+  /**
+   * When the lock was last taken or renewed, by `intervalNow`: on the wall clock a step back
+   * would hold off the keep-alive until the lock had lapsed for every other host.
+   */
   lockedAt: number;
 }
 
@@ -130,7 +133,7 @@ export class TriggerRunner {
     try {
       for (const t of this.running) {
         if (this.stopped) return; // never take a lock back after stop() gave it up
-        if (!t.status.leader || this.clock.now() - t.lockedAt < lockTtl(t.every) / 3) continue;
+        if (!t.status.leader || intervalNow(this.clock) - t.lockedAt < lockTtl(t.every) / 3) continue;
         await this.takeLock(t).catch(() => {
           // The store is unreachable: the next poll reports it; the lock may lapse meanwhile.
         });
@@ -141,7 +144,7 @@ export class TriggerRunner {
   }
 
   private async takeLock(t: Running): Promise<boolean> {
-    const now = this.clock.now();
+    const now = intervalNow(this.clock);
     const ok = await this.store.tryLock(lockName(t.name), this.owner, lockTtl(t.every));
     if (ok) t.lockedAt = now;
     t.status.leader = ok;

@@ -9,9 +9,10 @@
  * asked for count as taken until they return. Wake-ups during a claim trigger one more.
  * Expired leases are reaped on their own timer.
  */
+import { monotonicNow } from "../core/clock.js";
 import type { Lease } from "../core/types.js";
 import { LIMIT_RECHECK_MS } from "../store/flow.js";
-import type { ClaimRequest, QueueFlow, Store } from "../store/store.js";
+import type { ClaimRequest, QueueFlow, ReapOptions, Store } from "../store/store.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import type { QueueSettings } from "./options.js";
 
@@ -111,7 +112,7 @@ export class ClaimLoop {
    * and reaps expired leases every `reapMs`, starting now. The poll timer is what keeps a
    * worker process alive between jobs.
    */
-  startPolling(pollMs: number, reapMs: number, maxStalls: number): void {
+  startPolling(pollMs: number, reapMs: number, stalls: ReapOptions): void {
     const startedAt = Date.now();
     const poll = () => {
       if (!this.hooks.open()) return;
@@ -122,7 +123,7 @@ export class ClaimLoop {
     const reap = () => {
       if (!this.hooks.open()) return;
       this.hooks.track(
-        this.store.reapExpired({ maxStalls }).then(
+        this.store.reapExpired(stalls).then(
           (n) => n > 0 && this.hooks.onReaped(n),
           (err) => this.hooks.onError(err, "reaping expired leases"),
         ),
@@ -143,7 +144,7 @@ export class ClaimLoop {
     this.wakeTimes.clear();
   }
 
-  /** Claims again at `at` (ms since the epoch), when a retry comes due, not at the next poll. */
+  /** Claims again at `at` (monotonic ms), when a retry comes due, not at the next poll. */
   wakeAt(at: number): void {
     if (!this.hooks.open()) return;
     const bucket = Math.ceil(at / 10) * 10;
@@ -353,7 +354,7 @@ export class ClaimLoop {
         .nextDueAt(queues)
         .then(
           (at) => {
-            if (at !== null) this.wakeAt(at - asked + Date.now());
+            if (at !== null) this.wakeAt(at - asked + monotonicNow());
           },
           (err) => this.hooks.onError(err, "asking when the next job is due"),
         )

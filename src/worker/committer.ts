@@ -65,8 +65,8 @@ export interface CommitterOptions {
  * isolate.ts): quick enough that a brief lock costs little, slow enough not to
  * hammer a store that is down. The leases stay renewed meanwhile (see `pending`).
  */
-const RETRY_BASE_MS = 100;
-const RETRY_MAX_MS = 5000;
+export const RETRY_BASE_MS = 100;
+export const RETRY_MAX_MS = 5000;
 /** Most completions in one transaction (500): keeps each transaction short for readers. */
 const MAX_TRANSACTION = 500;
 

@@ -3,7 +3,13 @@
  * handles what is due and says what comes next. A worker uses it for its handlers'
  * timeouts and for retries coming due, instead of a timer per job: setting and clearing a
  * timer per job was a measurable share of a fast drain's CPU time.
+ *
+ * Its times are monotonic ms (`monotonicNow()`): on the wall clock, a step forward would
+ * fire everything due within the step at the next firing (a handler timed out early), a
+ * step back would hold everything off by the step.
  */
+import { monotonicNow } from "../core/clock.js";
+
 export class EarliestTimer {
   private timer: NodeJS.Timeout | undefined;
   private at = Infinity;
@@ -19,16 +25,16 @@ export class EarliestTimer {
     private readonly slackMs = 0,
   ) {}
 
-  /** Fires no later than `at` (ms since the epoch). */
+  /** Fires no later than `at` (monotonic ms). */
   arm(at: number): void {
     if (at >= this.at) return;
     clearTimeout(this.timer);
     this.at = at;
     this.timer = setTimeout(() => {
       this.at = Infinity;
-      const next = this.fire(Date.now());
+      const next = this.fire(monotonicNow());
       if (next < Infinity) this.arm(next);
-    }, Math.max(0, at - Date.now()) + this.slackMs);
+    }, Math.max(0, at - monotonicNow()) + this.slackMs);
     // Timers only ever run work that exists; they must not keep a process alive.
     this.timer.unref();
   }

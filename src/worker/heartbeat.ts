@@ -4,11 +4,13 @@
  * Because it comes from the main loop, a blocked loop, a SIGSTOPped process or a deadlock
  * all make it stop, which is what the supervisor watches for.
  */
+import { monotonicNow } from "../core/clock.js";
 import { HEARTBEAT_INTERVAL_MS, type ActiveJobInfo, type WorkerMessage } from "./protocol.js";
 
 /** Beats every `intervalMs` (default 1 s) through `send`; unref'd, it never keeps a process alive. */
 export class ProcessHeartbeat {
   private timer: NodeJS.Timeout | undefined;
+  /** When the next beat is due, on the monotonic clock: lag is an interval. */
   private expectedAt = 0;
 
   constructor(
@@ -19,7 +21,7 @@ export class ProcessHeartbeat {
 
   start(): void {
     if (this.timer) return;
-    this.expectedAt = Date.now() + this.intervalMs;
+    this.expectedAt = monotonicNow() + this.intervalMs;
     this.timer = setInterval(() => this.beat(), this.intervalMs);
     // The heartbeat reports on the process; it must not be what keeps the process alive.
     this.timer.unref();
@@ -27,10 +29,10 @@ export class ProcessHeartbeat {
 
   /** Sends one beat now (also used right after start so the supervisor need not wait). */
   beat(): void {
-    const now = Date.now();
-    const lagMs = Math.max(0, now - this.expectedAt);
+    const now = monotonicNow();
+    const lagMs = Math.round(Math.max(0, now - this.expectedAt));
     this.expectedAt = now + this.intervalMs;
-    this.send({ t: "hb", at: now, active: this.active(), lagMs, rssBytes: process.memoryUsage.rss() });
+    this.send({ t: "hb", at: Date.now(), active: this.active(), lagMs, rssBytes: process.memoryUsage.rss() });
   }
 
   stop(): void {

@@ -1,6 +1,7 @@
 /** One attempt of one job inside a worker: its abort signal, context and timers. */
 import type { Logger } from "pino";
 import { RateLimitedError } from "../core/errors.js";
+import { monotonicNow } from "../core/clock.js";
 import type { Lease } from "../core/types.js";
 import type { HandlerContext, HandlerJob } from "../handlers/types.js";
 import type { QueueSettings } from "./options.js";
@@ -53,8 +54,12 @@ export class JobRun {
   /** ms since the epoch of the last ctx.heartbeat(), if any. */
   lastBeatAt: number | undefined;
   progress: unknown;
-  /** ms since the epoch at which the handler times out (see Worker's deadline sweep). */
+  /**
+   * When the handler times out (see Worker's deadline sweep), and when it started, in
+   * monotonic ms: a step of the wall clock must not time a handler out early or late.
+   */
   readonly deadline: number;
+  readonly startedMono = monotonicNow();
   /** Its timeout (or heartbeat timeout) has fired. */
   timedOut = false;
   graceTimer: NodeJS.Timeout | undefined;
@@ -74,7 +79,7 @@ export class JobRun {
     readonly startedAt: number,
     private readonly hooks: JobRunHooks,
   ) {
-    this.deadline = startedAt + q.timeout;
+    this.deadline = this.startedMono + q.timeout;
     const j = lease.job;
     this.job = {
       id: j.id,

@@ -50,7 +50,11 @@ const RUN_EWMA_WEIGHT = 0.2;
 
 interface Held {
   lease: Lease;
-  /** When the lease runs out as far as this worker knows (ms since the epoch, store clock). */
+  /**
+   * When the lease runs out as far as this worker knows, by `intervalNow(store.clock)`
+   * (monotonic for the system clock): a step of the wall clock must not make held leases
+   * look spent, or healthy ones whose renewals fail look fresh.
+   */
   until: number;
 }
 
@@ -103,8 +107,9 @@ export class LeaseBuffer {
     return n;
   }
 
-  add(lease: Lease): void {
-    this.at(lease.job.queue).held.push({ lease, until: lease.leaseUntil });
+  /** Holds `lease`, which runs out at `until` (see `Held`). */
+  add(lease: Lease, until: number): void {
+    this.at(lease.job.queue).held.push({ lease, until });
   }
 
   /**

@@ -5,12 +5,13 @@
  * this file owns the decisions and their store calls, reporting back through `OutcomeHost`.
  */
 import type { Logger } from "pino";
+import { monotonicNow } from "../core/clock.js";
 import { LeaseLostError, rateLimitedMs, VigilError } from "../core/errors.js";
-import type { LeaseRef } from "../core/types.js";
+import type { LeaseRef, NextJob } from "../core/types.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
 import { nextJobs } from "../pipeline/route.js";
-import type { Committer, PendingCompletion } from "./committer.js";
+import { RETRY_BASE_MS, RETRY_MAX_MS, type Committer, type PendingCompletion } from "./committer.js";
 import { decideFailure } from "./failure.js";
 import type { JobRun } from "./job-run.js";
 import type { QueueSettings, WorkerOptions } from "./options.js";
@@ -31,7 +32,7 @@ export interface OutcomeHost {
   /** Tells the supervisor (IPC), which records an incident. */
   readonly send: (m: WorkerMessage) => void;
   readonly listening: (event: string) => boolean;
-  /** Wakes the claim loop at a `Date.now()` time (ms), for a retry coming due. */
+  /** Wakes the claim loop at a `monotonicNow()` time (ms), for a retry coming due. */
   readonly wakeAt: (at: number) => void;
   readonly leaseLost: (jobId: number, queue: string) => void;
   readonly storeError: (err: unknown, doing: string) => void;
@@ -51,18 +52,30 @@ export class Outcomes {
       return;
     }
     h.finishing.add(run);
-    h.track(
-      checkRounds(h.store, run.lease.job, next, (queue) => this.stageInfo(queue)?.maxRounds)
-        .then((reason) => {
-          if (reason === null) h.committer().add(item);
-          else this.failRun(run, new RoundsExceededError(reason), "error", true);
-        })
-        .catch((err) => {
-          h.storeError(err, "checking maxRounds");
-          this.failRun(run, err, "error");
-        })
-        .finally(() => h.finishing.delete(run)),
-    );
+    h.track(this.checkThenHandOn(run, item, next).finally(() => h.finishing.delete(run)));
+  }
+
+  /**
+   * The `maxRounds` check, then the completion (or the dead job it refuses). The check only
+   * reads the store, so an error there is the store's, never the handler's: like a failed
+   * group commit it is retried, 100 ms doubling to 5 s, while the lease is renewed (the run
+   * is in `finishing`), and a stop waits for it as it waits for the group commit.
+   */
+  private async checkThenHandOn(run: JobRun, item: PendingCompletion, next: NextJob[]): Promise<void> {
+    const h = this.host;
+    for (let waitMs = 0; ; waitMs = Math.min(RETRY_MAX_MS, waitMs ? waitMs * 2 : RETRY_BASE_MS)) {
+      if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+      let reason: string | null;
+      try {
+        reason = await checkRounds(h.store, run.lease.job, next, (queue) => this.stageInfo(queue)?.maxRounds);
+      } catch (err) {
+        h.storeError(err, `checking maxRounds for job ${run.jobId} (retrying)`);
+        continue;
+      }
+      if (reason === null) h.committer().add(item);
+      else this.failRun(run, new RoundsExceededError(reason), "error", true);
+      return;
+    }
   }
 
   /** Records a failed attempt: retry at the decided time, or dead (always when `dead`). */
@@ -85,7 +98,7 @@ export class Outcomes {
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             h.emit("failed", info);
-            if (retryAt !== undefined) h.wakeAt(retryAt - now + Date.now());
+            if (retryAt !== undefined) h.wakeAt(retryAt - now + monotonicNow());
           },
           (e) => this.storeRefused(run.lease, run.q.name, e, "recording a failed attempt"),
         )

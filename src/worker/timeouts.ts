@@ -29,7 +29,7 @@ export interface TimeoutHost {
 export class TimeoutWatch {
   constructor(private readonly host: TimeoutHost) {}
 
-  /** Times out every handler past its deadline; returns the next deadline (ms, store clock). */
+  /** Times out every handler past its deadline; returns the next deadline (monotonic ms). */
   sweep(now: number): number {
     let next = Infinity;
     for (const run of this.host.running.values()) {

@@ -48,6 +48,7 @@ const inspector = require("node:inspector");
 const fs = require("node:fs");
 const beat = new BigInt64Array(workerData.sab);
 const lastBeat = () => Number(Atomics.load(beat, 0));
+const monoMs = () => Number(process.hrtime.bigint() / 1000000n);
 const scripts = new Map();
 const session = new inspector.Session();
 session.connectToMainThread();
@@ -65,12 +66,11 @@ let capturing = false;
 let capturedBeat = -1;
 session.on("Debugger.paused", (m) => {
   try {
-    const now = Date.now();
     const last = lastBeat();
     const stack = {
       pid: process.pid,
-      capturedAt: now,
-      blockedForMs: Math.max(0, now - last),
+      capturedAt: Date.now(),
+      blockedForMs: Math.max(0, monoMs() - last),
       frames: (m.params.callFrames || []).map((f) => ({
         functionName: f.functionName || "(anonymous)",
         url: scripts.get(f.location.scriptId) || cleanUrl(f.url || ""),
@@ -93,7 +93,7 @@ session.post("Debugger.enable", {}, (err) => {
 });
 const timer = setInterval(() => {
   const last = lastBeat();
-  const blocked = Date.now() - last;
+  const blocked = monoMs() - last;
   if (blocked < workerData.blockedAfterMs) return;
   // One capture per blocked stretch: the beat it was blocked at is remembered.
   if (capturing || capturedBeat === last) return;
@@ -114,7 +114,11 @@ parentPort.on("message", (m) => {
 export class Watchdog {
   private thread: Worker | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
-  /** The main loop's last beat (ms since the epoch), shared with the thread. */
+  /**
+   * The main loop's last beat, shared with the thread: ms on the machine's monotonic clock
+   * (`process.hrtime`, the same in both threads; `performance.now()` is not), so a
+   * wall-clock step is not taken for a blocked loop.
+   */
   private readonly beat = new BigInt64Array(new SharedArrayBuffer(8));
   private readyPromise: Promise<void> | undefined;
 
@@ -176,7 +180,7 @@ export class Watchdog {
   }
 
   private bump(): void {
-    Atomics.store(this.beat, 0, BigInt(Date.now()));
+    Atomics.store(this.beat, 0, process.hrtime.bigint() / 1_000_000n);
   }
 }
 

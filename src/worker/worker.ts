@@ -27,6 +27,7 @@ import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
+import { intervalNow, monotonicNow } from "../core/clock.js";
 import { LeaseLostError, VigilError } from "../core/errors.js";
 import type { Lease, LeaseRef } from "../core/types.js";
 import type { Store } from "../store/store.js";
@@ -176,7 +177,8 @@ export class Worker extends EventEmitter {
     this.freeze?.start();
     this.send({ t: "ready", workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
     this.heartbeat.beat();
-    this.claims.startPolling(pollMs, reapMs, Math.min(...settings.map((q) => q.maxStalls)));
+    // Each of this worker's queues by its own maxStalls (the store may know others' too).
+    this.claims.startPolling(pollMs, reapMs, { queueMaxStalls: Object.fromEntries(settings.map((q) => [q.name, q.maxStalls])) });
     this.log.info({ queues: [...this.queues.keys()] }, "worker started");
     return this;
   }
@@ -212,7 +214,8 @@ export class Worker extends EventEmitter {
       return;
     }
     if (!this.holding && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
-    else this.buffer.add(lease);
+    // The lease's deadline is by the store's clock, read before the claim was sent.
+    else this.buffer.add(lease, intervalNow(this.store.clock) + lease.leaseUntil - this.store.clock.now());
   }
 
   /** Gives a job back unrun: `waiting` again, the attempt not counted. */
@@ -227,7 +230,7 @@ export class Worker extends EventEmitter {
    */
   private runBuffered(q: QueueSettings): void {
     while (this.state === "running" && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) > 0) {
-      const lease = this.buffer.take(q.name, this.store.clock.now(), q.lease / 3, (l) => this.giveBack(l));
+      const lease = this.buffer.take(q.name, intervalNow(this.store.clock), q.lease / 3, (l) => this.giveBack(l));
       if (!lease) return;
       this.runJob(lease, q);
     }
@@ -270,7 +273,7 @@ export class Worker extends EventEmitter {
     run.clearTimers();
     this.running.delete(run.jobId);
     this.active.set(run.q.name, this.active.get(run.q.name)! - 1);
-    this.buffer.ran(run.q.name, Date.now() - run.startedAt);
+    this.buffer.ran(run.q.name, monotonicNow() - run.startedMono);
     // Handlers turned slow: jobs held ahead would wait a whole run each; let others have them.
     if (!this.buffer.quick(run.q.name)) for (const l of this.buffer.takeAll(run.q.name)) this.giveBack(l);
     this.checkIdle();
@@ -306,7 +309,7 @@ export class Worker extends EventEmitter {
     for (const p of this.committer.pending()) add(p.lease, this.queues.get(p.queue)!.lease);
     for (const l of this.buffer.leases()) add(l, this.queues.get(l.job.queue)!.lease);
     for (const [ms, leases] of byMs) {
-      const asked = this.store.clock.now();
+      const asked = intervalNow(this.store.clock);
       this.track(
         this.store.renewMany(leases, ms).then(
           (lost) => {

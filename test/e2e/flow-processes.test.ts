@@ -125,7 +125,7 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       await waitFor("the first second's starts", () => ledger(p, "rated").length >= 20, 60_000, 50);
       const shown = JSON.parse(vigil(p, ["jobs", "show", String(made[199]!.job.id), "--json"]).stdout) as { state: string; why?: string };
       expect(shown.state).toBe("waiting");
-      expect(shown.why).toMatch(/^held by flow control: queue rated: rate 20\/1s reached, next start in [\d.]+m?s \(\d+ s ago\)$/);
+      expect(shown.why).toMatch(/^waiting: held by flow control: queue rated: rate 20\/1s reached, next start in [\d.]+m?s \(\d+ s ago\)$/);
       await drained("rated", 200);
       const runs = ledger(p, "rated");
       expect(runs).toHaveLength(200);
@@ -250,7 +250,7 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       expect(before.length).toBeLessThan(300);
       const waiting = (await store.list({ queue: "pausable", state: "waiting", limit: 1 }))[0]!;
       const shown = JSON.parse(vigil(p, ["jobs", "show", String(waiting.id), "--json"]).stdout) as { why?: string };
-      expect(shown.why).toBe("queue pausable is paused; `vigil queues resume pausable` starts its jobs again");
+      expect(shown.why).toBe("waiting: queue pausable is paused; `vigil queues resume pausable` starts its jobs again");
       // The pause is stored: new worker processes start nothing either.
       await killAll();
       workers = [startWorker(p, "p3", "pausable"), startWorker(p, "p4", "pausable")];

@@ -37,10 +37,13 @@ export interface Running {
   output: () => string;
 }
 
-/** `vigil start` as a child (own process group, so it can be SIGKILLed alone). */
-export function startVigil(p: Project, args: string[] = []): Running {
+/**
+ * `vigil start` as a child (own process group, so it can be SIGKILLed alone); `env` is
+ * added to this process's environment (the supervisor hands it on to its children).
+ */
+export function startVigil(p: Project, args: string[] = [], env: NodeJS.ProcessEnv = {}): Running {
   let out = "";
-  const child = spawn(process.execPath, [VIGIL, "-c", p.config, "start", ...args], { cwd: p.dir, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [VIGIL, "-c", p.config, "start", ...args], { cwd: p.dir, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   child.on("error", () => {});
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));

@@ -4,7 +4,12 @@ import type { VigilError } from "../../src/core/errors.js";
 import type { Job, Lease } from "../../src/core/types.js";
 import type { Store, StoreOptions } from "../../src/store/store.js";
 
-export type OpenStore = (opts?: StoreOptions) => Promise<{ store: Store; cleanup: () => Promise<void> }>;
+/**
+ * A fresh store, and `serverNow` when the store sets and judges lease and lock deadlines
+ * by its database server's clock rather than by `opts.clock` (PostgreSQL): the server's
+ * time in ms since the epoch, as the store reads it.
+ */
+export type OpenStore = (opts?: StoreOptions) => Promise<{ store: Store; cleanup: () => Promise<void>; serverNow?: () => Promise<number> }>;
 
 /** The lease length claims use unless a test says otherwise (ms). */
 export const LEASE = 10_000;
@@ -32,6 +37,7 @@ export async function errorOf(fn: () => Promise<unknown>): Promise<VigilError> {
 export class ContractContext {
   clock = new ManualClock();
   store!: Store;
+  private serverNow: (() => Promise<number>) | undefined;
   private readonly opened: { store: Store; cleanup: () => Promise<void> }[] = [];
 
   constructor(private readonly open: OpenStore) {}
@@ -53,7 +59,34 @@ export class ContractContext {
   async fresh(opts: StoreOptions = {}): Promise<Store> {
     const r = await this.open({ clock: this.clock, ...opts });
     this.opened.push(r);
+    this.serverNow = r.serverNow;
     return r.store;
+  }
+
+  /** The time lease and lock deadlines are judged by: the ManualClock, or the server's. */
+  leaseNow(): Promise<number> {
+    return this.serverNow ? this.serverNow() : Promise.resolve(this.clock.now());
+  }
+
+  /**
+   * Lets that time pass `deadline`: the ManualClock is moved just past it (exactly, so
+   * boundaries are tested); a server's clock is waited for, really.
+   */
+  async waitPast(deadline: number): Promise<void> {
+    if (!this.serverNow) {
+      if (this.clock.now() <= deadline) this.clock.advance(deadline + 1 - this.clock.now());
+      return;
+    }
+    for (let now = await this.serverNow(); now <= deadline; now = await this.serverNow()) {
+      await new Promise((r) => setTimeout(r, deadline - now + 5));
+    }
+  }
+
+  /** When the lease of job `id` runs out, by the time `leaseNow` reads. */
+  async deadlineOf(id: number): Promise<number> {
+    const until = (await this.must(id)).leaseUntil;
+    if (until === null) throw new Error(`job ${id} holds no lease`);
+    return until;
   }
 
   claim(queues: Record<string, number>, workerId = "w1", leaseMs = LEASE, s = this.store): Promise<Lease[]> {
@@ -66,8 +99,8 @@ export class ContractContext {
     return lease;
   }
 
-  async must(id: number): Promise<Job> {
-    const job = await this.store.get(id);
+  async must(id: number, s = this.store): Promise<Job> {
+    const job = await s.get(id);
     if (!job) throw new Error(`job ${id} is missing`);
     return job;
   }

@@ -10,8 +10,11 @@ export function leasesAndLifecycle(t: ContractContext): void {
       await t.store.enqueue("q", 1);
       const l = await t.claimOne();
       t.clock.advance(1000);
+      const before = await t.leaseNow();
       expect(await t.store.renew(l, 5000)).toBe(t.clock.now() + 5000);
-      expect((await t.must(l.jobId)).leaseUntil).toBe(t.clock.now() + 5000);
+      const after = await t.leaseNow();
+      expect(await t.deadlineOf(l.jobId)).toBeGreaterThanOrEqual(before + 5000);
+      expect(await t.deadlineOf(l.jobId)).toBeLessThanOrEqual(after + 5000);
       const lost = await errorOf(() => t.store.renew({ jobId: l.jobId, token: "not-the-token" }, 5000));
       expect(lost.code).toBe("LEASE_LOST");
       await t.store.enqueue("q", 2);
@@ -21,8 +24,8 @@ export function leasesAndLifecycle(t: ContractContext): void {
 
     it("a worker whose lease was taken over cannot complete, fail, renew or release", async () => {
       const { job } = await t.store.enqueue("q", 1);
-      const old = await t.claimOne("q", "frozen");
-      t.clock.advance(LEASE + 1);
+      const old = (await t.claim({ q: 1 }, "frozen", 500))[0]!;
+      await t.waitPast(await t.deadlineOf(job.id));
       expect(await t.store.reapExpired()).toBe(1);
       const fresh2 = await t.claimOne("q", "healthy");
       expect(fresh2.job.attempt).toBe(2);
@@ -55,13 +58,13 @@ export function leasesAndLifecycle(t: ContractContext): void {
   });
 
   describe("complete", () => {
-    it("stores the result and finish time", async () => {
+    it("stores the result, finish time and the worker that completed it", async () => {
       const { job } = await t.store.enqueue("q", 1);
       const l = await t.claimOne();
       t.clock.advance(40);
       expect(await t.store.complete(l, { ok: [1, 2] })).toEqual([]);
       expect(await t.must(job.id)).toMatchObject({
-        state: "completed", result: { ok: [1, 2] }, finishedAt: t.clock.now(), workerId: null, leaseUntil: null, attempt: 1,
+        state: "completed", result: { ok: [1, 2] }, finishedAt: t.clock.now(), workerId: "w1", leaseUntil: null, attempt: 1,
       });
     });
 
@@ -216,20 +219,66 @@ export function leasesAndLifecycle(t: ContractContext): void {
       expect(j.history.map((h) => h.outcome)).toEqual(["stall", "stall"]);
     });
 
+    it("a step of the wall clock is not time passing: a live lease does not look expired", async () => {
+      await t.store.enqueue("q", 1);
+      const l = (await t.claim({ q: 1 }, "w1", 1000))[0]!;
+      // NTP or `date -s` moves the wall clock 15 s on; no time passes (ManualClock.set).
+      t.clock.set(t.clock.now() + 15_000);
+      expect(await t.store.reapExpired()).toBe(0);
+      expect((await t.must(l.jobId)).state).toBe("active");
+      // Time passing does run it out.
+      t.clock.advance(1001);
+      await t.waitPast(await t.deadlineOf(l.jobId));
+      expect(await t.store.reapExpired()).toBe(1);
+    });
+
     it("reapExpired returns only leases that ran out", async () => {
       await t.store.enqueueMany([1, 2].map((n) => ({ queue: "q", payload: n })));
       const [short] = await t.claim({ q: 1 }, "w1", 1000);
       const [long] = await t.claim({ q: 1 }, "w2", 60_000);
+      // Not yet run out: 999 ms on, by a ManualClock; at once, by a server's clock.
       t.clock.advance(999);
       expect(await t.store.reapExpired()).toBe(0);
-      t.clock.advance(2);
+      await t.waitPast(await t.deadlineOf(short!.jobId));
       expect(await t.store.reapExpired()).toBe(1);
       expect(await t.must(short!.jobId)).toMatchObject({ state: "waiting", stalls: 1 });
       expect((await t.must(long!.jobId)).state).toBe("active");
       const again = await t.claim({ q: 1 }, "w3", 1000);
-      t.clock.advance(1001);
+      await t.waitPast(await t.deadlineOf(again[0]!.jobId));
       expect(await t.store.reapExpired({ maxStalls: 2 })).toBe(1);
       expect((await t.must(again[0]!.jobId)).state).toBe("dead");
+    });
+
+    it("each queue's own maxStalls decides, on release and on reap: kept with the job at enqueue, else the call's, else the default", async () => {
+      const s = await t.fresh({ queueMaxStalls: { slow: 5 } });
+      const { job: slow } = await s.enqueue("slow", 1, { maxAttempts: 20 });
+      const { job: plain } = await s.enqueue("plain", 2, { maxAttempts: 20 });
+      const { job: told } = await s.enqueue("told", 3, { maxAttempts: 20 });
+      const stallAll = async (i: number) => {
+        const leases = await t.claim({ slow: 1, plain: 1, told: 1 }, "w", 1000, s);
+        // A freeing call that gives `slow` a lower limit (another host's config, say) does not
+        // cut short a job enqueued with its queue's 5.
+        const limits = { maxStalls: 1, queueMaxStalls: { told: 4, slow: 2 } };
+        if (i % 2 === 0) return s.releaseWorker("w", "gone", limits);
+        const until = Math.max(...(await Promise.all(leases.map(async (l) => (await t.must(l.jobId, s)).leaseUntil ?? 0))));
+        await t.waitPast(until);
+        return s.reapExpired(limits);
+      };
+      // The call's own maxStalls (1) applies only to queues no limit names.
+      expect(await stallAll(1)).toBe(3);
+      expect(await t.must(plain.id, s)).toMatchObject({ state: "dead", stalls: 1 });
+      for (let i = 2; i <= 4; i++) await stallAll(i);
+      expect(await t.must(told.id, s)).toMatchObject({ state: "dead", stalls: 4 });
+      expect(await t.must(slow.id, s)).toMatchObject({ state: "waiting", stalls: 4 });
+      expect(await stallAll(5)).toBe(1);
+      expect(await t.must(slow.id, s)).toMatchObject({ state: "dead", stalls: 5, attempt: 5 });
+      // A limit given at enqueue is kept too, over the store's and the call's.
+      const { job: own } = await t.store.enqueue("slow", 4, { maxAttempts: 20, maxStalls: 2 });
+      for (let i = 1; i <= 2; i++) {
+        await t.claim({ slow: 1 }, "w2");
+        await t.store.releaseWorker("w2", "gone", { maxStalls: 9 });
+      }
+      expect(await t.must(own.id)).toMatchObject({ state: "dead", stalls: 2 });
     });
   });
 }

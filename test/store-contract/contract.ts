@@ -11,6 +11,7 @@ import { flowControl } from "./contract-flow.js";
 import { enqueueAndClaim } from "./contract-jobs.js";
 import { leasesAndLifecycle } from "./contract-lifecycle.js";
 import { upkeepAndSideTables } from "./contract-upkeep.js";
+import { runsAndQueuePosition } from "./contract-runs.js";
 
 export type { OpenStore } from "./contract-context.js";
 
@@ -24,5 +25,6 @@ export function defineStoreContract(name: string, open: OpenStore): void {
     upkeepAndSideTables(t);
     optionalCycleVerbs(t);
     flowControl(t);
+    runsAndQueuePosition(t);
   });
 }

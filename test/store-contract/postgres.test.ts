@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { VigilError } from "../../src/core/errors.js";
+import { SERVER_MS } from "../../src/store/postgres/jobs-sql.js";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import type { Store, StoreOptions } from "../../src/store/store.js";
@@ -14,7 +15,9 @@ if (await requirePg("the PostgreSQL store contract")) {
     // Every store the suite opens is a fresh schema on the local server, dropped afterwards.
     const schema = freshSchemaName("vigil_contract");
     const store = await openPostgresStore(PG_URL, { ...opts, schema });
-    return { store, cleanup: () => dropSchema(schema) };
+    // Leases and locks run out by the server's clock, whatever clock the store is given.
+    const serverNow = async () => Number((await pgExec(`SELECT ${SERVER_MS} AS t`)).rows[0].t);
+    return { store, cleanup: () => dropSchema(schema), serverNow };
   });
 } else {
   describe.skip("store contract: postgres (PostgreSQL not reachable)", () => {
@@ -180,6 +183,35 @@ describe.runIf(await requirePg("the PostgreSQL store specifics"))("postgres stor
     expect(leases.every((l) => l.workerId === "w2" && l.job.state === "active" && l.job.attempt === 1)).toBe(true);
     expect((await store.stats())["q"]).toMatchObject({ completed: hint - 1, active: hint + 1, waiting: 0 });
     expect((await store.get(first[3]!.jobId))?.result).toBe(3);
+  });
+
+  it("two hosts whose clocks differ by 30 s agree on when leases and leader locks run out", async () => {
+    const schema = freshSchemaName("vigil_skew");
+    const right = await open({ schema });
+    const ahead = await open({ schema, clock: { now: () => Date.now() + 30_000 } });
+    const serverNow = async () => Number((await pgExec(`SELECT ${SERVER_MS} AS t`)).rows[0].t);
+    await right.enqueueMany([1, 2].map((n) => ({ queue: "q", payload: n })));
+
+    // A fresh 10 s lease of the host whose clock is right has not run out for the one ahead.
+    const [mine] = await right.claim({ workerId: "right", queues: { q: 1 }, leaseMs: 10_000 });
+    expect(await ahead.reapExpired()).toBe(0);
+    expect((await right.get(mine!.jobId))?.state).toBe("active");
+    expect(await ahead.renewMany([mine!], 10_000)).toEqual([]);
+    expect(await ahead.reapExpired()).toBe(0);
+
+    // A 1 s lease of the host ahead runs out 1 s on for the host that is right, not 31 s on.
+    const [theirs] = await ahead.claim({ workerId: "ahead", queues: { q: 1 }, leaseMs: 1000 });
+    const deadline = (await right.get(theirs!.jobId))!.leaseUntil!;
+    expect(deadline - (await serverNow())).toBeLessThanOrEqual(1000);
+    await waitFor(async () => (await right.reapExpired()) === 1, "the 1 s lease to run out", 20_000);
+    expect((await right.get(theirs!.jobId))?.state).toBe("waiting");
+    expect((await right.get(mine!.jobId))?.state).toBe("active");
+
+    // Leader locks likewise: the host ahead cannot take a lock the other holds.
+    expect(await right.tryLock("trigger:t", "right", 10_000)).toBe(true);
+    expect(await ahead.tryLock("trigger:t", "ahead", 10_000)).toBe(false);
+    expect(await ahead.tryLock("retention", "ahead", 1000)).toBe(true);
+    expect(await right.tryLock("retention", "right", 1000)).toBe(false);
   });
 
   it("a dropped connection (pooled or listening) is replaced: queries and wake-ups carry on", async () => {

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { backupSqlite, sqliteFileOf } from "../../src/health/backup.js";
+import { backupSqlite, pgDumpCommand, sqliteFileOf } from "../../src/health/backup.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import { tempStore, type TempStore } from "./ops-fixtures.js";
 
@@ -70,5 +70,26 @@ describe("backup", () => {
     expect(pg.status).toBe(0);
     expect(pg.stdout).toContain("pg_dump --format=custom --schema=vigil");
     expect(pg.stdout).not.toContain("secret");
+  });
+
+  it("names the schema of the store URL's ?schema= in the pg_dump hint, and leaves it out of the URL", () => {
+    const argv = pgDumpCommand("postgres://vigil:secret@127.0.0.1:5432/test?schema=custom&sslmode=disable", "vigil", "/tmp/x.dump");
+    expect(argv).toContain("--schema=custom");
+    expect(argv).not.toContain("--schema=vigil");
+    const url = argv.at(-1)!;
+    expect(url).not.toContain("schema=");
+    expect(url).toContain("sslmode=disable");
+    expect(url).not.toContain("secret");
+    // The config's `schema` applies when the URL has none.
+    expect(pgDumpCommand("postgres://u@h/db", "mine", "x")).toContain("--schema=mine");
+
+    const dir = join(t.dir, "pg");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "vigil.yaml"), "store: postgres://vigil:secret@127.0.0.1/test?schema=custom\n");
+    const out = spawnSync(process.execPath, [VIGIL, "backup", "x.dump"], { cwd: dir, encoding: "utf8", timeout: 60_000 });
+    expect(out.stderr).toBe("");
+    expect(out.stdout).toContain("pg_dump --format=custom --schema=custom");
+    expect(out.stdout).not.toContain("schema=custom postgres");
+    expect(out.stdout).not.toContain("secret");
   });
 });

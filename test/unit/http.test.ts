@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeSnapshot } from "../../src/health/snapshot.js";
+import { JOB_PREVIEW_CHARS, MAX_JOBS_PAGE } from "../../src/http/api.js";
 import { createMetrics } from "../../src/http/metrics.js";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
 import { checkBearer, resolveToken } from "../../src/http/token.js";
@@ -167,6 +168,37 @@ describe("HTTP server", () => {
     expect((await call(h, "POST", "/api/queues/q/resume", auth)).json()).toMatchObject({ name: "q", paused: false });
     expect((await t.store.queueStates()).map((q) => q.paused)).toEqual([false]);
     expect((await call(h, "POST", "/api/queues/bad%20name/pause", auth)).status).toBe(404);
+  });
+
+  it("bounds a page of jobs: at most 200, payloads and results cut to a flagged preview, the whole job by id, paged by before", async () => {
+    const big = (i: number) => ({ i, text: "p".repeat(256 * 1024) });
+    await t.store.enqueueMany(Array.from({ length: 230 }, (_, i) => ({ queue: "big", payload: big(i) })));
+    const done = await t.store.claim({ workerId: "test:1", queues: { big: 5 }, leaseMs: 60_000 });
+    for (const l of done) await t.store.complete(l, { out: "r".repeat(256 * 1024) });
+    const { job: small } = await t.store.enqueue("big", { small: true });
+
+    const res = await call(h, "GET", "/api/jobs?limit=1000");
+    expect(res.status).toBe(200);
+    const page = res.json() as Record<string, any>[];
+    expect(page).toHaveLength(MAX_JOBS_PAGE);
+    // 200 jobs of 256 KiB payloads would be 50 MiB; the previews keep the page small.
+    expect(res.text.length).toBeLessThan(MAX_JOBS_PAGE * 3 * JOB_PREVIEW_CHARS);
+    expect(page[0]).toMatchObject({ id: small.id, payload: { small: true } });
+    expect(page[0]!.payloadTruncated).toBeUndefined();
+    expect(page.slice(1).every((j) => j.payloadTruncated === true && j.payload.length === JOB_PREVIEW_CHARS)).toBe(true);
+    // The next page starts below the last id of this one; together they hold every job once.
+    const rest = (await call(h, "GET", `/api/jobs?limit=0&before=${page.at(-1)!.id}`)).json() as Record<string, any>[];
+    expect(rest).toHaveLength(231 - MAX_JOBS_PAGE);
+    expect(new Set([...page, ...rest].map((j) => j.id)).size).toBe(231);
+    const cut = rest.find((j) => j.id === done[0]!.jobId)!;
+    expect(cut).toMatchObject({ payloadTruncated: true, resultTruncated: true });
+    expect(cut.payload).toBe(JSON.stringify(done[0]!.job.payload).slice(0, JOB_PREVIEW_CHARS));
+    expect(cut.result).toBe(JSON.stringify({ out: "r".repeat(256 * 1024) }).slice(0, JOB_PREVIEW_CHARS));
+    // The whole job, by id.
+    const whole = (await call(h, "GET", `/api/jobs/${cut.id}`)).json();
+    expect(whole.payload).toEqual(done[0]!.job.payload);
+    expect(whole.result.out).toHaveLength(256 * 1024);
+    expect(whole.payloadTruncated).toBeUndefined();
   });
 
   it("answers the read endpoints, bad input and unknown ids", async () => {

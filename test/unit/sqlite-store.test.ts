@@ -5,7 +5,8 @@
  */
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { VigilError } from "../../src/core/errors.js";
@@ -13,8 +14,9 @@ import { BUSY_TIMEOUT_MS } from "../../src/store/sqlite/busy.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/sqlite/migrations.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/store.js";
 import { wakeDir } from "../../src/store/sqlite/wake.js";
-import { killChildren, sqliteChild as child } from "./fixtures/sqlite-children.js";
+import { killChildren, sqliteChild as child, sqliteChildWith as childWith } from "./fixtures/sqlite-children.js";
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 let dir: string;
 
 beforeAll(() => {
@@ -227,6 +229,43 @@ describe("sqlite store: several processes on one file", () => {
       expect(await listener.exited).toBe(0);
       // The listener removed its socket on close.
       expect(existsSync(join(wakeDir(path), `${listener.proc.pid}.sock`))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a wall-clock step of +15 s in the reaping process does not make a live lease look expired", async () => {
+    const file = join(dir, "step.db");
+    const clockFile = join(dir, "step-offset");
+    writeFileSync(clockFile, "0");
+    const store = await openSqliteStore(file, {});
+    try {
+      const { job } = await store.enqueue("q", 1);
+      const reaper = childWith(
+        { node: ["--import", join(ROOT, "test", "e2e", "fixtures", "clock-step.mjs")], env: { VIGIL_TEST_CLOCK_FILE: clockFile } },
+        "reap",
+        file,
+      );
+      await reaper.waitFor("ready", 15_000);
+      // Held by this process, whose clock is not stepped: as if leased just before the step.
+      await store.claim({ workerId: "w", queues: { q: 1 }, leaseMs: 5000 });
+      reaper.proc.stdin!.write("reap 0\n");
+      await reaper.waitFor("reaped=0\n", 15_000);
+      writeFileSync(clockFile, "15000");
+      reaper.proc.stdin!.write("reap 14000\n");
+      await reaper.waitFor("reaped=0\nreaped=");
+      expect(reaper.out()).toBe("ready\nreaped=0\nreaped=0\n");
+      expect((await store.get(job.id))?.state).toBe("active");
+      // Once the lease has really run out (its holder stopped renewing), it is reaped.
+      const deadline = Date.now() + 30_000;
+      while (!reaper.out().includes("reaped=1")) {
+        if (Date.now() > deadline) throw new Error(`the run-out lease was never reaped: ${reaper.out()}`);
+        reaper.proc.stdin!.write("reap 14000\n");
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect((await store.get(job.id))?.state).toBe("waiting");
+      reaper.proc.stdin!.end();
+      expect(await reaper.exited).toBe(0);
     } finally {
       await store.close();
     }

@@ -71,4 +71,30 @@ describe.skipIf(!hasPg)("triggers on several hosts", () => {
     await b.stop();
     await a.stop();
   });
+
+  it("keeps the lock of a trigger that polls rarely through a step back of its wall clock", async () => {
+    writeFileSync(join(dir, "rare.log"), "1\n");
+    // Polled every 30 s: between polls only the keep-alive renews the 10 s lock.
+    const yaml = "queues:\n  r: { command: [cat] }\ntriggers:\n  rare: { tail: rare.log, queue: r, every: 30s }\n";
+    const { config } = parseConfigText(yaml, join(dir, "vigil.yaml"));
+    let offset = 0;
+    const clock = { now: () => Date.now() + offset, monotonic: () => performance.now() };
+    const a = new TriggerRunner(storeA, { triggers: config.triggers, host: "host-a", owner: "host-a:2", clock, maxPayload: config.maxPayload });
+    const b = new TriggerRunner(storeB, { triggers: config.triggers, host: "host-b", owner: "host-b:2", maxPayload: config.maxPayload });
+    a.start();
+    const leading = Date.now() + 20_000;
+    while (!a.status()[0]!.leader && Date.now() < leading) await new Promise((r) => setTimeout(r, 50));
+    expect(a.status()[0]!.leader).toBe(true);
+
+    // NTP steps host-a's clock 15 s back; host-b keeps trying for longer than the lock's TTL.
+    offset = -15_000;
+    const until = Date.now() + lockTtl(30_000) + 3000;
+    while (Date.now() < until) {
+      await b.pollAll();
+      expect(b.status()[0]!.leader).toBe(false);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await a.stop();
+    await b.stop();
+  });
 });

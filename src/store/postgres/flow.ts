@@ -10,6 +10,7 @@
 import { allowance, byGroup, earlier, GROUP_PREFIX, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
 import type { ClaimRequest, QueueFlow, QueueState } from "../store.js";
 import type { Queryable } from "./db.js";
+import { SERVER_MS } from "./jobs-sql.js";
 import { jobColumns, type JobRow } from "./rows.js";
 
 export function flowStatements(S: string) {
@@ -48,7 +49,7 @@ export function flowStatements(S: string) {
     groupActive: `SELECT coalesce(payload::jsonb #>> $2::text[], '') AS g, count(*)::int AS n FROM ${S}.jobs
       WHERE state = 'active' AND queue = $1 GROUP BY 1`,
     lease: `UPDATE ${S}.jobs j SET state = 'active', token = $2::text || j.id, worker_id = $3::text,
-        attempt = j.attempt + 1, started_at = $4::bigint, lease_until = $5::bigint
+        attempt = j.attempt + 1, started_at = $4::bigint, lease_until = ${SERVER_MS} + $5::bigint
       WHERE j.id = ANY ($1::bigint[]) AND j.${due} RETURNING ${jobColumns("j")}`,
     setPaused: `INSERT INTO ${S}.queues (name, paused, paused_at) VALUES ($1, $2, $3)
       ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at
@@ -87,7 +88,8 @@ export interface FlowClaimArgs {
   names: string[];
   counts: number[];
   now: number;
-  leaseUntil: number;
+  /** The lease's length: the server sets each deadline by its own clock (SERVER_MS). */
+  leaseMs: number;
   workerId: string;
   prefix: string;
 }
@@ -222,7 +224,7 @@ async function queueClaim(
     }
     const pick = pickGrouped(queue, flow, candidates, allowed.take, { active: groupActive, starts: groupStarts(starts), held }, now);
     hold = earlier(hold, pick.hold);
-    if (pick.ids.length > 0) rows = await q.query<JobRow>(sql.lease, [pick.ids, a.prefix, a.workerId, a.now, a.leaseUntil]);
+    if (pick.ids.length > 0) rows = await q.query<JobRow>(sql.lease, [pick.ids, a.prefix, a.workerId, a.now, a.leaseMs]);
     // As picked: a candidate taken meanwhile by a claimer without flow control (a host
     // whose config lacks it) still counts, which errs on the side of fewer starts.
     if (rows.length > 0 && group.rate) {

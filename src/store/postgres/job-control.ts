@@ -78,20 +78,20 @@ export async function retry(ctx: JobContext, id: number): Promise<Job> {
 }
 
 /** Stalls every job a worker holds (it died); each stall counts. Returns how many. */
-export async function stallWorker(ctx: JobContext, workerId: string, message: string, maxStalls: number): Promise<number> {
+export async function stallWorker(ctx: JobContext, workerId: string, message: string, limits: string): Promise<number> {
   const s = ctx.sql.stallWorker;
   const rows = await ctx.db.query<{ n: number }>(
     s.text,
-    [pgText(message), ctx.clock.now(), maxStalls, pgText(workerId), ctx.channel],
+    [pgText(message), ctx.clock.now(), limits, pgText(workerId), ctx.channel],
     s.name,
   );
   return rows[0]?.n ?? 0;
 }
 
 /** Stalls every job whose lease ran out. Returns how many. */
-export async function stallExpired(ctx: JobContext, message: string, maxStalls: number): Promise<number> {
+export async function stallExpired(ctx: JobContext, message: string, limits: string): Promise<number> {
   const s = ctx.sql.stallExpired;
-  const rows = await ctx.db.query<{ n: number }>(s.text, [message, ctx.clock.now(), maxStalls, ctx.channel], s.name);
+  const rows = await ctx.db.query<{ n: number }>(s.text, [message, ctx.clock.now(), limits, ctx.channel], s.name);
   return rows[0]?.n ?? 0;
 }
 

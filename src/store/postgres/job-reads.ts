@@ -2,6 +2,7 @@
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import type { PruneOptions } from "../store.js";
 import type { Db } from "./db.js";
+import { jobSelectList } from "../rows.js";
 import { jobColumns, rowToJob, type JobRow } from "./rows.js";
 
 /** Default rows per prune transaction: short enough that no claim waits long behind it. */
@@ -19,10 +20,26 @@ export async function listJobs(db: Db, S: string, filter: JobFilter = {}): Promi
   if (filter.beforeId !== undefined) add((p) => `id < ${p}::bigint`, filter.beforeId);
   if (filter.rootId !== undefined) add((p) => `(root_id = ${p}::bigint OR id = ${p}::bigint)`, filter.rootId);
   const limit = filter.limit ?? 50;
+  let cols = jobColumns();
+  if (filter.preview !== undefined) {
+    args.push(Math.max(0, Math.trunc(filter.preview)));
+    const n = `$${args.length}::int`;
+    cols = jobSelectList({ chars: n, cut: (c) => `left(${c}, ${n}) AS ${c}` });
+  }
   const sql =
-    `SELECT ${jobColumns()} FROM ${S}.jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC` +
+    `SELECT ${cols} FROM ${S}.jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC` +
     (limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "");
   return (await db.query<JobRow>(sql, args)).map(rowToJob);
+}
+
+/** Jobs of pipeline run `rootId` (the root included) on `queue`, counted up to `atMost`. */
+export async function countRounds(db: Db, S: string, rootId: number, queue: string, atMost: number): Promise<number> {
+  const rows = await db.query<{ n: number }>(
+    `SELECT ((SELECT count(*) FROM (SELECT 1 FROM ${S}.jobs WHERE root_id = $1::bigint AND queue = $2 LIMIT $3) r)
+      + (SELECT count(*) FROM ${S}.jobs WHERE id = $1::bigint AND queue = $2))::int AS n`,
+    [rootId, queue, Math.max(0, Math.trunc(atMost))],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /** Counts per queue and state, plus what pruning removed (kept in `job_totals`). */

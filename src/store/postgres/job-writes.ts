@@ -23,6 +23,8 @@ export interface JobContext {
   channel: string;
   maxPayload: number;
   defaultAttempts: number;
+  /** Each queue's maxStalls, stamped on the jobs enqueued to it. */
+  queueMaxStalls?: Record<string, number>;
   flow: FlowStatements;
 }
 
@@ -54,7 +56,7 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
     const { state, runAt } = placement(it, now);
     const rows = await ctx.db.query<JobRow & { created: boolean }>(
       ctx.sql.enqueueOne.text,
-      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now],
+      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now, it.maxStalls],
       ctx.sql.enqueueOne.name,
     );
     const row = rows[0];
@@ -108,6 +110,7 @@ export async function insertItems(
         cols.map((c) => c.rootId),
         cols.map((c) => c.source),
         now,
+        cols.map((c) => c.maxStalls),
       ],
       ctx.sql.insertMany.name,
     );
@@ -146,6 +149,12 @@ interface ClaimArgs {
   names: string[];
   counts: number[];
   now: number;
+  /** Sent: the server sets each deadline by its own clock (SERVER_MS in jobs-sql.ts). */
+  leaseMs: number;
+  /**
+   * The deadline the claimer is told, by its own clock read before sending: no later than
+   * the server's, clocks agreeing (the server's runs from when the statement arrived).
+   */
   leaseUntil: number;
   workerId: string;
   /** One random prefix per claim; a job's token is the prefix and its id. */
@@ -164,7 +173,8 @@ function claimArgs(ctx: JobContext, req: ClaimRequest): ClaimArgs | null {
   if (names.length === 0) return null;
   const now = ctx.clock.now();
   // Still unguessable (122 random bits), and unique per attempt: a claim's prefix is new.
-  return { names, counts, now, leaseUntil: now + req.leaseMs, workerId: pgText(req.workerId), prefix: `${newToken()}:` };
+  const leaseMs = Math.max(0, Math.trunc(req.leaseMs));
+  return { names, counts, now, leaseMs, leaseUntil: now + leaseMs, workerId: pgText(req.workerId), prefix: `${newToken()}:` };
 }
 
 /** Leased rows as leases, in claim order (priority, then due time, then id). */
@@ -194,12 +204,12 @@ export async function claim(
     // Flow-controlled queues are claimed in a transaction holding their rows (flow.ts).
     const d = ctx.sql.claimDurable;
     const plain = (t: Queryable) => (names: string[], counts: number[]) =>
-      t.query<JobRow>(d.text, [names, counts, a.now, a.workerId, a.leaseUntil, a.prefix], d.name);
+      t.query<JobRow>(d.text, [names, counts, a.now, a.workerId, a.leaseMs, a.prefix], d.name);
     const own = q === ctx.db;
     const run = (t: Queryable) => flowClaim(ctx.flow, t, req, a, plain(t), !own);
     return toLeases(own ? await ctx.db.tx(run) : await run(q), a, req.workerId);
   }
-  const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseUntil, a.prefix], s.name);
+  const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseMs, a.prefix], s.name);
   return toLeases(rows, a, req.workerId);
 }
 
@@ -210,19 +220,23 @@ function hasFlow(req: ClaimRequest): boolean {
   return false;
 }
 
-/** Extends leases; returns the ids whose token no longer holds. */
+/**
+ * Extends leases by `leaseMs` from the server's time; returns the ids whose token no
+ * longer holds, and the new deadline by this client's clock read before sending.
+ */
 export async function renewMany(
   ctx: JobContext,
   leases: { jobId: number; token: string }[],
   leaseMs: number,
 ): Promise<{ lost: number[]; leaseUntil: number }> {
+  leaseMs = Math.max(0, Math.trunc(leaseMs));
   const leaseUntil = ctx.clock.now() + leaseMs;
   if (leases.length === 0) return { lost: [], leaseUntil };
   // Rows are locked in id order by every batch statement, so two batches never deadlock.
   leases = [...leases].sort((a, b) => a.jobId - b.jobId);
   const rows = await ctx.db.query<{ id: number; token: string }>(
     ctx.sql.renewMany.text,
-    [leases.map((l) => l.jobId), leases.map((l) => String(l.token)), leaseUntil],
+    [leases.map((l) => l.jobId), leases.map((l) => String(l.token)), leaseMs],
     ctx.sql.renewMany.name,
   );
   // By id and token: a stale copy of a lease is lost even when the current one renewed.
@@ -279,7 +293,7 @@ async function completeAndClaimAtOnce(
 ): Promise<CompleteAndClaimResult> {
   const a = claimArgs(ctx, req);
   // No queue with room: the claim is empty and the completions go alone.
-  const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseUntil: 0, workerId: "", prefix: "" };
+  const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseMs: 0, leaseUntil: 0, workerId: "", prefix: "" };
   const s = ctx.sql.completeAndClaim;
   const rows = await ctx.db.query<JobRow & { missed_ids: number[] | null }>(
     s.text,
@@ -291,7 +305,7 @@ async function completeAndClaimAtOnce(
       args.names,
       args.counts,
       args.workerId,
-      args.leaseUntil,
+      args.leaseMs,
       args.prefix,
     ],
     s.name,
@@ -379,6 +393,7 @@ async function runCompletions(
       next.map((n) => n.it.maxAttempts),
       next.map((n) => n.runAt),
       next.map((n) => n.it.payload),
+      next.map((n) => n.it.maxStalls),
     ],
     s.name,
   );

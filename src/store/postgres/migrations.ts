@@ -128,6 +128,26 @@ CREATE INDEX jobs_rest ON ${S}.jobs (queue, state, id) WHERE state IN ('schedule
   },
   {
     version: 3,
+    name: "each job's stall limit",
+    // Stamped at enqueue from the job's queue's maxStalls, so every host frees it by the
+    // same limit; NULL (older jobs, queues the enqueuing store did not know): the freeing
+    // call's limit for its queue. Adding a nullable column rewrites nothing.
+    sql: (S) => `
+ALTER TABLE ${S}.jobs ADD COLUMN max_stalls integer;
+`,
+  },
+  {
+    version: 4,
+    name: "root jobs by key, for runs search",
+    // `runs list --search` finds root jobs by key prefix as an index range ("C" collation:
+    // byte order, so a prefix is one range whatever the database's collation). Only keyed
+    // root jobs are in it, not the stage jobs they hand on.
+    sql: (S) => `
+CREATE INDEX jobs_run_key ON ${S}.jobs ((key COLLATE "C"), id) WHERE root_id IS NULL AND key IS NOT NULL;
+`,
+  },
+  {
+    version: 5,
     name: "flow control: queue state (paused, last hold) and recent starts",
     // A queue's row is also what a flow-controlled claim locks, so claimers of one queue
     // take its budget one at a time. Starts: one row per claim and queue (grp '') or group.

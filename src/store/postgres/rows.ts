@@ -1,6 +1,6 @@
 /** Rows as PostgreSQL returns them, and their domain shapes. */
 import type { AttemptRecord, Incident, IncidentCause, Job } from "../../core/types.js";
-import { jobFromRow, type JobRowOf } from "../rows.js";
+import { JOB_COLUMNS, jobFromRow, type JobRowOf } from "../rows.js";
 
 /** A jobs row as PostgreSQL returns it: `history` is jsonb, already decoded. */
 export type JobRow = JobRowOf<AttemptRecord[]>;
@@ -8,13 +8,7 @@ export type JobRow = JobRowOf<AttemptRecord[]>;
 /** The job columns, qualified by `alias` when given (for statements that join). */
 export function jobColumns(alias?: string): string {
   const p = alias ? `${alias}.` : "";
-  return [
-    "id", "queue", "state", "key", "payload", "result", "error", "attempt", "max_attempts", "stalls",
-    "priority", "run_at", "created_at", "started_at", "finished_at", "parent_id", "root_id", "source",
-    "worker_id", "token", "lease_until", "history",
-  ]
-    .map((c) => p + c)
-    .join(", ");
+  return JOB_COLUMNS.map((c) => p + c).join(", ");
 }
 
 export function rowToJob(r: JobRow): Job {

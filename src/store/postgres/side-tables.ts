@@ -5,6 +5,7 @@ import type { Incident, NewIncident, RejectedRecord } from "../../core/types.js"
 import type { TriggerCursor } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import { pgText } from "./job-writes.js";
+import { SERVER_MS } from "./jobs-sql.js";
 import { REJECTED_SAMPLE_CHARS, toRejected, type RejectedRow } from "../rows.js";
 import { rowToIncident, type IncidentRow } from "./rows.js";
 
@@ -137,14 +138,18 @@ export async function listIncidents(
   return (await db.query<IncidentTextRow>(sql, args)).map(toIncident);
 }
 
-/** Takes the lock if free, expired, or already ours; renews it to `now + ttl`. */
-export async function tryLock(db: Db, S: string, name: string, owner: string, now: number, ttlMs: number): Promise<boolean> {
+/**
+ * Takes the lock if free, expired, or already ours, for `ttlMs`. Like a job's lease, its
+ * expiry is set and judged by the server's clock (SERVER_MS), so a host whose clock runs
+ * ahead cannot take a lock its holder is still renewing.
+ */
+export async function tryLock(db: Db, S: string, name: string, owner: string, ttlMs: number): Promise<boolean> {
   const rows = await db.query(
-    `INSERT INTO ${S}.locks (name, owner, expires_at) VALUES ($1, $2, $3)
+    `INSERT INTO ${S}.locks (name, owner, expires_at) VALUES ($1, $2, ${SERVER_MS} + $3::bigint)
      ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
-     WHERE ${S}.locks.owner = EXCLUDED.owner OR ${S}.locks.expires_at <= $4
+     WHERE ${S}.locks.owner = EXCLUDED.owner OR ${S}.locks.expires_at <= ${SERVER_MS}
      RETURNING name`,
-    [pgText(name), pgText(owner), Math.trunc(now + ttlMs), now],
+    [pgText(name), pgText(owner), Math.max(0, Math.trunc(ttlMs))],
   );
   return rows.length === 1;
 }

@@ -27,7 +27,7 @@ import { checkQueueName, encodeJson } from "../common.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
-  DEFAULT_MAX_STALLS,
+  stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
   type CompleteItem,
@@ -46,7 +46,7 @@ import {
 import { createPool, parsePostgresUrl, quoteIdent, type PgTarget } from "./connection.js";
 import { Db } from "./db.js";
 import * as ctl from "./job-control.js";
-import { jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
+import { countRounds, jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { jobStatements } from "./jobs-sql.js";
 import { holdReason } from "../flow.js";
@@ -55,6 +55,8 @@ import { NotifyListener } from "./listen.js";
 import { LATEST_VERSION, migrate, schemaVersion, tooNew } from "./migrations.js";
 import { rowToJob, type JobRow } from "./rows.js";
 import * as side from "./side-tables.js";
+import { pgJobsAhead, pgRunReads } from "./run-reads.js";
+import { getRun, JOBS_AHEAD_CAP, listRuns, rerun, type RunDetail, type RunFilter, type RunPage } from "../runs.js";
 
 /**
  * Opens the store at a `postgres://` URL: connects, and (unless `readOnly`) applies pending
@@ -137,6 +139,7 @@ class PostgresStore implements Store {
       channel: `${target.schema}:jobs`,
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+      queueMaxStalls: opts.queueMaxStalls,
       flow: flowStatements(this.S),
     };
   }
@@ -214,13 +217,13 @@ class PostgresStore implements Store {
   async releaseWorker(workerId: string, reason?: string, opts: ReapOptions = {}): Promise<number> {
     this.writable();
     const message = reason ?? `worker ${workerId} stopped while running the job`;
-    return ctl.stallWorker(this.ctx, workerId, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+    return ctl.stallWorker(this.ctx, workerId, message, stallLimits(this.opts.queueMaxStalls, opts));
   }
 
   async reapExpired(opts: ReapOptions = {}): Promise<number> {
     this.writable();
     const message = "the lease expired: the worker stopped renewing it";
-    return ctl.stallExpired(this.ctx, message, opts.maxStalls ?? DEFAULT_MAX_STALLS);
+    return ctl.stallExpired(this.ctx, message, stallLimits(this.opts.queueMaxStalls, opts));
   }
 
   async get(id: number): Promise<Job | null> {
@@ -232,6 +235,28 @@ class PostgresStore implements Store {
 
   async list(filter?: JobFilter): Promise<Job[]> {
     return listJobs(this.db, this.S, filter);
+  }
+
+  async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
+    return countRounds(this.db, this.S, rootId, queue, atMost);
+  }
+
+  async listRuns(filter?: RunFilter): Promise<RunPage> {
+    return listRuns(pgRunReads(this.db, this.S), filter);
+  }
+
+  async jobsAhead(id: number, cap = JOBS_AHEAD_CAP): Promise<number | null> {
+    const job = await this.get(id);
+    if (!job || job.state !== "waiting") return null;
+    return pgJobsAhead(this.db, this.S, job, cap);
+  }
+
+  async getRun(id: number): Promise<RunDetail | null> {
+    return getRun(this, id);
+  }
+
+  async rerun(id: number, fromQueue: string, payload?: unknown): Promise<Job> {
+    return rerun(this, id, fromQueue, payload);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {
@@ -365,7 +390,7 @@ class PostgresStore implements Store {
 
   async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
     this.writable();
-    return side.tryLock(this.db, this.S, name, owner, this.clock.now(), ttlMs);
+    return side.tryLock(this.db, this.S, name, owner, ttlMs);
   }
 
   async unlock(name: string, owner: string): Promise<void> {

@@ -2,6 +2,7 @@
 import type { Prepare } from "./rows.js";
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import type { PruneOptions } from "../store.js";
+import { jobSelectList } from "../rows.js";
 import { toJob, type JobRow } from "./rows.js";
 
 /** Default rows per prune transaction: short enough that no claim waits long behind it. */
@@ -17,8 +18,22 @@ export function listJobs(prep: Prepare, filter: JobFilter = {}): Job[] {
   const limit = filter.limit ?? 50;
   // A negative LIMIT is no limit in SQLite; the limit is a parameter so the shapes stay few.
   args.push(limit > 0 ? Math.trunc(limit) : -1);
-  const sql = `SELECT * FROM jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
-  return (prep(sql).all(...args) as JobRow[]).map(toJob);
+  // The preview length is a parameter too (one named `@preview` wherever it is used).
+  const cols = filter.preview === undefined ? "*" : jobSelectList({ chars: "@preview", cut: (c) => `substr(${c}, 1, @preview) AS ${c}` });
+  const sql = `SELECT ${cols} FROM jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
+  const stmt = prep(sql);
+  const rows = filter.preview === undefined ? stmt.all(...args) : stmt.all(...args, { preview: Math.max(0, Math.trunc(filter.preview)) });
+  return (rows as JobRow[]).map(toJob);
+}
+
+/** Jobs of pipeline run `rootId` (the root included) on `queue`, counted up to `atMost`. */
+export function countRounds(prep: Prepare, rootId: number, queue: string, atMost: number): number {
+  return prep(
+    `SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE root_id = ? AND queue = ? LIMIT ?))
+      + (SELECT count(*) FROM jobs WHERE id = ? AND queue = ?)`,
+  )
+    .pluck()
+    .get(rootId, queue, Math.max(0, Math.trunc(atMost)), rootId, queue) as number;
 }
 
 export function jobStats(prep: Prepare): Record<string, QueueCounts> {

@@ -20,6 +20,8 @@ export interface JobContext {
   clock: Clock;
   maxPayload: number;
   defaultAttempts: number;
+  /** Each queue's maxStalls, stamped on the jobs enqueued to it. */
+  queueMaxStalls?: Record<string, number>;
   /** Queues that got available jobs in this transaction; announced after it commits. */
   woke: Set<string>;
   flow: FlowStatements;

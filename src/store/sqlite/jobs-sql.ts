@@ -13,8 +13,13 @@ export type Stmt = Database.Statement<unknown[], unknown>;
 const STALL_ENTRY = `json_patch('{}', json_object('attempt', attempt, 'outcome', 'stall',
   'message', @message, 'workerId', worker_id, 'at', @now))`;
 
-/** A stall is final after `maxStalls` stalls, or when the stalled attempt was the last. */
-const STALL_DEAD = `(stalls + 1 >= @maxStalls OR attempt >= max_attempts)`;
+/**
+ * A stall is final after the job's own `max_stalls` stalls (set at enqueue from its queue's
+ * `maxStalls`), else its queue's in `@limits` (see `stallLimits` in store.ts), or when the
+ * stalled attempt was the last.
+ */
+const STALL_DEAD = `(stalls + 1 >= coalesce(max_stalls, json_extract(@limits, '$.queues."' || queue || '"'), json_extract(@limits, '$.default'))
+  OR attempt >= max_attempts)`;
 
 const STALL_SET = `
   stalls = stalls + 1,
@@ -32,9 +37,9 @@ export type JobStatements = Record<
 export function prepareJobStatements(db: Database.Database): JobStatements {
   const p = (sql: string): Stmt => db.prepare(sql);
   return {
-    insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, priority, run_at,
+    insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, max_stalls, priority, run_at,
         created_at, parent_id, root_id, source)
-      VALUES (@queue, @state, @key, @payload, @maxAttempts, @priority, @runAt,
+      VALUES (@queue, @state, @key, @payload, @maxAttempts, @maxStalls, @priority, @runAt,
         @now, @parentId, @rootId, @source)`),
     byKey: p(`SELECT * FROM jobs WHERE key = ? AND state NOT IN ('dead', 'cancelled')`),
     byId: p(`SELECT * FROM jobs WHERE id = ?`),
@@ -59,8 +64,10 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
     renew: p(`UPDATE jobs SET lease_until = @leaseUntil
       WHERE id = @id AND token = @token AND state = 'active'`),
     // No RETURNING on the hot path (it costs a temporary table per statement).
+    // worker_id stays: the worker that completed the job (every read of it as a lease
+    // holder also asks for state = 'active').
     complete: p(`UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,
-        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
+        error = NULL, token = NULL, lease_until = NULL
       WHERE id = ? AND token = ? AND state = 'active'`),
     rootOf: p(`SELECT coalesce(root_id, id) FROM jobs WHERE id = ?`).pluck(),
     // Every completion is counted here, in its own transaction (stats read completed from
@@ -93,8 +100,9 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
 
     stallWorker: p(`UPDATE jobs SET ${STALL_SET}
       WHERE state = 'active' AND worker_id = @workerId RETURNING queue, state`),
+    /** @before: the time leases are judged against (see WallStepGuard); @now stamps the stall. */
     stallExpired: p(`UPDATE jobs SET ${STALL_SET}
-      WHERE state = 'active' AND lease_until < @now RETURNING queue, state`),
+      WHERE state = 'active' AND lease_until < @before RETURNING queue, state`),
   };
 }
 

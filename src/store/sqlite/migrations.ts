@@ -110,7 +110,17 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_failures ON jobs(finished_at) WHERE history <> '[]';
   `,
-  // 4: flow control. A queue's stored state (paused, and the last time its flow control
+  // 4: each job's stall limit, stamped at enqueue from its queue's maxStalls (NULL: the
+  // freeing call's limit for its queue, as before).
+  `
+  ALTER TABLE jobs ADD COLUMN max_stalls INTEGER;
+  `,
+  // 5: \`runs list --search\` finds root jobs by key prefix without a scan. Only keyed root
+  // jobs are in it (trigger and enqueue roots), not the stage jobs they hand on.
+  `
+  CREATE INDEX jobs_run_key ON jobs(key, id) WHERE root_id IS NULL AND key IS NOT NULL;
+  `,
+  // 6: flow control. A queue's stored state (paused, and the last time its flow control
   // held a claim back and why), and the recent starts of queues (grp '') and groups with a
   // rate: one row per claim, pruned as it leaves the longest window.
   `

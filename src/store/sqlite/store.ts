@@ -9,7 +9,7 @@
 import { mkdirSync, realpathSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { systemClock, type Clock } from "../../core/clock.js";
+import { WallStepGuard, systemClock, type Clock } from "../../core/clock.js";
 import { LeaseLostError, VigilError } from "../../core/errors.js";
 import type {
   EnqueueItem,
@@ -31,7 +31,7 @@ import { checkQueueName, encodeJson, prepareNext, type PreparedItem } from "../c
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_PAYLOAD,
-  DEFAULT_MAX_STALLS,
+  stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
   type CompleteItem,
@@ -49,7 +49,7 @@ import {
 } from "../store.js";
 import { BUSY_TIMEOUT_MS, LOCK_WAIT_MS, whenUnlocked } from "./busy.js";
 import { translateError } from "./errors.js";
-import { jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
+import { countRounds, jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
 import { holdBack, prepareFlowStatements, setPaused, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
@@ -57,6 +57,8 @@ import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
 import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
 import * as side from "./side-tables.js";
+import { sqliteJobsAhead, sqliteRunReads } from "./run-reads.js";
+import { getRun, JOBS_AHEAD_CAP, listRuns, rerun, type RunDetail, type RunFilter, type RunPage } from "../runs.js";
 import { WakeBus } from "./wake.js";
 
 /**
@@ -137,12 +139,19 @@ export class SqliteStore implements Store {
   private closed = false;
   /** How long a transaction waits for another process's write lock (busy.ts). */
   private readonly lockWaitMs: number;
+  /**
+   * Every process on the machine reads the same wall clock, so SQLite leases are set and
+   * judged by it: a step forward would make every lease look expired at once; reapExpired
+   * discounts it (see WallStepGuard).
+   */
+  private readonly steps: WallStepGuard;
   /** Read statements, prepared on first use (list filters make a handful of shapes). */
   private readonly prep: Prepare;
   /** One transaction wrapper, made once: better-sqlite3 builds a new one per `transaction()` call. */
   private readonly tx: Database.Transaction<(fn: (now: number) => unknown, now: number) => unknown>;
   /** How many migrations opening this store ran (0 when another process had run them). */
   migratedOnOpen = 0;
+  private readonly queueMaxStalls: Record<string, number> | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -151,6 +160,8 @@ export class SqliteStore implements Store {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
+    this.queueMaxStalls = opts.queueMaxStalls;
+    this.steps = new WallStepGuard(this.clock);
     this.prep = statementCache(db);
     this.sql = opts.readOnly ? null : prepareJobStatements(db);
     this.side = opts.readOnly ? null : side.prepareSideStatements(db);
@@ -160,6 +171,7 @@ export class SqliteStore implements Store {
       clock: this.clock,
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
+      queueMaxStalls: opts.queueMaxStalls,
       woke: new Set(),
       flow: (opts.readOnly ? null : prepareFlowStatements(db)) as FlowStatements,
     };
@@ -290,16 +302,20 @@ export class SqliteStore implements Store {
 
   async releaseWorker(workerId: string, reason?: string, opts: ReapOptions = {}): Promise<number> {
     const message = reason ?? `worker ${workerId} stopped while running the job`;
-    const maxStalls = opts.maxStalls ?? DEFAULT_MAX_STALLS;
+    const limits = stallLimits(this.queueMaxStalls, opts);
     return this.write((now) =>
-      w.stallJobs(this.ctx, this.ctx.sql.stallWorker, { workerId, message, maxStalls, now }),
+      w.stallJobs(this.ctx, this.ctx.sql.stallWorker, { workerId, message, limits, now }),
     );
   }
 
   async reapExpired(opts: ReapOptions = {}): Promise<number> {
-    const maxStalls = opts.maxStalls ?? DEFAULT_MAX_STALLS;
+    const limits = stallLimits(this.queueMaxStalls, opts);
     const message = "the lease expired: the worker stopped renewing it";
-    return this.write((now) => w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, maxStalls, now }));
+    const latest = () => (this.prep("SELECT max(lease_until) AS m FROM jobs WHERE state = 'active'").get() as { m: number | null }).m;
+    return this.write((now) => {
+      const before = this.steps.cutoff(now, latest);
+      return w.stallJobs(this.ctx, this.ctx.sql.stallExpired, { message, limits, now, before });
+    });
   }
 
   async get(id: number): Promise<Job | null> {
@@ -311,6 +327,28 @@ export class SqliteStore implements Store {
 
   async list(filter?: JobFilter): Promise<Job[]> {
     return this.read(() => listJobs(this.prep, filter));
+  }
+
+  async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
+    return this.read(() => countRounds(this.prep, rootId, queue, atMost));
+  }
+
+  async listRuns(filter?: RunFilter): Promise<RunPage> {
+    return listRuns(sqliteRunReads(this.prep, async (fn) => this.read(fn)), filter);
+  }
+
+  async jobsAhead(id: number, cap = JOBS_AHEAD_CAP): Promise<number | null> {
+    const job = await this.get(id);
+    if (!job || job.state !== "waiting") return null;
+    return this.read(() => sqliteJobsAhead(this.prep, job, cap));
+  }
+
+  async getRun(id: number): Promise<RunDetail | null> {
+    return getRun(this, id);
+  }
+
+  async rerun(id: number, fromQueue: string, payload?: unknown): Promise<Job> {
+    return rerun(this, id, fromQueue, payload);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {
