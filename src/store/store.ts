@@ -243,7 +243,7 @@ export interface Store {
   queueStates(): Promise<QueueState[]>;
   /**
    * A handler's `ctx.rateLimited(ms)` (its provider answered "too many requests"): the job
-   * goes back unrun, its attempt not counted, due when the hold ends; and its whole queue,
+   * goes back unrun, its attempt not counted, to its place in the queue; and its whole queue,
    * or with `group` only that group of it, starts nothing until then (now + `ms`).
    * Throws `LeaseLostError` on a stale token. Returns the hold's end.
    */

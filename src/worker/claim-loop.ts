@@ -92,6 +92,8 @@ export class ClaimLoop {
   private readonly wakeTimes = new Set<number>();
   /** Queues whose last claim their `limit` held back (see `freed`). */
   private readonly limitHeld = new Set<string>();
+  /** Queues this worker claims nothing of until then (monotonic ms; see `holdLocally`). */
+  private readonly localHolds = new Map<string, number>();
   // 5 ms late on purpose: the retried job must be due when the claim runs.
   private readonly retryWake = new EarliestTimer((now) => this.retriesDue(now), 5);
 
@@ -170,10 +172,9 @@ export class ClaimLoop {
       const f = this.queues.get(name)?.flow;
       if (f) (flow ??= {})[name] = f;
     }
-    if (flow) {
-      req.flow = flow;
-      req.onHold = (queue, until) => this.held(queue, until);
-    }
+    if (flow) req.flow = flow;
+    // Also for queues without flow control: a pause or a handler's ctx.rateLimited holds them.
+    req.onHold = (queue, until) => this.held(queue, until);
     return req;
   }
 
@@ -185,10 +186,26 @@ export class ClaimLoop {
   private held(queue: string, until: number | null): void {
     if (until === null) {
       this.limitHeld.add(queue);
-      this.wakeAt(Date.now() + LIMIT_RECHECK_MS);
+      this.wakeAt(monotonicNow() + LIMIT_RECHECK_MS);
     } else {
-      this.wakeAt(until);
+      // `until` is by this process's wall clock; the timer runs on the monotonic one.
+      this.wakeAt(until - Date.now() + monotonicNow());
     }
+  }
+
+  /** Claims nothing of `queue` until `at` (monotonic ms), then claims it again. */
+  holdLocally(queue: string, at: number): void {
+    this.localHolds.set(queue, at);
+    this.wakeAt(at);
+  }
+
+  /** Whether a local hold (`holdLocally`) still keeps `queue` from being claimed. */
+  private locallyHeld(queue: string): boolean {
+    const at = this.localHolds.get(queue);
+    if (at === undefined) return false;
+    if (at > monotonicNow()) return true;
+    this.localHolds.delete(queue);
+    return false;
   }
 
   /** One of this worker's jobs of `queue` ended: a claim held back by its `limit` may go now. */
@@ -231,7 +248,7 @@ export class ClaimLoop {
     const seq = new Map<string, number>();
     for (const q of this.queues.values()) {
       const free = this.hooks.free(q) - (this.asked.get(q.name) ?? 0);
-      if (free <= 0 || !this.hungry.get(q.name)) continue;
+      if (free <= 0 || !this.hungry.get(q.name) || this.locallyHeld(q.name)) continue;
       const g = groups.get(q.lease) ?? {};
       g[q.name] = free;
       groups.set(q.lease, g);

@@ -34,6 +34,8 @@ export interface OutcomeHost {
   readonly listening: (event: string) => boolean;
   /** Wakes the claim loop at a `monotonicNow()` time (ms), for a retry coming due. */
   readonly wakeAt: (at: number) => void;
+  /** Claims nothing of `queue` until `at` (monotonic ms): a handler's ctx.rateLimited, before the store has it. */
+  readonly holdQueue: (queue: string, at: number) => void;
   readonly leaseLost: (jobId: number, queue: string) => void;
   readonly storeError: (err: unknown, doing: string) => void;
 }
@@ -115,6 +117,9 @@ export class Outcomes {
     const g = run.q.flow?.group;
     const opts: { group?: string; reason?: string } = typeof reason === "string" && reason ? { reason } : {};
     if (g) opts.group = groupOf(run.job.payload, g.by);
+    // At once, not when the store has recorded the hold: this worker's freed slot must not
+    // claim the queue's next job in between. (A group's hold is the store's alone.)
+    else h.holdQueue(run.q.name, monotonicNow() + ms);
     h.finishing.add(run);
     h.track(
       h.store
@@ -122,7 +127,7 @@ export class Outcomes {
         .then(
           (until) => {
             h.log.info({ jobId: run.jobId, queue: run.q.name, group: opts.group, holdMs: ms }, "rate limited by the handler; job given back");
-            h.wakeAt(until);
+            h.wakeAt(until - h.store.clock.now() + monotonicNow());
           },
           (e) => this.storeRefused(run.lease, run.q.name, e, "giving back a rate-limited job"),
         )

@@ -108,6 +108,7 @@ export class Worker extends EventEmitter {
       send: (m) => this.send(m),
       listening: (event) => this.listenerCount(event) > 0,
       wakeAt: (at) => this.claims.wakeAt(at),
+      holdQueue: (queue, at) => this.claims.holdLocally(queue, at),
       leaseLost: (jobId, queue) => this.onLeaseLost(jobId, queue),
       storeError: (err, doing) => this.storeError(err, doing),
     });

@@ -115,7 +115,7 @@ export function flowControl(t: ContractContext): void {
       const [a] = await t.claim({ h: 1 });
       const until = await t.store.rateLimited(a!, 300, { reason: "HTTP 429" });
       expect(until).toBeGreaterThan(0);
-      expect(await t.must(a!.jobId)).toMatchObject({ state: "scheduled", attempt: 0, workerId: null });
+      expect(await t.must(a!.jobId)).toMatchObject({ state: "waiting", attempt: 0, workerId: null });
       // Neither claim path takes the queue's other jobs; other queues flow.
       expect((await t.claim({ h: 5, free: 5 })).map((l) => l.job.queue)).toEqual(["free"]);
       const held = await flowClaim({ h: 5 }, { h: { limit: 10 } });

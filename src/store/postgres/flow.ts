@@ -55,8 +55,8 @@ export function flowStatements(S: string) {
       ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at
       RETURNING *, (CASE WHEN $2::boolean THEN NULL ELSE pg_notify($4::text, $1::text) END) IS NULL AS notified`,
     states: `SELECT * FROM ${S}.queues ORDER BY name`,
-    // Back unrun, the attempt not counted, due when the hold ends.
-    holdJob: `UPDATE ${S}.jobs SET state = 'scheduled', run_at = $3::bigint, attempt = greatest(attempt - 1, 0),
+    // Back unrun, the attempt not counted, in its place in the queue (the hold keeps it there).
+    holdJob: `UPDATE ${S}.jobs SET state = 'waiting', attempt = greatest(attempt - 1, 0),
         token = NULL, worker_id = NULL, lease_until = NULL
       WHERE id = $1 AND token = $2 AND state = 'active' RETURNING queue`,
     dropHolds: `DELETE FROM ${S}.queue_holds WHERE until <= $1`,
@@ -259,12 +259,10 @@ export async function holdBack(
   ms: number,
   group: string | undefined,
   reason: (queue: string) => string,
-  runAt: number,
 ): Promise<{ queue: string; until: number } | null> {
   const now = Number((await q.query<{ now: number }>(sql.now))[0]!.now);
   const until = now + ms;
-  // The job's due time on the store's clock, as every run_at; the hold on the database's.
-  const rows = await q.query<{ queue: string }>(sql.holdJob, [lease.jobId, lease.token, runAt]);
+  const rows = await q.query<{ queue: string }>(sql.holdJob, [lease.jobId, lease.token]);
   if (rows.length === 0) return null;
   const queue = rows[0]!.queue;
   const why = reason(queue);

@@ -299,7 +299,7 @@ class PostgresStore implements Store {
     const reason = (queue: string) => holdReason(queue, opts.group ?? null, span, opts.reason);
     const asked = Date.now();
     const out = await this.db.tx(async (q) => {
-      const held = await holdBack(this.ctx.flow, q, { jobId: lease.jobId, token: String(lease.token) }, span, opts.group, reason, this.clock.now() + span);
+      const held = await holdBack(this.ctx.flow, q, { jobId: lease.jobId, token: String(lease.token) }, span, opts.group, reason);
       // Idle workers look again (they poll for due jobs on this store).
       if (held) await q.query(this.ctx.sql.notify.text, [this.ctx.channel, held.queue]);
       return held;

@@ -39,8 +39,8 @@ export function prepareFlowStatements(db: Database.Database): FlowStatements {
     claimRow: p(`SELECT ${CLAIM_COLUMNS.join(", ")} FROM jobs WHERE id = ? AND state = 'waiting'`).raw(),
     heldQueues: p("SELECT queue, until, reason FROM queue_holds WHERE grp = '' AND until > ?"),
     groupHolds: p("SELECT grp, until, reason FROM queue_holds WHERE queue = ? AND grp <> '' AND until > ?"),
-    // Back unrun, the attempt not counted, due when the hold ends.
-    holdJob: p(`UPDATE jobs SET state = 'scheduled', run_at = @until, attempt = max(attempt - 1, 0),
+    // Back unrun, the attempt not counted, in its place in the queue (the hold keeps it there).
+    holdJob: p(`UPDATE jobs SET state = 'waiting', attempt = max(attempt - 1, 0),
         token = NULL, worker_id = NULL, lease_until = NULL
       WHERE id = @id AND token = @token AND state = 'active' RETURNING queue`),
     addHold: p(`INSERT INTO queue_holds (queue, grp, until, reason) VALUES (?, ?, ?, ?)
@@ -139,7 +139,7 @@ export function holdBack(
 ): number | null {
   const sql = ctx.flow;
   const until = now + Math.max(0, Math.trunc(ms));
-  const row = sql.holdJob.get({ id: lease.jobId, token: lease.token, until }) as { queue: string } | undefined;
+  const row = sql.holdJob.get({ id: lease.jobId, token: lease.token }) as { queue: string } | undefined;
   if (!row) return null;
   sql.dropHolds.run(now);
   const why = holdReason(row.queue, opts.group ?? null, ms, opts.reason);
