@@ -4,7 +4,8 @@
  * queues, a 100-byte payload, a result; 1 % dead with one failed attempt in their history;
  * finish times spread evenly over the last 10 days, each run taking 4 ms), and the counters
  * the store keeps are kept as it keeps them: SQLite counts completed jobs in `queue_totals`
- * as they complete; PostgreSQL's `job_totals` holds only what pruning removed (none here).
+ * and completed and dead ones per minute in `job_minutes`; PostgreSQL's `job_totals` holds
+ * only what pruning removed (none here).
  */
 import { rmSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
@@ -100,6 +101,17 @@ function fillSqlite(file: string, n: number, now: number): void {
            ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed`,
         ).run({ k: to - from + 1 });
       }).immediate();
+    }
+    // Per-minute counts (migration 4), as completions and deaths add them; absent in
+    // stores of older versions.
+    const minutes = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'job_minutes'").get();
+    if (minutes) {
+      db.prepare(
+        `INSERT INTO job_minutes (minute, queue, completed, dead)
+         SELECT finished_at / 60000, queue, sum(state = 'completed'), sum(state = 'dead') FROM jobs
+         WHERE state IN ('completed', 'dead') AND finished_at IS NOT NULL GROUP BY 1, 2
+         ON CONFLICT(minute, queue) DO UPDATE SET completed = completed + excluded.completed, dead = dead + excluded.dead`,
+      ).run();
     }
     db.pragma("wal_checkpoint(TRUNCATE)");
   } finally {

@@ -247,7 +247,7 @@ export class SqliteStore implements Store {
     const nextItems = this.prepareNext(next);
     return this.write((now) => {
       const made = w.completeJob(this.ctx, lease, encoded, nextItems, now);
-      w.countCompleted(this.ctx, [lease.jobId]);
+      w.countCompleted(this.ctx, [lease.jobId], now);
       return made;
     });
   }
