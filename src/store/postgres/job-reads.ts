@@ -1,5 +1,6 @@
 /** Job reads (get, list, stats, report) and pruning, for the PostgreSQL store. */
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import type { Db } from "./db.js";
 import { jobColumns, rowToJob, type JobRow } from "./rows.js";
@@ -59,13 +60,8 @@ function percentile(sorted: Float64Array, p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/**
- * Run times for p50/p95 come from at most this many of the newest jobs completed in the
- * window (all queues together), as in the SQLite store: sending every run time of a 30-day
- * window took a second at a million jobs. A queue none of whose jobs are among them has no
- * percentile (null) in that report.
- */
-const DURATION_SAMPLE = 10_000;
+/** Run times for p50/p95: the newest completions in the window (see common.ts). */
+const DURATION_SAMPLE = REPORT_DURATION_SAMPLE;
 
 /**
  * Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run

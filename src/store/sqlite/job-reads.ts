@@ -2,6 +2,7 @@
 import type Database from "better-sqlite3";
 import type { Prepare } from "./rows.js";
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { toJob, type JobRow } from "./rows.js";
 
@@ -100,13 +101,8 @@ function percentile(sorted: Float64Array, p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/**
- * Run times for p50/p95 come from at most this many of the newest jobs completed in the
- * window (all queues together): reading every one finished in a 30-day window took 1.5 s
- * at a million jobs; these take about 15 ms through `jobs_finished`. A queue none of whose
- * jobs are among them has no percentile (null) in that report.
- */
-export const DURATION_SAMPLE = 10_000;
+/** Run times for p50/p95: the newest completions in the window, through `jobs_finished` (about 15 ms). */
+export const DURATION_SAMPLE = REPORT_DURATION_SAMPLE;
 
 /**
  * Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run
