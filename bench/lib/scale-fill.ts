@@ -4,7 +4,8 @@
  * queues, a 100-byte payload, a result; 1 % dead with one failed attempt in their history;
  * finish times spread evenly over the last 10 days, each run taking 4 ms), and the counters
  * the store keeps are kept as it keeps them: SQLite counts completed jobs in `queue_totals`
- * and completed and dead ones per minute in `job_minutes`; PostgreSQL's `job_totals` holds
+ * and completed and dead ones per minute in `job_minutes`, failed attempts in `job_failures`;
+ * PostgreSQL's `job_totals` holds
  * only what pruning removed (none here).
  */
 import { rmSync, statSync } from "node:fs";
@@ -60,8 +61,9 @@ export async function storeBytes(s: ScaleStore): Promise<number> {
 }
 
 /** The columns every filled row gets, from a row number `i` in 1..n and the `now` parameter. */
-function columns(i: string, n: string, now: string): string {
-  const finished = `(${now} - ((${n} - ${i}) * ${SPREAD_MS}) / ${n})`;
+function columns(i: string, n: string, now: string, int: string): string {
+  // Whole milliseconds, as the store writes them (SQLite would keep a fraction).
+  const finished = `CAST(${now} - ((${n} - ${i}) * ${SPREAD_MS}) / ${n} AS ${int})`;
   return `CASE (${i}) % 3 WHEN 0 THEN 'outline' WHEN 1 THEN 'implement' ELSE 'qa' END,
     CASE WHEN (${i}) % 100 = 0 THEN 'dead' ELSE 'completed' END,
     '{"i":' || (${i}) || ',"text":"' || '${"x".repeat(90)}' || '"}',
@@ -85,14 +87,14 @@ function fillSqlite(file: string, n: number, now: number): void {
   const db = new Database(file);
   try {
     db.pragma("busy_timeout = 5000");
-    const history = `CASE WHEN i % 100 = 0 THEN json_array(json_object('attempt', 1, 'outcome', 'error', 'message', 'boom', 'at', @now - ((@n - i) * ${SPREAD_MS}) / @n)) ELSE '[]' END`;
+    const history = `CASE WHEN i % 100 = 0 THEN json_array(json_object('attempt', 1, 'outcome', 'error', 'message', 'boom', 'at', CAST(@now - ((@n - i) * ${SPREAD_MS}) / @n AS INTEGER) - 4)) ELSE '[]' END`;
     const step = 250_000;
     for (let from = 1; from <= n; from += step) {
       const to = Math.min(n, from + step - 1);
       db.transaction(() => {
         db.prepare(
           `WITH RECURSIVE c(i) AS (SELECT @from UNION ALL SELECT i + 1 FROM c WHERE i < @to)
-           INSERT INTO jobs (${COLS}) SELECT ${columns("i", "@n", "@now")}, ${history} FROM c`,
+           INSERT INTO jobs (${COLS}) SELECT ${columns("i", "@n", "@now", "INTEGER")}, ${history} FROM c`,
         ).run({ from, to, n, now });
         // As the completing transaction does (jobs-sql.ts countCompleted).
         db.prepare(
@@ -102,8 +104,8 @@ function fillSqlite(file: string, n: number, now: number): void {
         ).run({ k: to - from + 1 });
       }).immediate();
     }
-    // Per-minute counts (migration 4), as completions and deaths add them; absent in
-    // stores of older versions.
+    // Per-minute counts and failed attempts (migration 4), as completions and failures add
+    // them; absent in stores of older versions.
     const minutes = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'job_minutes'").get();
     if (minutes) {
       db.prepare(
@@ -111,6 +113,10 @@ function fillSqlite(file: string, n: number, now: number): void {
          SELECT finished_at / 60000, queue, sum(state = 'completed'), sum(state = 'dead') FROM jobs
          WHERE state IN ('completed', 'dead') AND finished_at IS NOT NULL GROUP BY 1, 2
          ON CONFLICT(minute, queue) DO UPDATE SET completed = completed + excluded.completed, dead = dead + excluded.dead`,
+      ).run();
+      db.prepare(
+        `INSERT INTO job_failures (at, queue)
+         SELECT json_extract(h.value, '$.at'), j.queue FROM jobs j, json_each(j.history) h WHERE j.history <> '[]'`,
       ).run();
     }
     db.pragma("wal_checkpoint(TRUNCATE)");
@@ -126,7 +132,7 @@ async function fillPostgres(schema: string, n: number, now: number): Promise<voi
   for (let from = 1; from <= n; from += step) {
     const to = Math.min(n, from + step - 1);
     await pgQuery(
-      `INSERT INTO ${S}.jobs (${COLS}) SELECT ${columns("i", "$1::bigint", "$2::bigint")}, ${history}
+      `INSERT INTO ${S}.jobs (${COLS}) SELECT ${columns("i", "$1::bigint", "$2::bigint", "bigint")}, ${history}
        FROM generate_series($3::bigint, $4::bigint) AS i`,
       [n, now, from, to],
     );

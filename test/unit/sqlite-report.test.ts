@@ -20,15 +20,22 @@ afterEach(async () => {
   t = null;
 });
 
-/** What the jobs table says: completed and dead per queue finished at or after `since`. */
-function fromJobs(file: string, since: number): Record<string, { completed: number; dead: number }> {
+/**
+ * What the jobs table says: completed and dead per queue finished at or after `since`, and
+ * the history entries (failed attempts) written since.
+ */
+function fromJobs(file: string, since: number): Record<string, { completed: number; dead: number; failedAttempts: number }> {
   const db = new Database(file, { readonly: true });
   try {
     const rows = db.prepare(
-      `SELECT queue, sum(state = 'completed') AS completed, sum(state = 'dead') AS dead FROM jobs
-       WHERE state IN ('completed', 'dead') AND finished_at >= ? GROUP BY queue`,
-    ).all(since) as { queue: string; completed: number; dead: number }[];
-    return Object.fromEntries(rows.map((r) => [r.queue, { completed: r.completed, dead: r.dead }]));
+      `SELECT queue, sum(state = 'completed' AND finished_at >= @since) AS completed,
+         sum(state = 'dead' AND finished_at >= @since) AS dead,
+         (SELECT count(*) FROM jobs j, json_each(j.history) h WHERE j.queue = jobs.queue AND json_extract(h.value, '$.at') >= @since) AS failedAttempts
+       FROM jobs GROUP BY queue`,
+    ).all({ since }) as { queue: string; completed: number; dead: number; failedAttempts: number }[];
+    return Object.fromEntries(
+      rows.filter((r) => r.completed + r.dead + r.failedAttempts > 0).map((r) => [r.queue, { completed: r.completed, dead: r.dead, failedAttempts: r.failedAttempts }]),
+    );
   } finally {
     db.close();
   }
@@ -54,11 +61,19 @@ describe("sqlite report from per-minute counts", () => {
       await store.claim({ workerId: "w:2", queues: { b: 1 }, leaseMs: 1 });
       clock.advance(10);
       expect(await store.reapExpired({ maxStalls: 1 })).toBe(1);
+      // A failure with a retry, and a cancel while running: failed attempts, not deaths.
+      // (Queues of their own, so no earlier job of them is due again.)
+      await store.enqueue(`r${m}`, 4, { maxAttempts: 3 });
+      const [retried] = await store.claim({ workerId: "w:3", queues: { [`r${m}`]: 1 }, leaseMs: 60_000 });
+      await store.fail(retried!, { message: "again" }, { retryAt: clock.now() + 600_000 });
+      const { job } = await store.enqueue(`x${m}`, 5);
+      await store.claim({ workerId: "w:3", queues: { [`x${m}`]: 1 }, leaseMs: 60_000 });
+      await store.cancel(job.id);
       clock.advance(45_000); // into the next minute
     }
     for (const since of [marks[0]! - 1, marks[1]!, marks[1]! + 25_000, marks[3]! + 59_000, clock.now() + 1]) {
       const report = await store.report(since);
-      const got = Object.fromEntries(report.map((r) => [r.queue, { completed: r.completed, dead: r.dead }]));
+      const got = Object.fromEntries(report.map((r) => [r.queue, { completed: r.completed, dead: r.dead, failedAttempts: r.failedAttempts }]));
       expect(got).toEqual(fromJobs(t.file, since));
     }
     const [a] = await store.report(marks[0]!);

@@ -107,7 +107,8 @@ export const DURATION_SAMPLE = REPORT_DURATION_SAMPLE;
 /**
  * Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run
  * time (of the newest DURATION_SAMPLE completions). Counts come from `job_minutes` for the
- * whole minutes of the window and from the jobs themselves for the part-minute at its start.
+ * whole minutes of the window and from the jobs themselves for the part-minute at its start;
+ * failed attempts from `job_failures`.
  */
 export function jobReport(prep: Prepare, since: number): QueueReport[] {
   const byQueue = new Map<string, QueueReport>();
@@ -142,18 +143,11 @@ export function jobReport(prep: Prepare, since: number): QueueReport[] {
     if (!d) durations.set(queue, (d = []));
     d.push(ms);
   }
-  // Only jobs with a history, finished since or not finished, through `jobs_failures`
-  // (migration 3): one branch per part of the index, so neither scans the table.
-  const failures = prep(
-      `SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
-       WHERE j.history <> '[]' AND j.finished_at >= @since AND json_extract(h.value, '$.at') >= @since
-       GROUP BY j.queue
-       UNION ALL
-       SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
-       WHERE j.history <> '[]' AND j.finished_at IS NULL AND json_extract(h.value, '$.at') >= @since
-       GROUP BY j.queue`,
-    )
-    .all({ since }) as { queue: string; n: number }[];
+  // One row per failed attempt (migration 4), read from its (at, queue) index.
+  const failures = prep(`SELECT queue, count(*) AS n FROM job_failures WHERE at >= ? GROUP BY queue`).all(since) as {
+    queue: string;
+    n: number;
+  }[];
   for (const f of failures) at(f.queue).failedAttempts += f.n;
   for (const [queue, list] of durations) {
     const sorted = Float64Array.from(list).sort();

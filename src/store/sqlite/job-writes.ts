@@ -183,6 +183,7 @@ export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, r
     outcome: error.outcome ?? "error",
   }) as JobRow | undefined;
   if (!row) throw new LeaseLostError(lease.jobId);
+  ctx.sql.countFailure.run(now, row.queue);
   if (row.state === "dead") ctx.sql.countDead.run(minuteOf(now), row.queue, 1);
   // Announced even when the retry is later: idle workers then set a timer for it, so it
   // runs on time even if the worker that failed it is gone by then.
@@ -208,6 +209,8 @@ export function cancelJob(ctx: JobContext, id: number, now: number): Job {
   if (row.state === "completed" || row.state === "dead") {
     throw new InvalidStateError(`job ${id} is ${row.state}; only a job that has not finished can be cancelled`);
   }
+  // Cancelling a running job writes a history entry, which the report counts as a failed attempt.
+  if (row.state === "active") ctx.sql.countFailure.run(now, row.queue);
   return toJob(ctx.sql.cancel.get({ id, now }) as JobRow);
 }
 
@@ -234,11 +237,14 @@ export function stallJobs(
   params: Record<string, unknown>,
 ): number {
   const rows = stmt.all(params) as { queue: string; state: string }[];
+  // Every stall is a failed attempt (a history entry); some are deaths.
+  const now = params["now"] as number;
   const dead = new Map<string, number>();
   for (const r of rows) {
+    ctx.sql.countFailure.run(now, r.queue);
     if (r.state === "waiting") ctx.woke.add(r.queue);
     else if (r.state === "dead") dead.set(r.queue, (dead.get(r.queue) ?? 0) + 1);
   }
-  for (const [queue, n] of dead) ctx.sql.countDead.run(minuteOf(params["now"] as number), queue, n);
+  for (const [queue, n] of dead) ctx.sql.countDead.run(minuteOf(now), queue, n);
   return rows.length;
 }
