@@ -2,7 +2,8 @@
  * bench/scale — what history costs the operator's commands and the hot path. For each
  * store (SQLite file, PostgreSQL schema) it makes a fresh store and one per `--sizes` N
  * filled with N finished jobs (bench/lib/scale-fill.ts), then times side by side, each the
- * median of `--runs` runs of the real CLI (`bin/vigil`, a new process each, no supervisor):
+ * median of `--runs` runs of the real CLI (`bin/vigil`, a new process each, no supervisor;
+ * runs alternate between the sizes):
  * `status --json`, `health --json`, `report --since 30d --json`, `jobs list --state
  * completed --limit 50`, `jobs list --state dead --limit 50`, `incidents --json`; then the
  * store's size on disk, a drain of `--drain` jobs by one worker process (concurrency 50),
@@ -158,28 +159,40 @@ async function pickupP50(s: ScaleStore): Promise<number> {
   }
 }
 
-async function measure(engine: "sqlite" | "postgres", n: number, dir: string): Promise<void> {
+/**
+ * Every size's store of one engine exists at once, and each command's runs alternate
+ * between them (fresh, N, fresh, N, ...), so a change in the machine's load during the run
+ * weighs on every size alike instead of on whichever was measured then.
+ */
+async function measure(engine: "sqlite" | "postgres", dir: string): Promise<void> {
   const system = `vigil-${engine}`;
-  const s = await createStore(engine, dir, label(n));
+  const stores: [number, ScaleStore][] = [];
   try {
-    const t = performance.now();
-    await fill(s, n);
-    process.stdout.write(`${system}: ${label(n)} store filled in ${round((performance.now() - t) / 1000)} s\n`);
-    record(system, `store-size@${label(n)}`, (await storeBytes(s)) / (1 << 20), "MB");
-    for (const [name, args] of COMMANDS) {
-      timeCommand(dir, s.url, args); // warm the page cache and the module cache
-      const xs = Array.from({ length: RUNS }, () => timeCommand(dir, s.url, args));
-      record(system, `${name}@${label(n)}`, median(xs), "ms");
+    for (const n of SIZES) {
+      const s = await createStore(engine, dir, label(n));
+      stores.push([n, s]);
+      const t = performance.now();
+      await fill(s, n);
+      process.stdout.write(`${system}: ${label(n)} store filled in ${round((performance.now() - t) / 1000)} s\n`);
+      record(system, `store-size@${label(n)}`, (await storeBytes(s)) / (1 << 20), "MB");
     }
-    if (!SKIP.has("drain")) record(system, `drain-c50@${label(n)}`, await drainRate(s), "jobs/s");
-    if (!SKIP.has("pickup")) record(system, `pickup-p50@${label(n)}`, await pickupP50(s), "ms");
-    if (!SKIP.has("enqueue")) {
-      const e = await enqueueLines(dir, s.url);
-      record(system, `enqueue-lines@${label(n)}`, e.rate, "jobs/s");
-      record(system, `enqueue-peak-rss@${label(n)}`, e.peakMb, "MB");
+    for (const [name, args] of COMMANDS) {
+      const xs = new Map<number, number[]>(stores.map(([n]) => [n, []]));
+      for (const [, s] of stores) timeCommand(dir, s.url, args); // warm the page cache and the module cache
+      for (let run = 0; run < RUNS; run++) for (const [n, s] of stores) xs.get(n)!.push(timeCommand(dir, s.url, args));
+      for (const [n] of stores) record(system, `${name}@${label(n)}`, median(xs.get(n)!), "ms");
+    }
+    for (const [n, s] of stores) {
+      if (!SKIP.has("drain")) record(system, `drain-c50@${label(n)}`, await drainRate(s), "jobs/s");
+      if (!SKIP.has("pickup")) record(system, `pickup-p50@${label(n)}`, await pickupP50(s), "ms");
+      if (!SKIP.has("enqueue")) {
+        const e = await enqueueLines(dir, s.url);
+        record(system, `enqueue-lines@${label(n)}`, e.rate, "jobs/s");
+        record(system, `enqueue-peak-rss@${label(n)}`, e.peakMb, "MB");
+      }
     }
   } finally {
-    await destroyStore(s);
+    for (const [, s] of stores) await destroyStore(s);
   }
 }
 
@@ -198,7 +211,7 @@ function ratios(): Row[] {
 const dir = mkdtempSync(join(tmpdir(), "vigil-bench-scale-"));
 try {
   process.stdout.write(`vigil bench scale: stores ${ENGINES.join(", ")}; sizes ${SIZES.map(label).join(", ")}; CLI ${opts.vigil}; median of ${RUNS} runs after one warm-up; node ${process.version}\n`);
-  for (const engine of ENGINES) for (const n of SIZES) await measure(engine, n, dir);
+  for (const engine of ENGINES) await measure(engine, dir);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
