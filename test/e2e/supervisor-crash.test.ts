@@ -6,9 +6,8 @@
  * aborted at its timeout and its wedged worker replaced after killGrace, its job freed only
  * once that worker is gone.
  */
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { WORK_HANDLER, commandDiesWithWorker, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
+import { WORK_HANDLER, commandDiesWithWorker, WORKERS_YAML, allRunning, holderOf, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
