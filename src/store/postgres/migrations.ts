@@ -148,6 +148,16 @@ CREATE INDEX jobs_run_key ON ${S}.jobs ((key COLLATE "C"), id) WHERE root_id IS 
   },
   {
     version: 5,
+    name: "failed attempts for the report without reading every job",
+    // report() counted failed attempts by reading every job finished in its window (a
+    // sequential scan of the table at a million jobs). Only jobs with a history are in this
+    // index, and the hot path never writes one (a completion without a failure leaves none).
+    sql: (S) => `
+CREATE INDEX jobs_failures ON ${S}.jobs (finished_at) WHERE history <> '[]';
+`,
+  },
+  {
+    version: 6,
     name: "flow control: queue state (paused, last hold) and recent starts",
     // A queue's row is also what a flow-controlled claim locks, so claimers of one queue
     // take its budget one at a time. Starts: one row per claim and queue (grp '') or group.
