@@ -23,6 +23,8 @@ export interface ApiRequest {
   method: string;
   params: string[];
   query: URLSearchParams;
+  /** A POST's body parsed as JSON (undefined: none, or not JSON). */
+  body?: unknown;
 }
 
 /** One endpoint of the JSON API. */

@@ -73,6 +73,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
       health,
       alerts: isOpsSink(opts.alerts) ? opts.alerts : undefined,
       stallAfter: config.supervision.stallAfter,
+      readOnly: config.http.readOnly,
       logger,
     });
     const where = config.http.token ? "http.token in the config" : `${stateDir}/token`;

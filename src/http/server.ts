@@ -19,7 +19,10 @@ import type { StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
 import { API_ROUTES, type ApiContext } from "./api.js";
 import { createMetrics } from "./metrics.js";
-import { checkBearer } from "./token.js";
+import { BULK_ROUTES } from "./api-bulk.js";
+import { createEventHub } from "./events.js";
+import { audit, handleDashboard } from "./login.js";
+import { allowedHosts, hostName, isAuthorised, originProblem } from "./session.js";
 import { serveStatic } from "./static.js";
 
 /** Options of `startHttpServer`; the store and token are required. */
@@ -42,8 +45,10 @@ export interface HttpServerOptions {
   alerts?: OpsAlertSink;
   /** A heartbeat older than this counts as down in metrics (default 5 s). */
   stallAfter?: number;
-  /** Largest request body accepted, bytes (default 64 KiB); the API needs none. */
+  /** Largest request body accepted, bytes (default 64 KiB). */
   maxBody?: number;
+  /** Refuse every state change (`http.readOnly`); the dashboard hides its buttons. */
+  readOnly?: boolean;
   logger?: OpsLogger;
 }
 
@@ -73,6 +78,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     stallAfter: opts.stallAfter,
   });
   const checkHost = LOOPBACK.has(host);
+  const hosts = allowedHosts(host);
+  const routes = [...API_ROUTES, ...BULK_ROUTES];
+  const hub = createEventHub({ store: opts.store, snapshot, logger: log });
+  const dash = { token: opts.token, readOnly: opts.readOnly ?? false, canRestart: !!opts.restartService, hub, log, send };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -81,7 +90,17 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       send(res, 403, { error: "this server answers only to localhost names" });
       return "forbidden";
     }
-    if (method === "POST") await drainBody(req, maxBody);
+    const body = method === "POST" ? await readBody(req, maxBody) : null;
+    if (method === "POST") {
+      const problem = originProblem(req, hosts);
+      if (problem) {
+        audit(log, req, method, url.pathname, 403);
+        send(res, 403, { error: `refused: ${problem}` });
+        return "forbidden";
+      }
+    }
+    const dashRoute = handleDashboard(dash, req, res, url.pathname, method, body);
+    if (dashRoute) return dashRoute;
     if (url.pathname === "/metrics" && method === "GET") {
       const text = await metrics.render();
       res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
@@ -95,7 +114,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       send(res, code, report ?? { status: "ok", checks: [] });
       return "healthz";
     }
-    for (const route of API_ROUTES) {
+    for (const route of routes) {
       const m = route.path.exec(url.pathname);
       if (!m) continue;
       if (route.method !== method) {
@@ -103,13 +122,28 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         send(res, 405, { error: `${url.pathname} accepts ${route.method}` });
         return route.name;
       }
-      if (route.mutating && !checkBearer(req.headers.authorization, opts.token)) {
+      const target = m.slice(1).join(" ") || url.pathname;
+      if (route.mutating && dash.readOnly) {
+        audit(log, req, route.name, target, 403);
+        send(res, 403, { error: "this server is read-only (http.readOnly in the config)" });
+        return route.name;
+      }
+      if (route.mutating && !isAuthorised(req, opts.token)) {
+        audit(log, req, route.name, target, 401);
         res.setHeader("www-authenticate", 'Bearer realm="vigil"');
         send(res, 401, { error: "this endpoint needs Authorization: Bearer <token> (the token is in .vigil/token)" });
         return route.name;
       }
-      const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams });
-      send(res, out.status ?? 200, out.body);
+      const parsed = body && body.length > 0 ? parseJson(body) : undefined;
+      try {
+        const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams, body: parsed });
+        if (route.mutating) audit(log, req, route.name, target, out.status ?? 200);
+        send(res, out.status ?? 200, out.body);
+      } catch (err) {
+        if (route.mutating) audit(log, req, route.name, target, errorStatus(err));
+        throw err;
+      }
+      if (route.mutating) hub.poke();
       return route.name;
     }
     if (method === "GET" && serveStatic(url.pathname, res)) return "static";
@@ -151,42 +185,48 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     url: `http://${urlHost}:${addr.port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        hub.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
+    ...headers,
   });
   res.end(text);
 }
 
-function hostName(header: string | undefined): string {
-  if (!header) return "";
-  if (header.startsWith("[")) return header.slice(0, header.indexOf("]") + 1);
-  return header.split(":")[0] ?? "";
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch {
+    // A form post (the login) is not JSON; routes that need JSON check what they got.
+    return undefined;
+  }
 }
 
-/** Reads and discards a body, refusing one over `max` bytes with 413. */
-function drainBody(req: IncomingMessage, max: number): Promise<void> {
+/** Reads a body, refusing one over `max` bytes with 413. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > max) return reject(new HttpError(413, `request body over ${max} bytes`));
     let size = 0;
+    const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => {
       size += chunk.length;
       if (size > max) {
         req.pause();
         reject(new HttpError(413, `request body over ${max} bytes`));
-      }
+      } else chunks.push(chunk);
     });
-    req.on("end", () => resolve());
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }
