@@ -128,4 +128,21 @@ describe("dashboard", () => {
     expect(await page.evaluate("document.documentElement.dataset.theme")).toMatch(/dark|light/);
     expect(errors).toEqual([]);
   });
+
+  it("hides every action button when the server is read-only", async () => {
+    const ro = await startHttpServer({ port: 0, token: TOKEN, store: t.store, readOnly: true, restartService: async () => {} });
+    try {
+      const [id] = await killJobs(t.store, "outline", 1);
+      const page = await browser.newPage();
+      await page.goto(`${ro.url}/#/jobs?queue=outline&state=dead&job=${id}`);
+      await page.locator(`#job-detail[data-job="${id}"]`).waitFor({ timeout: 20_000 });
+      await page.locator("#readonly").waitFor({ timeout: 10_000 });
+      expect(await page.locator("#bulk-retry-preview, #bulk-cancel-preview, button[data-retry], #login").count()).toBe(0);
+      await page.click("#nav-services");
+      await page.locator("#services").waitFor({ timeout: 10_000 });
+      expect(await page.locator("button[data-restart]").count()).toBe(0);
+    } finally {
+      await ro.close();
+    }
+  });
 });

@@ -13,7 +13,7 @@ export function Services({ params }: { params: URLSearchParams }) {
   const restart = async (name: string): Promise<void> => {
     if (!confirm(`Restart ${name}?`)) return;
     try {
-      const out = await act(() => postJson(`/api/services/${encodeURIComponent(name)}/restart`));
+      const out = await act(() => postJson(`/api/services/${encodeURIComponent(name).replace(/%3A/gi, ":")}/restart`));
       if (out) setMsg(`Restart of ${name} requested.`);
     } catch (e) {
       setMsg(`Restart of ${name} failed: ${(e as Error).message}`);
