@@ -59,6 +59,8 @@ export interface HttpServerHandle {
   port: number;
   /** Base URL, e.g. http://127.0.0.1:7420 */
   url: string;
+  /** Browsers listening on the live stream (`/api/events`) right now. */
+  liveClients(): number;
   close(): Promise<void>;
 }
 
@@ -183,6 +185,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     host: addr.address,
     port: addr.port,
     url: `http://${urlHost}:${addr.port}`,
+    liveClients: () => hub.clients(),
     close: () =>
       new Promise<void>((resolve) => {
         hub.close();

@@ -19,7 +19,7 @@ export function Spark({ data, field, label }: { data: Sample[]; field: "depth" |
         legend: { show: false },
         select: { show: false, left: 0, top: 0, width: 0, height: 0 },
         axes: [{ show: false }, { show: false }],
-        scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+        scales: { x: { time: false }, y: { range: (_u, _min, max) => [-Math.max(1, max) * 0.08, Math.max(1, max) * 1.1] } },
         series: [{}, { stroke: color, width: 1.5, fill: color + "33", points: { show: false } }],
       },
       [xs, ys],

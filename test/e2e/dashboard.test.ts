@@ -145,4 +145,29 @@ describe("dashboard", () => {
       await ro.close();
     }
   });
+
+  it("closes the live stream while the tab is hidden and reopens it when shown", async () => {
+    const clients = async (want: number): Promise<void> => {
+      for (let i = 0; i < 400 && h.liveClients() !== want; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(h.liveClients()).toBe(want);
+    };
+    for (const c of browser.contexts()) for (const p of c.pages()) await p.close();
+    await clients(0);
+    const { page, errors } = await open();
+    await page.locator("#live.ok").waitFor({ timeout: 30_000 });
+    await clients(1);
+    const show = (state: string) =>
+      page.evaluate((s) => {
+        Object.defineProperty(document, "visibilityState", { get: () => s, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+      }, state);
+    await show("hidden");
+    await clients(0);
+    await show("visible");
+    await clients(1);
+    await page.locator("#live.ok").waitFor({ timeout: 30_000 });
+    await page.close();
+    await clients(0);
+    expect(errors).toEqual([]);
+  });
 });

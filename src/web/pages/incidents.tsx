@@ -29,7 +29,7 @@ export function Incidents({ params }: { params: URLSearchParams }) {
       {data && rows.length === 0 && <p class="muted">No incidents in this window.</p>}
       <ol class="timeline" id="incidents">
         {rows.map((i) => (
-          <li key={i.id} data-incident={i.id} class={i.recoveredAt ? "state-completed" : "state-dead"}>
+          <li key={i.id} data-incident={i.id} class={i.recoveredAt ? "dot-ok" : "dot-bad"}>
             <a href={link({ id: i.id === sel ? null : i.id })}>
               <b>{i.cause}</b> of {i.service}
             </a>{" "}
@@ -44,7 +44,7 @@ export function Incidents({ params }: { params: URLSearchParams }) {
               <div class="panel">
                 <a href={href("incidents", { service: i.service, since })}>this service's incidents</a>
                 <Stack detail={i.detail} />
-                <Json v={i.detail} />
+                <Json v={{ ...i.detail, stack: undefined }} />
               </div>
             )}
           </li>

@@ -118,7 +118,7 @@ function RunPanel({ id }: { id: number }) {
       <b>Run {id}</b> {run.key && <span class="muted">key {run.key}</span>} {run.state && <State s={run.state} />}
       <ol class="timeline">
         {jobs.map((j) => (
-          <li key={j.id} class={`state-${j.state}`} data-stage={j.queue}>
+          <li key={j.id} class={j.state === "completed" ? "dot-ok" : j.state === "dead" || j.state === "failed" ? "dot-bad" : ""} data-stage={j.queue}>
             <b>{j.queue}</b> <State s={j.state} /> · <a href={href("jobs", { queue: j.queue, job: j.id })}>job {j.id}</a>
             {j.attempt ? <> · attempt {j.attempt}</> : null}
             {j.host || j.workerId ? <span class="muted"> · {j.workerId ?? j.host}</span> : null}
