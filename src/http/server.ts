@@ -124,7 +124,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         send(res, 405, { error: `${url.pathname} accepts ${route.method}` });
         return route.name;
       }
-      const target = m.slice(1).join(" ") || url.pathname;
+      const parsed = body && body.length > 0 ? parseJson(body) : undefined;
+      // The audit line names the job or service, or for a bulk action the filter it was given.
+      const target = m.slice(1).join(" ") || `${url.pathname}${parsed ? ` ${JSON.stringify(parsed).slice(0, 200)}` : ""}`;
       if (route.mutating && dash.readOnly) {
         audit(log, req, route.name, target, 403);
         send(res, 403, { error: "this server is read-only (http.readOnly in the config)" });
@@ -136,7 +138,6 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         send(res, 401, { error: "this endpoint needs Authorization: Bearer <token> (the token is in .vigil/token)" });
         return route.name;
       }
-      const parsed = body && body.length > 0 ? parseJson(body) : undefined;
       try {
         const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams, body: parsed });
         if (route.mutating) audit(log, req, route.name, target, out.status ?? 200);

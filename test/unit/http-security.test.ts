@@ -139,6 +139,7 @@ describe("dashboard security", () => {
     expect((await post({ queue: "q", state: "dead", confirm: true })).json()).toMatchObject({ count: 3, dryRun: false });
     for (const id of dead) expect((await t.store.get(id))!.state).toBe("waiting");
     expect((await t.store.get(other))!.state).toBe("dead");
+    expect(lines).toContain('audit: 127.0.0.1 bulk-retry /api/jobs/retry {"queue":"q","state":"dead","confirm":true}: ok');
     expect((await post({ queue: "q", state: "dead" })).json()).toEqual({ count: 0, dryRun: true });
   });
 
