@@ -20,6 +20,7 @@ import type { Store } from "../store/store.js";
 import { API_ROUTES, type ApiContext } from "./api.js";
 import { createMetrics } from "./metrics.js";
 import { BULK_ROUTES } from "./api-bulk.js";
+import { CURSOR_ROUTES } from "./api-cursors.js";
 import { createEventHub } from "./events.js";
 import { audit, handleDashboard } from "./login.js";
 import { allowedHosts, hostName, isAuthorised, originProblem } from "./session.js";
@@ -81,7 +82,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   });
   const checkHost = LOOPBACK.has(host);
   const hosts = allowedHosts(host);
-  const routes = [...API_ROUTES, ...BULK_ROUTES];
+  const routes = [...API_ROUTES, ...BULK_ROUTES, ...CURSOR_ROUTES];
   const hub = createEventHub({ store: opts.store, snapshot, logger: log });
   const dash = { token: opts.token, readOnly: opts.readOnly ?? false, canRestart: !!opts.restartService, hub, log, send };
 

@@ -143,6 +143,24 @@ describe("dashboard security", () => {
     expect((await post({ queue: "q", state: "dead" })).json()).toEqual({ count: 0, dryRun: true });
   });
 
+  it("reads each trigger's cursor from the store", async () => {
+    t = await tempStore();
+    const store = t.store;
+    await store.commitTrigger({ trigger: "ideas", expectVersion: 0, cursor: { offset: 7 }, jobs: [] });
+    h = await startHttpServer({
+      port: 0,
+      token: TOKEN,
+      store,
+      snapshot: async () => {
+        const snap = await storeSnapshot(store);
+        const base = { kind: "tail" as const, queue: "q", lastPollAt: null, lag: null, seen: 0, rejected: 0, error: null };
+        return { ...snap, triggers: [{ ...base, name: "ideas" }, { ...base, name: "never-polled" }] };
+      },
+    });
+    const res = await call(h, "GET", "/api/triggers/cursors");
+    expect(res.json()).toEqual({ ideas: { cursor: { offset: 7 }, version: 1 }, "never-polled": null });
+  });
+
   it("serves one live stream: every client gets the same events from one status read per tick", async () => {
     let reads = 0;
     t = await tempStore();

@@ -14,7 +14,9 @@ interface Rejected {
 export function Triggers({ params }: { params: URLSearchParams }) {
   const { ev } = useLive();
   const only = params.get("trigger") ?? "";
-  const rejected = useJson<{ rejected: Rejected[] }>("/api/triggers", [ev ? Math.floor(ev.at / 10_000) : 0]);
+  const bucket = ev ? Math.floor(ev.at / 10_000) : 0; // re-read every ~10 s of the stream
+  const rejected = useJson<{ rejected: Rejected[] }>("/api/triggers", [bucket]);
+  const cursors = useJson<Record<string, { cursor: unknown; version: number } | null>>("/api/triggers/cursors", [bucket]);
   if (!ev) return <p class="muted">Waiting for the live status…</p>;
   const rows = (rejected.data?.rejected ?? []).filter((r) => !only || r.trigger === only);
   return (
@@ -33,7 +35,7 @@ export function Triggers({ params }: { params: URLSearchParams }) {
               <td>{t.leader === undefined ? "-" : t.leader ? "yes" : "no"}</td>
               <td><Rel at={t.lastPollAt} now={ev.at} /></td>
               <td>{fmtDuration(t.lag)}</td>
-              <td class="wrap">{t.cursor === undefined ? "-" : JSON.stringify(t.cursor)}</td>
+              <td class="wrap"><Cursor v={cursors.data?.[t.name]?.cursor ?? t.cursor} /></td>
               <td>{t.kind === "schedule" ? <Rel at={t.lastTickAt} now={ev.at} /> : "-"}</td>
               <td>{t.kind === "schedule" ? <Rel at={t.nextTickAt} now={ev.at} /> : "-"}</td>
               <td>{t.seen}</td>
@@ -65,4 +67,11 @@ export function Triggers({ params }: { params: URLSearchParams }) {
       )}
     </>
   );
+}
+
+/** A cursor in a line: a tail's file and offset, a watch's seen names count, or its JSON. */
+function Cursor({ v }: { v: unknown }) {
+  if (v === undefined || v === null) return <span class="muted">-</span>;
+  const text = JSON.stringify(v);
+  return <code title={text.length > 120 ? text.slice(0, 2000) : undefined}>{text.length > 120 ? text.slice(0, 117) + "…" : text}</code>;
 }
