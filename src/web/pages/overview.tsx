@@ -19,6 +19,8 @@ const mean = (xs: (number | null)[]): number | null => {
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
 };
 
+const HEALTH_CLASS: Record<string, string> = { ok: "running", degraded: "stalled", unhealthy: "crash-looping" };
+
 /** A queue whose oldest due job has waited longer than this reads as stuck. */
 const STUCK_WAIT_MS = 60_000;
 
@@ -57,7 +59,7 @@ export function Overview(_: { params: URLSearchParams }) {
       <div class="strip" id="health-strip">
         <div class="card" id="card-health">
           <span>health</span>
-          <b class={`state-${health.data?.status === "ok" ? "running" : health.data ? "stalled" : ""}`}>{health.data?.status ?? (health.error ? "n/a" : "…")}</b>
+          <b class={`state-${HEALTH_CLASS[health.data?.status ?? ""] ?? ""}`}>{health.data?.status ?? (health.error ? "n/a" : "…")}</b>
         </div>
         <div class="card" id="card-uptime">
           <span>supervisor up</span>
