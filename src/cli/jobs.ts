@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import { BadInputError, NotFoundError } from "../core/errors.js";
 import { formatDuration } from "../core/duration.js";
-import { JOB_STATES, type Job, type JobState } from "../core/types.js";
+import { FINAL_STATES, JOB_STATES, type Job, type JobState } from "../core/types.js";
+import type { Store } from "../store/store.js";
 import { withStore } from "./context.js";
 import { fmtTime, printJson, printTable } from "./output.js";
 
@@ -39,13 +40,15 @@ export function register(program: Command): void {
     .argument("<id>", "job id")
     .option("--json", "print JSON")
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
+      await withStore(cmd, async (store, ctx) => {
         const job = await mustGet(store, id);
+        const why = await jobWhy(cmd, store, job, ctx.config?.services);
         const lineage = await store.list({ rootId: job.rootId ?? job.id, limit: 0, preview: 0 });
         const root = job.rootId ? await store.get(job.rootId) : null;
         const family = [...(root ? [root] : []), ...lineage.filter((j) => j.id !== root?.id)].sort((a, b) => a.id - b.id);
-        if (flags.json) return printJson({ ...job, lineage: family.map(brief) });
+        if (flags.json) return printJson({ ...job, why, lineage: family.map(brief) });
         printJob(job);
+        if (why) process.stdout.write(`\nwhy: ${why}\n`);
         if (family.length > 1) {
           process.stdout.write("\nlineage (root first):\n");
           printTable(
@@ -70,6 +73,14 @@ export function register(program: Command): void {
         });
       });
   }
+}
+
+/** Why the job is not finished (null if it is), from the store and the live status. */
+async function jobWhy(cmd: Command, store: Store, job: Job, services: Record<string, object> | undefined): Promise<string | null> {
+  if (FINAL_STATES.includes(job.state)) return null;
+  const [{ readSnapshot }, { whyNotFinished, queueServicesOf }] = await Promise.all([import("./status.js"), import("../health/why.js")]);
+  const snapshot = await readSnapshot(cmd).catch(() => null);
+  return whyNotFinished(job, { store, snapshot, queueServices: services ? queueServicesOf(services) : null });
 }
 
 function jobId(id: string): number {

@@ -20,6 +20,7 @@ import { register as registerReport } from "./report.js";
 import { register as registerDoctor } from "./doctor.js";
 import { register as registerBackup } from "./backup.js";
 import { register as registerTriggers } from "./triggers.js";
+import { register as registerRuns } from "./runs.js";
 
 export function buildProgram(): Command {
   const program = new Command("vigil")
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerBackup(program);
   registerTriggers(program);
+  registerRuns(program);
   return program;
 }
 

@@ -27,7 +27,7 @@ export function register(program: Command): void {
     });
 }
 
-async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
+export async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
   const [{ askSupervisor }, { vigilPaths }, { readPidFile, readStatusFile }] = await Promise.all([
     import("../supervisor/supervisor.js"),
     import("../supervisor/paths.js"),

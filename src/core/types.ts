@@ -89,7 +89,7 @@ export interface Job {
   parentId: number | null;
   rootId: number | null;
   source: JobSource | null;
-  /** The worker that holds the lease, while active. */
+  /** The worker that holds the lease, while active; once completed, the one that completed it. */
   workerId: string | null;
   leaseUntil: number | null;
   /** Failed and stalled attempts, oldest first. */

@@ -26,9 +26,16 @@ export interface BulkFilter {
 }
 
 /** Checks a request body into a filter. */
-export function parseBulkBody(verb: "retry" | "cancel", body: unknown): BulkFilter {
-  const b = (body ?? {}) as Record<string, unknown>;
-  if (typeof b !== "object" || Array.isArray(b)) throw new BadInputError("the body must be a JSON object");
+export function parseBulkBody(verb: "retry" | "cancel", text: string | undefined): BulkFilter {
+  let b: Record<string, unknown> = {};
+  if (text) {
+    try {
+      b = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new BadInputError("the body is not JSON");
+    }
+  }
+  if (typeof b !== "object" || b === null || Array.isArray(b)) throw new BadInputError("the body must be a JSON object");
   const queue = b["queue"];
   const state = b["state"];
   if (queue !== undefined && queue !== "" && typeof queue !== "string") throw new BadInputError("queue must be a string");

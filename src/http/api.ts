@@ -9,6 +9,7 @@ import type { HealthReport } from "../health/checks.js";
 import { buildReport } from "../health/report.js";
 import type { StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
+import { jobWithWhy, RUN_ROUTES } from "./api-runs.js";
 
 /** What the routes read and call. */
 export interface ApiContext {
@@ -16,6 +17,8 @@ export interface ApiContext {
   snapshot: () => Promise<StatusSnapshot>;
   restartService?: (name: string, opts: { manual: true }) => Promise<void>;
   health?: () => Promise<HealthReport>;
+  /** Queue → the worker services that run it (from the config), for a job's `why`. */
+  queueServices?: Record<string, string[]>;
 }
 
 /** The parts of a request a route uses. */
@@ -23,8 +26,8 @@ export interface ApiRequest {
   method: string;
   params: string[];
   query: URLSearchParams;
-  /** A POST's body parsed as JSON (undefined: none, or not JSON). */
-  body?: unknown;
+  /** The request body's text (POST), at most the server's `maxBody` bytes. */
+  body?: string;
 }
 
 /** One endpoint of the JSON API. */
@@ -101,11 +104,7 @@ export const API_ROUTES: ApiRoute[] = [
     path: /^\/api\/jobs\/(\d+)$/,
     name: "job",
     mutating: false,
-    run: async (ctx, req) => {
-      const job = await ctx.store.get(Number(req.params[0]));
-      if (!job) throw new NotFoundError(`job ${req.params[0]}`);
-      return { body: job };
-    },
+    run: async (ctx, req) => ({ body: await jobWithWhy(ctx, Number(req.params[0])) }),
   },
   {
     method: "GET",
@@ -186,6 +185,7 @@ export const API_ROUTES: ApiRoute[] = [
       return { status: 202, body: { ok: true, service: req.params[0] } };
     },
   },
+  ...RUN_ROUTES,
 ];
 
 function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {

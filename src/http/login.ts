@@ -26,7 +26,7 @@ export function handleDashboard(
   res: ServerResponse,
   path: string,
   method: string,
-  body: Buffer | null,
+  body: string | undefined,
 ): string | null {
   if (path === "/api/events" && method === "GET") {
     ctx.hub.attach(req, res);
@@ -56,9 +56,8 @@ export function handleDashboard(
 }
 
 /** The token from a login body: a form (`token=...`) or JSON (`{"token": "..."}`). */
-function loginToken(req: IncomingMessage, body: Buffer | null): string | null {
-  if (!body) return null;
-  const text = body.toString("utf8");
+function loginToken(req: IncomingMessage, text: string | undefined): string | null {
+  if (!text) return null;
   const type = req.headers["content-type"] ?? "";
   if (type.includes("application/json")) {
     try {

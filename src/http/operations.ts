@@ -16,6 +16,7 @@ import { loggerFromFn } from "../health/log.js";
 import type { OpsAlertSink } from "../health/alerts.js";
 import type { AlertSink, StatusSnapshot } from "../health/types.js";
 import { startHealthWatch } from "../health/watch.js";
+import { queueServicesOf } from "../health/why.js";
 import type { Store } from "../store/store.js";
 import { vigilPaths } from "../supervisor/paths.js";
 import { startHttpServer, type HttpServerHandle } from "./server.js";
@@ -71,6 +72,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
       snapshot: opts.snapshot,
       restartService: restart ? async (name, o) => void (await restart(name, o)) : undefined,
       health,
+      queueServices: queueServicesOf(config.services),
       alerts: isOpsSink(opts.alerts) ? opts.alerts : undefined,
       stallAfter: config.supervision.stallAfter,
       readOnly: config.http.readOnly,

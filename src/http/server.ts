@@ -41,6 +41,8 @@ export interface HttpServerOptions {
   restartService?: (name: string, opts: { manual: true }) => Promise<void>;
   /** Health checks for `/healthz` and `/api/health`; absent: `/healthz` answers 200 while the server runs. */
   health?: () => Promise<HealthReport>;
+  /** Queue → the worker services that run it (from the config), for a job's `why`. */
+  queueServices?: Record<string, string[]>;
   /** For the default snapshot: the state folder (`.vigil/`). */
   stateDir?: string;
   alerts?: OpsAlertSink;
@@ -73,7 +75,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const log = opts.logger ?? silentLogger;
   const maxBody = opts.maxBody ?? 64 * 1024;
   const snapshot = opts.snapshot ?? (() => storeSnapshot(opts.store, { stateDir: opts.stateDir }));
-  const ctx: ApiContext = { store: opts.store, snapshot, restartService: opts.restartService, health: opts.health };
+  const ctx: ApiContext = { store: opts.store, snapshot, restartService: opts.restartService, health: opts.health, queueServices: opts.queueServices };
   const metrics = createMetrics({
     store: opts.store,
     snapshot,
@@ -93,7 +95,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       send(res, 403, { error: "this server answers only to localhost names" });
       return "forbidden";
     }
-    const body = method === "POST" ? await readBody(req, maxBody) : null;
+    const body = method === "POST" ? await readBody(req, maxBody) : undefined;
     if (method === "POST") {
       const problem = originProblem(req, hosts);
       if (problem) {
@@ -125,7 +127,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         send(res, 405, { error: `${url.pathname} accepts ${route.method}` });
         return route.name;
       }
-      const parsed = body && body.length > 0 ? parseJson(body) : undefined;
+      const parsed = body ? parseJson(body) : undefined;
       // The audit line names the job or service, or for a bulk action the filter it was given.
       const target = m.slice(1).join(" ") || `${url.pathname}${parsed ? ` ${JSON.stringify(parsed).slice(0, 200)}` : ""}`;
       if (route.mutating && dash.readOnly) {
@@ -140,7 +142,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return route.name;
       }
       try {
-        const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams, body: parsed });
+        const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams, body });
         if (route.mutating) audit(log, req, route.name, target, out.status ?? 200);
         send(res, out.status ?? 200, out.body);
       } catch (err) {
@@ -208,17 +210,17 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-function parseJson(body: Buffer): unknown {
+function parseJson(body: string): unknown {
   try {
-    return JSON.parse(body.toString("utf8"));
+    return JSON.parse(body);
   } catch {
     // A form post (the login) is not JSON; routes that need JSON check what they got.
     return undefined;
   }
 }
 
-/** Reads a body, refusing one over `max` bytes with 413. */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** Reads a body as UTF-8 text, refusing one over `max` bytes with 413. */
+function readBody(req: IncomingMessage, max: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > max) return reject(new HttpError(413, `request body over ${max} bytes`));
@@ -231,7 +233,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
         reject(new HttpError(413, `request body over ${max} bytes`));
       } else chunks.push(chunk);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
 }

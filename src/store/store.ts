@@ -22,6 +22,7 @@ import type {
   RejectedRecord,
 } from "../core/types.js";
 import type { Clock } from "../core/clock.js";
+import type { RunDetail, RunFilter, RunPage } from "./runs.js";
 
 /** Which open incidents `resolveIncidents` marks recovered, and when. */
 export interface ResolveIncidentsOptions {
@@ -191,6 +192,21 @@ export interface Store {
    * loop and other writers in between; totals survive.
    */
   prune(opts: PruneOptions): Promise<{ completed: number; dead: number }>;
+  // --- runs (a root job and every job handed on from it; see runs.ts) ---------------
+  /** Runs newest first, keyset-paged by root id; bounded work per page whatever the filter. */
+  listRuns(filter?: RunFilter): Promise<RunPage>;
+  /** The run that job `id` (root or not) belongs to, its jobs in id order; null if unknown. */
+  getRun(id: number): Promise<RunDetail | null>;
+  /**
+   * Starts a new run at `fromQueue` with the input that stage's job had in run `id` (or
+   * `payload`); its root's `source` points at the original (`rerunOf`, `fromJob`).
+   */
+  rerun(id: number, fromQueue: string, payload?: unknown): Promise<Job>;
+  /**
+   * How many waiting jobs of its queue a claim takes before waiting job `id` (claim order),
+   * counted up to `cap` (default 10 000) so the answer stays cheap; null when not waiting.
+   */
+  jobsAhead(id: number, cap?: number): Promise<number | null>;
   /** Called (from any process) when jobs may have become available on a queue. */
   subscribe(listener: (queue: string) => void): () => void;
 

@@ -33,7 +33,7 @@ export function optionalCycleVerbs(t: ContractContext): void {
       ]);
       expect(out.leases.every((l) => l.leaseUntil === t.clock.now() + LEASE && l.job.attempt === 1)).toBe(true);
       expect(new Set(out.leases.map((l) => l.token)).size).toBe(3);
-      expect(await t.must(a.jobId)).toMatchObject({ state: "completed", result: { done: 1 }, finishedAt: t.clock.now() });
+      expect(await t.must(a.jobId)).toMatchObject({ state: "completed", result: { done: 1 }, finishedAt: t.clock.now(), workerId: "w1" });
       expect((await t.store.stats())["q"]).toMatchObject({ completed: 1, active: 2, waiting: 1, cancelled: 1 });
       // The new leases are fenced like any other.
       const [l3] = out.leases as [Lease];

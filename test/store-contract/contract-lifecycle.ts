@@ -58,13 +58,13 @@ export function leasesAndLifecycle(t: ContractContext): void {
   });
 
   describe("complete", () => {
-    it("stores the result and finish time", async () => {
+    it("stores the result, finish time and the worker that completed it", async () => {
       const { job } = await t.store.enqueue("q", 1);
       const l = await t.claimOne();
       t.clock.advance(40);
       expect(await t.store.complete(l, { ok: [1, 2] })).toEqual([]);
       expect(await t.must(job.id)).toMatchObject({
-        state: "completed", result: { ok: [1, 2] }, finishedAt: t.clock.now(), workerId: null, leaseUntil: null, attempt: 1,
+        state: "completed", result: { ok: [1, 2] }, finishedAt: t.clock.now(), workerId: "w1", leaseUntil: null, attempt: 1,
       });
     });
 
@@ -255,12 +255,13 @@ export function leasesAndLifecycle(t: ContractContext): void {
       const { job: plain } = await s.enqueue("plain", 2, { maxAttempts: 20 });
       const { job: told } = await s.enqueue("told", 3, { maxAttempts: 20 });
       const stallAll = async (i: number) => {
-        await t.claim({ slow: 1, plain: 1, told: 1 }, "w", 1000, s);
+        const leases = await t.claim({ slow: 1, plain: 1, told: 1 }, "w", 1000, s);
         // A freeing call that gives `slow` a lower limit (another host's config, say) does not
         // cut short a job enqueued with its queue's 5.
         const limits = { maxStalls: 1, queueMaxStalls: { told: 4, slow: 2 } };
         if (i % 2 === 0) return s.releaseWorker("w", "gone", limits);
-        t.clock.advance(1001);
+        const until = Math.max(...(await Promise.all(leases.map(async (l) => (await t.must(l.jobId, s)).leaseUntil ?? 0))));
+        await t.waitPast(until);
         return s.reapExpired(limits);
       };
       // The call's own maxStalls (1) applies only to queues no limit names.

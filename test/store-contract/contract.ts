@@ -10,6 +10,7 @@ import { optionalCycleVerbs } from "./contract-cycle.js";
 import { enqueueAndClaim } from "./contract-jobs.js";
 import { leasesAndLifecycle } from "./contract-lifecycle.js";
 import { upkeepAndSideTables } from "./contract-upkeep.js";
+import { runsAndQueuePosition } from "./contract-runs.js";
 
 export type { OpenStore } from "./contract-context.js";
 
@@ -22,5 +23,6 @@ export function defineStoreContract(name: string, open: OpenStore): void {
     leasesAndLifecycle(t);
     upkeepAndSideTables(t);
     optionalCycleVerbs(t);
+    runsAndQueuePosition(t);
   });
 }

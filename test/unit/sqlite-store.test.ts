@@ -5,7 +5,8 @@
  */
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { VigilError } from "../../src/core/errors.js";
@@ -15,6 +16,7 @@ import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/store.
 import { wakeDir } from "../../src/store/sqlite/wake.js";
 import { killChildren, sqliteChild as child, sqliteChildWith as childWith } from "./fixtures/sqlite-children.js";
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 let dir: string;
 
 beforeAll(() => {

@@ -200,9 +200,11 @@ export function jobStatements(S: string) {
      * that did, in one statement. `done_ids` (and their `done_roots`) list the completed
      * jobs; the other columns are the created next jobs, one per row (none: one row of nulls).
      */
+    // worker_id stays: the worker that completed the job (reads of it as a lease holder
+    // also ask for state = 'active').
     completeMany: stmt(`WITH done AS (
       UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $4::bigint,
-        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
+        error = NULL, token = NULL, lease_until = NULL
       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, token, result)
       WHERE ${ACTIVE_BATCH} AND j.id = i.id AND j.token = i.token
       RETURNING j.id, coalesce(j.root_id, j.id) AS root_id
@@ -236,7 +238,7 @@ export function jobStatements(S: string) {
      */
     completeAndClaim: stmt(`WITH done AS (
       UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $4::bigint,
-        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
+        error = NULL, token = NULL, lease_until = NULL
       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, token, result)
       WHERE ${ACTIVE_BATCH} AND j.id = i.id AND j.token = i.token
       RETURNING j.id

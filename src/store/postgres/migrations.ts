@@ -136,6 +136,16 @@ CREATE INDEX jobs_rest ON ${S}.jobs (queue, state, id) WHERE state IN ('schedule
 ALTER TABLE ${S}.jobs ADD COLUMN max_stalls integer;
 `,
   },
+  {
+    version: 4,
+    name: "root jobs by key, for runs search",
+    // `runs list --search` finds root jobs by key prefix as an index range ("C" collation:
+    // byte order, so a prefix is one range whatever the database's collation). Only keyed
+    // root jobs are in it, not the stage jobs they hand on.
+    sql: (S) => `
+CREATE INDEX jobs_run_key ON ${S}.jobs ((key COLLATE "C"), id) WHERE root_id IS NULL AND key IS NOT NULL;
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -52,6 +52,8 @@ import { NotifyListener } from "./listen.js";
 import { LATEST_VERSION, migrate, schemaVersion, tooNew } from "./migrations.js";
 import { rowToJob, type JobRow } from "./rows.js";
 import * as side from "./side-tables.js";
+import { pgJobsAhead, pgRunReads } from "./run-reads.js";
+import { getRun, JOBS_AHEAD_CAP, listRuns, rerun, type RunDetail, type RunFilter, type RunPage } from "../runs.js";
 
 /**
  * Opens the store at a `postgres://` URL: connects, and (unless `readOnly`) applies pending
@@ -233,6 +235,24 @@ class PostgresStore implements Store {
 
   async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
     return countRounds(this.db, this.S, rootId, queue, atMost);
+  }
+
+  async listRuns(filter?: RunFilter): Promise<RunPage> {
+    return listRuns(pgRunReads(this.db, this.S), filter);
+  }
+
+  async jobsAhead(id: number, cap = JOBS_AHEAD_CAP): Promise<number | null> {
+    const job = await this.get(id);
+    if (!job || job.state !== "waiting") return null;
+    return pgJobsAhead(this.db, this.S, job, cap);
+  }
+
+  async getRun(id: number): Promise<RunDetail | null> {
+    return getRun(this, id);
+  }
+
+  async rerun(id: number, fromQueue: string, payload?: unknown): Promise<Job> {
+    return rerun(this, id, fromQueue, payload);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {

@@ -64,8 +64,10 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
     renew: p(`UPDATE jobs SET lease_until = @leaseUntil
       WHERE id = @id AND token = @token AND state = 'active'`),
     // No RETURNING on the hot path (it costs a temporary table per statement).
+    // worker_id stays: the worker that completed the job (every read of it as a lease
+    // holder also asks for state = 'active').
     complete: p(`UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,
-        error = NULL, token = NULL, worker_id = NULL, lease_until = NULL
+        error = NULL, token = NULL, lease_until = NULL
       WHERE id = ? AND token = ? AND state = 'active'`),
     rootOf: p(`SELECT coalesce(root_id, id) FROM jobs WHERE id = ?`).pluck(),
     // Every completion is counted here, in its own transaction (stats read completed from

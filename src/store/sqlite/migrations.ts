@@ -115,6 +115,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE jobs ADD COLUMN max_stalls INTEGER;
   `,
+  // 5: \`runs list --search\` finds root jobs by key prefix without a scan. Only keyed root
+  // jobs are in it (trigger and enqueue roots), not the stage jobs they hand on.
+  `
+  CREATE INDEX jobs_run_key ON jobs(key, id) WHERE root_id IS NULL AND key IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

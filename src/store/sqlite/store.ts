@@ -55,6 +55,8 @@ import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
 import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
 import * as side from "./side-tables.js";
+import { sqliteJobsAhead, sqliteRunReads } from "./run-reads.js";
+import { getRun, JOBS_AHEAD_CAP, listRuns, rerun, type RunDetail, type RunFilter, type RunPage } from "../runs.js";
 import { WakeBus } from "./wake.js";
 
 /**
@@ -326,6 +328,24 @@ export class SqliteStore implements Store {
 
   async countRounds(rootId: number, queue: string, atMost: number): Promise<number> {
     return this.read(() => countRounds(this.prep, rootId, queue, atMost));
+  }
+
+  async listRuns(filter?: RunFilter): Promise<RunPage> {
+    return listRuns(sqliteRunReads(this.prep, async (fn) => this.read(fn)), filter);
+  }
+
+  async jobsAhead(id: number, cap = JOBS_AHEAD_CAP): Promise<number | null> {
+    const job = await this.get(id);
+    if (!job || job.state !== "waiting") return null;
+    return this.read(() => sqliteJobsAhead(this.prep, job, cap));
+  }
+
+  async getRun(id: number): Promise<RunDetail | null> {
+    return getRun(this, id);
+  }
+
+  async rerun(id: number, fromQueue: string, payload?: unknown): Promise<Job> {
+    return rerun(this, id, fromQueue, payload);
   }
 
   async stats(): Promise<Record<string, QueueCounts>> {

@@ -25,11 +25,28 @@ interface RunJob {
   finishedAt?: number | null;
   error?: string | null;
   resultPreview?: unknown;
+  result?: unknown;
   payload?: unknown;
+  runMs?: number | null;
 }
 
-const stagesText = (s: unknown): string =>
-  Array.isArray(s) ? s.map((x) => (typeof x === "string" ? x : (x as { queue?: string }).queue ?? "?")).join(" → ") : typeof s === "number" ? `${s}` : "-";
+/** The stages in a line, each with its state when the server gives one. */
+function Stages({ s }: { s: unknown }) {
+  if (!Array.isArray(s)) return <>{typeof s === "number" ? s : "-"}</>;
+  return (
+    <>
+      {s.map((x: unknown, i) => {
+        const st = typeof x === "string" ? { queue: x } : (x as { queue?: string; state?: string });
+        return (
+          <span key={i}>
+            {i > 0 && " → "}
+            <span class={st.state ? `state-${st.state}` : ""} title={st.state}>{st.queue ?? "?"}</span>
+          </span>
+        );
+      })}
+    </>
+  );
+}
 
 export function Runs({ params }: { params: URLSearchParams }) {
   const search = params.get("search") ?? "";
@@ -49,7 +66,7 @@ export function Runs({ params }: { params: URLSearchParams }) {
         <input id="runs-search" placeholder="search key or payload" value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />
         <select id="runs-state" value={state} onChange={(e) => go("runs", { search, state: (e.target as HTMLSelectElement).value })}>
           <option value="">any state</option>
-          {["running", "completed", "failed", "dead", "cancelled"].map((s) => <option key={s} value={s}>{s}</option>)}
+          {["running", "completed", "dead", "cancelled"].map((s) => <option key={s} value={s}>{s}</option>)}
         </select>
         <button type="submit">Search</button>
       </form>
@@ -63,7 +80,7 @@ export function Runs({ params }: { params: URLSearchParams }) {
               <td><a href={href("runs", { search, state, before, id: r.id })}>{r.id}</a></td>
               <td>{r.key ?? "-"}</td>
               <td>{r.state ? <State s={r.state} /> : "-"}</td>
-              <td class="wrap">{stagesText(r.stages)}</td>
+              <td class="wrap"><Stages s={r.stages} /></td>
               <td><Rel at={r.createdAt} /></td>
               <td>{r.createdAt && r.finishedAt ? fmtDuration(r.finishedAt - r.createdAt) : "-"}</td>
             </tr>
@@ -126,7 +143,7 @@ function RunPanel({ id }: { id: number }) {
             <Rel at={j.startedAt ?? j.createdAt} />
             {j.startedAt && j.finishedAt ? <> · took {fmtDuration(j.finishedAt - j.startedAt)}</> : null}
             {j.error && <div class="error">{j.error}</div>}
-            {j.resultPreview !== undefined && j.resultPreview !== null && <Json v={j.resultPreview} />}
+            {(j.resultPreview ?? j.result ?? null) !== null && <Json v={j.resultPreview ?? j.result} />}
             {!session.readOnly && <button type="button" data-rerun={j.queue} onClick={() => void pick(j)}>Rerun from here…</button>}
           </li>
         ))}
