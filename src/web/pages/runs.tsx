@@ -143,8 +143,18 @@ function RunPanel({ id }: { id: number }) {
             <Rel at={j.startedAt ?? j.createdAt} />
             {j.startedAt && j.finishedAt ? <> · took {fmtDuration(j.finishedAt - j.startedAt)}</> : null}
             {j.error && <div class="error">{j.error}</div>}
-            {(j.resultPreview ?? j.result ?? null) !== null && <Json v={j.resultPreview ?? j.result} />}
-            {!session.readOnly && <button type="button" data-rerun={j.queue} onClick={() => void pick(j)}>Rerun from here…</button>}
+            {(j.resultPreview ?? j.result ?? null) !== null && (
+              <details>
+                <summary class="muted">result</summary>
+                <Json v={j.resultPreview ?? j.result} />
+              </details>
+            )}
+            {!session.readOnly && (
+              <>
+                {" "}
+                <button type="button" data-rerun={j.queue} onClick={() => void pick(j)}>Rerun from here…</button>
+              </>
+            )}
           </li>
         ))}
       </ol>

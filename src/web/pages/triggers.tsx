@@ -73,5 +73,8 @@ export function Triggers({ params }: { params: URLSearchParams }) {
 function Cursor({ v }: { v: unknown }) {
   if (v === undefined || v === null) return <span class="muted">-</span>;
   const text = JSON.stringify(v);
+  const o = v as { offset?: unknown; seen?: unknown };
+  // A tail's cursor is mostly its byte offset; the whole cursor is on hover.
+  if (typeof o === "object" && typeof o.offset === "number") return <span title={text.slice(0, 2000)}>offset {o.offset}</span>;
   return <code title={text.length > 120 ? text.slice(0, 2000) : undefined}>{text.length > 120 ? text.slice(0, 117) + "…" : text}</code>;
 }
