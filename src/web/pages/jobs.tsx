@@ -36,14 +36,16 @@ export function Jobs({ params }: { params: URLSearchParams }) {
   const queue = params.get("queue") ?? "";
   const state = params.get("state") ?? "";
   const sel = Number(params.get("job") ?? 0);
+  const before = params.get("before") ?? "";
   const [n, setN] = useState(0);
   const q = new URLSearchParams({ limit: "100" });
   if (queue) q.set("queue", queue);
   if (state) q.set("state", state);
+  if (before) q.set("before", before);
   const list = useJson<JobRow[] | { jobs: JobRow[] }>(`/api/jobs?${q}`, [n, ev ? Math.floor(ev.at / 6000) : 0]);
   const jobs = list.data ? (Array.isArray(list.data) ? list.data : list.data.jobs ?? []) : [];
   const queues = Object.keys(ev?.snapshot.queues ?? {});
-  const set = (p: Record<string, string | null>) => go("jobs", { queue, state, ...p, job: null });
+  const set = (p: Record<string, string | null>) => go("jobs", { queue, state, ...p, job: null, before: null });
   const canAct = !session.readOnly;
   return (
     <>
@@ -73,8 +75,8 @@ export function Jobs({ params }: { params: URLSearchParams }) {
         </thead>
         <tbody>
           {jobs.map((j) => (
-            <tr key={j.id} data-job={j.id} class={`click ${sel === j.id ? "sel" : ""}`} onClick={() => go("jobs", { queue, state, job: sel === j.id ? null : j.id })}>
-              <td><a href={href("jobs", { queue, state, job: j.id })}>{j.id}</a></td>
+            <tr key={j.id} data-job={j.id} class={`click ${sel === j.id ? "sel" : ""}`} onClick={() => go("jobs", { queue, state, before, job: sel === j.id ? null : j.id })}>
+              <td><a href={href("jobs", { queue, state, before, job: j.id })}>{j.id}</a></td>
               <td>{j.queue}</td>
               <td><State s={j.state} /></td>
               <td>{j.attempt}/{j.maxAttempts}</td>
@@ -87,6 +89,10 @@ export function Jobs({ params }: { params: URLSearchParams }) {
         </tbody>
       </table>
       {list.data && jobs.length === 0 && <p class="muted">No jobs match.</p>}
+      <p>
+        {before && <a id="jobs-newest" href={href("jobs", { queue, state })}>← newest</a>}{" "}
+        {jobs.length === 100 && <a id="jobs-older" href={href("jobs", { queue, state, before: jobs[jobs.length - 1]!.id })}>older →</a>}
+      </p>
       {sel > 0 && <JobPanel id={sel} canAct={canAct} changed={() => setN((x) => x + 1)} />}
     </>
   );
