@@ -65,8 +65,8 @@ export function Jobs({ params }: { params: URLSearchParams }) {
             {STATES.map((x) => <option key={x} value={x}>{x}</option>)}
           </select>
         </label>
-        {canAct && <Bulk verb="retry" queue={queue} state={state} allowed={RETRYABLE} done={() => setN((x) => x + 1)} />}
-        {canAct && <Bulk verb="cancel" queue={queue} state={state} allowed={CANCELLABLE} done={() => setN((x) => x + 1)} />}
+        {canAct && <Bulk key={`r|${queue}|${state}`} verb="retry" queue={queue} state={state} allowed={RETRYABLE} done={() => setN((x) => x + 1)} />}
+        {canAct && <Bulk key={`c|${queue}|${state}`} verb="cancel" queue={queue} state={state} allowed={CANCELLABLE} done={() => setN((x) => x + 1)} />}
       </div>
       {list.error && <p class="error">{list.error}</p>}
       <table id="jobs">
