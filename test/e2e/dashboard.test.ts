@@ -99,7 +99,10 @@ describe("dashboard", () => {
     await page.fill("#login-token", TOKEN);
     await page.click("#login-submit");
     await page.locator("#logout").waitFor({ timeout: 10_000 });
-    const left = deadIds.slice(1);
+    // Whatever earlier tests left dead (the login test retries one of them).
+    const left: number[] = [];
+    for (const id of deadIds) if ((await t.store.get(id))!.state === "dead") left.push(id);
+    expect(left.length).toBeGreaterThan(1);
     await page.locator("#bulk-retry-preview").click();
     await page.locator("#bulk-retry-count", { hasText: String(left.length) }).waitFor({ timeout: 10_000 });
     for (const id of left) expect((await t.store.get(id))!.state).toBe("dead");
