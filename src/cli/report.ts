@@ -59,6 +59,8 @@ export function register(program: Command): void {
             q.totals?.dead,
           ]),
         );
+        const { REPORT_DURATION_SAMPLE } = await import("../store/common.js");
+        process.stdout.write(`P50 and P95 are over the newest ${REPORT_DURATION_SAMPLE.toLocaleString("en")} jobs completed in the window (all queues together).\n`);
         process.stdout.write(`\nmanual interventions: ${r.manualInterventions}; dead jobs: ${r.deadJobs}\n`);
       });
     });

@@ -46,6 +46,8 @@ export async function diagnose(input: DoctorInput): Promise<Finding[]> {
   const now = input.now ?? Date.now();
   const paths = vigilPaths(input.dir);
   const out: Finding[] = [];
+  /** What the integrity check found; the looks that read jobs skip a damaged store. */
+  let problem: string | null = null;
   const pid = readPidFile(paths.root);
   const status = readStatusFile(paths.root, now);
 
@@ -57,7 +59,7 @@ export async function diagnose(input: DoctorInput): Promise<Finding[]> {
       advice: "If the file is damaged, stop Vigil and restore the last backup (docs/troubleshooting.md, \"Corrupted store\").",
     });
   } else {
-    const problem = await input.store.check();
+    problem = await input.store.check();
     out.push(
       problem
         ? {
@@ -101,7 +103,7 @@ export async function diagnose(input: DoctorInput): Promise<Finding[]> {
     );
   }
 
-  if (input.store) {
+  if (input.store && problem === null) {
     out.push(await leaseFinding(input.store, now, input.host ?? hostname(), pid.alive, status?.snapshot.services ?? [], children));
     out.push(...(await queueFindings(input.store, now)));
     out.push(...(await incidentFindings(input.store, input.incidents ?? 5)));

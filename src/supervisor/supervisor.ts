@@ -106,11 +106,16 @@ export class Supervisor extends EventEmitter {
     const { store } = this.opts;
     const { stalePid } = acquireLock(this.paths.pidFile);
     try {
-      await this.cleanUp(stalePid);
-      const problem = await store.check();
+      const orphans = await killOrphans(this.paths.childrenFile, this.timing.killTimeoutMs, this.log);
+      // The full check reads the whole file (seconds at millions of jobs), so it runs only
+      // when the last run did not end cleanly, before anything is written to the store: a
+      // crash or a power loss is when a file breaks.
+      const unclean = stalePid !== null || orphans.found.length > 0;
+      const problem = unclean ? await store.check() : null;
       if (problem) {
         throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
       }
+      await this.cleanUp(stalePid, orphans);
       const reaped = await store.reapExpired({ queueMaxStalls: this.queueMaxStalls });
       if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
@@ -230,12 +235,11 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** Ends what a dead previous supervisor left and frees its workers' jobs. */
-  private async cleanUp(stalePid: number | null): Promise<void> {
+  /** Frees the jobs of the workers a dead previous supervisor left (already ended) and records it. */
+  private async cleanUp(stalePid: number | null, { found, killed }: Awaited<ReturnType<typeof killOrphans>>): Promise<void> {
     // The project is supervised again: a stop (or crash) of the previous supervisor that is
     // still open ends now, so its downtime counts in the report instead of growing forever.
     await this.incidents.resolve(SUPERVISOR_SERVICE);
-    const { found, killed } = await killOrphans(this.paths.childrenFile, this.timing.killTimeoutMs, this.log);
     for (const rec of found) if (rec.workerId) await this.releaseWorker(rec.workerId, "previous supervisor gone");
     if (stalePid !== null) {
       this.log(`took over from supervisor pid ${stalePid}, which is gone; ended ${killed.length} orphaned process(es)`);

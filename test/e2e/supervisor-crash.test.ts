@@ -6,9 +6,8 @@
  * aborted at its timeout and its wedged worker replaced after killGrace, its job freed only
  * once that worker is gone.
  */
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LEDGER_COMMAND, LEDGER_YAML, WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
+import { WORK_HANDLER, commandDiesWithWorker, WORKERS_YAML, allRunning, holderOf, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
@@ -44,24 +43,7 @@ describe("supervisor with workers: crash and hung handler", () => {
   });
 
   it("ends the command a SIGKILLed worker was running before its job is freed", async () => {
-    t.project = makeProject(LEDGER_YAML("{ stallAfter: 3s, killTimeout: 3s }"), { "ledger-cmd.mjs": LEDGER_COMMAND });
-    t.runs.push(startVigil(t.project));
-    await allRunning(t.project, t.runs[0]);
-    t.store = await openProjectStore(t.project);
-    const { job } = await t.store.enqueue("cmd", {});
-    const victim = await holderOf(t.project, t.store, job.id);
-    const ledger = join(t.project.dir, "ledger.log");
-    const first = await waitFor("the first attempt's command running", () => lines(ledger).find((l) => l.startsWith("1 start ")));
-    const cmdPid = Number(first.split(" ")[2]);
-    // The worker alone: its command runs in a process group of its own and outlives it.
-    process.kill(victim.pid, "SIGKILL");
-
-    await waitFor("the second attempt started", () => lines(ledger).some((l) => l.startsWith("2 start ")));
-    const commandAliveAtRetry = running(cmdPid);
-    await waitFor("job completed elsewhere", async () => (await t.store!.get(job.id))?.state === "completed");
-    await waitFor("the first attempt's command gone", () => !running(cmdPid));
-    expect(lines(ledger).filter((l) => l.startsWith("1 "))).toEqual([`1 start ${cmdPid}`]);
-    expect(commandAliveAtRetry).toBe(false);
+    await commandDiesWithWorker(t, "{ stallAfter: 3s, killTimeout: 3s }", "SIGKILL");
   });
 
   it("aborts a never-settling handler at its timeout and replaces its wedged worker", async () => {

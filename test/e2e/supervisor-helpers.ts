@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterEach } from "vitest";
+import { afterEach, expect } from "vitest";
 import type { StatusSnapshot, ServiceStatus } from "../../src/health/types.js";
 import { isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
@@ -242,4 +242,31 @@ export async function holderOf(p: Project, store: Store, id: number): Promise<{ 
 /** Whether a process still runs (a zombie whose parent has not collected it has ended). */
 export function running(pid: number): boolean {
   return isAlive(pid) && procInfo(pid)?.state !== "Z";
+}
+
+/**
+ * Runs a command job on a supervised worker, sends the worker `signal` (the worker alone:
+ * its command runs in a process group of its own), and checks that the first attempt's
+ * command was gone before the retry started and never finished. Returns the pids.
+ */
+export async function commandDiesWithWorker(t: SupervisorTest, supervision: string, signal: NodeJS.Signals): Promise<{ victim: { pid: number; name: string }; cmdPid: number }> {
+  t.project = makeProject(LEDGER_YAML(supervision), { "ledger-cmd.mjs": LEDGER_COMMAND });
+  t.runs.push(startVigil(t.project));
+  await allRunning(t.project, t.runs[0]);
+  t.store = await openProjectStore(t.project);
+  const store = t.store;
+  const { job } = await store.enqueue("cmd", {});
+  const victim = await holderOf(t.project, store, job.id);
+  const ledger = join(t.project.dir, "ledger.log");
+  const first = await waitFor("the first attempt's command running", () => lines(ledger).find((l) => l.startsWith("1 start ")));
+  const cmdPid = Number(first.split(" ")[2]);
+  process.kill(victim.pid, signal);
+
+  await waitFor("the second attempt started", () => lines(ledger).some((l) => l.startsWith("2 start ")));
+  const commandAliveAtRetry = running(cmdPid);
+  await waitFor("job completed elsewhere", async () => (await store.get(job.id))?.state === "completed");
+  await waitFor("the first attempt's command gone", () => !running(cmdPid));
+  expect(lines(ledger).filter((l) => l.startsWith("1 "))).toEqual([`1 start ${cmdPid}`]);
+  expect(commandAliveAtRetry).toBe(false);
+  return { victim, cmdPid };
 }

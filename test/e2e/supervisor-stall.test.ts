@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LEDGER_COMMAND, LEDGER_YAML, WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
+import { WORK_HANDLER, commandDiesWithWorker, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, row, running, startVigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
@@ -67,24 +67,7 @@ describe("supervisor with workers: stalls", () => {
   });
 
   it("kills the command a SIGSTOPped worker was running before its job runs again", async () => {
-    t.project = makeProject(LEDGER_YAML("{ stallAfter: 2s, killTimeout: 8s }"), { "ledger-cmd.mjs": LEDGER_COMMAND });
-    t.runs.push(startVigil(t.project));
-    await allRunning(t.project, t.runs[0]);
-    t.store = await openProjectStore(t.project);
-    const { job } = await t.store.enqueue("cmd", {});
-    const victim = await holderOf(t.project, t.store, job.id);
-    const ledger = join(t.project.dir, "ledger.log");
-    const first = await waitFor("the first attempt's command running", () => lines(ledger).find((l) => l.startsWith("1 start ")));
-    const cmdPid = Number(first.split(" ")[2]);
-    // Only the worker freezes: its command runs in a process group of its own.
-    process.kill(victim.pid, "SIGSTOP");
-
-    await waitFor("the second attempt started", () => lines(ledger).some((l) => l.startsWith("2 start ")));
-    const commandAliveAtRetry = running(cmdPid);
-    await waitFor("job completed elsewhere", async () => (await t.store!.get(job.id))?.state === "completed");
-    await waitFor("the first attempt's command gone", () => !running(cmdPid));
-    expect(lines(ledger).filter((l) => l.startsWith("1 "))).toEqual([`1 start ${cmdPid}`]);
-    expect(commandAliveAtRetry).toBe(false);
+    const { victim, cmdPid } = await commandDiesWithWorker(t, "{ stallAfter: 2s, killTimeout: 8s }", "SIGSTOP");
     const inc = await waitFor("stall incident", async () => (await t.store!.listIncidents({ service: victim.name })).find((i) => i.cause === "stall"));
     expect(inc.detail.killed).toEqual(expect.objectContaining({ groups: expect.arrayContaining([victim.pid, cmdPid]) }));
   });

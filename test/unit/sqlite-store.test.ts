@@ -68,7 +68,9 @@ describe("sqlite store: files it must not touch", () => {
     await expectRefusedUntouched(path, "STORE_CORRUPT", /not a SQLite database.*Restore it from a backup, or point `store:`/);
   });
 
-  it("refuses a corrupted store", async () => {
+  it("opens a store damaged inside its job pages without reading them all, and its check names the damage", async () => {
+    // Opening reads the header and the schema only (a full check reads every page, seconds
+    // at millions of jobs); `check()` is the full one that doctor and an unclean start run.
     const path = join(dir, "corrupt", "vigil.db");
     const s = await openSqliteStore(path, {});
     await s.enqueueMany(Array.from({ length: 2000 }, (_, i) => ({ queue: "q", payload: { i, pad: "x".repeat(100) } })));
@@ -76,6 +78,22 @@ describe("sqlite store: files it must not touch", () => {
     const size = statSync(path).size;
     const fd = openSync(path, "r+");
     writeSync(fd, Buffer.alloc(3 * 4096, 0x5a), 0, 3 * 4096, Math.floor(size / 2 / 4096) * 4096);
+    closeSync(fd);
+    const damaged = await openSqliteStore(path, {});
+    try {
+      expect(await damaged.listIncidents()).toEqual([]);
+      expect(await damaged.check()).toMatch(/\S/);
+    } finally {
+      await damaged.close();
+    }
+  });
+
+  it("refuses a store whose schema pages are damaged", async () => {
+    const path = join(dir, "corrupt-schema", "vigil.db");
+    await (await openSqliteStore(path, {})).close();
+    const fd = openSync(path, "r+");
+    // Page 1 after its 100-byte file header: the b-tree page of sqlite_master.
+    writeSync(fd, Buffer.alloc(400, 0x5a), 0, 400, 100);
     closeSync(fd);
     await expectRefusedUntouched(path, "STORE_CORRUPT", /corrupted.*Restore it from a backup/);
   });

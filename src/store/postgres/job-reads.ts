@@ -1,5 +1,6 @@
 /** Job reads (get, list, stats, report) and pruning, for the PostgreSQL store. */
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import type { Db } from "./db.js";
 import { jobSelectList } from "../rows.js";
@@ -76,7 +77,13 @@ function percentile(sorted: Float64Array, p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run time. */
+/** Run times for p50/p95: the newest completions in the window (see common.ts). */
+const DURATION_SAMPLE = REPORT_DURATION_SAMPLE;
+
+/**
+ * Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run
+ * time (of the newest DURATION_SAMPLE completions).
+ */
 export async function jobReport(db: Db, S: string, since: number): Promise<QueueReport[]> {
   const byQueue = new Map<string, QueueReport>();
   const at = (queue: string) => {
@@ -84,27 +91,44 @@ export async function jobReport(db: Db, S: string, since: number): Promise<Queue
     if (!r) byQueue.set(queue, (r = { queue, completed: 0, dead: 0, failedAttempts: 0, p50Ms: null, p95Ms: null }));
     return r;
   };
-  const finished = await db.query<{ queue: string; dead: number; ms: number[] }>(
-    `SELECT queue, count(*) FILTER (WHERE state = 'dead')::int AS dead,
-       coalesce(array_agg(finished_at - coalesce(started_at, finished_at)) FILTER (WHERE state = 'completed'), '{}') AS ms
-     FROM ${S}.jobs WHERE state IN ('completed', 'dead') AND finished_at >= $1::bigint GROUP BY queue`,
-    [since],
-  );
-  for (const f of finished) {
-    const r = at(f.queue);
-    r.dead = f.dead;
-    r.completed = f.ms.length;
-    const sorted = Float64Array.from(f.ms).sort();
+  const [counts, newest, failures] = await Promise.all([
+    db.query<{ queue: string; completed: number; dead: number }>(
+      `SELECT queue, count(*) FILTER (WHERE state = 'completed')::int AS completed,
+         count(*) FILTER (WHERE state = 'dead')::int AS dead
+       FROM ${S}.jobs WHERE state IN ('completed', 'dead') AND finished_at >= $1::bigint GROUP BY queue`,
+      [since],
+    ),
+    db.query<{ queue: string; ms: string }>(
+      `SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM ${S}.jobs
+       WHERE finished_at >= $1::bigint AND state = 'completed' ORDER BY finished_at DESC LIMIT ${DURATION_SAMPLE}`,
+      [since],
+    ),
+    // Only jobs with a history (jobs_failures, migration 3): one branch per part of the
+    // index, finished since or not finished, so neither reads the table.
+    db.query<{ queue: string; n: number }>(
+      `SELECT queue, sum(n)::int AS n FROM (
+         SELECT j.queue, count(*) AS n FROM ${S}.jobs j, jsonb_array_elements(j.history) h
+         WHERE j.history <> '[]' AND j.finished_at >= $1::bigint AND (h->>'at')::bigint >= $1::bigint GROUP BY j.queue
+         UNION ALL
+         SELECT j.queue, count(*) AS n FROM ${S}.jobs j, jsonb_array_elements(j.history) h
+         WHERE j.history <> '[]' AND j.finished_at IS NULL AND (h->>'at')::bigint >= $1::bigint GROUP BY j.queue
+       ) f GROUP BY queue`,
+      [since],
+    ),
+  ]);
+  for (const c of counts) Object.assign(at(c.queue), { completed: c.completed, dead: c.dead });
+  const durations = new Map<string, number[]>();
+  for (const n of newest) {
+    let d = durations.get(n.queue);
+    if (!d) durations.set(n.queue, (d = []));
+    d.push(Number(n.ms));
+  }
+  for (const [queue, list] of durations) {
+    const sorted = Float64Array.from(list).sort();
+    const r = at(queue);
     r.p50Ms = percentile(sorted, 50);
     r.p95Ms = percentile(sorted, 95);
   }
-  const failures = await db.query<{ queue: string; n: number }>(
-    `SELECT j.queue, count(*)::int AS n FROM ${S}.jobs j, jsonb_array_elements(j.history) h
-     WHERE j.history <> '[]' AND (j.finished_at >= $1::bigint OR j.finished_at IS NULL)
-       AND (h->>'at')::bigint >= $1::bigint
-     GROUP BY j.queue`,
-    [since],
-  );
   for (const f of failures) at(f.queue).failedAttempts = f.n;
   return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
 }

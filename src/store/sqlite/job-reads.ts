@@ -1,6 +1,7 @@
 /** Job reads (list, stats, report) and pruning, for the SQLite store. */
 import type { Prepare } from "./rows.js";
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { jobSelectList } from "../rows.js";
 import { toJob, type JobRow } from "./rows.js";
@@ -114,7 +115,15 @@ function percentile(sorted: Float64Array, p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run time. */
+/** Run times for p50/p95: the newest completions in the window, through `jobs_finished` (about 15 ms). */
+export const DURATION_SAMPLE = REPORT_DURATION_SAMPLE;
+
+/**
+ * Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run
+ * time (of the newest DURATION_SAMPLE completions). Counts come from `job_minutes` for the
+ * whole minutes of the window and from the jobs themselves for the part-minute at its start;
+ * failed attempts from `job_failures`.
+ */
 export function jobReport(prep: Prepare, since: number): QueueReport[] {
   const byQueue = new Map<string, QueueReport>();
   const at = (queue: string) => {
@@ -122,35 +131,37 @@ export function jobReport(prep: Prepare, since: number): QueueReport[] {
     if (!r) byQueue.set(queue, (r = { queue, completed: 0, dead: 0, failedAttempts: 0, p50Ms: null, p95Ms: null }));
     return r;
   };
+  const edge = Math.ceil(since / 60_000);
+  const minutes = prep(
+    `SELECT queue, sum(completed) AS completed, sum(dead) AS dead FROM job_minutes WHERE minute >= ? GROUP BY queue`,
+  ).all(edge) as { queue: string; completed: number; dead: number }[];
+  for (const m of minutes) {
+    const r = at(m.queue);
+    r.completed += m.completed;
+    r.dead += m.dead;
+  }
+  const head = prep(
+    `SELECT queue, state, count(*) AS n FROM jobs
+     WHERE state IN ('completed', 'dead') AND finished_at >= ? AND finished_at < ? GROUP BY queue, state`,
+  ).all(since, edge * 60_000) as { queue: string; state: string; n: number }[];
+  for (const h of head) at(h.queue)[h.state === "dead" ? "dead" : "completed"] += h.n;
   const durations = new Map<string, number[]>();
-  const finished = prep(
-      `SELECT queue, state, finished_at - coalesce(started_at, finished_at) AS ms FROM jobs
-       WHERE state IN ('completed', 'dead') AND finished_at >= ?`,
+  const newest = prep(
+      `SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM jobs
+       WHERE state = 'completed' AND finished_at >= ? ORDER BY finished_at DESC LIMIT ?`,
     )
     .raw()
-    .iterate(since) as IterableIterator<[string, string, number]>;
-  for (const [queue, state, ms] of finished) {
-    const r = at(queue);
-    if (state === "dead") r.dead++;
-    else {
-      r.completed++;
-      let d = durations.get(queue);
-      if (!d) durations.set(queue, (d = []));
-      d.push(ms);
-    }
+    .iterate(since, DURATION_SAMPLE) as IterableIterator<[string, number]>;
+  for (const [queue, ms] of newest) {
+    let d = durations.get(queue);
+    if (!d) durations.set(queue, (d = []));
+    d.push(ms);
   }
-  // Only jobs with a history, finished since or not finished, through `jobs_failures`
-  // (migration 3): one branch per part of the index, so neither scans the table.
-  const failures = prep(
-      `SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
-       WHERE j.history <> '[]' AND j.finished_at >= @since AND json_extract(h.value, '$.at') >= @since
-       GROUP BY j.queue
-       UNION ALL
-       SELECT j.queue, count(*) AS n FROM jobs j, json_each(j.history) h
-       WHERE j.history <> '[]' AND j.finished_at IS NULL AND json_extract(h.value, '$.at') >= @since
-       GROUP BY j.queue`,
-    )
-    .all({ since }) as { queue: string; n: number }[];
+  // One row per failed attempt (migration 4), read from its (at, queue) index.
+  const failures = prep(`SELECT queue, count(*) AS n FROM job_failures WHERE at >= ? GROUP BY queue`).all(since) as {
+    queue: string;
+    n: number;
+  }[];
   for (const f of failures) at(f.queue).failedAttempts += f.n;
   for (const [queue, list] of durations) {
     const sorted = Float64Array.from(list).sort();

@@ -127,7 +127,7 @@ export function completeItems(ctx: JobContext, items: CompleteItem[], prepared: 
       return { ok: false, error: error as Error };
     }
   });
-  countCompleted(ctx, done);
+  countCompleted(ctx, done, now);
   return out;
 }
 
@@ -160,9 +160,18 @@ export function completeJob(
   return next.map((it) => insertItem(ctx, { ...it, parentId: lease.jobId, rootId: root }, now).job);
 }
 
-/** Adds completed jobs to `queue_totals`; call inside the completing transaction. */
-export function countCompleted(ctx: JobContext, ids: number[]): void {
-  if (ids.length > 0) ctx.sql.countCompleted.run(JSON.stringify(ids));
+/** One minute of `job_minutes`, for a time in ms. */
+export const minuteOf = (ms: number): number => Math.floor(ms / 60_000);
+
+/**
+ * Adds jobs completed at `now` to `queue_totals` and to their minute in `job_minutes`;
+ * call inside the completing transaction.
+ */
+export function countCompleted(ctx: JobContext, ids: number[], now: number): void {
+  if (ids.length === 0) return;
+  const list = JSON.stringify(ids);
+  ctx.sql.countCompleted.run(list);
+  ctx.sql.countMinute.run(minuteOf(now), list);
 }
 
 export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, retryAt: number | undefined, now: number): Job {
@@ -176,6 +185,8 @@ export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, r
     outcome: error.outcome ?? "error",
   }) as JobRow | undefined;
   if (!row) throw new LeaseLostError(lease.jobId);
+  ctx.sql.countFailure.run(now, row.queue);
+  if (row.state === "dead") ctx.sql.countDead.run(minuteOf(now), row.queue, 1);
   // Announced even when the retry is later: idle workers then set a timer for it, so it
   // runs on time even if the worker that failed it is gone by then.
   if (retryAt !== undefined) ctx.woke.add(row.queue);
@@ -200,6 +211,8 @@ export function cancelJob(ctx: JobContext, id: number, now: number): Job {
   if (row.state === "completed" || row.state === "dead") {
     throw new InvalidStateError(`job ${id} is ${row.state}; only a job that has not finished can be cancelled`);
   }
+  // Cancelling a running job writes a history entry, which the report counts as a failed attempt.
+  if (row.state === "active") ctx.sql.countFailure.run(now, row.queue);
   return toJob(ctx.sql.cancel.get({ id, now }) as JobRow);
 }
 
@@ -226,6 +239,14 @@ export function stallJobs(
   params: Record<string, unknown>,
 ): number {
   const rows = stmt.all(params) as { queue: string; state: string }[];
-  for (const r of rows) if (r.state === "waiting") ctx.woke.add(r.queue);
+  // Every stall is a failed attempt (a history entry); some are deaths.
+  const now = params["now"] as number;
+  const dead = new Map<string, number>();
+  for (const r of rows) {
+    ctx.sql.countFailure.run(now, r.queue);
+    if (r.state === "waiting") ctx.woke.add(r.queue);
+    else if (r.state === "dead") dead.set(r.queue, (dead.get(r.queue) ?? 0) + 1);
+  }
+  for (const [queue, n] of dead) ctx.sql.countDead.run(minuteOf(now), queue, n);
   return rows.length;
 }

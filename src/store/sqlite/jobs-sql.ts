@@ -30,7 +30,7 @@ const STALL_SET = `
   token = NULL, worker_id = NULL, lease_until = NULL`;
 
 export type JobStatements = Record<
-  "insert" | "byKey" | "byId" | "promoteDue" | "nextDue" | "nextJobs" | "lease" | "renew" | "complete" | "rootOf" | "countCompleted" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
+  "insert" | "byKey" | "byId" | "promoteDue" | "nextDue" | "nextJobs" | "lease" | "renew" | "complete" | "rootOf" | "countCompleted" | "countMinute" | "countDead" | "countFailure" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
   Stmt
 >;
 
@@ -75,6 +75,16 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
     countCompleted: p(`INSERT INTO queue_totals (queue, completed)
       SELECT queue, count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY queue
       ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed`),
+    // ... and in the minute it finished (job_minutes, for report()): the batch's ids again,
+    // with the minute of the transaction's clock, which every completion in it was stamped with.
+    countMinute: p(`INSERT INTO job_minutes (minute, queue, completed)
+      SELECT ?, queue, count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY queue
+      ON CONFLICT(minute, queue) DO UPDATE SET completed = completed + excluded.completed`),
+    // Off the hot path: deaths, and each failed attempt (a history entry: a failure, a stall,
+    // a cancel of a running job).
+    countDead: p(`INSERT INTO job_minutes (minute, queue, dead) VALUES (?, ?, ?)
+      ON CONFLICT(minute, queue) DO UPDATE SET dead = dead + excluded.dead`),
+    countFailure: p(`INSERT INTO job_failures (at, queue) VALUES (?, ?)`),
     fail: p(`UPDATE jobs SET
         state = CASE WHEN @retryAt IS NULL THEN 'dead' ELSE 'failed' END,
         run_at = coalesce(@retryAt, run_at),

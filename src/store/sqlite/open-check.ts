@@ -1,8 +1,13 @@
 /**
  * Inspects an existing database file before Vigil writes anything to it. Opening in WAL
- * mode, setting pragmas or migrating can all write, so a file that is not SQLite, is
- * corrupted, belongs to another application or comes from a newer Vigil is refused from a
- * read-only look, and its bytes are left as they were.
+ * mode, setting pragmas or migrating can all write, so a file that is not SQLite, whose
+ * header or schema cannot be read, belongs to another application or comes from a newer
+ * Vigil is refused from a read-only look, and its bytes are left as they were.
+ *
+ * The look reads the header and the schema only, never every page: `PRAGMA quick_check`
+ * reads the whole file (seconds at millions of jobs), and every command and every worker
+ * opens the store. The full check runs where it pays: `vigil doctor`, and `vigil start`
+ * after an unclean shutdown (supervisor.ts).
  */
 import { closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
 import Database from "better-sqlite3";
@@ -53,9 +58,10 @@ function readHeader(path: string): Buffer {
 
 /**
  * Checks `path` read-only. Returns `absent` (no file), `empty` (a zero-byte or table-less
- * SQLite file: safe to initialise) or `vigil` (a healthy Vigil store, not newer than this
- * code). Throws STORE_CORRUPT, STORE_FOREIGN or STORE_TOO_NEW otherwise, and SQLite's own
- * SQLITE_BUSY while another process holds the file locked (the caller waits and retries).
+ * SQLite file: safe to initialise) or `vigil` (a Vigil store whose schema reads, not newer
+ * than this code). Throws STORE_CORRUPT, STORE_FOREIGN or STORE_TOO_NEW otherwise, and
+ * SQLite's own SQLITE_BUSY while another process holds the file locked (the caller waits
+ * and retries).
  */
 export function inspectFile(path: string): FileState {
   if (!existsSync(path)) return "absent";
@@ -76,11 +82,6 @@ export function inspectFile(path: string): FileState {
   try {
     let tables: string[];
     try {
-      const problems = db.pragma("quick_check", { simple: false }) as { quick_check: string }[];
-      const first = problems[0]?.quick_check;
-      if (first !== "ok") {
-        throw corrupt(path, `is corrupted (integrity check: ${problems.map((p) => p.quick_check).slice(0, 3).join("; ")})`);
-      }
       tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
     } catch (err) {
       if (err instanceof VigilError) throw err;

@@ -257,7 +257,7 @@ export class SqliteStore implements Store {
     const nextItems = this.prepareNext(next);
     return this.write((now) => {
       const made = w.completeJob(this.ctx, lease, encoded, nextItems, now);
-      w.countCompleted(this.ctx, [lease.jobId]);
+      w.countCompleted(this.ctx, [lease.jobId], now);
       return made;
     });
   }
@@ -431,7 +431,15 @@ export class SqliteStore implements Store {
   }
 
   async check(): Promise<string | null> {
-    const rows = (await this.read(() => this.db.pragma("quick_check"))) as { quick_check: string }[];
+    let rows: { quick_check: string }[];
+    try {
+      rows = (await whenUnlocked(() => this.db.pragma("quick_check"), this.lockWaitMs)) as { quick_check: string }[];
+    } catch (err) {
+      // Damage bad enough that the check itself stops at it is a finding, not a failure.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === "string" && (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB")) return (err as Error).message;
+      throw translateError(err, this.location);
+    }
     const msgs = rows.map((r) => r.quick_check);
     return msgs.length === 1 && msgs[0] === "ok" ? null : msgs.slice(0, 5).join("; ");
   }
