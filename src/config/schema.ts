@@ -260,8 +260,10 @@ export const configSchema = z.strictObject({
       /** Token for state-changing endpoints (default: generated into .vigil/token). */
       token: z.string().min(16).optional(),
       enabled: z.boolean().default(true),
+      /** Refuse every state change over HTTP (retry, cancel, restart); the dashboard only shows. */
+      readOnly: z.boolean().default(false),
     })
-    .default({ host: "127.0.0.1", port: 7420, enabled: true }),
+    .default({ host: "127.0.0.1", port: 7420, enabled: true, readOnly: false }),
   queues: z.record(queueName, queueSchema).default({}),
   triggers: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), triggerSchema).default({}),
   services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), serviceSchema).default({}),

@@ -75,6 +75,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
       queueServices: queueServicesOf(config.services),
       alerts: isOpsSink(opts.alerts) ? opts.alerts : undefined,
       stallAfter: config.supervision.stallAfter,
+      readOnly: config.http.readOnly,
       logger,
       config,
     });

@@ -20,7 +20,11 @@ import type { Store } from "../store/store.js";
 import type { VigilConfig } from "../config/schema.js";
 import { API_ROUTES, type ApiContext } from "./api.js";
 import { createMetrics } from "./metrics.js";
-import { checkBearer } from "./token.js";
+import { BULK_ROUTES } from "./api-bulk.js";
+import { CURSOR_ROUTES } from "./api-cursors.js";
+import { createEventHub } from "./events.js";
+import { audit, handleDashboard } from "./login.js";
+import { allowedHosts, hostName, isAuthorised, originProblem } from "./session.js";
 import { serveStatic } from "./static.js";
 
 /** Options of `startHttpServer`; the store and token are required. */
@@ -47,8 +51,10 @@ export interface HttpServerOptions {
   stallAfter?: number;
   /** The config, for the flow control `GET /api/queues/list` shows (absent: not shown). */
   config?: VigilConfig;
-  /** Largest request body accepted, bytes (default 64 KiB); the API needs none. */
+  /** Largest request body accepted, bytes (default 64 KiB). */
   maxBody?: number;
+  /** Refuse every state change (`http.readOnly`); the dashboard hides its buttons. */
+  readOnly?: boolean;
   logger?: OpsLogger;
 }
 
@@ -59,6 +65,8 @@ export interface HttpServerHandle {
   port: number;
   /** Base URL, e.g. http://127.0.0.1:7420 */
   url: string;
+  /** Browsers listening on the live stream (`/api/events`) right now. */
+  liveClients(): number;
   close(): Promise<void>;
 }
 
@@ -85,6 +93,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     stallAfter: opts.stallAfter,
   });
   const checkHost = LOOPBACK.has(host);
+  const hosts = allowedHosts(host);
+  const routes = [...API_ROUTES, ...BULK_ROUTES, ...CURSOR_ROUTES];
+  const hub = createEventHub({ store: opts.store, snapshot, logger: log });
+  const dash = { token: opts.token, readOnly: opts.readOnly ?? false, canRestart: !!opts.restartService, hub, log, send };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -94,6 +106,16 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return "forbidden";
     }
     const body = method === "POST" ? await readBody(req, maxBody) : undefined;
+    if (method === "POST") {
+      const problem = originProblem(req, hosts);
+      if (problem) {
+        audit(log, req, method, url.pathname, 403);
+        send(res, 403, { error: `refused: ${problem}` });
+        return "forbidden";
+      }
+    }
+    const dashRoute = handleDashboard(dash, req, res, url.pathname, method, body);
+    if (dashRoute) return dashRoute;
     if (url.pathname === "/metrics" && method === "GET") {
       const text = await metrics.render();
       res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
@@ -107,7 +129,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       send(res, code, report ?? { status: "ok", checks: [] });
       return "healthz";
     }
-    for (const route of API_ROUTES) {
+    for (const route of routes) {
       const m = route.path.exec(url.pathname);
       if (!m) continue;
       if (route.method !== method) {
@@ -115,13 +137,29 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         send(res, 405, { error: `${url.pathname} accepts ${route.method}` });
         return route.name;
       }
-      if (route.mutating && !checkBearer(req.headers.authorization, opts.token)) {
+      const parsed = body ? parseJson(body) : undefined;
+      // The audit line names the job or service, or for a bulk action the filter it was given.
+      const target = m.slice(1).join(" ") || `${url.pathname}${parsed ? ` ${JSON.stringify(parsed).slice(0, 200)}` : ""}`;
+      if (route.mutating && dash.readOnly) {
+        audit(log, req, route.name, target, 403);
+        send(res, 403, { error: "this server is read-only (http.readOnly in the config)" });
+        return route.name;
+      }
+      if (route.mutating && !isAuthorised(req, opts.token)) {
+        audit(log, req, route.name, target, 401);
         res.setHeader("www-authenticate", 'Bearer realm="vigil"');
         send(res, 401, { error: "this endpoint needs Authorization: Bearer <token> (the token is in .vigil/token)" });
         return route.name;
       }
-      const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams, body });
-      send(res, out.status ?? 200, out.body);
+      try {
+        const out = await route.run(ctx, { method, params: m.slice(1), query: url.searchParams, body });
+        if (route.mutating) audit(log, req, route.name, target, out.status ?? 200);
+        send(res, out.status ?? 200, out.body);
+      } catch (err) {
+        if (route.mutating) audit(log, req, route.name, target, errorStatus(err));
+        throw err;
+      }
+      if (route.mutating) hub.poke();
       return route.name;
     }
     if (method === "GET" && serveStatic(url.pathname, res)) return "static";
@@ -161,28 +199,34 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     host: addr.address,
     port: addr.port,
     url: `http://${urlHost}:${addr.port}`,
+    liveClients: () => hub.clients(),
     close: () =>
       new Promise<void>((resolve) => {
+        hub.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
+    ...headers,
   });
   res.end(text);
 }
 
-function hostName(header: string | undefined): string {
-  if (!header) return "";
-  if (header.startsWith("[")) return header.slice(0, header.indexOf("]") + 1);
-  return header.split(":")[0] ?? "";
+function parseJson(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    // A form post (the login) is not JSON; routes that need JSON check what they got.
+    return undefined;
+  }
 }
 
 /** Reads a body as UTF-8 text, refusing one over `max` bytes with 413. */

@@ -1,9 +1,10 @@
 /**
- * The dashboard in a real browser (the Chromium that `npm install` brings, through playwright-core), served by
- * the real HTTP server over a real SQLite store: the queue counts show, and retrying a
- * dead job with the token moves it back to waiting.
+ * The dashboard in a real browser (the Chromium that `npm install` brings, through
+ * playwright-core), served by the real HTTP server over a real SQLite store: the live stream
+ * fills the Overview, each page renders, the login form turns the token into a cookie, a
+ * dead job is retried from its detail panel, and a bulk retry shows its count before acting.
  */
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
 import { launchBrowser } from "./browser.js";
@@ -15,53 +16,161 @@ describe("dashboard", () => {
   let t: TempStore;
   let h: HttpServerHandle;
   let browser: Browser;
-  let deadId: number;
+  let deadIds: number[];
   beforeAll(async () => {
     t = await tempStore();
     await completeJobs(t.store, "outline", 3);
-    [deadId] = (await killJobs(t.store, "outline", 1)) as [number];
+    deadIds = await killJobs(t.store, "outline", 3);
     await t.store.enqueue("qa", { n: 1 });
     await t.store.enqueue("qa", { n: 2 });
+    await t.store.addIncident({ service: "workers", cause: "stall", detail: { stack: ["spin (file:///w.js:3:1)", "main (file:///w.js:9:1)"] } });
+    await t.store.commitTrigger({
+      trigger: "ideas",
+      expectVersion: 0,
+      cursor: { offset: 7 },
+      jobs: [],
+      rejected: [{ trigger: "ideas", reason: "not JSON", sample: "{oops", path: "ideas.log", offset: 7 }],
+    });
     h = await startHttpServer({ port: 0, token: TOKEN, store: t.store });
     browser = await launchBrowser();
-  });
+  }, 120_000);
   afterAll(async () => {
     await browser?.close();
     await h?.close();
     await t?.cleanup();
   });
 
-  it("shows queue counts and retries a dead job with the token", async () => {
+  async function open(hash = ""): Promise<{ page: Page; errors: string[] }> {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(`${h.url}/`);
+    await page.goto(`${h.url}/${hash}`);
+    return { page, errors };
+  }
 
+  it("shows queue counts from the live stream, with links into Jobs", async () => {
+    const { page, errors } = await open();
     const outline = page.locator('#queues tbody tr[data-queue="outline"]');
-    await outline.waitFor({ timeout: 20_000 });
+    await outline.waitFor({ timeout: 30_000 });
     const cells = await outline.locator("td").allTextContents();
     // Queue, Scheduled, Waiting, Active, Completed, Failed, Dead, Cancelled
-    expect(cells).toEqual(["outline", "0", "0", "0", "3", "0", "1", "0"]);
+    expect(cells.slice(0, 8)).toEqual(["outline", "0", "0", "0", "3", "0", "3", "0"]);
     expect(await page.locator('#queues tbody tr[data-queue="qa"] td').nth(2).textContent()).toBe("2");
+    expect(await page.locator("#card-open b").textContent()).toBe("1");
+    expect(await page.locator(".spark canvas").count()).toBeGreaterThan(0);
+    await outline.locator("td").nth(6).locator("a").click();
+    await page.waitForURL(/#\/jobs\?queue=outline&state=dead/, { timeout: 10_000 });
+    await page.locator(`#jobs tr[data-job="${deadIds[0]}"]`).waitFor({ timeout: 20_000 });
+    expect(errors).toEqual([]);
+  });
 
-    const row = page.locator(`#jobs tbody tr[data-job="${deadId}"]`);
-    expect(await row.locator("td").nth(2).textContent()).toBe("dead");
-    await row.locator(`button[data-retry="${deadId}"]`).click();
-    // No token yet: the page asks for it instead of sending the request.
-    await page.locator("#token-form").waitFor({ state: "visible", timeout: 10_000 });
-    expect((await t.store.get(deadId))!.state).toBe("dead");
+  it("logs in with the token (an HttpOnly cookie) and retries a dead job", async () => {
+    const { page, errors } = await open(`#/jobs?queue=outline&state=dead&job=${deadIds[0]}`);
+    const id = deadIds[0]!;
+    await page.locator(`#job-detail[data-job="${id}"]`).waitFor({ timeout: 20_000 });
+    await page.locator(`button[data-retry="${id}"]`).click();
+    // Not logged in: the page asks for the token instead of sending the request.
+    await page.locator("#login-form").waitFor({ state: "visible", timeout: 10_000 });
+    expect((await t.store.get(id))!.state).toBe("dead");
 
-    await page.fill("#token-input", "a-wrong-token-that-is-long-enough");
-    await page.click("#token-save");
-    await page.locator("#error", { hasText: "refused" }).waitFor({ timeout: 10_000 });
-    expect((await t.store.get(deadId))!.state).toBe("dead");
+    await page.fill("#login-token", "a-wrong-token-that-is-long-enough");
+    await page.click("#login-submit");
+    await page.locator("#login-error", { hasText: "refused" }).waitFor({ timeout: 10_000 });
 
-    await page.fill("#token-input", TOKEN);
-    await page.click("#token-save");
-    await row.locator("td", { hasText: "waiting" }).waitFor({ timeout: 20_000 });
-    expect((await t.store.get(deadId))!.state).toBe("waiting");
-    await page.locator('#queues tbody tr[data-queue="outline"] td:nth-child(7)', { hasText: /^0$/ }).waitFor({ timeout: 20_000 });
-    expect(await page.evaluate("sessionStorage.getItem(\"vigil-token\")")).toBe(TOKEN);
+    await page.fill("#login-token", TOKEN);
+    await page.click("#login-submit");
+    await page.locator("#logout").waitFor({ timeout: 10_000 });
+    const cookies = await page.context().cookies();
+    const session = cookies.find((c) => c.name === "vigil_session");
+    expect(session?.httpOnly).toBe(true);
+    expect(session?.sameSite).toBe("Strict");
+    expect(session?.value).not.toContain(TOKEN);
+    expect(await page.evaluate("document.cookie")).toBe("");
+
+    await page.locator(`button[data-retry="${id}"]`).click();
+    await page.locator("#job-msg", { hasText: `Retried job ${id}` }).waitFor({ timeout: 20_000 });
+    expect((await t.store.get(id))!.state).toBe("waiting");
+    expect(errors).toEqual([]);
+  });
+
+  it("bulk retry shows how many jobs match, and acts only once confirmed", async () => {
+    const { page, errors } = await open("#/jobs?queue=outline&state=dead");
+    await page.locator("#login").click();
+    await page.fill("#login-token", TOKEN);
+    await page.click("#login-submit");
+    await page.locator("#logout").waitFor({ timeout: 10_000 });
+    // Whatever earlier tests left dead (the login test retries one of them).
+    const left: number[] = [];
+    for (const id of deadIds) if ((await t.store.get(id))!.state === "dead") left.push(id);
+    expect(left.length).toBeGreaterThan(1);
+    await page.locator("#bulk-retry-preview").click();
+    await page.locator("#bulk-retry-count", { hasText: String(left.length) }).waitFor({ timeout: 10_000 });
+    for (const id of left) expect((await t.store.get(id))!.state).toBe("dead");
+    await page.locator("#bulk-retry-confirm").click();
+    await page.locator("#bulk-retry-msg", { hasText: `Retried ${left.length} jobs` }).waitFor({ timeout: 20_000 });
+    for (const id of left) expect((await t.store.get(id))!.state).toBe("waiting");
+    expect(errors).toEqual([]);
+  });
+
+  it("renders Services, Incidents (with the stall's stack), Triggers and Runs", async () => {
+    const { page, errors } = await open("#/incidents");
+    const li = page.locator("#incidents li").first();
+    await li.waitFor({ timeout: 20_000 });
+    await li.locator("a").first().click();
+    await page.locator("pre.stack", { hasText: "spin (file:///w.js:3:1)" }).waitFor({ timeout: 10_000 });
+    // Relative times carry the UTC time on hover.
+    expect(await li.locator("time").first().getAttribute("title")).toMatch(/UTC$/);
+
+    await page.click("#nav-triggers");
+    await page.locator("#rejected td", { hasText: "not JSON" }).waitFor({ timeout: 20_000 });
+    await page.click("#nav-services");
+    await page.locator("#services").waitFor({ timeout: 20_000 });
+    await page.click("#nav-runs");
+    await page.locator("#runs, #runs-error").first().waitFor({ timeout: 20_000 });
+    await page.click("#theme");
+    expect(await page.evaluate("document.documentElement.dataset.theme")).toMatch(/dark|light/);
+    expect(errors).toEqual([]);
+  });
+
+  it("hides every action button when the server is read-only", async () => {
+    const ro = await startHttpServer({ port: 0, token: TOKEN, store: t.store, readOnly: true, restartService: async () => {} });
+    try {
+      const [id] = await killJobs(t.store, "outline", 1);
+      const page = await browser.newPage();
+      await page.goto(`${ro.url}/#/jobs?queue=outline&state=dead&job=${id}`);
+      await page.locator(`#job-detail[data-job="${id}"]`).waitFor({ timeout: 20_000 });
+      await page.locator("#readonly").waitFor({ timeout: 10_000 });
+      expect(await page.locator("#bulk-retry-preview, #bulk-cancel-preview, button[data-retry], #login").count()).toBe(0);
+      await page.click("#nav-services");
+      await page.locator("#services").waitFor({ timeout: 10_000 });
+      expect(await page.locator("button[data-restart]").count()).toBe(0);
+    } finally {
+      await ro.close();
+    }
+  });
+
+  it("closes the live stream while the tab is hidden and reopens it when shown", async () => {
+    const clients = async (want: number): Promise<void> => {
+      for (let i = 0; i < 400 && h.liveClients() !== want; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(h.liveClients()).toBe(want);
+    };
+    for (const c of browser.contexts()) for (const p of c.pages()) await p.close();
+    await clients(0);
+    const { page, errors } = await open();
+    await page.locator("#live.ok").waitFor({ timeout: 30_000 });
+    await clients(1);
+    const show = (state: string) =>
+      page.evaluate((s) => {
+        Object.defineProperty(document, "visibilityState", { get: () => s, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+      }, state);
+    await show("hidden");
+    await clients(0);
+    await show("visible");
+    await clients(1);
+    await page.locator("#live.ok").waitFor({ timeout: 30_000 });
+    await page.close();
+    await clients(0);
     expect(errors).toEqual([]);
   });
 });
