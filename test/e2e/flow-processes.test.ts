@@ -129,8 +129,8 @@ function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanu
       await drained("rated", 200);
       const runs = ledger(p, "rated");
       expect(runs).toHaveLength(200);
-      // Both processes took part.
-      expect(new Set(runs.map((r) => r.pid)).size).toBe(2);
+      // (Which process starts a window's jobs is a race at each window's opening: the first
+      // claim takes the whole budget, so one process may take them all.)
       // The store's start times (when each claim counted its starts) hold the guarantee exactly.
       const jobs = await store.list({ queue: "rated", limit: 0 });
       expect(maxInWindow(jobs.map((j) => j.startedAt!), 1000)).toBeLessThanOrEqual(20);
