@@ -82,7 +82,7 @@ describe("config loading", () => {
     expect(q.lease).toBe(10_000);
     expect(config.supervision.stallAfter).toBe(5000);
     expect(config.supervision.maxRestarts).toEqual({ count: 10, windowMs: 300_000 });
-    expect(config.http).toEqual({ host: "127.0.0.1", port: 7420, enabled: true });
+    expect(config.http).toEqual({ host: "127.0.0.1", port: 7420, enabled: true, readOnly: false });
   });
 
   it("resolves relative paths against the config file's folder", () => {
