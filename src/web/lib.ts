@@ -1,5 +1,7 @@
 // Shared pieces of the dashboard: the JSON API, the one live stream, the hash router.
 import { useEffect, useState } from "preact/hooks";
+import type { Incident } from "../core/types.js";
+import type { StatusSnapshot } from "../health/types.js";
 
 /** A GET of the JSON API; throws with the server's message on an error status. */
 export async function getJson<T>(path: string): Promise<T> {
@@ -51,61 +53,9 @@ export function useJson<T>(path: string | null, deps: unknown[] = []): { data: T
 
 // ---- the live stream ----
 
-export interface Counts {
-  scheduled: number;
-  waiting: number;
-  active: number;
-  completed: number;
-  failed: number;
-  dead: number;
-  cancelled: number;
-}
-export interface Service {
-  name: string;
-  service: string;
-  kind: string;
-  host: string;
-  state: string;
-  pid: number | null;
-  restarts: number;
-  heartbeatAgeMs: number | null;
-  startedAt: number | null;
-  rssBytes: number | null;
-  activeJobs?: number;
-  lastExit?: { code: number | null; signal: string | null; at: number } | null;
-}
-export interface Incident {
-  id: number;
-  service: string;
-  host: string;
-  cause: string;
-  detectedAt: number;
-  recoveredAt: number | null;
-  detail: Record<string, unknown>;
-}
-export interface Trigger {
-  name: string;
-  kind: string;
-  queue: string;
-  lastPollAt: number | null;
-  lag: number | null;
-  seen: number;
-  rejected: number;
-  error: string | null;
-  leader?: boolean;
-  lastTickAt?: number | null;
-  nextTickAt?: number | null;
-  cursor?: unknown;
-}
-export interface Snapshot {
-  at: number;
-  supervisor: { pid: number; host: string; startedAt: number; version: string } | null;
-  services: Service[];
-  queues: Record<string, Counts>;
-  triggers: Trigger[];
-  incidents: Incident[];
-  source: string;
-}
+// The server's own shapes (type imports only: nothing of the server is bundled).
+export type Snapshot = StatusSnapshot;
+export type { Incident };
 export interface LiveEvent {
   snapshot: Snapshot;
   oldestWaitingMs: Record<string, number | null>;

@@ -35,7 +35,7 @@ export function Triggers({ params }: { params: URLSearchParams }) {
               <td>{t.leader === undefined ? "-" : t.leader ? "yes" : "no"}</td>
               <td><Rel at={t.lastPollAt} now={ev.at} /></td>
               <td>{fmtDuration(t.lag)}</td>
-              <td class="wrap"><Cursor v={cursors.data?.[t.name]?.cursor ?? t.cursor} /></td>
+              <td class="wrap"><Cursor v={cursors.data?.[t.name]?.cursor} /></td>
               <td>{t.kind === "schedule" ? <Rel at={t.lastTickAt} now={ev.at} /> : "-"}</td>
               <td>{t.kind === "schedule" ? <Rel at={t.nextTickAt} now={ev.at} /> : "-"}</td>
               <td>{t.seen}</td>
