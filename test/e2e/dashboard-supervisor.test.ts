@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "./browser.js";
-import { allRunning, freePort, makeProject, snapshot, startVigil, supervisorTest, waitFor, WORK_HANDLER } from "./supervisor-helpers.js";
+import { snapshot, startWithHttp, supervisorTest, waitFor } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
@@ -19,21 +19,8 @@ describe("dashboard under vigil start", () => {
   });
 
   it("restarts a worker from the Services page", async () => {
-    const port = await freePort();
-    t.project = makeProject(
-      `queues:
-  work: { handler: ./work.mjs }
-services:
-  workers: { queues: [work], instances: 2 }
-supervision: { stallAfter: 2s, killTimeout: 1s }
-http: { port: ${port} }
-`,
-      { "work.mjs": WORK_HANDLER },
-    );
-    t.runs.push(startVigil(t.project));
-    const rows = await allRunning(t.project, t.runs[0]);
+    const { base, rows } = await startWithHttp(t);
     const old = rows.find((r) => r.name === "workers:2")!.pid;
-    const base = `http://127.0.0.1:${port}`;
     await waitFor("the dashboard", async () => (await fetch(`${base}/`).catch(() => null))?.ok ?? null);
 
     browser = await launchBrowser();

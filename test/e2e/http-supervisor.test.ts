@@ -8,37 +8,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Report } from "../../src/health/report.js";
 import type { StatusSnapshot } from "../../src/health/types.js";
-import {
-  allRunning,
-  freePort,
-  makeProject,
-  snapshot,
-  startVigil,
-  vigil,
-  waitFor,
-  WORK_HANDLER,
-  supervisorTest,
-} from "./supervisor-helpers.js";
+import { snapshot, startWithHttp, supervisorTest, vigil, waitFor } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
 
 describe("HTTP server under vigil start", () => {
   it("serves live status, restarts with the token only, and counts it as manual", async () => {
-    const port = await freePort();
-    t.project = makeProject(
-      `queues:
-  work: { handler: ./work.mjs }
-services:
-  workers: { queues: [work], instances: 2 }
-supervision: { stallAfter: 2s, killTimeout: 1s }
-http: { port: ${port} }
-`,
-      { "work.mjs": WORK_HANDLER },
-    );
-    t.runs.push(startVigil(t.project));
-    const rows = await allRunning(t.project, t.runs[0]);
+    const { base, rows } = await startWithHttp(t);
     const p = t.project;
-    const base = `http://127.0.0.1:${port}`;
     const status = await waitFor("the API", async () => {
       const res = await fetch(`${base}/api/status`).catch(() => null);
       return res?.ok ? ((await res.json()) as StatusSnapshot) : null;

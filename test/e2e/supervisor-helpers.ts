@@ -270,3 +270,24 @@ export async function commandDiesWithWorker(t: SupervisorTest, supervision: stri
   expect(commandAliveAtRetry).toBe(false);
   return { victim, cmdPid };
 }
+
+/**
+ * `vigil start` of two workers on queue `work` with the HTTP server on a free port; waits
+ * until every service runs. Returns the server's base URL and the services' rows.
+ */
+export async function startWithHttp(t: SupervisorTest): Promise<{ port: number; base: string; rows: ServiceStatus[] }> {
+  const port = await freePort();
+  t.project = makeProject(
+    `queues:
+  work: { handler: ./work.mjs }
+services:
+  workers: { queues: [work], instances: 2 }
+supervision: { stallAfter: 2s, killTimeout: 1s }
+http: { port: ${port} }
+`,
+    { "work.mjs": WORK_HANDLER },
+  );
+  t.runs.push(startVigil(t.project));
+  const rows = await allRunning(t.project, t.runs[0]);
+  return { port, base: `http://127.0.0.1:${port}`, rows };
+}
