@@ -89,12 +89,21 @@ export const API_ROUTES: ApiRoute[] = [
     mutating: false,
     run: async (ctx) => ({ body: await listQueues(ctx.store, ctx.config ?? null) }),
   },
+  // Two routes, not one with the verb captured: the audit line and the metrics name the
+  // action ("queue-resume work"), as they do for retry and restart.
   {
     method: "POST",
-    path: /^\/api\/queues\/([A-Za-z0-9_.:-]{1,128})\/(pause|resume)$/,
+    path: /^\/api\/queues\/([A-Za-z0-9_.:-]{1,128})\/pause$/,
     name: "queue-pause",
     mutating: true,
-    run: async (ctx, req) => ({ body: await ctx.store.setPaused(req.params[0]!, req.params[1] === "pause") }),
+    run: async (ctx, req) => ({ body: await ctx.store.setPaused(req.params[0]!, true) }),
+  },
+  {
+    method: "POST",
+    path: /^\/api\/queues\/([A-Za-z0-9_.:-]{1,128})\/resume$/,
+    name: "queue-resume",
+    mutating: true,
+    run: async (ctx, req) => ({ body: await ctx.store.setPaused(req.params[0]!, false) }),
   },
   {
     method: "GET",
