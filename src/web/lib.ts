@@ -102,6 +102,8 @@ export interface Snapshot {
   supervisor: { pid: number; host: string; startedAt: number; version: string } | null;
   services: Service[];
   queues: Record<string, Counts>;
+  /** Queues paused by `vigil queues pause` or the dashboard: their jobs wait on purpose. */
+  paused?: string[];
   triggers: Trigger[];
   incidents: Incident[];
   source: string;
