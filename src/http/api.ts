@@ -21,6 +21,8 @@ export interface ApiContext {
   health?: () => Promise<HealthReport>;
   /** Queue → the worker services that run it (from the config), for a job's `why`. */
   queueServices?: Record<string, string[]>;
+  /** `supervision.stallAfter`, ms, for a job's `why` about a silent worker. */
+  stallAfter?: number;
   /** The config, for each queue's flow control in `GET /api/queues/list`. */
   config?: VigilConfig;
 }
