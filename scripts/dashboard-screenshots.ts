@@ -69,6 +69,9 @@ try {
     ["triggers", "#/triggers"],
     ["runs", `#/runs${runId ? `?id=${runId}` : ""}`],
   ];
+  // Queue qa paused, so the Overview shows the badge and the Resume button.
+  const token = readFileSync(join(dir, ".vigil", "token"), "utf8").trim();
+  await fetch(`${base}/api/queues/qa/pause`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
   const browser = await launchBrowser();
   mkdirSync(OUT, { recursive: true });
   for (const theme of ["light", "dark"]) {

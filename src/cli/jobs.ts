@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store, ctx) => {
         const job = await mustGet(store, id);
-        const why = await jobWhy(cmd, store, job, ctx.config?.services);
+        const why = await jobWhy(cmd, store, job, ctx.config?.services, ctx.config?.supervision.stallAfter);
         const lineage = await store.list({ rootId: job.rootId ?? job.id, limit: 0, preview: 0 });
         const root = job.rootId ? await store.get(job.rootId) : null;
         const family = [...(root ? [root] : []), ...lineage.filter((j) => j.id !== root?.id)].sort((a, b) => a.id - b.id);
@@ -76,11 +76,11 @@ export function register(program: Command): void {
 }
 
 /** Why the job is not finished (null if it is), from the store and the live status. */
-async function jobWhy(cmd: Command, store: Store, job: Job, services: Record<string, object> | undefined): Promise<string | null> {
+async function jobWhy(cmd: Command, store: Store, job: Job, services: Record<string, object> | undefined, stallAfter: number | undefined): Promise<string | null> {
   if (FINAL_STATES.includes(job.state)) return null;
   const [{ readSnapshot }, { whyNotFinished, queueServicesOf }] = await Promise.all([import("./status.js"), import("../health/why.js")]);
   const snapshot = await readSnapshot(cmd).catch(() => null);
-  return whyNotFinished(job, { store, snapshot, queueServices: services ? queueServicesOf(services) : null });
+  return whyNotFinished(job, { store, snapshot, queueServices: services ? queueServicesOf(services) : null, stallAfter });
 }
 
 function jobId(id: string): number {

@@ -6,6 +6,7 @@
 import { formatDuration } from "../core/duration.js";
 import { FINAL_STATES, type Job } from "../core/types.js";
 import type { Store } from "../store/store.js";
+import { HEARTBEAT_INTERVAL_MS } from "../worker/protocol.js";
 import { flowWhy } from "./queues.js";
 import type { ServiceStatus, StatusSnapshot } from "./types.js";
 
@@ -17,7 +18,16 @@ export interface WhyContext {
   queueServices: Record<string, string[]> | null;
   /** Now, ms since the epoch (default: the store's clock). */
   now?: number;
+  /** `supervision.stallAfter`, ms, to say when a silent worker is replaced (optional). */
+  stallAfter?: number;
 }
+
+/**
+ * A running worker's heartbeat older than this reads as late: five beats missed. Why five:
+ * a loaded machine delays a beat by a second or two, and a status file read adds up to its
+ * own age, so fewer would call a busy, healthy worker frozen.
+ */
+export const LATE_HEARTBEAT_MS = 5 * HEARTBEAT_INTERVAL_MS;
 
 /** Queue → worker services running it, from a config's `services`. */
 export function queueServicesOf(services: Record<string, object> | undefined): Record<string, string[]> {
@@ -36,7 +46,7 @@ function clock(ms: number): string {
 export async function whyNotFinished(job: Job, ctx: WhyContext): Promise<string | null> {
   if (FINAL_STATES.includes(job.state)) return null;
   const now = ctx.now ?? ctx.store.clock.now();
-  if (job.state === "active") return whyActive(job, ctx.snapshot, now);
+  if (job.state === "active") return whyActive(job, ctx.snapshot, now, ctx.stallAfter);
   if ((job.state === "scheduled" || job.state === "failed") && job.runAt > now) {
     const when = `${clock(job.runAt)} (in ${formatDuration(job.runAt - now)})`;
     if (job.state === "failed") {
@@ -79,7 +89,7 @@ function workersOf(queue: string, ctx: WhyContext): Workers {
   return { kind: "known", list: names ? workers.filter((s) => names.includes(s.service)) : workers };
 }
 
-function whyActive(job: Job, snap: StatusSnapshot | null, now: number): string {
+function whyActive(job: Job, snap: StatusSnapshot | null, now: number, stallAfter: number | undefined): string {
   if (job.leaseUntil !== null && job.leaseUntil <= now) {
     return `active, lease expired ${formatDuration(now - job.leaseUntil)} ago, will be released (attempt ${job.attempt} of ${job.maxAttempts}, stalls ${job.stalls})`;
   }
@@ -93,7 +103,12 @@ function whyActive(job: Job, snap: StatusSnapshot | null, now: number): string {
   // The age was measured when the snapshot was made (a status file may be seconds old).
   const age = svc.heartbeatAgeMs === null ? null : svc.heartbeatAgeMs + Math.max(0, now - (snap?.at ?? now));
   const beat = age === null ? "no heartbeat yet" : `last heartbeat ${formatDuration(age)} ago`;
-  const state = svc.state === "running" ? "" : ` (${svc.name} is ${svc.state}; its jobs are freed when it is killed)`;
+  let state = svc.state === "running" ? "" : ` (${svc.name} is ${svc.state}; its jobs are freed when it is killed)`;
+  // Still "running" to the supervisor, but silent: frozen (SIGSTOP), or its event loop blocked.
+  if (svc.state === "running" && age !== null && age > LATE_HEARTBEAT_MS) {
+    const after = stallAfter !== undefined ? ` once it has been silent ${formatDuration(stallAfter)}` : "";
+    state = ` (no heartbeat for ${formatDuration(age)}, where one comes every ${formatDuration(HEARTBEAT_INTERVAL_MS)}: the process is frozen or its event loop is blocked; the supervisor replaces it${after} and frees its jobs)`;
+  }
   return `active on ${svc.name} pid ${svc.pid ?? "-"}${running}, ${beat}${state}`;
 }
 

@@ -20,7 +20,7 @@ export async function jobWithWhy(ctx: ApiContext, id: number): Promise<unknown> 
   if (!job) throw new NotFoundError(`job ${id}`);
   if (FINAL_STATES.includes(job.state)) return { ...job, why: null };
   const snapshot = await ctx.snapshot().catch(() => null);
-  const why = await whyNotFinished(job, { store: ctx.store, snapshot, queueServices: ctx.queueServices ?? null });
+  const why = await whyNotFinished(job, { store: ctx.store, snapshot, queueServices: ctx.queueServices ?? null, stallAfter: ctx.stallAfter });
   return { ...job, why };
 }
 

@@ -21,6 +21,8 @@ export interface ApiContext {
   health?: () => Promise<HealthReport>;
   /** Queue → the worker services that run it (from the config), for a job's `why`. */
   queueServices?: Record<string, string[]>;
+  /** `supervision.stallAfter`, ms, for a job's `why` about a silent worker. */
+  stallAfter?: number;
   /** The config, for each queue's flow control in `GET /api/queues/list`. */
   config?: VigilConfig;
 }
@@ -89,12 +91,21 @@ export const API_ROUTES: ApiRoute[] = [
     mutating: false,
     run: async (ctx) => ({ body: await listQueues(ctx.store, ctx.config ?? null) }),
   },
+  // Two routes, not one with the verb captured: the audit line and the metrics name the
+  // action ("queue-resume work"), as they do for retry and restart.
   {
     method: "POST",
-    path: /^\/api\/queues\/([A-Za-z0-9_.:-]{1,128})\/(pause|resume)$/,
+    path: /^\/api\/queues\/([A-Za-z0-9_.:-]{1,128})\/pause$/,
     name: "queue-pause",
     mutating: true,
-    run: async (ctx, req) => ({ body: await ctx.store.setPaused(req.params[0]!, req.params[1] === "pause") }),
+    run: async (ctx, req) => ({ body: await ctx.store.setPaused(req.params[0]!, true) }),
+  },
+  {
+    method: "POST",
+    path: /^\/api\/queues\/([A-Za-z0-9_.:-]{1,128})\/resume$/,
+    name: "queue-resume",
+    mutating: true,
+    run: async (ctx, req) => ({ body: await ctx.store.setPaused(req.params[0]!, false) }),
   },
   {
     method: "GET",

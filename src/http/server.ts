@@ -84,6 +84,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     restartService: opts.restartService,
     health: opts.health,
     queueServices: opts.queueServices,
+    stallAfter: opts.stallAfter,
     config: opts.config,
   };
   const metrics = createMetrics({

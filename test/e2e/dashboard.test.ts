@@ -144,6 +144,9 @@ describe("dashboard", () => {
       await page.click("#nav-services");
       await page.locator("#services").waitFor({ timeout: 10_000 });
       expect(await page.locator("button[data-restart]").count()).toBe(0);
+      await page.click("#nav-overview");
+      await page.locator('#queues tbody tr[data-queue="outline"]').waitFor({ timeout: 30_000 });
+      expect(await page.locator("button[data-pause], button[data-resume]").count()).toBe(0);
     } finally {
       await ro.close();
     }

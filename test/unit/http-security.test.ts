@@ -77,6 +77,21 @@ describe("dashboard security", () => {
     expect(lines.some((l) => l.includes("audit: 127.0.0.1 login dashboard: refused 401"))).toBe(true);
   });
 
+  it("pauses and resumes a queue with the session cookie, each with its own audit line", async () => {
+    await start();
+    await t.store.enqueue("q", {});
+    const pair = String((await login(TOKEN)).headers["set-cookie"]).split(";")[0]!;
+    const headers = { cookie: pair, origin: `http://127.0.0.1:${h.port}` };
+    expect((await call(h, "POST", "/api/queues/q/pause", headers)).status).toBe(200);
+    expect((await t.store.queueStates()).find((s) => s.name === "q")?.paused).toBe(true);
+    expect((await call(h, "POST", "/api/queues/q/resume", headers)).status).toBe(200);
+    expect((await t.store.queueStates()).find((s) => s.name === "q")?.paused).toBe(false);
+    expect((await call(h, "POST", "/api/queues/q/pause", { cookie: "vigil_session=forged" })).status).toBe(401);
+    expect(lines).toContain("audit: 127.0.0.1 queue-pause q: ok");
+    expect(lines).toContain("audit: 127.0.0.1 queue-resume q: ok");
+    expect(lines).toContain("audit: 127.0.0.1 queue-pause q: refused 401");
+  });
+
   it("refuses a state change from a foreign Origin, even with the token", async () => {
     await start();
     const [id] = (await killJobs(t.store, "q", 1)) as [number];

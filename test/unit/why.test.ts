@@ -80,6 +80,18 @@ describe("why a job is not finished", () => {
     expect(await why(job.id, snap(clock, []))).toMatch(/^active on h:workers:2:1\.1, a process this supervisor does not run/);
   });
 
+  it("active on a running worker that has missed five heartbeats: frozen or blocked, and when it is replaced", async () => {
+    const { job } = await store.enqueue("outline", 1);
+    await store.claim({ workerId: "h:workers:2:1.1", queues: { outline: 1 }, leaseMs: 600_000 });
+    clock.advance(40_000);
+    const silent = (ms: number) => snap(clock, [worker("workers:2", { workerId: "h:workers:2:1.1", heartbeatAgeMs: ms })]);
+    expect(await whyNotFinished((await store.get(job.id))!, { store, snapshot: silent(6200), queueServices: QUEUES, stallAfter: 30_000 })).toBe(
+      "active on workers:2 pid 812, handler running 40s, last heartbeat 6.2s ago (no heartbeat for 6.2s, where one comes every 1.0s: the process is frozen or its event loop is blocked; the supervisor replaces it once it has been silent 30s and frees its jobs)",
+    );
+    // A beat or two late on a loaded machine is not called frozen.
+    expect(await why(job.id, silent(2500))).toBe("active on workers:2 pid 812, handler running 40s, last heartbeat 2.5s ago");
+  });
+
   it("active with its lease run out: will be released", async () => {
     const { job } = await store.enqueue("outline", 1);
     await store.claim({ workerId: "w", queues: { outline: 1 }, leaseMs: 10_000 });

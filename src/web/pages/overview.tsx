@@ -1,7 +1,8 @@
-// Overview: the health strip, each queue with its live sparklines, and whatever is stuck.
-import { useEffect } from "preact/hooks";
+// Overview: the health strip, each queue with its live sparklines (and Pause / Resume), and whatever is stuck.
+import { useEffect, useState } from "preact/hooks";
 import { fmtDuration, Rel, State } from "../format.js";
-import { href, useJson, useLive } from "../lib.js";
+import { href, postJson, useJson, useLive } from "../lib.js";
+import { act, useSession } from "../session.js";
 import { Spark } from "../spark.js";
 
 interface HealthCheck {
@@ -26,6 +27,8 @@ const STUCK_WAIT_MS = 60_000;
 
 export function Overview(_: { params: URLSearchParams }) {
   const { ev, history } = useLive();
+  const session = useSession();
+  const [msg, setMsg] = useState("");
   const health = useJson<{ status: string; checks: HealthCheck[] }>("/api/health");
   const report = useJson<Report>("/api/report?since=24h");
   // Health and the report are read on their own, slower: every 30 s is plenty for a 24 h window.
@@ -40,6 +43,16 @@ export function Overview(_: { params: URLSearchParams }) {
   }, []);
   if (!ev) return <p class="muted">Waiting for the live status…</p>;
   const snap = ev.snapshot;
+  const paused = new Set(snap.paused ?? []);
+  const canAct = !session.readOnly;
+  const flip = async (q: string, verb: "pause" | "resume"): Promise<void> => {
+    try {
+      const out = await act(() => postJson(`/api/queues/${encodeURIComponent(q).replace(/%3A/gi, ":")}/${verb}`));
+      if (out) setMsg(`Queue ${q} ${verb === "pause" ? "paused" : "resumed"}.`);
+    } catch (e) {
+      setMsg(`${verb === "pause" ? "Pausing" : "Resuming"} queue ${q} failed: ${(e as Error).message}`);
+    }
+  };
   const open = snap.incidents.filter((i) => i.recoveredAt === null);
   const r = report.data;
   const stuck: { what: string; verdict: string; link: string }[] = [];
@@ -47,7 +60,8 @@ export function Overview(_: { params: URLSearchParams }) {
     if (s.state !== "running") stuck.push({ what: `service ${s.name}`, verdict: s.state, link: href("services", { name: s.name }) });
   }
   for (const [q, ms] of Object.entries(ev.oldestWaitingMs)) {
-    if (ms !== null && ms > STUCK_WAIT_MS) {
+    // A paused queue's jobs wait on purpose: the queue table says paused, this list stays quiet.
+    if (ms !== null && ms > STUCK_WAIT_MS && !paused.has(q)) {
       stuck.push({ what: `queue ${q}`, verdict: `oldest job waiting ${fmtDuration(ms)}`, link: href("jobs", { queue: q, state: "waiting" }) });
     }
   }
@@ -81,6 +95,7 @@ export function Overview(_: { params: URLSearchParams }) {
         </div>
       </div>
       <h2>Queues</h2>
+      {msg && <p id="queues-msg" role="status">{msg}</p>}
       <table id="queues">
         <thead>
           <tr>
@@ -95,6 +110,7 @@ export function Overview(_: { params: URLSearchParams }) {
             <th>Depth</th>
             <th>Done / min</th>
             <th>Oldest waiting</th>
+            {canAct && <th />}
           </tr>
         </thead>
         <tbody>
@@ -105,6 +121,7 @@ export function Overview(_: { params: URLSearchParams }) {
               <tr key={q} data-queue={q}>
                 <td>
                   <a href={href("jobs", { queue: q })}>{q}</a>
+                  {paused.has(q) && <> <span class="badge" data-paused={q} title="Claims are held until it is resumed">paused</span></>}
                 </td>
                 <td>{link("scheduled", c.scheduled)}</td>
                 <td>{link("waiting", c.waiting)}</td>
@@ -118,6 +135,15 @@ export function Overview(_: { params: URLSearchParams }) {
                 <td>
                   <Spark data={h} field="oldestS" label="oldest waiting, seconds" /> {fmtDuration(ev.oldestWaitingMs[q] ?? null)}
                 </td>
+                {canAct && (
+                  <td>
+                    {paused.has(q) ? (
+                      <button type="button" data-resume={q} onClick={() => void flip(q, "resume")}>Resume</button>
+                    ) : (
+                      <button type="button" data-pause={q} onClick={() => void flip(q, "pause")}>Pause</button>
+                    )}
+                  </td>
+                )}
               </tr>
             );
           })}
