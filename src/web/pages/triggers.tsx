@@ -1,21 +1,13 @@
 // Triggers: where each one is (cursor, lag, last/next tick) and the records they rejected.
+import type { RejectedRecord } from "../../core/types.js";
 import { fmtDuration, Rel } from "../format.js";
 import { href, useJson, useLive } from "../lib.js";
-
-interface Rejected {
-  trigger: string;
-  reason: string;
-  sample: string;
-  path?: string;
-  offset?: number;
-  at?: number;
-}
 
 export function Triggers({ params }: { params: URLSearchParams }) {
   const { ev } = useLive();
   const only = params.get("trigger") ?? "";
   const bucket = ev ? Math.floor(ev.at / 10_000) : 0; // re-read every ~10 s of the stream
-  const rejected = useJson<{ rejected: Rejected[] }>("/api/triggers", [bucket]);
+  const rejected = useJson<{ rejected: RejectedRecord[] }>("/api/triggers", [bucket]);
   const cursors = useJson<Record<string, { cursor: unknown; version: number } | null>>("/api/triggers/cursors", [bucket]);
   if (!ev) return <p class="muted">Waiting for the live status…</p>;
   const rows = (rejected.data?.rejected ?? []).filter((r) => !only || r.trigger === only);
