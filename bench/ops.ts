@@ -1,7 +1,7 @@
 /**
  * bench/ops: what the operations surface costs on a store with history. Builds a SQLite
  * store of JOBS jobs (80 % completed, 2 % dead, the rest waiting) and times, as medians:
- * a /metrics scrape, /api/status, the health checks, a 24 h report, a retention round
+ * a /metrics scrape, /api/status and what each dashboard page reads when it opens, the health checks, a 24 h report, a retention round
  * that prunes every completed job, and an online backup. No peer offers these as one
  * product, so the rows are Vigil's alone.
  *
@@ -66,6 +66,22 @@ try {
   const get = async (path: string) => (await fetch(http.url + path)).text();
   rows.push({ system: "vigil-sqlite", scenario: "metrics-scrape", value: await time(10, () => get("/metrics")), unit: "ms" });
   rows.push({ system: "vigil-sqlite", scenario: "api-status", value: await time(10, () => get("/api/status")), unit: "ms" });
+  // What each dashboard page asks for when it opens.
+  const pages: [string, string][] = [
+    ["api-queues", "/api/queues"],
+    ["api-jobs-page", "/api/jobs?limit=100"],
+    ["api-jobs-dead", "/api/jobs?state=dead&limit=100"],
+    ["api-jobs-deep", `/api/jobs?limit=100&before=${Math.round(JOBS / 2)}`],
+    ["api-job", `/api/jobs/${Math.round(JOBS / 3)}`],
+    ["api-runs-page", "/api/runs?limit=50"],
+    ["api-runs-search", "/api/runs?search=nomatch&limit=50"],
+    ["api-run", `/api/runs/${Math.round(JOBS / 3)}`],
+    ["api-incidents", "/api/incidents"],
+    ["api-triggers", "/api/triggers"],
+    ["api-report-24h", "/api/report"],
+    ["api-health", "/api/health"],
+  ];
+  for (const [scenario, path] of pages) rows.push({ system: "vigil-sqlite", scenario, value: await time(10, () => get(path)), unit: "ms" });
   rows.push({
     system: "vigil-sqlite",
     scenario: "health-checks",
