@@ -79,7 +79,6 @@ try {
     ["api-incidents", "/api/incidents"],
     ["api-triggers", "/api/triggers"],
     ["api-report-24h", "/api/report"],
-    ["api-health", "/api/health"],
   ];
   for (const [scenario, path] of pages) rows.push({ system: "vigil-sqlite", scenario, value: await time(10, () => get(path)), unit: "ms" });
   rows.push({
