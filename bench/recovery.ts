@@ -39,6 +39,7 @@ import type { Store } from "../src/store/store.js";
 import { askSupervisor } from "../src/supervisor/supervisor.js";
 import { bullCrashOnce, cleanupBullScripts } from "./lib/recovery-bullmq.js";
 import { median, type BenchRow } from "./lib/report.js";
+import { sleep, waitFor as waitUntil } from "./lib/wait.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -57,17 +58,8 @@ const BULL_CAP_MS = 150_000;
 
 const rows: BenchRow[] = [];
 const detail: string[][] = [];
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 60_000, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 60_000, everyMs = 20) =>
+  waitUntil(what, fn, timeoutMs, everyMs);
 
 const HANDLER = `import { appendFileSync, writeFileSync } from "node:fs";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

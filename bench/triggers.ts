@@ -29,6 +29,7 @@ import { killGroup, procInfo } from "../src/os/process.js";
 import { openStore } from "../src/store/open.js";
 import type { Store } from "../src/store/store.js";
 import { median, percentile, type BenchRow } from "./lib/report.js";
+import { sleep, waitFor as waitUntil } from "./lib/wait.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -47,7 +48,6 @@ const CHOKIDAR_DEFAULT = { usePolling: true, ignoreInitial: true, persistent: tr
 
 const ROOT = resolve(import.meta.dirname, "..");
 const VIGIL = join(ROOT, "bin", "vigil");
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const rows: BenchRow[] = [];
 const children: ChildProcess[] = [];
@@ -89,11 +89,7 @@ function startTriggers(dir: string): ChildProcess {
 }
 
 async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 300_000, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
+  await waitUntil(what, fn, timeoutMs, everyMs);
 }
 
 /** Time from each write to its job's creation, for one trigger. */

@@ -15,6 +15,9 @@ import { join, resolve } from "node:path";
 import type { StatusSnapshot } from "../../src/health/types.js";
 import { killGroup } from "../../src/os/process.js";
 import { askSupervisor } from "../../src/supervisor/supervisor.js";
+import { sleep, waitFor } from "./wait.js";
+
+export { sleep, waitFor };
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
 export const VIGIL = join(ROOT, "bin", "vigil");
@@ -68,6 +71,7 @@ mark("E")
 print(json.dumps({"rec": payload.get("rec"), "published": True}))
 `;
 
+
 /** The python the command stage runs: the system one when there, it starts fastest. */
 function python(): string[] {
   return existsSync("/usr/bin/python3") ? ["/usr/bin/python3", "-S"] : ["python3", "-S"];
@@ -117,17 +121,6 @@ export async function snapshot(dir: string, timeoutMs = 2000): Promise<StatusSna
   return r?.ok ? (r.snapshot as StatusSnapshot) : null;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 export function allRunning(s: StatusSnapshot | null): boolean {
   return !!s && s.services.length === 3 && s.services.every((r) => r.state === "running");
