@@ -191,16 +191,18 @@ async function summarize(reads: RunReads, roots: RootRow[]): Promise<RunSummary[
     const rest = (byRoot.get(root.id) ?? []).sort((a, b) => a.id - b.id);
     const all = [{ id: root.id, queue: root.queue, state: root.state, attempt: root.attempt, finishedAt: root.finishedAt }, ...rest];
     return {
-      id: root.id,
-      key: root.key,
-      queue: root.queue,
-      ...runState(all),
-      createdAt: root.createdAt,
-      jobCount: all.length,
+      ...runHead(root, all),
       stages: all.slice(0, MAX_STAGES_SHOWN).map((j) => ({ id: j.id, queue: j.queue, state: j.state, attempt: j.attempt })),
-      rerunOf: rerunOf(root),
     };
   });
+}
+
+/** What a run's list row and its detail share: its root, its state, how many jobs it has. */
+function runHead(
+  root: { id: number; key: string | null; queue: string; createdAt: number; source: JobSource | null },
+  all: { id: number; state: JobState; finishedAt: number | null }[],
+) {
+  return { id: root.id, key: root.key, queue: root.queue, ...runState(all), createdAt: root.createdAt, jobCount: all.length, rerunOf: rerunOf(root) };
 }
 
 /** `running` if any job is unfinished; else the state of the newest job, and the last finish. */
@@ -229,13 +231,7 @@ export async function getRun(store: Store, id: number): Promise<RunDetail | null
   const jobsTruncated = rest.length > MAX_RUN_JOBS - 1;
   const all = [root, ...rest.sort((a, b) => a.id - b.id).slice(0, MAX_RUN_JOBS - 1)];
   return {
-    id: root.id,
-    key: root.key,
-    queue: root.queue,
-    ...runState(all),
-    createdAt: root.createdAt,
-    jobCount: all.length,
-    rerunOf: rerunOf(root),
+    ...runHead(root, all),
     jobsTruncated,
     jobs: all.map(runJob),
   };
