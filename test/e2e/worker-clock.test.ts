@@ -6,11 +6,10 @@
  */
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { openStore } from "../../src/store/open.js";
+import { describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/store.js";
 import { lines, waitFor } from "./supervisor-helpers.js";
-import { killAll, removeProject, started, startWorker, workerProject, type WorkerProject } from "./worker-helpers.js";
+import { started, startWorker, workerSuite, type WorkerProject } from "./worker-helpers.js";
 
 const STEP_MODULE = resolve(import.meta.dirname, "fixtures", "clock-step.mjs");
 
@@ -35,16 +34,9 @@ export default async function h(job, ctx) {
 
 let p: WorkerProject;
 let store: Store;
-beforeAll(async () => {
-  p = workerProject(CONFIG, FILES);
-  store = await openStore(`sqlite:${p.db}`);
-});
-afterEach(async () => {
-  await killAll();
-});
-afterAll(async () => {
-  await store.close();
-  removeProject(p);
+workerSuite(CONFIG, FILES, (proj, s) => {
+  p = proj;
+  store = s;
 });
 
 describe("vigil worker and the wall clock", () => {

@@ -7,7 +7,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { isAlive, killGroup } from "../../src/os/process.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/store.js";
 import type { WorkerMessage } from "../../src/worker/protocol.js";
 import { VIGIL, waitFor } from "./supervisor-helpers.js";
 
@@ -99,4 +102,25 @@ export async function killAll(): Promise<void> {
 
 export function removeProject(p: WorkerProject): void {
   rmSync(p.dir, { recursive: true, force: true });
+}
+
+/**
+ * The hooks of a worker end-to-end file: one project and its store for the file (handed to
+ * `use`), every worker killed after each test, both removed at the end.
+ */
+export function workerSuite(yaml: string, files: Record<string, string>, use: (p: WorkerProject, store: Store) => void): void {
+  let p: WorkerProject;
+  let store: Store;
+  beforeAll(async () => {
+    p = workerProject(yaml, files);
+    store = await openStore(`sqlite:${p.db}`);
+    use(p, store);
+  });
+  afterEach(async () => {
+    await killAll();
+  });
+  afterAll(async () => {
+    await store?.close();
+    if (p) removeProject(p);
+  });
 }

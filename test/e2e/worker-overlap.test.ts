@@ -10,11 +10,10 @@
  *   exits without finishing or completing the job it held.
  */
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { openStore } from "../../src/store/open.js";
+import { describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/store.js";
 import { lines, waitFor } from "./supervisor-helpers.js";
-import { killAll, removeProject, started, startWorker, workerProject, type WorkerProject } from "./worker-helpers.js";
+import { started, startWorker, workerSuite, type WorkerProject } from "./worker-helpers.js";
 
 const CONFIG = `
 store: sqlite:vigil.db
@@ -48,19 +47,9 @@ export default async function ledger(job) {
 
 let p: WorkerProject;
 let store: Store;
-
-beforeAll(async () => {
-  p = workerProject(CONFIG, { "ledger.mjs": LEDGER });
-  store = await openStore(`sqlite:${p.db}`);
-});
-
-afterEach(async () => {
-  await killAll();
-});
-
-afterAll(async () => {
-  await store.close();
-  removeProject(p);
+workerSuite(CONFIG, { "ledger.mjs": LEDGER }, (proj, s) => {
+  p = proj;
+  store = s;
 });
 
 /** The ledger lines of job `id`, as [attempt, what, pid]. */

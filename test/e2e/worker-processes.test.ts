@@ -7,13 +7,12 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Job } from "../../src/core/types.js";
 import { groupMembers, isAlive, killGroup, procInfo } from "../../src/os/process.js";
-import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { waitFor } from "./supervisor-helpers.js";
-import { killAll, removeProject, started, startWorker, workerProject, type WorkerProject } from "./worker-helpers.js";
+import { started, startWorker, workerSuite, type WorkerProject } from "./worker-helpers.js";
 
 const CONFIG = `
 store: sqlite:vigil.db
@@ -50,19 +49,9 @@ setInterval(() => {}, 1000);`,
 
 let p: WorkerProject;
 let store: Store;
-
-beforeAll(async () => {
-  p = workerProject(CONFIG, FILES);
-  store = await openStore(`sqlite:${p.db}`);
-});
-
-afterEach(async () => {
-  await killAll();
-});
-
-afterAll(async () => {
-  await store.close();
-  removeProject(p);
+workerSuite(CONFIG, FILES, (proj, s) => {
+  p = proj;
+  store = s;
 });
 
 async function states(queue: string): Promise<Job[]> {
