@@ -1,0 +1,80 @@
+/**
+ * The dashboard's layout in a real browser: at 1280 and 1024 px wide, in light and dark,
+ * no page scrolls sideways — the Overview's queue table (eight counts, three sparklines and
+ * a Pause button per queue) included — over a real SQLite store with counts in the tens of
+ * thousands, a paused queue and a queue waiting long enough to be listed as stuck.
+ */
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Clock } from "../../src/core/clock.js";
+import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
+import { launchBrowser } from "./browser.js";
+import { completeJobs, killJobs, tempStore, type TempStore } from "../unit/ops-fixtures.js";
+
+const TOKEN = "dashboard-layout-token-0123456789";
+
+describe("dashboard layout", () => {
+  let t: TempStore;
+  let h: HttpServerHandle;
+  let browser: Browser;
+  let offset = 0;
+  const clock: Clock = { now: () => Date.now() + offset };
+  beforeAll(async () => {
+    t = await tempStore(clock);
+    offset = 0;
+    for (const q of ["outline", "implement-with-a-long-queue-name", "qa"]) {
+      await completeJobs(t.store, q, 2_000);
+      await killJobs(t.store, q, 3);
+      await t.store.enqueueMany(Array.from({ length: 12_000 }, (_, i) => ({ queue: q, payload: { i } })));
+    }
+    // Ten minutes old: the Overview's Stuck list names the queue.
+    offset = -10 * 60_000;
+    await t.store.enqueue("implement-with-a-long-queue-name", { n: 0 });
+    offset = 0;
+    await t.store.setPaused("qa", true);
+    h = await startHttpServer({ port: 0, token: TOKEN, store: t.store });
+    browser = await launchBrowser();
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+    await t?.cleanup();
+  });
+
+  for (const width of [1280, 1024]) {
+    for (const theme of ["light", "dark"] as const) {
+      it(`no page scrolls sideways at ${width} px, ${theme}`, async () => {
+        const ctx = await browser.newContext({ viewport: { width, height: 800 }, colorScheme: theme });
+        try {
+          const page = await ctx.newPage();
+          const errors: string[] = [];
+          page.on("pageerror", (e) => errors.push(e.message));
+          await page.goto(`${h.url}/`);
+          await page.locator('#queues tbody tr[data-queue="implement-with-a-long-queue-name"]').waitFor({ timeout: 30_000 });
+          await page.locator('#queues [data-paused="qa"]').waitFor({ timeout: 30_000 });
+          await page.locator("#stuck tr", { hasText: "queue implement-with-a-long-queue-name" }).waitFor({ timeout: 30_000 });
+          expect(await page.locator('#queues button[data-pause="outline"]').count()).toBe(1);
+          // The theme really applies: dark text on light, or light on dark.
+          const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+          expect(bg).toBe(theme === "dark" ? "rgb(13, 17, 23)" : "rgb(255, 255, 255)");
+          const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+          expect(await overflow()).toBe(0);
+          for (const [nav, ready] of [
+            ["#nav-jobs", "#jobs tbody tr"],
+            ["#nav-services", "#services"],
+            ["#nav-incidents", "#incidents"],
+            ["#nav-triggers", "#triggers, #rejected"],
+            ["#nav-runs", "#runs"],
+          ] as const) {
+            await page.click(nav);
+            await page.locator(ready).first().waitFor({ state: "attached", timeout: 20_000 });
+            expect({ nav, overflow: await overflow() }).toEqual({ nav, overflow: 0 });
+          }
+          expect(errors).toEqual([]);
+        } finally {
+          await ctx.close();
+        }
+      }, 60_000);
+    }
+  }
+});
