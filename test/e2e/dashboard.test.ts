@@ -2,9 +2,12 @@
  * The dashboard in a real browser (the Chromium that `npm install` brings, through
  * playwright-core), served by the real HTTP server over a real SQLite store: the live stream
  * fills the Overview, each page renders, the login form turns the token into a cookie, a
- * dead job is retried from its detail panel, and a bulk retry shows its count before acting.
+ * dead job is retried from its detail panel, a bulk retry shows its count before acting,
+ * incidents read detected → recovered or open with their cause and stack, rejected trigger
+ * records show their reason and sample, and the header switches light and dark.
  */
 import type { Browser, Page } from "playwright-core";
+import type { Incident } from "../../src/core/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
 import { launchBrowser } from "./browser.js";
@@ -17,12 +20,16 @@ describe("dashboard", () => {
   let h: HttpServerHandle;
   let browser: Browser;
   let deadIds: number[];
+  let recovered: Incident;
   beforeAll(async () => {
     t = await tempStore();
     await completeJobs(t.store, "outline", 3);
     deadIds = await killJobs(t.store, "outline", 3);
     await t.store.enqueue("qa", { n: 1 });
     await t.store.enqueue("qa", { n: 2 });
+    // One recovered (a crash of the triggers process), then one still open (a worker's stall).
+    recovered = await t.store.addIncident({ service: "triggers", cause: "crash", detail: { message: "exit code 1" } });
+    await t.store.resolveIncidents("triggers");
     await t.store.addIncident({ service: "workers", cause: "stall", detail: { stack: ["spin (file:///w.js:3:1)", "main (file:///w.js:9:1)"] } });
     await t.store.commitTrigger({
       trigger: "ideas",
@@ -112,24 +119,52 @@ describe("dashboard", () => {
     expect(errors).toEqual([]);
   });
 
-  it("renders Services, Incidents (with the stall's stack), Triggers and Runs", async () => {
+  it("renders Services, Incidents (detected → recovered, cause, the stall's stack), Triggers and Runs", async () => {
     const { page, errors } = await open("#/incidents");
     const li = page.locator("#incidents li").first();
     await li.waitFor({ timeout: 20_000 });
+    // Newest first: the open stall, then the recovered crash.
+    expect(await li.textContent()).toMatch(/^stall of workers on \S+ · detected \d+(ms|\.\ds|s) ago → open/);
+    const done = page.locator(`#incidents li[data-incident="${recovered.id}"]`);
+    expect(await done.textContent()).toMatch(/^crash of triggers on \S+ · detected [\d.]+m?s ago → recovered after [\d.]+m?s/);
+    expect(await done.textContent()).toContain("exit code 1");
     await li.locator("a").first().click();
     await page.locator("pre.stack", { hasText: "spin (file:///w.js:3:1)" }).waitFor({ timeout: 10_000 });
     // Relative times carry the UTC time on hover.
-    expect(await li.locator("time").first().getAttribute("title")).toMatch(/UTC$/);
+    const time = li.locator("time").first();
+    expect(await time.getAttribute("title")).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    expect(Date.parse(((await time.getAttribute("title")) ?? "").replace(" ", "T").replace(" UTC", "Z"))).toBeGreaterThan(Date.now() - 120_000);
 
     await page.click("#nav-triggers");
-    await page.locator("#rejected td", { hasText: "not JSON" }).waitFor({ timeout: 20_000 });
+    const rejected = page.locator("#rejected tbody tr", { hasText: "not JSON" });
+    await rejected.waitFor({ timeout: 20_000 });
+    expect((await rejected.locator("td").allTextContents()).slice(1)).toEqual(["ideas", "not JSON", "ideas.log@7", "{oops"]);
     await page.click("#nav-services");
     await page.locator("#services").waitFor({ timeout: 20_000 });
     await page.click("#nav-runs");
     await page.locator("#runs, #runs-error").first().waitFor({ timeout: 20_000 });
-    await page.click("#theme");
-    expect(await page.evaluate("document.documentElement.dataset.theme")).toMatch(/dark|light/);
     expect(errors).toEqual([]);
+  });
+
+  it("switches light ↔ dark from the header, and keeps the choice", async () => {
+    const ctx = await browser.newContext({ colorScheme: "light" });
+    try {
+      const page = await ctx.newPage();
+      await page.goto(`${h.url}/`);
+      const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      expect(await bg()).toBe("rgb(255, 255, 255)");
+      await page.click("#theme");
+      expect(await page.evaluate(() => document.documentElement.dataset["theme"])).toBe("dark");
+      expect(await bg()).toBe("rgb(13, 17, 23)");
+      await page.reload();
+      await page.locator("#theme").waitFor();
+      expect(await bg()).toBe("rgb(13, 17, 23)");
+      expect(await page.locator("#theme").textContent()).toBe("Light");
+      await page.click("#theme");
+      expect(await bg()).toBe("rgb(255, 255, 255)");
+    } finally {
+      await ctx.close();
+    }
   });
 
   it("hides every action button when the server is read-only", async () => {
