@@ -58,6 +58,8 @@ describe("dashboard Runs page", () => {
     const row = page.locator(`#runs tr[data-run="${runs["k-1"]![0]}"]`);
     expect(await row.locator("td").nth(1).textContent()).toBe("k-1");
     await row.click();
+    // The search is kept beside the chosen run.
+    await page.waitForURL(new RegExp(`#/runs\\?search=alpha&id=${runs["k-1"]![0]}$`), { timeout: 10_000 });
 
     const detail = page.locator("#run-detail");
     await detail.locator('li[data-stage="b"]').waitFor({ timeout: 20_000 });

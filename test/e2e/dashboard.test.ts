@@ -71,6 +71,47 @@ describe("dashboard", () => {
     expect(errors).toEqual([]);
   });
 
+  it("fills the health strip: uptime, MTBF and MTTR over 24 h, open incidents", async () => {
+    const { page, errors } = await open();
+    // No supervisor over a bare store; a recovered crash and an open stall in the last 24 h.
+    await page.locator("#card-uptime b", { hasText: "not running" }).waitFor({ timeout: 30_000 });
+    await page.locator("#card-mttr b", { hasText: /^\d+(ms|\.\ds|s)$/ }).waitFor({ timeout: 30_000 });
+    expect(await page.locator("#card-mtbf b").textContent()).toMatch(/^\d+h \d+m$/);
+    expect(await page.locator("#card-open b").textContent()).toBe("1");
+    await page.locator("#card-open a").click();
+    await page.waitForURL(/#\/incidents\?open=1$/, { timeout: 10_000 });
+    await page.locator("#incidents li").first().waitFor({ timeout: 20_000 });
+    expect(await page.locator("#incidents li").count()).toBe(1);
+    expect(errors).toEqual([]);
+  });
+
+  it("keeps each page's filters in its links: selecting, reloading, changing one, going back", async () => {
+    const { page, errors } = await open("#/jobs?queue=outline&state=dead");
+    const id = deadIds[1]!;
+    await page.locator(`#jobs tr[data-job="${id}"]`).click();
+    await page.waitForURL(new RegExp(`#/jobs\\?queue=outline&state=dead&job=${id}$`), { timeout: 10_000 });
+    await page.locator(`#job-detail[data-job="${id}"]`).waitFor({ timeout: 20_000 });
+    await page.reload();
+    await page.locator(`#job-detail[data-job="${id}"]`).waitFor({ timeout: 20_000 });
+    expect(await page.locator("#filter-queue").inputValue()).toBe("outline");
+    expect(await page.locator("#filter-state").inputValue()).toBe("dead");
+    // Every row links with the filters kept.
+    for (const a of await page.locator("#jobs tbody td:first-child a").evaluateAll((as) => as.map((x) => x.getAttribute("href")))) {
+      expect(a).toMatch(/^#\/jobs\?queue=outline&state=dead&job=\d+$/);
+    }
+    // Changing one filter keeps the other.
+    await page.selectOption("#filter-state", "completed");
+    await page.waitForURL(/#\/jobs\?queue=outline&state=completed$/, { timeout: 10_000 });
+    await page.goBack();
+    await page.waitForURL(new RegExp(`#/jobs\\?queue=outline&state=dead&job=${id}$`), { timeout: 10_000 });
+    expect(await page.locator("#filter-state").inputValue()).toBe("dead");
+    // Incidents: a chosen window survives opening one.
+    await page.goto(`${h.url}/#/incidents?since=24h`);
+    await page.locator("#incidents li a").first().click();
+    await page.waitForURL(/#\/incidents\?since=24h&id=\d+$/, { timeout: 10_000 });
+    expect(errors).toEqual([]);
+  });
+
   it("logs in with the token (an HttpOnly cookie) and retries a dead job", async () => {
     const { page, errors } = await open(`#/jobs?queue=outline&state=dead&job=${deadIds[0]}`);
     const id = deadIds[0]!;
