@@ -2,8 +2,10 @@
  * The dashboard's layout in a real browser: at 1280 and 1024 px wide, in light and dark,
  * no page scrolls sideways — the Overview's queue table (eight counts, three sparklines and
  * a Pause button per queue) included — over a real SQLite store with counts in the tens of
- * thousands, a paused queue and a queue waiting long enough to be listed as stuck.
+ * thousands, a paused queue and a queue waiting long enough to be listed as stuck. And
+ * the page the browser loads weighs under 150 KiB gzipped, all of it from this server.
  */
+import { gzipSync } from "node:zlib";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Clock } from "../../src/core/clock.js";
@@ -77,4 +79,24 @@ describe("dashboard layout", () => {
       }, 60_000);
     }
   }
+
+  it("loads under 150 KiB gzipped, nothing from elsewhere", async () => {
+    const page = await browser.newPage();
+    const files: { url: string; gz: number }[] = [];
+    const reading: Promise<void>[] = [];
+    page.on("response", (r) => {
+      // The page itself: what is fetched before any data (the API and the live stream).
+      if (new URL(r.url()).pathname.startsWith("/api/")) return;
+      reading.push(r.body().then((b) => void files.push({ url: r.url(), gz: gzipSync(b, { level: 9 }).length })));
+    });
+    await page.goto(`${h.url}/`);
+    await page.locator('#queues tbody tr[data-queue="outline"]').waitFor({ timeout: 30_000 });
+    await Promise.all(reading);
+    expect(files.map((f) => new URL(f.url).pathname).sort()).toEqual(["/", "/app.css", "/app.js"]);
+    for (const f of files) expect(f.url.startsWith(h.url)).toBe(true);
+    const total = files.reduce((n, f) => n + f.gz, 0);
+    // The budget scripts/build-web.mjs enforces on the bundle, here on what is served.
+    expect(total).toBeLessThan(150 * 1024);
+    await page.close();
+  });
 });
