@@ -10,6 +10,7 @@ import { MAX_RUNS_PAGE, RUN_STATES, type RunState } from "../store/runs.js";
 import { QUEUE_NAME } from "../store/store.js";
 import type { ApiContext, ApiRoute } from "./api.js";
 import { readJobLog } from "./job-log.js";
+import type { JobLog } from "./job-log-shape.js";
 
 /** Where a job's whole payload and result are read (the previews link here). */
 export function jobHref(id: number): string {
@@ -67,8 +68,8 @@ export const RUN_ROUTES: ApiRoute[] = [
       const id = Number(req.params[0]);
       if (!(await ctx.store.get(id))) throw new NotFoundError(`job ${id}`);
       // Without the project's log folder (a server over a bare store) there is nothing to read.
-      if (!ctx.logsDir) return { body: { id, available: false, lines: [], files: 0, truncated: false } };
-      return { body: { id, available: true, ...readJobLog(ctx.logsDir, id) } };
+      const body: JobLog = ctx.logsDir ? { id, available: true, ...readJobLog(ctx.logsDir, id) } : { id, available: false, lines: [], files: 0, truncated: false };
+      return { body };
     },
   },
   {

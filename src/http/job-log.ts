@@ -10,30 +10,17 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { lastLines } from "../supervisor/logs.js";
+import type { JobLog, JobLogLine } from "./job-log-shape.js";
 
 /** At most this many lines are returned (the newest). */
 export const MAX_JOB_LOG_LINES = 200;
-
-export interface JobLogLine {
-  /** ms since the epoch, as the logger stamped it. */
-  at: number | null;
-  level: string;
-  attempt: number | null;
-  /** The worker that ran the attempt (`host:service:n:pid.k`). */
-  worker: string | null;
-  msg: string;
-  /** The line's other fields (the command's `stderr`, a handler's own fields). */
-  fields: Record<string, unknown>;
-  /** The log file it came from (`workers:1.log`). */
-  file: string;
-}
 
 const LEVELS: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" };
 /** Fields every line of a job's logger carries: shown as columns, not repeated in `fields`. */
 const OWN = new Set(["level", "time", "msg", "pid", "hostname", "jobId", "queue", "attempt", "workerId", "service", "name", "v"]);
 
 /** The lines job `id` logged, oldest first; `files` is how many log files were searched. */
-export function readJobLog(logsDir: string, id: number): { lines: JobLogLine[]; files: number; truncated: boolean } {
+export function readJobLog(logsDir: string, id: number): Omit<JobLog, "id" | "available"> {
   let names: string[];
   try {
     names = readdirSync(logsDir).filter((n) => /\.log(\.1)?$/.test(n));

@@ -2,23 +2,8 @@
 // the worker logs when the reader opens them: GET /api/jobs/:id/log.
 import { useState } from "preact/hooks";
 import { Rel } from "../format.js";
+import type { JobLog as LogAnswer } from "../../http/job-log-shape.js";
 import { useJson } from "../lib.js";
-
-interface LogLine {
-  at: number | null;
-  level: string;
-  attempt: number | null;
-  worker: string | null;
-  msg: string;
-  fields: Record<string, unknown>;
-  file: string;
-}
-interface LogAnswer {
-  available: boolean;
-  lines: LogLine[];
-  files: number;
-  truncated: boolean;
-}
 
 export function JobLog({ id }: { id: number }) {
   const [open, setOpen] = useState(false);
