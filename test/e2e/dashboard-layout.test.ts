@@ -6,52 +6,43 @@
  * the page the browser loads weighs under 150 KiB gzipped, all of it from this server.
  */
 import { gzipSync } from "node:zlib";
-import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Clock } from "../../src/core/clock.js";
-import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
-import { launchBrowser } from "./browser.js";
-import { completeJobs, killJobs, tempStore, type TempStore } from "../unit/ops-fixtures.js";
+import { dashboardSuite } from "./dashboard-helpers.js";
+import { completeJobs, killJobs } from "../unit/ops-fixtures.js";
 
 const TOKEN = "dashboard-layout-token-0123456789";
 
 describe("dashboard layout", () => {
-  let t: TempStore;
-  let h: HttpServerHandle;
-  let browser: Browser;
   let offset = 0;
   const clock: Clock = { now: () => Date.now() + offset };
-  beforeAll(async () => {
-    t = await tempStore(clock);
-    offset = 0;
-    for (const q of ["outline", "implement-with-a-long-queue-name", "qa"]) {
-      await completeJobs(t.store, q, 2_000);
-      await killJobs(t.store, q, 3);
-      await t.store.enqueueMany(Array.from({ length: 12_000 }, (_, i) => ({ queue: q, payload: { i } })));
-    }
-    // Ten minutes old: the Overview's Stuck list names the queue.
-    offset = -10 * 60_000;
-    await t.store.enqueue("implement-with-a-long-queue-name", { n: 0 });
-    offset = 0;
-    await t.store.setPaused("qa", true);
-    h = await startHttpServer({ port: 0, token: TOKEN, store: t.store });
-    browser = await launchBrowser();
-  }, 180_000);
-  afterAll(async () => {
-    await browser?.close();
-    await h?.close();
-    await t?.cleanup();
+  const s = dashboardSuite({
+    token: TOKEN,
+    clock,
+    timeoutMs: 180_000,
+    fill: async (t) => {
+      for (const q of ["outline", "implement-with-a-long-queue-name", "qa"]) {
+        await completeJobs(t.store, q, 2_000);
+        await killJobs(t.store, q, 3);
+        await t.store.enqueueMany(Array.from({ length: 12_000 }, (_, i) => ({ queue: q, payload: { i } })));
+      }
+      // Ten minutes old: the Overview's Stuck list names the queue.
+      offset = -10 * 60_000;
+      await t.store.enqueue("implement-with-a-long-queue-name", { n: 0 });
+      offset = 0;
+      await t.store.setPaused("qa", true);
+    },
   });
 
   for (const width of [1280, 1024]) {
     for (const theme of ["light", "dark"] as const) {
       it(`no page scrolls sideways at ${width} px, ${theme}`, async () => {
-        const ctx = await browser.newContext({ viewport: { width, height: 800 }, colorScheme: theme });
+        const ctx = await s.browser.newContext({ viewport: { width, height: 800 }, colorScheme: theme });
         try {
           const page = await ctx.newPage();
           const errors: string[] = [];
           page.on("pageerror", (e) => errors.push(e.message));
-          await page.goto(`${h.url}/`);
+          await page.goto(`${s.h.url}/`);
           await page.locator('#queues tbody tr[data-queue="implement-with-a-long-queue-name"]').waitFor({ timeout: 30_000 });
           await page.locator('#queues [data-paused="qa"]').waitFor({ timeout: 30_000 });
           await page.locator("#stuck tr", { hasText: "queue implement-with-a-long-queue-name" }).waitFor({ timeout: 30_000 });
@@ -81,7 +72,7 @@ describe("dashboard layout", () => {
   }
 
   it("loads under 150 KiB gzipped, nothing from elsewhere", async () => {
-    const page = await browser.newPage();
+    const page = await s.browser.newPage();
     const files: { url: string; gz: number }[] = [];
     const reading: Promise<void>[] = [];
     page.on("response", (r) => {
@@ -89,11 +80,11 @@ describe("dashboard layout", () => {
       if (new URL(r.url()).pathname.startsWith("/api/")) return;
       reading.push(r.body().then((b) => void files.push({ url: r.url(), gz: gzipSync(b, { level: 9 }).length })));
     });
-    await page.goto(`${h.url}/`);
+    await page.goto(`${s.h.url}/`);
     await page.locator('#queues tbody tr[data-queue="outline"]').waitFor({ timeout: 30_000 });
     await Promise.all(reading);
     expect(files.map((f) => new URL(f.url).pathname).sort()).toEqual(["/", "/app.css", "/app.js"]);
-    for (const f of files) expect(f.url.startsWith(h.url)).toBe(true);
+    for (const f of files) expect(f.url.startsWith(s.h.url)).toBe(true);
     const total = files.reduce((n, f) => n + f.gz, 0);
     // The budget scripts/build-web.mjs enforces on the bundle, here on what is served.
     expect(total).toBeLessThan(150 * 1024);

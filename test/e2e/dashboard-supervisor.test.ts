@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "./browser.js";
+import { logIn } from "./dashboard-helpers.js";
 import { holderOf, openProjectStore, row, snapshot, startWithHttp, supervisorTest, waitFor } from "./supervisor-helpers.js";
 
 const t = supervisorTest();
@@ -34,11 +35,7 @@ describe("dashboard under vigil start", () => {
     const row = page.locator('#services tr[data-service="workers:2"]');
     await row.locator("td", { hasText: String(old) }).waitFor({ timeout: 30_000 });
 
-    await page.locator("#login").click();
-    const token = readFileSync(join(t.project.dir, ".vigil", "token"), "utf8").trim();
-    await page.fill("#login-token", token);
-    await page.click("#login-submit");
-    await page.locator("#logout").waitFor({ timeout: 10_000 });
+    await logIn(page, readFileSync(join(t.project.dir, ".vigil", "token"), "utf8").trim());
 
     await row.locator('button[data-restart="workers:2"]').click();
     await page.locator("#services-msg").waitFor({ timeout: 20_000 });

@@ -9,10 +9,10 @@
 import { pino } from "pino";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StatusSnapshot } from "../../src/health/types.js";
 import { startHttpServer } from "../../src/http/server.js";
 import { Worker } from "../../src/worker/worker.js";
 import { launchBrowser } from "./browser.js";
+import { noWorkerSnapshot } from "./dashboard-helpers.js";
 import { allRunning, freePort, holderOf, makeProject, openProjectStore, startVigil, supervisorTest, waitFor, WORK_HANDLER } from "./supervisor-helpers.js";
 import { tempStore } from "../unit/ops-fixtures.js";
 
@@ -122,16 +122,7 @@ http: { port: ${port} }
 
   it("follows the live stream: the open panel's why goes waiting → active → gone when done, with no reload", async () => {
     const s = await tempStore();
-    const snapshot = async (): Promise<StatusSnapshot> => ({
-      at: Date.now(),
-      supervisor: null,
-      services: [],
-      queues: await s.store.stats(),
-      triggers: [],
-      incidents: [],
-      source: "supervisor",
-    });
-    const h = await startHttpServer({ port: 0, token: "dashboard-why-token-0123456789", store: s.store, snapshot, queueServices: { live: ["workers"] } });
+    const h = await startHttpServer({ port: 0, token: "dashboard-why-token-0123456789", store: s.store, snapshot: noWorkerSnapshot(s.store), queueServices: { live: ["workers"] } });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let worker: Worker | undefined;

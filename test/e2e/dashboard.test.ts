@@ -6,52 +6,44 @@
  * incidents read detected → recovered or open with their cause and stack, rejected trigger
  * records show their reason and sample, and the header switches light and dark.
  */
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import type { Incident } from "../../src/core/types.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
-import { launchBrowser } from "./browser.js";
-import { completeJobs, killJobs, tempStore, type TempStore } from "../unit/ops-fixtures.js";
+import { describe, expect, it } from "vitest";
+import { startHttpServer } from "../../src/http/server.js";
+import { dashboardSuite, logIn } from "./dashboard-helpers.js";
+import { completeJobs, killJobs } from "../unit/ops-fixtures.js";
 
 const TOKEN = "dashboard-test-token-0123456789";
 
 describe("dashboard", () => {
-  let t: TempStore;
-  let h: HttpServerHandle;
-  let browser: Browser;
   let deadIds: number[];
   let recovered: Incident;
-  beforeAll(async () => {
-    t = await tempStore();
-    await completeJobs(t.store, "outline", 3);
-    deadIds = await killJobs(t.store, "outline", 3);
-    await t.store.enqueue("qa", { n: 1 });
-    await t.store.enqueue("qa", { n: 2 });
-    // One recovered (a crash of the triggers process), then one still open (a worker's stall).
-    recovered = await t.store.addIncident({ service: "triggers", cause: "crash", detail: { message: "exit code 1" } });
-    await t.store.resolveIncidents("triggers");
-    await t.store.addIncident({ service: "workers", cause: "stall", detail: { stack: ["spin (file:///w.js:3:1)", "main (file:///w.js:9:1)"] } });
-    await t.store.commitTrigger({
-      trigger: "ideas",
-      expectVersion: 0,
-      cursor: { offset: 7 },
-      jobs: [],
-      rejected: [{ trigger: "ideas", reason: "not JSON", sample: "{oops", path: "ideas.log", offset: 7 }],
-    });
-    h = await startHttpServer({ port: 0, token: TOKEN, store: t.store });
-    browser = await launchBrowser();
-  }, 120_000);
-  afterAll(async () => {
-    await browser?.close();
-    await h?.close();
-    await t?.cleanup();
+  const s = dashboardSuite({
+    token: TOKEN,
+    fill: async (t) => {
+      await completeJobs(t.store, "outline", 3);
+      deadIds = await killJobs(t.store, "outline", 3);
+      await t.store.enqueue("qa", { n: 1 });
+      await t.store.enqueue("qa", { n: 2 });
+      // One recovered (a crash of the triggers process), then one still open (a worker's stall).
+      recovered = await t.store.addIncident({ service: "triggers", cause: "crash", detail: { message: "exit code 1" } });
+      await t.store.resolveIncidents("triggers");
+      await t.store.addIncident({ service: "workers", cause: "stall", detail: { stack: ["spin (file:///w.js:3:1)", "main (file:///w.js:9:1)"] } });
+      await t.store.commitTrigger({
+        trigger: "ideas",
+        expectVersion: 0,
+        cursor: { offset: 7 },
+        jobs: [],
+        rejected: [{ trigger: "ideas", reason: "not JSON", sample: "{oops", path: "ideas.log", offset: 7 }],
+      });
+    },
   });
 
   async function open(hash = ""): Promise<{ page: Page; errors: string[] }> {
-    const page = await browser.newPage();
+    const page = await s.browser.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(`${h.url}/${hash}`);
+    await page.goto(`${s.h.url}/${hash}`);
     return { page, errors };
   }
 
@@ -106,7 +98,7 @@ describe("dashboard", () => {
     await page.waitForURL(new RegExp(`#/jobs\\?queue=outline&state=dead&job=${id}$`), { timeout: 10_000 });
     expect(await page.locator("#filter-state").inputValue()).toBe("dead");
     // Incidents: a chosen window survives opening one.
-    await page.goto(`${h.url}/#/incidents?since=24h`);
+    await page.goto(`${s.h.url}/#/incidents?since=24h`);
     await page.locator("#incidents li a").first().click();
     await page.waitForURL(/#\/incidents\?since=24h&id=\d+$/, { timeout: 10_000 });
     expect(errors).toEqual([]);
@@ -119,7 +111,7 @@ describe("dashboard", () => {
     await page.locator(`button[data-retry="${id}"]`).click();
     // Not logged in: the page asks for the token instead of sending the request.
     await page.locator("#login-form").waitFor({ state: "visible", timeout: 10_000 });
-    expect((await t.store.get(id))!.state).toBe("dead");
+    expect((await s.t.store.get(id))!.state).toBe("dead");
 
     await page.fill("#login-token", "a-wrong-token-that-is-long-enough");
     await page.click("#login-submit");
@@ -137,26 +129,23 @@ describe("dashboard", () => {
 
     await page.locator(`button[data-retry="${id}"]`).click();
     await page.locator("#job-msg", { hasText: `Retried job ${id}` }).waitFor({ timeout: 20_000 });
-    expect((await t.store.get(id))!.state).toBe("waiting");
+    expect((await s.t.store.get(id))!.state).toBe("waiting");
     expect(errors).toEqual([]);
   });
 
   it("bulk retry shows how many jobs match, and acts only once confirmed", async () => {
     const { page, errors } = await open("#/jobs?queue=outline&state=dead");
-    await page.locator("#login").click();
-    await page.fill("#login-token", TOKEN);
-    await page.click("#login-submit");
-    await page.locator("#logout").waitFor({ timeout: 10_000 });
+    await logIn(page, TOKEN);
     // Whatever earlier tests left dead (the login test retries one of them).
     const left: number[] = [];
-    for (const id of deadIds) if ((await t.store.get(id))!.state === "dead") left.push(id);
+    for (const id of deadIds) if ((await s.t.store.get(id))!.state === "dead") left.push(id);
     expect(left.length).toBeGreaterThan(1);
     await page.locator("#bulk-retry-preview").click();
     await page.locator("#bulk-retry-count", { hasText: String(left.length) }).waitFor({ timeout: 10_000 });
-    for (const id of left) expect((await t.store.get(id))!.state).toBe("dead");
+    for (const id of left) expect((await s.t.store.get(id))!.state).toBe("dead");
     await page.locator("#bulk-retry-confirm").click();
     await page.locator("#bulk-retry-msg", { hasText: `Retried ${left.length} jobs` }).waitFor({ timeout: 20_000 });
-    for (const id of left) expect((await t.store.get(id))!.state).toBe("waiting");
+    for (const id of left) expect((await s.t.store.get(id))!.state).toBe("waiting");
     expect(errors).toEqual([]);
   });
 
@@ -188,10 +177,10 @@ describe("dashboard", () => {
   });
 
   it("switches light ↔ dark from the header, and keeps the choice", async () => {
-    const ctx = await browser.newContext({ colorScheme: "light" });
+    const ctx = await s.browser.newContext({ colorScheme: "light" });
     try {
       const page = await ctx.newPage();
-      await page.goto(`${h.url}/`);
+      await page.goto(`${s.h.url}/`);
       const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
       expect(await bg()).toBe("rgb(255, 255, 255)");
       await page.click("#theme");
@@ -209,10 +198,10 @@ describe("dashboard", () => {
   });
 
   it("hides every action button when the server is read-only", async () => {
-    const ro = await startHttpServer({ port: 0, token: TOKEN, store: t.store, readOnly: true, restartService: async () => {} });
+    const ro = await startHttpServer({ port: 0, token: TOKEN, store: s.t.store, readOnly: true, restartService: async () => {} });
     try {
-      const [id] = await killJobs(t.store, "outline", 1);
-      const page = await browser.newPage();
+      const [id] = await killJobs(s.t.store, "outline", 1);
+      const page = await s.browser.newPage();
       await page.goto(`${ro.url}/#/jobs?queue=outline&state=dead&job=${id}`);
       await page.locator(`#job-detail[data-job="${id}"]`).waitFor({ timeout: 20_000 });
       await page.locator("#readonly").waitFor({ timeout: 10_000 });
@@ -230,10 +219,10 @@ describe("dashboard", () => {
 
   it("closes the live stream while the tab is hidden and reopens it when shown", async () => {
     const clients = async (want: number): Promise<void> => {
-      for (let i = 0; i < 400 && h.liveClients() !== want; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(h.liveClients()).toBe(want);
+      for (let i = 0; i < 400 && s.h.liveClients() !== want; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(s.h.liveClients()).toBe(want);
     };
-    for (const c of browser.contexts()) for (const p of c.pages()) await p.close();
+    for (const c of s.browser.contexts()) for (const p of c.pages()) await p.close();
     await clients(0);
     const { page, errors } = await open();
     await page.locator("#live.ok").waitFor({ timeout: 30_000 });
