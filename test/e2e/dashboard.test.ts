@@ -2,7 +2,7 @@
  * The dashboard in a real browser (the Chromium that `npm install` brings, through
  * playwright-core), served by the real HTTP server over a real SQLite store: the live stream
  * fills the Overview, each page renders, the login form turns the token into a cookie, a
- * dead job is retried from its detail panel, a bulk retry shows its count before acting,
+ * dead job is retried from its detail panel, a bulk retry and a bulk cancel show their count before acting,
  * incidents read detected → recovered or open with their cause and stack, rejected trigger
  * records show their reason and sample, and the header switches light and dark.
  */
@@ -146,6 +146,27 @@ describe("dashboard", () => {
     await page.locator("#bulk-retry-confirm").click();
     await page.locator("#bulk-retry-msg", { hasText: `Retried ${left.length} jobs` }).waitFor({ timeout: 20_000 });
     for (const id of left) expect((await s.t.store.get(id))!.state).toBe("waiting");
+    expect(errors).toEqual([]);
+  });
+
+  it("bulk cancel of a filter: the count first, Never mind changes nothing, confirmed it cancels only those", async () => {
+    const { page, errors } = await open("#/jobs?queue=qa&state=waiting");
+    await logIn(page, TOKEN);
+    const qa = (await s.t.store.list({ queue: "qa", state: "waiting", limit: 10 })).map((j) => j.id);
+    const outline = (await s.t.store.list({ queue: "outline", state: "waiting", limit: 10 })).map((j) => j.id);
+    expect(qa).toHaveLength(2);
+    expect(outline.length).toBeGreaterThan(0);
+    await page.locator("#bulk-cancel-preview").click();
+    await page.locator("#bulk-cancel-count", { hasText: "2" }).waitFor({ timeout: 10_000 });
+    expect(await page.locator("#bulk-cancel").textContent()).toContain("2 waiting jobs on qa match.");
+    await page.locator("#bulk-cancel button", { hasText: "Never mind" }).click();
+    await page.locator("#bulk-cancel-preview").waitFor({ timeout: 10_000 });
+    for (const id of qa) expect((await s.t.store.get(id))!.state).toBe("waiting");
+    await page.locator("#bulk-cancel-preview").click();
+    await page.locator("#bulk-cancel-confirm").click();
+    await page.locator("#bulk-cancel-msg", { hasText: "Cancelled 2 jobs" }).waitFor({ timeout: 20_000 });
+    for (const id of qa) expect((await s.t.store.get(id))!.state).toBe("cancelled");
+    for (const id of outline) expect((await s.t.store.get(id))!.state).toBe("waiting");
     expect(errors).toEqual([]);
   });
 
