@@ -2,8 +2,9 @@
  * The dashboard's layout in a real browser: at 1280 and 1024 px wide, in light and dark,
  * no page scrolls sideways — the Overview's queue table (eight counts, three sparklines and
  * a Pause button per queue) included — over a real SQLite store with counts in the tens of
- * thousands, a paused queue and a queue waiting long enough to be listed as stuck. And
- * the page the browser loads weighs under 150 KiB gzipped, all of it from this server.
+ * thousands, a paused queue and a queue waiting long enough to be listed as stuck. Over
+ * that store the Jobs page pages 100 at a time with its filters kept; and the page the
+ * browser loads weighs under 150 KiB gzipped, all of it from this server.
  */
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
@@ -70,6 +71,28 @@ describe("dashboard layout", () => {
       }, 60_000);
     }
   }
+
+  it("pages through a queue's jobs 100 at a time, older → and ← newest keeping the filters", async () => {
+    const page = await s.browser.newPage();
+    await page.goto(`${s.h.url}/#/jobs?queue=outline&state=waiting`);
+    const rows = page.locator("#jobs tbody tr");
+    await rows.nth(99).waitFor({ timeout: 20_000 });
+    const ids = async () => (await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute("data-job")))));
+    const first = await ids();
+    expect(first).toHaveLength(100);
+    await page.click("#jobs-older");
+    await page.waitForURL(new RegExp(`#/jobs\\?queue=outline&state=waiting&before=${first[99]}$`), { timeout: 10_000 });
+    await page.waitForFunction((last) => Number(document.querySelector("#jobs tbody tr")?.getAttribute("data-job")) < last, first[99]!, { timeout: 20_000 });
+    const second = await ids();
+    expect(second).toHaveLength(100);
+    // Newest first, no overlap, and every row of the filter.
+    expect(Math.max(...second)).toBeLessThan(Math.min(...first));
+    for (const id of second) expect(await s.t.store.get(id)).toMatchObject({ queue: "outline", state: "waiting" });
+    await page.click("#jobs-newest");
+    await page.waitForURL(/#\/jobs\?queue=outline&state=waiting$/, { timeout: 10_000 });
+    await page.waitForFunction((top) => Number(document.querySelector("#jobs tbody tr")?.getAttribute("data-job")) === top, first[0]!, { timeout: 20_000 });
+    await page.close();
+  });
 
   it("loads under 150 KiB gzipped, nothing from elsewhere", async () => {
     const page = await s.browser.newPage();
