@@ -280,7 +280,8 @@ export const configSchema = z.strictObject({
     })
     .default({ maxWaitingAge: 300_000, maxDeadPerHour: 10, minFreeDisk: 500 << 20 }),
   retention: z
-    .strictObject({ completed: duration("7d"), dead: duration("30d") })
+    // cancelled: unset, cancelled jobs go when dead ones do (as before it existed).
+    .strictObject({ completed: duration("7d"), dead: duration("30d"), cancelled: duration().optional() })
     .default({ completed: 7 * 86_400_000, dead: 30 * 86_400_000 }),
 });
 

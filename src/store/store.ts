@@ -145,8 +145,15 @@ export interface ReapOptions {
 export interface PruneOptions {
   /** Completed jobs finished before this time are removed. */
   completedBefore?: number;
-  /** Dead and cancelled jobs finished before this time are removed. */
+  /** Dead jobs finished before this time are removed (and cancelled ones, unless `cancelledBefore`). */
   deadBefore?: number;
+  /** Cancelled jobs finished before this time are removed (default: `deadBefore`). */
+  cancelledBefore?: number;
+  /**
+   * Per-minute counts and failed attempts from before this time are folded into one row
+   * per hour and queue, so long reports read hours (see store/rollups.ts).
+   */
+  foldBefore?: number;
   /** Rows per transaction, so pruning never holds the store long (default 500). */
   batch?: number;
 }
