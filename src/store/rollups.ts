@@ -38,6 +38,9 @@ export interface CountRow {
   completed?: number | null;
   dead?: number | null;
   failed?: number | null;
+  /** Run-time percentiles when the store computed them itself (else from `durations`). */
+  p50Ms?: number | null;
+  p95Ms?: number | null;
 }
 
 /** Nearest rank. */
@@ -62,6 +65,8 @@ export function assembleReport(counts: Iterable<CountRow>, durations: Iterable<r
     r.completed += Number(c.completed ?? 0);
     r.dead += Number(c.dead ?? 0);
     r.failedAttempts += Number(c.failed ?? 0);
+    if (c.p50Ms != null) r.p50Ms = Number(c.p50Ms);
+    if (c.p95Ms != null) r.p95Ms = Number(c.p95Ms);
   }
   const times = new Map<string, number[]>();
   for (const [queue, ms] of durations) {
