@@ -5,7 +5,8 @@
  * median of `--runs` runs of the real CLI (`bin/vigil`, a new process each, no supervisor;
  * runs alternate between the sizes):
  * `status --json`, `health --json`, `report --since 30d --json`, `jobs list --state
- * completed --limit 50`, `jobs list --state dead --limit 50`, `incidents --json`; then the
+ * completed --limit 50` (the first page, and the page before the job half-way through),
+ * `jobs list --state dead --limit 50` (of every queue, and of one), `incidents --json`; then the
  * store's size on disk, a drain of `--drain` jobs by one worker process (concurrency 50),
  * pick-up p50 at one job every 50 ms, and a `--lines`-line `vigil enqueue bench -` (rate
  * and peak RSS, VmHWM sampled from /proc every 20 ms).
@@ -51,13 +52,17 @@ const SKIP = new Set(opts.skip.split(",").map((s) => s.trim()));
 /** A child has this long to start, and a drain or pick-up run this long, on a loaded 2-core machine. */
 const CHILD_MS = 120_000;
 
-const COMMANDS: [string, string[]][] = [
-  ["status", ["status", "--json"]],
-  ["health", ["health", "--json"]],
-  ["report-30d", ["report", "--since", "30d", "--json"]],
-  ["list-completed", ["jobs", "list", "--state", "completed", "--limit", "50"]],
-  ["list-dead", ["jobs", "list", "--state", "dead", "--limit", "50"]],
-  ["incidents", ["incidents", "--json"]],
+/** Each command's arguments for a store of `n` filled jobs (ids 1..n). */
+const COMMANDS: [string, (n: number) => string[]][] = [
+  ["status", () => ["status", "--json"]],
+  ["health", () => ["health", "--json"]],
+  ["report-30d", () => ["report", "--since", "30d", "--json"]],
+  ["list-completed", () => ["jobs", "list", "--state", "completed", "--limit", "50"]],
+  // A deep keyset page: the page after the job half-way through the history.
+  ["list-deep", (n) => ["jobs", "list", "--state", "completed", "--limit", "50", "--before", String(Math.max(1, Math.floor(n / 2)))]],
+  ["list-dead", () => ["jobs", "list", "--state", "dead", "--limit", "50"]],
+  ["list-queue-dead", () => ["jobs", "list", "--queue", "qa", "--state", "dead", "--limit", "50"]],
+  ["incidents", () => ["incidents", "--json"]],
 ];
 
 interface Row {
@@ -176,10 +181,10 @@ async function measure(engine: "sqlite" | "postgres", dir: string): Promise<void
       process.stdout.write(`${system}: ${label(n)} store filled in ${round((performance.now() - t) / 1000)} s\n`);
       record(system, `store-size@${label(n)}`, (await storeBytes(s)) / (1 << 20), "MB");
     }
-    for (const [name, args] of COMMANDS) {
+    for (const [name, argsOf] of COMMANDS) {
       const xs = new Map<number, number[]>(stores.map(([n]) => [n, []]));
-      for (const [, s] of stores) timeCommand(dir, s.url, args); // warm the page cache and the module cache
-      for (let run = 0; run < RUNS; run++) for (const [n, s] of stores) xs.get(n)!.push(timeCommand(dir, s.url, args));
+      for (const [n, s] of stores) timeCommand(dir, s.url, argsOf(n)); // warm the page cache and the module cache
+      for (let run = 0; run < RUNS; run++) for (const [n, s] of stores) xs.get(n)!.push(timeCommand(dir, s.url, argsOf(n)));
       for (const [n] of stores) record(system, `${name}@${label(n)}`, median(xs.get(n)!), "ms");
     }
     for (const [n, s] of stores) {

@@ -43,7 +43,8 @@ const EXTRA: Record<string, string> = {
   "alerts[].command": "Program run without a shell for each alert, with the alert JSON on stdin.",
   "services.NAME.command": "A foreign command, run without a shell (argv list).",
   "retention.completed": "Completed jobs finished longer ago than this are pruned (totals are kept).",
-  "retention.dead": "Dead and cancelled jobs finished longer ago than this are pruned (totals are kept).",
+  "retention.dead": "Dead jobs (and cancelled ones, unless `retention.cancelled` is set) finished longer ago than this are pruned (totals are kept).",
+  "retention.cancelled": "Cancelled jobs finished longer ago than this are pruned (totals are kept); unset, they go with dead jobs.",
 };
 
 type Def = { type: string; [k: string]: any };

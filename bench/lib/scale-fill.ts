@@ -5,12 +5,14 @@
  * finish times spread evenly over the last 10 days, each run taking 4 ms), and the counters
  * the store keeps are kept as it keeps them: SQLite counts completed jobs in `queue_totals`
  * and completed and dead ones per minute in `job_minutes`, failed attempts in `job_failures`;
- * PostgreSQL's `job_totals` holds
- * only what pruning removed (none here).
+ * PostgreSQL the same in `job_counts`, `job_minutes` and `job_failures` (shard 0). Then, as
+ * retention does in a store that has run for days, per-minute counts and failures older than
+ * two days are folded into hours (`store.prune({ foldBefore })`, the store's own code).
  */
 import { rmSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { openStore } from "../../src/store/open.js";
+import { MINUTES_KEPT_MS } from "../../src/store/rollups.js";
 import { PG_URL, dropSchema, freshSchema, pgQuery } from "./pg.js";
 
 export const QUEUES = ["outline", "implement", "qa"] as const;
@@ -79,8 +81,25 @@ const COLS = "queue, state, payload, result, error, attempt, max_attempts, run_a
 export async function fill(s: ScaleStore, n: number): Promise<void> {
   if (n === 0) return;
   const now = Date.now();
-  if (s.engine === "sqlite") return fillSqlite(s.file!, n, now);
-  return fillPostgres(s.schema!, n, now);
+  if (s.engine === "sqlite") fillSqlite(s.file!, n, now);
+  else await fillPostgres(s.schema!, n, now);
+  const store = await openStore(s.engine === "sqlite" ? `sqlite:${s.file}` : s.url);
+  try {
+    await store.prune({ foldBefore: now - MINUTES_KEPT_MS, batch: 5000 });
+  } finally {
+    await store.close();
+  }
+  if (s.engine === "sqlite") checkpoint(s.file!);
+  else await pgQuery(`VACUUM ANALYZE "${s.schema}".jobs, "${s.schema}".job_minutes, "${s.schema}".job_failures, "${s.schema}".job_hours`);
+}
+
+function checkpoint(file: string): void {
+  const db = new Database(file);
+  try {
+    db.pragma("wal_checkpoint(TRUNCATE)");
+  } finally {
+    db.close();
+  }
 }
 
 function fillSqlite(file: string, n: number, now: number): void {
@@ -137,8 +156,22 @@ async function fillPostgres(schema: string, n: number, now: number): Promise<voi
       [n, now, from, to],
     );
   }
-  // What autovacuum would have done by the time a real store held this much.
-  await pgQuery(`VACUUM ANALYZE ${S}.jobs`);
+  // As the completing, failing and dying statements count them (jobs-sql.ts).
+  await pgQuery(
+    `INSERT INTO ${S}.job_counts (queue, shard, completed) SELECT queue, 0, count(*) FROM ${S}.jobs WHERE state = 'completed' GROUP BY queue
+     ON CONFLICT (queue, shard) DO UPDATE SET completed = ${S}.job_counts.completed + EXCLUDED.completed`,
+  );
+  await pgQuery(
+    `INSERT INTO ${S}.job_minutes (minute, queue, shard, completed, dead)
+     SELECT finished_at / 60000, queue, 0, count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'dead')
+     FROM ${S}.jobs WHERE state IN ('completed', 'dead') GROUP BY 1, 2
+     ON CONFLICT (minute, queue, shard) DO UPDATE SET completed = ${S}.job_minutes.completed + EXCLUDED.completed,
+       dead = ${S}.job_minutes.dead + EXCLUDED.dead`,
+  );
+  await pgQuery(
+    `INSERT INTO ${S}.job_failures (at, queue)
+     SELECT (h->>'at')::bigint, j.queue FROM ${S}.jobs j, jsonb_array_elements(j.history) h WHERE j.history <> '[]'`,
+  );
 }
 
 export { PG_URL };

@@ -40,6 +40,7 @@ export function register(program: Command): void {
           stallAfter: config.supervision.stallAfter,
           statusEvery: config.supervision.statusEvery,
           storeFile: sqliteFileOf(ctx.storeUrl),
+          retention: config.retention.completed,
         });
         if (flags.json) printJson(report);
         else {

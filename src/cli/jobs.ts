@@ -16,16 +16,19 @@ export function register(program: Command): void {
     .option("--queue <queue>", "only this queue")
     .option("--state <state>", `only this state (${JOB_STATES.join(", ")})`)
     .option("--limit <n>", "at most this many (0 for all)", "50")
+    .option("--before <id>", "only jobs older than this id (the next page: the last id shown)")
     .option("--json", "print JSON")
-    .action(async (flags: { queue?: string; state?: string; limit: string; json?: boolean }, cmd: Command) => {
+    .action(async (flags: { queue?: string; state?: string; limit: string; before?: string; json?: boolean }, cmd: Command) => {
       if (flags.state && !JOB_STATES.includes(flags.state as JobState)) {
         throw new BadInputError(`--state "${flags.state}" is not a state; use one of ${JOB_STATES.join(", ")}`);
       }
       if (!/^\d+$/.test(flags.limit)) throw new BadInputError(`--limit "${flags.limit}" is not a whole number`);
+      if (flags.before !== undefined && !/^\d+$/.test(flags.before)) throw new BadInputError(`--before "${flags.before}" is not a job id`);
       await withStore(cmd, async (store) => {
         // The table shows no payload or result: leave them in the store.
         const preview = flags.json ? undefined : 0;
-        const list = await store.list({ queue: flags.queue, state: flags.state as JobState | undefined, limit: Number(flags.limit), preview });
+        const list = await store.list({ queue: flags.queue, state: flags.state as JobState | undefined, limit: Number(flags.limit), preview,
+          beforeId: flags.before === undefined ? undefined : Number(flags.before) });
         if (flags.json) return printJson(list);
         printTable(
           ["ID", "QUEUE", "STATE", "ATTEMPT", "KEY", "CREATED", "TOOK", "ERROR"],

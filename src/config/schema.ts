@@ -277,10 +277,30 @@ export const configSchema = z.strictObject({
       maxDeadPerHour: z.number().int().min(0).default(10),
       /** Less free disk than this for the store: degraded (default 500mb). */
       minFreeDisk: size("500mb"),
+      /** A store larger than this: degraded (default 10gb). */
+      maxStoreSize: size("10gb"),
+      /** A SQLite WAL larger than this: degraded (default 1gb). */
+      maxWalSize: size("1gb"),
+      /** PostgreSQL: dead rows above this fraction of a Vigil table (and over 100,000): degraded (default 0.2). */
+      maxDeadTupleRatio: z.number().min(0).max(1).default(0.2),
+      /** PostgreSQL: a transaction open longer than this on the store's database: degraded (default 10m). */
+      maxTransactionAge: duration("10m"),
+      /** PostgreSQL: a Vigil table not frozen by autovacuum for more transactions than this: degraded (default 500,000,000). */
+      maxXidAge: z.number().int().min(1).default(500_000_000),
     })
-    .default({ maxWaitingAge: 300_000, maxDeadPerHour: 10, minFreeDisk: 500 << 20 }),
+    .default({
+      maxWaitingAge: 300_000,
+      maxDeadPerHour: 10,
+      minFreeDisk: 500 << 20,
+      maxStoreSize: 10 * 2 ** 30,
+      maxWalSize: 2 ** 30,
+      maxDeadTupleRatio: 0.2,
+      maxTransactionAge: 600_000,
+      maxXidAge: 500_000_000,
+    }),
   retention: z
-    .strictObject({ completed: duration("7d"), dead: duration("30d") })
+    // cancelled: unset, cancelled jobs go when dead ones do (as before it existed).
+    .strictObject({ completed: duration("7d"), dead: duration("30d"), cancelled: duration().optional() })
     .default({ completed: 7 * 86_400_000, dead: 30 * 86_400_000 }),
 });
 

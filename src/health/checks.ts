@@ -12,6 +12,7 @@ import { dirname } from "node:path";
 import { formatDuration } from "../core/duration.js";
 import type { Store } from "../store/store.js";
 import { readPidFile, readStatusFile } from "./state-files.js";
+import { DEFAULT_STORE_LIMITS, storeChecks, type StoreLimits } from "./store-checks.js";
 import type { ServiceStatus, StatusSnapshot } from "./types.js";
 
 /** A check's verdict; the overall status is the worst of them. */
@@ -19,7 +20,10 @@ export type CheckStatus = "ok" | "degraded" | "unhealthy";
 
 /** One named check and its one-sentence verdict. */
 export interface HealthCheck {
-  /** Stable name: supervisor, services, crash-loop, store, waiting-age, dead-jobs, disk, status-file. */
+  /**
+   * Stable name: supervisor, services, crash-loop, store, waiting-age, dead-jobs, disk,
+   * store-size, store-wal (SQLite) or store-vacuum and store-transactions (PostgreSQL), status-file.
+   */
   name: string;
   status: CheckStatus;
   /** One sentence: what is wrong and what to do, or what is fine. */
@@ -34,8 +38,8 @@ export interface HealthReport {
   checks: HealthCheck[];
 }
 
-/** The `health:` section of the config, in ms and bytes. */
-export interface HealthLimits {
+/** The `health:` section of the config, in ms and bytes (the store's own limits default as in store-checks.ts). */
+export interface HealthLimits extends Partial<StoreLimits> {
   /** Oldest due waiting job older than this is degraded (default 5 m). */
   maxWaitingAge: number;
   /** More dead jobs in the last hour than this is degraded (default 10). */
@@ -64,6 +68,8 @@ export interface HealthInput {
   now?: number;
   /** The longest one check may take, in ms (default 5 s); a store that hangs is unhealthy. */
   checkTimeout?: number;
+  /** How long completed jobs are kept (`retention.completed`), for where the store's size levels off. */
+  retention?: number;
 }
 
 const RANK: Record<CheckStatus, number> = { ok: 0, degraded: 1, unhealthy: 2 };
@@ -166,6 +172,7 @@ export async function runHealthChecks(input: HealthInput): Promise<HealthReport>
       },
     ],
     ["disk", async () => diskCheck(input)],
+    ...storeUpkeepChecks(input, now),
     [
       "status-file",
       async () => {
@@ -198,6 +205,35 @@ export async function runHealthChecks(input: HealthInput): Promise<HealthReport>
     }),
   );
   return { status: worst(results.map((c) => c.status)), at: now, checks: results };
+}
+
+/**
+ * The store's own checks (store-checks.ts): `store-size` and, by engine, `store-wal` or
+ * `store-vacuum` and `store-transactions`; one read of `store.upkeep()` serves them all.
+ */
+function storeUpkeepChecks(input: HealthInput, now: number): [string, () => Promise<Omit<HealthCheck, "name">>][] {
+  const names = ["store-size", ...(input.storeFile ? ["store-wal"] : ["store-vacuum", "store-transactions"])];
+  const limits = { ...DEFAULT_STORE_LIMITS, ...definedOf(input.limits) };
+  let read: Promise<Map<string, Omit<HealthCheck, "name">>> | null = null;
+  const verdicts = () =>
+    (read ??= (async () => {
+      const store = input.store!;
+      const [u, day] = await Promise.all([store.upkeep(), input.retention === undefined ? null : store.report(now - 86_400_000)]);
+      const growth = day ? { finishedPerDay: day.reduce((n, r) => n + r.completed + r.dead, 0), retentionMs: input.retention! } : null;
+      return new Map(storeChecks(u, limits, growth));
+    })());
+  return names.map((name) => [
+    name,
+    async () => {
+      if (!input.store) return bad("unhealthy", "The store cannot be checked without opening it.");
+      return (await verdicts()).get(name) ?? ok("Does not apply to this store.");
+    },
+  ]);
+}
+
+/** The fields of `o` that are set. */
+function definedOf<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function servicesCheck(snapshot: StatusSnapshot | null, stallAfter: number, now: number): Omit<HealthCheck, "name"> {

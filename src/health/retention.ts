@@ -1,6 +1,8 @@
 /**
- * Retention: removes completed jobs older than `retention.completed` (default 7 d) and
- * dead or cancelled jobs older than `retention.dead` (default 30 d), periodically, in small
+ * Retention: removes completed jobs older than `retention.completed` (default 7 d), dead
+ * jobs older than `retention.dead` (default 30 d) and cancelled ones older than
+ * `retention.cancelled` (default: as dead), and folds per-minute report counts older than
+ * two days into hourly ones, periodically, in small
  * batches (`store.prune` commits `batch` rows per transaction and pauses between them, so
  * a worker's claim never waits long behind it and the pruning process's own event loop,
  * with its heartbeat, keeps turning). Totals and report figures survive: the store keeps
@@ -11,6 +13,7 @@
  * `startRetention(store, config.retention, { owner: workerId })`.
  */
 import { randomUUID } from "node:crypto";
+import { MINUTES_KEPT_MS } from "../store/rollups.js";
 import type { Store } from "../store/store.js";
 import { silentLogger, type OpsLogger } from "./log.js";
 
@@ -18,8 +21,10 @@ import { silentLogger, type OpsLogger } from "./log.js";
 export interface RetentionPolicy {
   /** Completed jobs finished longer ago than this are removed (default 7 d). */
   completed: number;
-  /** Dead and cancelled jobs finished longer ago than this are removed (default 30 d). */
+  /** Dead jobs finished longer ago than this are removed (default 30 d). */
   dead: number;
+  /** Cancelled jobs finished longer ago than this are removed (default: as `dead`). */
+  cancelled?: number;
 }
 
 /** Options of `startRetention`. */
@@ -74,6 +79,9 @@ export function startRetention(store: Store, policy: RetentionPolicy, opts: Rete
     const done = await store.prune({
       completedBefore: now - policy.completed,
       deadBefore: now - policy.dead,
+      cancelledBefore: now - (policy.cancelled ?? policy.dead),
+      // Per-minute counts older than two days become hourly ones (store/rollups.ts).
+      foldBefore: now - MINUTES_KEPT_MS,
       batch: opts.batch ?? 500,
     });
     if (done.completed + done.dead > 0) log.info({ ...done }, "retention pruned old jobs");

@@ -20,6 +20,12 @@
  *   vigil_trigger_records{trigger,kind="seen"|"rejected"}
  * - vigil_alerts_total{outcome}                  sent, suppressed, delivered, failed, dropped
  * - vigil_http_requests_total{route,status}
+ * - vigil_store_size_bytes, vigil_store_jobs_held  the store on disk and the jobs in it
+ *   (its growth: `deriv(vigil_store_size_bytes[1h])`)
+ * - vigil_store_wal_bytes                         SQLite: the WAL file
+ * - vigil_store_dead_tuples{table}, vigil_store_xid_age{table},
+ *   vigil_store_last_vacuum_age_seconds{table}    PostgreSQL: per Vigil table
+ * - vigil_store_oldest_transaction_seconds        PostgreSQL: the oldest open transaction on the database
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { Store } from "../store/store.js";
@@ -82,6 +88,13 @@ export function createMetrics(src: MetricsSources): Metrics {
   const trigRecords = g("vigil_trigger_records", "Records a trigger has seen or rejected.", ["trigger", "kind"]);
   const alerts = g("vigil_alerts_total", "Alert events by outcome since this process started.", ["outcome"]);
   const requests = c("vigil_http_requests_total", "HTTP requests served.", ["route", "status"]);
+  const storeSize = g("vigil_store_size_bytes", "Bytes the store takes (SQLite file and WAL; PostgreSQL tables and indexes).", []);
+  const storeJobs = g("vigil_store_jobs_held", "Jobs the store holds (an estimate).", []);
+  const storeWal = g("vigil_store_wal_bytes", "SQLite: bytes in the WAL file.", []);
+  const deadTuples = g("vigil_store_dead_tuples", "PostgreSQL: dead rows in a Vigil table, waiting for vacuum.", ["table"]);
+  const xidAge = g("vigil_store_xid_age", "PostgreSQL: transactions since a Vigil table was last frozen.", ["table"]);
+  const vacuumAge = g("vigil_store_last_vacuum_age_seconds", "PostgreSQL: seconds since a Vigil table's last (auto)vacuum.", ["table"]);
+  const oldestTx = g("vigil_store_oldest_transaction_seconds", "PostgreSQL: seconds the oldest open transaction on the database has run.", []);
 
   const names = new Map<Counter, string>([
     [completed, "completed"],
@@ -111,13 +124,24 @@ export function createMetrics(src: MetricsSources): Metrics {
 
   const refresh = async (): Promise<void> => {
     const now = src.store.clock.now();
-    const [stats, waiting, durations, snapshot, newIncidents] = await Promise.all([
+    const [stats, waiting, durations, snapshot, newIncidents, upkeep] = await Promise.all([
       src.store.stats(),
       src.store.oldestWaiting(),
       durationsNow(now),
       src.snapshot().catch(() => null),
       src.store.listIncidents({ since: startedAt, limit: 10_000 }),
+      src.store.upkeep(),
     ]);
+    storeSize.set(upkeep.sizeBytes);
+    storeJobs.set(upkeep.jobsHeld);
+    if (upkeep.walBytes !== undefined) storeWal.set(upkeep.walBytes);
+    for (const gauge of [deadTuples, xidAge, vacuumAge]) gauge.reset();
+    for (const t of upkeep.tables ?? []) {
+      deadTuples.set({ table: t.table }, t.deadTuples);
+      xidAge.set({ table: t.table }, t.xidAge);
+      if (t.lastVacuumAgeMs !== null) vacuumAge.set({ table: t.table }, t.lastVacuumAgeMs / 1000);
+    }
+    if (upkeep.engine === "postgres") oldestTx.set((upkeep.oldestTransactionMs ?? 0) / 1000);
     jobs.reset();
     for (const [queue, counts] of Object.entries(stats)) {
       for (const [state, n] of Object.entries(counts)) jobs.set({ queue, state }, n);

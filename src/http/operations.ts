@@ -60,6 +60,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
       statusEvery: config.supervision.statusEvery,
       snapshot: await opts.snapshot(),
       storeFile: sqliteFileOf(opts.storeUrl ?? config.store),
+      retention: config.retention.completed,
     });
   let http: HttpServerHandle | null = null;
   if (config.http.enabled) {

@@ -142,11 +142,44 @@ export interface ReapOptions {
   queueMaxStalls?: Record<string, number>;
 }
 
+/** How the store itself is doing, for the store-upkeep health checks and `/metrics`. */
+export interface StoreUpkeep {
+  engine: "sqlite" | "postgres";
+  /** Bytes the store takes: SQLite its file and WAL; PostgreSQL its schema's tables with their indexes. */
+  sizeBytes: number;
+  /** Jobs the store holds (PostgreSQL: the planner's estimate, not a count). */
+  jobsHeld: number;
+  /** SQLite: the WAL file's size in bytes. */
+  walBytes?: number;
+  /** PostgreSQL: the schema's tables where jobs and their counts live. */
+  tables?: StoreTableUpkeep[];
+  /** PostgreSQL: ms the oldest transaction open on the database has run (null: none besides this one). */
+  oldestTransactionMs?: number | null;
+}
+
+/** One PostgreSQL table's vacuum state. */
+export interface StoreTableUpkeep {
+  table: string;
+  liveTuples: number;
+  deadTuples: number;
+  /** Transactions since the table was last frozen (`age(relfrozenxid)`): autovacuum must freeze it before wraparound. */
+  xidAge: number;
+  /** ms since its last vacuum or autovacuum (null: never). */
+  lastVacuumAgeMs: number | null;
+}
+
 export interface PruneOptions {
   /** Completed jobs finished before this time are removed. */
   completedBefore?: number;
-  /** Dead and cancelled jobs finished before this time are removed. */
+  /** Dead jobs finished before this time are removed (and cancelled ones, unless `cancelledBefore`). */
   deadBefore?: number;
+  /** Cancelled jobs finished before this time are removed (default: `deadBefore`). */
+  cancelledBefore?: number;
+  /**
+   * Per-minute counts and failed attempts from before this time are folded into one row
+   * per hour and queue, so long reports read hours (see store/rollups.ts).
+   */
+  foldBefore?: number;
   /** Rows per transaction, so pruning never holds the store long (default 500). */
   batch?: number;
 }
@@ -228,6 +261,8 @@ export interface Store {
   oldestWaiting(): Promise<Record<string, number>>;
   /** Throughput and durations per queue for jobs finished since `since`. */
   report(since: number): Promise<QueueReport[]>;
+  /** What the store-upkeep health checks and gauges read: size, WAL, vacuum, old transactions. */
+  upkeep(): Promise<StoreUpkeep>;
   /**
    * Removes old finished jobs in small batches, one transaction each, letting the event
    * loop and other writers in between; totals survive.

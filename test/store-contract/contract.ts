@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeEach, describe } from "vitest";
 import { ContractContext, type OpenStore } from "./contract-context.js";
+import { countersAndRetention } from "./contract-counters.js";
 import { optionalCycleVerbs } from "./contract-cycle.js";
 import { flowControl } from "./contract-flow.js";
 import { enqueueAndClaim } from "./contract-jobs.js";
@@ -26,5 +27,6 @@ export function defineStoreContract(name: string, open: OpenStore): void {
     optionalCycleVerbs(t);
     flowControl(t);
     runsAndQueuePosition(t);
+    countersAndRetention(t);
   });
 }

@@ -68,6 +68,8 @@ describe("health checks", () => {
       "waiting-age",
       "dead-jobs",
       "disk",
+      "store-size",
+      "store-wal",
       "status-file",
     ]);
     for (const c of r.checks) expect(c.message).toMatch(/\.$/);

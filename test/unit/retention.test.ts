@@ -2,6 +2,7 @@
  * Retention against a real SQLite store with a hand-moved clock: old completed and dead
  * jobs go, young ones stay, and the report's totals stay right after pruning.
  */
+import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { buildReport } from "../../src/health/report.js";
@@ -55,6 +56,35 @@ describe("retention", () => {
     expect(after.queues[0]!.totals!.completed).toBe(37);
 
     expect(await r.runOnce()).toEqual({ completed: 0, dead: 0 });
+  });
+
+  it("keeps cancelled jobs by their own age, and folds old minutes into hours with the 30-day report unchanged", async () => {
+    const since = clock.now() - 3600_000;
+    await completeJobs(t.store, "q", 6); // day 0
+    await killJobs(t.store, "q", 2);
+    await t.store.enqueueMany([1, 2].map((n) => ({ queue: "q", payload: n })));
+    const cancelled = (await t.store.list({ queue: "q", state: "waiting" })).map((j) => j.id);
+    for (const id of cancelled) await t.store.cancel(id);
+    clock.advance(10 * DAY);
+    await completeJobs(t.store, "q", 3); // day 10
+    const month = await t.store.report(since);
+    expect(month).toMatchObject([{ completed: 9, dead: 2, failedAttempts: 2 }]);
+
+    const r = startRetention(t.store, { completed: 30 * DAY, dead: 30 * DAY, cancelled: 5 * DAY }, { batch: 1, firstAfter: 3_600_000 });
+    handles.push(r);
+    expect(await r.runOnce()).toEqual({ completed: 0, dead: 2 });
+    for (const id of cancelled) expect(await t.store.get(id)).toBeNull();
+    expect(await t.store.list({ queue: "q", limit: 0 })).toHaveLength(11);
+    // Day 0's minutes and failures are hours now; the report over the month reads the same.
+    const db = new Database(t.file, { readonly: true });
+    const count = (sql: string) => db.prepare(sql).pluck().get() as number;
+    expect(count("SELECT count(*) FROM job_hours")).toBeGreaterThan(0);
+    expect(count(`SELECT count(*) FROM job_minutes WHERE minute < ${Math.floor((clock.now() - 2 * DAY) / 60_000)}`)).toBe(0);
+    expect(count(`SELECT count(*) FROM job_failures WHERE at < ${clock.now() - 2 * DAY}`)).toBe(0);
+    expect(count("SELECT count(*) FROM job_minutes")).toBeGreaterThan(0);
+    db.close();
+    expect(await t.store.report(since)).toEqual(month);
+    expect((await t.store.stats()).q).toMatchObject({ completed: 9, dead: 2, cancelled: 2 });
   });
 
   it("lets only the lock holder prune", async () => {

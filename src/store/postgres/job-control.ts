@@ -52,7 +52,10 @@ export async function cancel(ctx: JobContext, id: number): Promise<Job> {
     if (row.state === "completed" || row.state === "dead") {
       throw new InvalidStateError(`job ${id} is ${row.state}; only a job that has not finished can be cancelled`);
     }
-    const rows = await q.query<JobRow>(ctx.sql.cancel.text, [id, ctx.clock.now()], ctx.sql.cancel.name);
+    const now = ctx.clock.now();
+    const rows = await q.query<JobRow>(ctx.sql.cancel.text, [id, now], ctx.sql.cancel.name);
+    // Cancelling a running job writes a history entry, which the report counts as a failed attempt.
+    if (row.state === "active") await q.query(ctx.sql.countFailure.text, [now, row.queue], ctx.sql.countFailure.name);
     return rowToJob(rows[0]!);
   });
 }

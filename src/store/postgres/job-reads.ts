@@ -2,6 +2,7 @@
 import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
+import { assembleReport, reportWindow, type CountRow } from "../rollups.js";
 import type { Db } from "./db.js";
 import { jobSelectList } from "../rows.js";
 import { jobColumns, rowToJob, type JobRow } from "./rows.js";
@@ -43,17 +44,28 @@ export async function countRounds(db: Db, S: string, rootId: number, queue: stri
   return rows[0]?.n ?? 0;
 }
 
-/** Counts per queue and state, plus what pruning removed (kept in `job_totals`). */
+/**
+ * Counts per queue and state, none read by scanning history: live states from their
+ * partial indexes (jobs_due, jobs_active), dead and cancelled from jobs_rest, completed from
+ * the counters completions add to (job_counts, migration 7), and what pruning removed of
+ * the rest from `job_totals`.
+ */
 export async function jobStats(db: Db, S: string): Promise<Record<string, QueueCounts>> {
   const rows = await db.query<{ queue: string; state: string; n: number }>(
-    `SELECT queue, state, count(*)::int AS n FROM ${S}.jobs GROUP BY queue, state
+    `SELECT queue, state, count(*)::bigint AS n FROM ${S}.jobs WHERE state IN ('waiting', 'scheduled', 'failed') GROUP BY queue, state
+     UNION ALL
+     SELECT queue, 'active', count(*)::bigint FROM ${S}.jobs WHERE state = 'active' GROUP BY queue
+     UNION ALL
+     SELECT queue, state, count(*)::bigint FROM ${S}.jobs WHERE state IN ('dead', 'cancelled') GROUP BY queue, state
+     UNION ALL
+     SELECT queue, 'completed', sum(completed)::bigint FROM ${S}.job_counts GROUP BY queue
      UNION ALL
      SELECT queue, state, n FROM ${S}.job_totals`,
   );
   const out: Record<string, QueueCounts> = {};
   for (const r of rows) {
     if (!(JOB_STATES as string[]).includes(r.state)) continue;
-    (out[r.queue] ??= emptyCounts())[r.state as keyof QueueCounts] += r.n;
+    (out[r.queue] ??= emptyCounts())[r.state as keyof QueueCounts] += Number(r.n);
   }
   return out;
 }
@@ -71,105 +83,116 @@ export async function oldestWaiting(db: Db, S: string, now: number): Promise<Rec
   return out;
 }
 
-/** Nearest rank, as the SQLite store computes it. */
-function percentile(sorted: Float64Array, p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 /** Run times for p50/p95: the newest completions in the window (see common.ts). */
 const DURATION_SAMPLE = REPORT_DURATION_SAMPLE;
 
 /**
  * Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run
- * time (of the newest DURATION_SAMPLE completions).
+ * time (of the newest DURATION_SAMPLE completions). Counts come from the hour, minute and
+ * failure rows (see rollups.ts), and from the jobs themselves for the part-minute at the
+ * window's start.
  */
 export async function jobReport(db: Db, S: string, since: number): Promise<QueueReport[]> {
-  const byQueue = new Map<string, QueueReport>();
-  const at = (queue: string) => {
-    let r = byQueue.get(queue);
-    if (!r) byQueue.set(queue, (r = { queue, completed: 0, dead: 0, failedAttempts: 0, p50Ms: null, p95Ms: null }));
-    return r;
-  };
-  const [counts, newest, failures] = await Promise.all([
-    db.query<{ queue: string; completed: number; dead: number }>(
-      `SELECT queue, count(*) FILTER (WHERE state = 'completed')::int AS completed,
-         count(*) FILTER (WHERE state = 'dead')::int AS dead
-       FROM ${S}.jobs WHERE state IN ('completed', 'dead') AND finished_at >= $1::bigint GROUP BY queue`,
-      [since],
+  const w = reportWindow(since);
+  const [counts, newest] = await Promise.all([
+    db.query<CountRow>(
+      `SELECT queue, sum(completed)::bigint AS completed, sum(dead)::bigint AS dead, sum(failed)::bigint AS failed FROM ${S}.job_hours
+         WHERE hour >= $1::bigint GROUP BY queue
+       UNION ALL
+       SELECT queue, sum(completed)::bigint, sum(dead)::bigint, 0 FROM ${S}.job_minutes WHERE minute >= $2::bigint GROUP BY queue
+       UNION ALL
+       SELECT queue, count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'dead'), 0 FROM ${S}.jobs
+         WHERE state IN ('completed', 'dead') AND finished_at >= $3::bigint AND finished_at < $4::bigint GROUP BY queue
+       UNION ALL
+       SELECT queue, 0, 0, count(*) FROM ${S}.job_failures WHERE at >= $3::bigint GROUP BY queue`,
+      [w.fromHour, w.fromMinute, since, w.headEnd],
     ),
-    db.query<{ queue: string; ms: string }>(
-      `SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM ${S}.jobs
-       WHERE finished_at >= $1::bigint AND state = 'completed' ORDER BY finished_at DESC LIMIT ${DURATION_SAMPLE}`,
-      [since],
-    ),
-    // Only jobs with a history (jobs_failures, migration 3): one branch per part of the
-    // index, finished since or not finished, so neither reads the table.
-    db.query<{ queue: string; n: number }>(
-      `SELECT queue, sum(n)::int AS n FROM (
-         SELECT j.queue, count(*) AS n FROM ${S}.jobs j, jsonb_array_elements(j.history) h
-         WHERE j.history <> '[]' AND j.finished_at >= $1::bigint AND (h->>'at')::bigint >= $1::bigint GROUP BY j.queue
-         UNION ALL
-         SELECT j.queue, count(*) AS n FROM ${S}.jobs j, jsonb_array_elements(j.history) h
-         WHERE j.history <> '[]' AND j.finished_at IS NULL AND (h->>'at')::bigint >= $1::bigint GROUP BY j.queue
-       ) f GROUP BY queue`,
+    // Nearest rank, as rollups.ts computes it, on the server: three rows come back, not 10,000.
+    db.query<CountRow>(
+      `SELECT queue, percentile_disc(0.5) WITHIN GROUP (ORDER BY ms) AS "p50Ms", percentile_disc(0.95) WITHIN GROUP (ORDER BY ms) AS "p95Ms"
+       FROM (SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM ${S}.jobs
+         WHERE finished_at >= $1::bigint AND state = 'completed' ORDER BY finished_at DESC LIMIT ${DURATION_SAMPLE}) d
+       GROUP BY queue`,
       [since],
     ),
   ]);
-  for (const c of counts) Object.assign(at(c.queue), { completed: c.completed, dead: c.dead });
-  const durations = new Map<string, number[]>();
-  for (const n of newest) {
-    let d = durations.get(n.queue);
-    if (!d) durations.set(n.queue, (d = []));
-    d.push(Number(n.ms));
-  }
-  for (const [queue, list] of durations) {
-    const sorted = Float64Array.from(list).sort();
-    const r = at(queue);
-    r.p50Ms = percentile(sorted, 50);
-    r.p95Ms = percentile(sorted, 95);
-  }
-  for (const f of failures) at(f.queue).failedAttempts = f.n;
-  return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+  return assembleReport([...counts, ...newest], []);
 }
 
 /**
- * Deletes old finished jobs in batches, one statement each, adding what it deletes to
- * `job_totals` in the same statement so counts survive.
+ * Deletes old finished jobs in batches, one statement each: completed ones were counted
+ * when they completed (job_counts); what it deletes of the others it adds to `job_totals`
+ * in the same statement, so counts survive. Then folds per-minute counts and failed
+ * attempts older than `foldBefore` into hours (see rollups.ts), in batches too.
  */
 export async function pruneJobs(db: Db, S: string, opts: PruneOptions): Promise<{ completed: number; dead: number }> {
   const batch = Math.max(1, Math.trunc(opts.batch ?? PRUNE_BATCH));
-  const step = async (states: string[], before: number): Promise<number> => {
+  const pruneStep = async (state: string, before: number): Promise<number> => {
     const rows = await db.query<{ n: number }>(
       `WITH del AS (
          DELETE FROM ${S}.jobs WHERE id IN (
-           SELECT id FROM ${S}.jobs WHERE state = ANY($1::text[]) AND finished_at IS NOT NULL
+           SELECT id FROM ${S}.jobs WHERE state = $1 AND finished_at IS NOT NULL
              AND finished_at < $2::bigint LIMIT $3 FOR UPDATE SKIP LOCKED)
          RETURNING queue, state
        ), agg AS (
          SELECT queue, state, count(*) AS n FROM del GROUP BY queue, state
        ), up AS (
-         INSERT INTO ${S}.job_totals (queue, state, n) SELECT queue, state, n FROM agg
+         INSERT INTO ${S}.job_totals (queue, state, n) SELECT queue, state, n FROM agg WHERE state <> 'completed' ORDER BY queue
          ON CONFLICT (queue, state) DO UPDATE SET n = ${S}.job_totals.n + EXCLUDED.n
        )
        SELECT coalesce(sum(n), 0)::int AS n FROM agg`,
-      [states, before, batch],
+      [state, before, batch],
     );
     return rows[0]?.n ?? 0;
   };
-  const drain = async (states: string[], before: number | undefined): Promise<number> => {
+  const foldMinutes = async (before: number): Promise<number> => {
+    const rows = await db.query<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM ${S}.job_minutes WHERE (minute, queue, shard) IN (
+           SELECT minute, queue, shard FROM ${S}.job_minutes WHERE minute < $1::bigint ORDER BY minute LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING minute, queue, completed, dead
+       ), up AS (
+         INSERT INTO ${S}.job_hours AS h (hour, queue, completed, dead)
+         SELECT minute / 60, queue, sum(completed), sum(dead) FROM gone GROUP BY 1, 2 ORDER BY 1, 2
+         ON CONFLICT (hour, queue) DO UPDATE SET completed = h.completed + EXCLUDED.completed, dead = h.dead + EXCLUDED.dead
+       )
+       SELECT count(*)::int AS n FROM gone`,
+      [Math.floor(before / 60_000), batch],
+    );
+    return rows[0]?.n ?? 0;
+  };
+  const foldFailures = async (before: number): Promise<number> => {
+    const rows = await db.query<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM ${S}.job_failures WHERE id IN (
+           SELECT id FROM ${S}.job_failures WHERE at < $1::bigint ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING at, queue
+       ), up AS (
+         INSERT INTO ${S}.job_hours AS h (hour, queue, failed)
+         SELECT at / 3600000, queue, count(*) FROM gone GROUP BY 1, 2 ORDER BY 1, 2
+         ON CONFLICT (hour, queue) DO UPDATE SET failed = h.failed + EXCLUDED.failed
+       )
+       SELECT count(*)::int AS n FROM gone`,
+      // Whole minutes, as the per-minute counts fold: one cut for both.
+      [Math.floor(before / 60_000) * 60_000, batch],
+    );
+    return rows[0]?.n ?? 0;
+  };
+  const drain = async (step: (before: number) => Promise<number>, before: number | undefined): Promise<number> => {
     if (before === undefined) return 0;
     let total = 0;
     for (;;) {
-      const n = await step(states, before);
+      const n = await step(before);
       total += n;
       if (n < batch) return total;
     }
   };
-  return {
-    completed: await drain(["completed"], opts.completedBefore),
-    dead: await drain(["dead", "cancelled"], opts.deadBefore),
-  };
+  const completed = await drain((b) => pruneStep("completed", b), opts.completedBefore);
+  const dead = await drain((b) => pruneStep("dead", b), opts.deadBefore);
+  const cancelled = await drain((b) => pruneStep("cancelled", b), opts.cancelledBefore ?? opts.deadBefore);
+  await drain(foldMinutes, opts.foldBefore);
+  await drain(foldFailures, opts.foldBefore);
+  return { completed, dead: dead + cancelled };
 }
 
 /** When the earliest scheduled or failed job of these queues comes due; null if none. */

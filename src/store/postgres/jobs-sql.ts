@@ -90,6 +90,38 @@ const STALL_SET = `
     history = history || ${STALL_ENTRY},
     token = NULL, worker_id = NULL, lease_until = NULL`;
 
+/**
+ * The counter row a connection writes (migration 7): concurrent workers on other
+ * connections write other rows, so a completion rarely waits for another's commit. Rows of
+ * one statement are written in queue order, so two statements sharing a shard never
+ * deadlock.
+ */
+const SHARD = "(pg_backend_pid() % 16)";
+
+/**
+ * CTEs (each starting with a comma) that count the jobs of `rel` (with `queue`, and
+ * `state` when `deadOnly`) finished at `now` (SQL): completions into their queue's total
+ * and their minute; or, `deadOnly`, the dead ones into their minute.
+ */
+function countFinished(S: string, rel: string, now: string, deadOnly: boolean): string {
+  const minute = (col: string, where: string) => `, count_${col} AS (
+      INSERT INTO ${S}.job_minutes AS m (minute, queue, shard, ${col})
+      SELECT ${now} / 60000, queue, ${SHARD}, count(*) FROM ${rel}${where} GROUP BY queue ORDER BY queue
+      ON CONFLICT (minute, queue, shard) DO UPDATE SET ${col} = m.${col} + EXCLUDED.${col}
+    )`;
+  if (deadOnly) return minute("dead", " WHERE state = 'dead'");
+  return `, count_total AS (
+      INSERT INTO ${S}.job_counts AS c (queue, shard, completed)
+      SELECT queue, ${SHARD}, count(*) FROM ${rel} GROUP BY queue ORDER BY queue
+      ON CONFLICT (queue, shard) DO UPDATE SET completed = c.completed + EXCLUDED.completed
+    )${minute("completed", "")}`;
+}
+
+/** A CTE (starting with a comma) adding a row of job_failures per row of `rel`, at `now`. */
+function countFailures(S: string, rel: string, now: string): string {
+  return `, count_failures AS (INSERT INTO ${S}.job_failures (at, queue) SELECT ${now}, queue FROM ${rel})`;
+}
+
 /** Notifies each distinct queue of the rows in `rel` that are now waiting; yields one row. */
 function notifyWaiting(rel: string, channelParam: string): string {
   return `(SELECT count(pg_notify(${channelParam}::text, q.queue))
@@ -213,8 +245,8 @@ export function jobStatements(S: string) {
         error = NULL, token = NULL, lease_until = NULL
       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, token, result)
       WHERE ${ACTIVE_BATCH} AND j.id = i.id AND j.token = i.token
-      RETURNING j.id, coalesce(j.root_id, j.id) AS root_id
-    ), nx AS (
+      RETURNING j.id, coalesce(j.root_id, j.id) AS root_id, j.queue
+    )${countFinished(S, "done", "$4::bigint", false)}, nx AS (
       SELECT * FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[],
         $11::bigint[], $12::text[], $13::int[]) WITH ORDINALITY
         AS n(parent_id, queue, state, key, priority, max_attempts, run_at, payload, max_stalls, ord)
@@ -247,13 +279,14 @@ export function jobStatements(S: string) {
         error = NULL, token = NULL, lease_until = NULL
       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, token, result)
       WHERE ${ACTIVE_BATCH} AND j.id = i.id AND j.token = i.token
-      RETURNING j.id
-    ), ${claimCtes(S, { queues: 5, counts: 6, now: 4, worker: 7, leaseMs: 8, prefix: 9 }, "true")}
+      RETURNING j.id, j.queue
+    )${countFinished(S, "done", "$4::bigint", false)}, ${claimCtes(S, { queues: 5, counts: 6, now: 4, worker: 7, leaseMs: 8, prefix: 9 }, "true")}
     ${rowsAndOneAggregate("claimed", "(SELECT 1) AS one", {
       missed_ids: "(SELECT coalesce(array_agg(m.id), '{}') FROM unnest($1::bigint[]) AS m(id) WHERE m.id NOT IN (SELECT id FROM done))",
     })}`),
 
-    fail: stmt(`UPDATE ${S}.jobs SET
+    /** Fails an attempt, counting it (job_failures) and, when it was the last, the death. */
+    fail: stmt(`WITH f AS (UPDATE ${S}.jobs SET
         state = CASE WHEN $3::bigint IS NULL THEN 'dead' ELSE 'failed' END,
         run_at = coalesce($3::bigint, run_at),
         finished_at = CASE WHEN $3::bigint IS NULL THEN $4::bigint END,
@@ -261,7 +294,12 @@ export function jobStatements(S: string) {
         history = history || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('attempt', attempt,
           'outcome', $7::text, 'message', $5::text, 'stack', $6::text, 'workerId', worker_id, 'at', $4::bigint))),
         token = NULL, worker_id = NULL, lease_until = NULL
-      WHERE id = $1 AND token = $2 AND state = 'active' RETURNING ${cols}`),
+      WHERE id = $1 AND token = $2 AND state = 'active' RETURNING ${cols})
+      ${countFailures(S, "f", "$4::bigint")}${countFinished(S, "f", "$4::bigint", true)}
+    SELECT * FROM f`),
+
+    /** A failed attempt (a running job cancelled). */
+    countFailure: stmt(`INSERT INTO ${S}.job_failures (at, queue) VALUES ($1::bigint, $2::text)`),
 
     release: stmt(`WITH r AS (
       UPDATE ${S}.jobs SET state = 'waiting', attempt = greatest(attempt - 1, 0),
@@ -284,12 +322,14 @@ export function jobStatements(S: string) {
     stallWorker: stmt(`WITH s AS (
       UPDATE ${S}.jobs SET ${STALL_SET}
       WHERE state = 'active' AND worker_id = $4::text RETURNING queue, state)
+      ${countFailures(S, "s", "$2::bigint")}${countFinished(S, "s", "$2::bigint", true)}
     SELECT count(*)::int AS n, ${notifyWaiting("s", "$5")} AS notified FROM s`),
 
     /** Stalls every active job whose lease ended by the server's clock ($2 only stamps the stall). */
     stallExpired: stmt(`WITH s AS (
       UPDATE ${S}.jobs SET ${STALL_SET}
       WHERE state = 'active' AND lease_until < ${SERVER_MS} RETURNING queue, state)
+      ${countFailures(S, "s", "$2::bigint")}${countFinished(S, "s", "$2::bigint", true)}
     SELECT count(*)::int AS n, ${notifyWaiting("s", "$4")} AS notified FROM s`),
 
     notify: stmt(`SELECT pg_notify($1::text, $2::text)`),

@@ -186,6 +186,63 @@ CREATE TABLE ${S}.queue_holds (
 );
 `,
   },
+  {
+    version: 7,
+    name: "counters for status and report: completions per queue, per minute and per hour, failed attempts",
+    // status and report counted the jobs table (a sequential scan, 150 ms and more at a
+    // million jobs). Now each completion adds to its queue's row of job_counts and to its
+    // minute's row of job_minutes in the statement that completes it; each death to its
+    // minute; each failed attempt is a row of job_failures. Rows are sharded by the writing
+    // connection (pg_backend_pid() % 16), so concurrent workers rarely wait on each other's
+    // commit for a counter row. Retention folds minutes and failures older than two days into
+    // job_hours. Completed jobs pruned before this migration move from job_totals into
+    // job_counts (job_totals keeps only pruned dead and cancelled jobs). Seeded from the jobs
+    // the store holds.
+    sql: (S) => `
+CREATE TABLE ${S}.job_counts (
+  queue     text    NOT NULL,
+  shard     integer NOT NULL,
+  completed bigint  NOT NULL DEFAULT 0,
+  PRIMARY KEY (queue, shard)
+);
+INSERT INTO ${S}.job_counts (queue, shard, completed)
+  SELECT queue, 0, sum(n) FROM (
+    SELECT queue, count(*) AS n FROM ${S}.jobs WHERE state = 'completed' GROUP BY queue
+    UNION ALL
+    SELECT queue, n FROM ${S}.job_totals WHERE state = 'completed'
+  ) c GROUP BY queue;
+DELETE FROM ${S}.job_totals WHERE state = 'completed';
+CREATE TABLE ${S}.job_minutes (
+  minute    bigint  NOT NULL,
+  queue     text    NOT NULL,
+  shard     integer NOT NULL,
+  completed bigint  NOT NULL DEFAULT 0,
+  dead      bigint  NOT NULL DEFAULT 0,
+  PRIMARY KEY (minute, queue, shard)
+);
+INSERT INTO ${S}.job_minutes (minute, queue, shard, completed, dead)
+  SELECT finished_at / 60000, queue, 0, count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'dead')
+  FROM ${S}.jobs WHERE state IN ('completed', 'dead') AND finished_at IS NOT NULL GROUP BY 1, 2;
+CREATE TABLE ${S}.job_failures (
+  id    bigserial PRIMARY KEY,
+  at    bigint NOT NULL,
+  queue text   NOT NULL
+);
+CREATE INDEX job_failures_at ON ${S}.job_failures (at, queue);
+INSERT INTO ${S}.job_failures (at, queue)
+  SELECT (h->>'at')::bigint, j.queue FROM ${S}.jobs j, jsonb_array_elements(j.history) h WHERE j.history <> '[]';
+CREATE TABLE ${S}.job_hours (
+  hour      bigint NOT NULL,
+  queue     text   NOT NULL,
+  completed bigint NOT NULL DEFAULT 0,
+  dead      bigint NOT NULL DEFAULT 0,
+  failed    bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (hour, queue)
+);
+-- Listing dead (or cancelled, failed, scheduled) jobs of every queue, newest first.
+CREATE INDEX jobs_rest_id ON ${S}.jobs (state, id) WHERE state IN ('scheduled', 'failed', 'dead', 'cancelled');
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

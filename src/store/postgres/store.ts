@@ -40,6 +40,7 @@ import {
   type StoreCaps,
   type ResolveIncidentsOptions,
   type StoreOptions,
+  type StoreUpkeep,
   type TriggerCommit,
   type TriggerCursor,
 } from "../store.js";
@@ -53,6 +54,7 @@ import { holdReason } from "../flow.js";
 import { flowStatements, holdBack, toQueueState, type QueueRow } from "./flow.js";
 import { NotifyListener } from "./listen.js";
 import { LATEST_VERSION, migrate, schemaVersion, tooNew } from "./migrations.js";
+import { pgUpkeep } from "./upkeep.js";
 import { rowToJob, type JobRow } from "./rows.js";
 import * as side from "./side-tables.js";
 import { pgJobsAhead, pgRunReads } from "./run-reads.js";
@@ -273,6 +275,10 @@ class PostgresStore implements Store {
 
   async report(since: number): Promise<QueueReport[]> {
     return jobReport(this.db, this.S, since);
+  }
+
+  async upkeep(): Promise<StoreUpkeep> {
+    return pgUpkeep(this.db, this.target.schema);
   }
 
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {

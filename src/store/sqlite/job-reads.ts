@@ -4,6 +4,7 @@ import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, ty
 import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { jobSelectList } from "../rows.js";
+import { assembleReport, reportWindow, type CountRow } from "../rollups.js";
 import { toJob, type JobRow } from "./rows.js";
 
 /** Default rows per prune transaction: short enough that no claim waits long behind it. */
@@ -110,66 +111,35 @@ export function oldestWaiting(prep: Prepare, now: number): Record<string, number
   return out;
 }
 
-function percentile(sorted: Float64Array, p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 /** Run times for p50/p95: the newest completions in the window, through `jobs_finished` (about 15 ms). */
 export const DURATION_SAMPLE = REPORT_DURATION_SAMPLE;
 
 /**
  * Per queue: completed and dead since `since`, failed attempts recorded since, p50/p95 run
- * time (of the newest DURATION_SAMPLE completions). Counts come from `job_minutes` for the
- * whole minutes of the window and from the jobs themselves for the part-minute at its start;
- * failed attempts from `job_failures`.
+ * time (of the newest DURATION_SAMPLE completions). Counts come from the hour, minute and
+ * failure rows (see rollups.ts), and from the jobs themselves for the part-minute at the
+ * window's start.
  */
 export function jobReport(prep: Prepare, since: number): QueueReport[] {
-  const byQueue = new Map<string, QueueReport>();
-  const at = (queue: string) => {
-    let r = byQueue.get(queue);
-    if (!r) byQueue.set(queue, (r = { queue, completed: 0, dead: 0, failedAttempts: 0, p50Ms: null, p95Ms: null }));
-    return r;
-  };
-  const edge = Math.ceil(since / 60_000);
-  const minutes = prep(
-    `SELECT queue, sum(completed) AS completed, sum(dead) AS dead FROM job_minutes WHERE minute >= ? GROUP BY queue`,
-  ).all(edge) as { queue: string; completed: number; dead: number }[];
-  for (const m of minutes) {
-    const r = at(m.queue);
-    r.completed += m.completed;
-    r.dead += m.dead;
-  }
-  const head = prep(
-    `SELECT queue, state, count(*) AS n FROM jobs
-     WHERE state IN ('completed', 'dead') AND finished_at >= ? AND finished_at < ? GROUP BY queue, state`,
-  ).all(since, edge * 60_000) as { queue: string; state: string; n: number }[];
-  for (const h of head) at(h.queue)[h.state === "dead" ? "dead" : "completed"] += h.n;
-  const durations = new Map<string, number[]>();
+  const w = reportWindow(since);
+  const counts = prep(
+    `SELECT queue, sum(completed) AS completed, sum(dead) AS dead, sum(failed) AS failed FROM job_hours
+       WHERE hour >= @fromHour GROUP BY queue
+     UNION ALL
+     SELECT queue, sum(completed), sum(dead), 0 FROM job_minutes WHERE minute >= @fromMinute GROUP BY queue
+     UNION ALL
+     SELECT queue, sum(state = 'completed'), sum(state = 'dead'), 0 FROM jobs
+       WHERE state IN ('completed', 'dead') AND finished_at >= @since AND finished_at < @headEnd GROUP BY queue
+     UNION ALL
+     SELECT queue, 0, 0, count(*) FROM job_failures WHERE at >= @since GROUP BY queue`,
+  ).all({ ...w, since }) as CountRow[];
   const newest = prep(
-      `SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM jobs
-       WHERE state = 'completed' AND finished_at >= ? ORDER BY finished_at DESC LIMIT ?`,
-    )
+    `SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM jobs
+     WHERE state = 'completed' AND finished_at >= ? ORDER BY finished_at DESC LIMIT ?`,
+  )
     .raw()
     .iterate(since, DURATION_SAMPLE) as IterableIterator<[string, number]>;
-  for (const [queue, ms] of newest) {
-    let d = durations.get(queue);
-    if (!d) durations.set(queue, (d = []));
-    d.push(ms);
-  }
-  // One row per failed attempt (migration 4), read from its (at, queue) index.
-  const failures = prep(`SELECT queue, count(*) AS n FROM job_failures WHERE at >= ? GROUP BY queue`).all(since) as {
-    queue: string;
-    n: number;
-  }[];
-  for (const f of failures) at(f.queue).failedAttempts += f.n;
-  for (const [queue, list] of durations) {
-    const sorted = Float64Array.from(list).sort();
-    const r = at(queue);
-    r.p50Ms = percentile(sorted, 50);
-    r.p95Ms = percentile(sorted, 95);
-  }
-  return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+  return assembleReport(counts, newest);
 }
 
 /**
@@ -213,17 +183,69 @@ export async function pruneJobs(
     for (const [queue, t] of perQueue) add.run({ queue, ...t, completed: 0 });
     return rows.length;
   };
-  const drain = async (state: string, before: number | undefined): Promise<number> => {
+  const drain = async (one: (before: number) => number, before: number | undefined): Promise<number> => {
     if (before === undefined) return 0;
     let total = 0;
     for (;;) {
-      const n = await write(() => step(state, before));
+      const n = await write(() => one(before));
       total += n;
       if (n < batch) return total;
       await new Promise((r) => setTimeout(r, PRUNE_PAUSE_MS));
     }
   };
-  const completed = await drain("completed", opts.completedBefore);
-  const dead = (await drain("dead", opts.deadBefore)) + (await drain("cancelled", opts.deadBefore));
-  return { completed, dead };
+  const completed = await drain((b) => step("completed", b), opts.completedBefore);
+  const dead = await drain((b) => step("dead", b), opts.deadBefore);
+  const cancelled = await drain((b) => step("cancelled", b), opts.cancelledBefore ?? opts.deadBefore);
+  const fold = foldSteps(prep, batch);
+  await drain(fold.minutes, opts.foldBefore);
+  await drain(fold.failures, opts.foldBefore);
+  return { completed, dead: dead + cancelled };
+}
+
+/**
+ * One batch each of folding per-minute counts, and failed attempts, from before a time
+ * into `job_hours` (see rollups.ts); each returns how many rows it folded.
+ */
+function foldSteps(prep: Prepare, batch: number): { minutes: (before: number) => number; failures: (before: number) => number } {
+  const pickMinutes = prep(`SELECT minute, queue, completed, dead FROM job_minutes WHERE minute < ? ORDER BY minute LIMIT ?`);
+  const dropMinute = prep("DELETE FROM job_minutes WHERE minute = ? AND queue = ?");
+  const pickFailures = prep(`SELECT id, at, queue FROM job_failures WHERE at < ? ORDER BY at LIMIT ?`);
+  const dropFailure = prep("DELETE FROM job_failures WHERE id = ?");
+  const addHour = prep(
+    `INSERT INTO job_hours (hour, queue, completed, dead, failed) VALUES (@hour, @queue, @completed, @dead, @failed)
+     ON CONFLICT(hour, queue) DO UPDATE SET completed = completed + excluded.completed,
+       dead = dead + excluded.dead, failed = failed + excluded.failed`,
+  );
+  const hours = () => new Map<string, { hour: number; queue: string; completed: number; dead: number; failed: number }>();
+  const at = (m: ReturnType<typeof hours>, hour: number, queue: string) => {
+    const k = `${hour}\u0000${queue}`;
+    let h = m.get(k);
+    if (!h) m.set(k, (h = { hour, queue, completed: 0, dead: 0, failed: 0 }));
+    return h;
+  };
+  return {
+    minutes(before) {
+      const rows = pickMinutes.all(Math.floor(before / 60_000), batch) as { minute: number; queue: string; completed: number; dead: number }[];
+      const m = hours();
+      for (const r of rows) {
+        dropMinute.run(r.minute, r.queue);
+        const h = at(m, Math.floor(r.minute / 60), r.queue);
+        h.completed += r.completed;
+        h.dead += r.dead;
+      }
+      for (const h of m.values()) addHour.run(h);
+      return rows.length;
+    },
+    failures(before) {
+      // Whole minutes, as the per-minute counts fold: one cut for both.
+      const rows = pickFailures.all(Math.floor(before / 60_000) * 60_000, batch) as { id: number; at: number; queue: string }[];
+      const m = hours();
+      for (const r of rows) {
+        dropFailure.run(r.id);
+        at(m, Math.floor(r.at / 3_600_000), r.queue).failed++;
+      }
+      for (const h of m.values()) addHour.run(h);
+      return rows.length;
+    },
+  };
 }

@@ -173,6 +173,19 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (queue, grp)
   );
   `,
+  // 8: per-hour counts. Retention folds per-minute counts and failed attempts older than two
+  // days into one row per hour and queue, so a 30-day report reads about 720 rows per queue
+  // instead of 43,200 minutes and every failure of the month (see store/rollups.ts).
+  `
+  CREATE TABLE job_hours (
+    hour      INTEGER NOT NULL,
+    queue     TEXT    NOT NULL,
+    completed INTEGER NOT NULL DEFAULT 0,
+    dead      INTEGER NOT NULL DEFAULT 0,
+    failed    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, queue)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -44,6 +44,7 @@ import {
   type StoreCaps,
   type ResolveIncidentsOptions,
   type StoreOptions,
+  type StoreUpkeep,
   type TriggerCommit,
   type TriggerCursor,
 } from "../store.js";
@@ -59,6 +60,7 @@ import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
 import * as side from "./side-tables.js";
 import { sqliteJobsAhead, sqliteRunReads } from "./run-reads.js";
 import { getRun, JOBS_AHEAD_CAP, listRuns, rerun, type RunDetail, type RunFilter, type RunPage } from "../runs.js";
+import { sqliteUpkeep } from "./upkeep.js";
 import { WakeBus } from "./wake.js";
 
 /**
@@ -361,6 +363,10 @@ export class SqliteStore implements Store {
 
   async report(since: number): Promise<QueueReport[]> {
     return this.read(() => this.db.transaction(() => jobReport(this.prep, since))());
+  }
+
+  async upkeep(): Promise<StoreUpkeep> {
+    return this.read(() => sqliteUpkeep(this.prep, this.location));
   }
 
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
