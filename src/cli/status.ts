@@ -7,7 +7,7 @@
  */
 import type { Command } from "commander";
 import { formatDuration } from "../core/duration.js";
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 import { fmtTime, printJson, printTable } from "./output.js";
 import { projectDir } from "./stop.js";
 import { summary } from "./incidents.js";

@@ -6,8 +6,7 @@
 import { z } from "zod";
 import { parseDuration, parseSize } from "../core/duration.js";
 import { isTimeZone, scheduleProblem } from "../core/schedule.js";
-import { LIMITS } from "../store/common.js";
-import { QUEUE_NAME } from "../store/store.js";
+import { LIMITS, QUEUE_NAME } from "../core/limits.js";
 
 const duration = (fallback?: string) => {
   const base = z.union([z.string(), z.number()]).transform((v, ctx) => {

@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import { formatDuration } from "../core/duration.js";
 import type { Store } from "../store/store.js";
 import { readPidFile, readStatusFile } from "./state-files.js";
-import type { ServiceStatus, StatusSnapshot } from "./types.js";
+import type { ServiceStatus, StatusSnapshot } from "../core/status.js";
 
 /** A check's verdict; the overall status is the worst of them. */
 export type CheckStatus = "ok" | "degraded" | "unhealthy";

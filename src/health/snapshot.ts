@@ -7,7 +7,7 @@
 import { pausedQueues } from "./queues.js";
 import type { Store } from "../store/store.js";
 import { readPidFile, readStatusFile } from "./state-files.js";
-import type { ServiceStatus, StatusSnapshot } from "./types.js";
+import type { ServiceStatus, StatusSnapshot } from "../core/status.js";
 
 /** Options of `storeSnapshot`. */
 export interface StoreSnapshotOptions {

@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { isVigilSupervisor, readPid } from "../supervisor/lock.js";
-import type { StatusSnapshot } from "./types.js";
+import type { StatusSnapshot } from "../core/status.js";
 
 /** Name of the status file in the state folder (written by src/supervisor/status-file.ts). */
 export const STATUS_FILE = "status.json";

@@ -6,7 +6,7 @@ import { BadInputError, NotFoundError } from "../core/errors.js";
 import { FINAL_STATES } from "../core/types.js";
 import { whyNotFinished } from "../health/why.js";
 import { MAX_RUNS_PAGE, RUN_STATES, type RunState } from "../store/runs.js";
-import { QUEUE_NAME } from "../store/store.js";
+import { QUEUE_NAME } from "../core/limits.js";
 import type { ApiContext, ApiRoute } from "./api.js";
 
 /** Where a job's whole payload and result are read (the previews link here). */

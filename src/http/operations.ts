@@ -14,7 +14,7 @@ import { sqliteFileOf } from "../health/backup.js";
 import { runHealthChecks, type HealthReport } from "../health/checks.js";
 import { loggerFromFn } from "../health/log.js";
 import type { OpsAlertSink } from "../health/alerts.js";
-import type { AlertSink, StatusSnapshot } from "../health/types.js";
+import type { AlertSink, StatusSnapshot } from "../core/status.js";
 import { startHealthWatch } from "../health/watch.js";
 import { queueServicesOf } from "../health/why.js";
 import type { Store } from "../store/store.js";

@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { monotonicNow } from "../core/clock.js";
 import { procInfo } from "../os/process.js";
-import type { ActiveJobInfo, BlockedStack } from "../worker/protocol.js";
+import type { ActiveJobInfo, BlockedStack } from "../child/protocol.js";
 
 /**
  * A probe that has not answered in this long counts as failed. Short, because probes

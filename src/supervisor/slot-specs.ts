@@ -6,7 +6,7 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { VigilConfig } from "../config/schema.js";
-import { ENV_STALL_AFTER } from "../worker/protocol.js";
+import { ENV_STALL_AFTER } from "../child/protocol.js";
 import type { SlotSpec } from "./process-slot.js";
 import { rowFileName, type VigilPaths } from "./paths.js";
 

@@ -3,7 +3,7 @@
  * fsync, rename) every `statusEvery`, so a reader never sees half a file. Readers use
  * `readStatusFile` in src/health/state-files.ts.
  */
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 import { writeFileAtomic } from "../os/files.js";
 
 export function writeStatusFile(path: string, snapshot: StatusSnapshot): void {

@@ -14,7 +14,7 @@ import type { Server } from "node:net";
 import type { VigilConfig } from "../config/schema.js";
 import { monotonicNow } from "../core/clock.js";
 import { VigilError } from "../core/errors.js";
-import type { AlertSink, StatusSnapshot } from "../health/types.js";
+import type { AlertSink, StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
 import { controlRequest, serveControl, type ControlRequest, type ControlResponse } from "./control.js";
 import { QueueCountsCache } from "./counts-cache.js";

@@ -10,9 +10,9 @@ import type { Command } from "commander";
 import { VigilError, describeError } from "../core/errors.js";
 import { loadContext, openContextStore } from "../cli/context.js";
 import { startRetention } from "../health/retention.js";
-import { ProcessHeartbeat } from "../worker/heartbeat.js";
-import { onStopRequests, processId, processLogger, startWatchdog } from "../worker/process-setup.js";
-import type { WorkerMessage } from "../worker/protocol.js";
+import { ProcessHeartbeat } from "../child/heartbeat.js";
+import { onStopRequests, processId, processLogger, startWatchdog } from "../child/process-setup.js";
+import type { WorkerMessage } from "../child/protocol.js";
 import { TriggerRunner } from "./runner.js";
 
 /**

@@ -12,8 +12,8 @@ import type { Handler } from "../handlers/types.js";
 import { vigilPaths } from "../supervisor/paths.js";
 import { loadContext, openContextStore } from "../cli/context.js";
 import type { QueueOptions } from "./options.js";
-import { onStopRequests, processId, processLogger, startWatchdog } from "./process-setup.js";
-import { ENV_STALL_AFTER } from "./protocol.js";
+import { onStopRequests, processId, processLogger, startWatchdog } from "../child/process-setup.js";
+import { ENV_STALL_AFTER } from "../child/protocol.js";
 import { Worker } from "./worker.js";
 
 /** Exit code of a worker that drained and stopped. */

@@ -5,7 +5,7 @@
  */
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StatusSnapshot } from "../../src/health/types.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
 import { launchBrowser } from "./browser.js";
 import { tempStore, type TempStore } from "../unit/ops-fixtures.js";

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, expect } from "vitest";
-import type { StatusSnapshot, ServiceStatus } from "../../src/health/types.js";
+import type { StatusSnapshot, ServiceStatus } from "../../src/core/status.js";
 import { isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";

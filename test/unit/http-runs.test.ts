@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
-import type { StatusSnapshot } from "../../src/health/types.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
 import { tempStore, type TempStore } from "./ops-fixtures.js";
 
 const TOKEN = "a-test-token-of-sufficient-length-456";

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
-import type { AlertEvent, StatusSnapshot } from "../../src/health/types.js";
+import type { AlertEvent, StatusSnapshot } from "../../src/core/status.js";
 import type { CheckStatus } from "../../src/health/checks.js";
 import { startHealthWatch } from "../../src/health/watch.js";
 import { startOperations, type Operations } from "../../src/http/operations.js";
