@@ -15,7 +15,7 @@ export function register(program: Command): void {
       if (!/^\d+$/.test(flags.lines)) throw new BadInputError(`--lines "${flags.lines}" is not a whole number`);
       const [{ readdirSync }, { vigilPaths }, { followFile, lastLines, logFilesFor }] = await Promise.all([
         import("node:fs"),
-        import("../supervisor/paths.js"),
+        import("../project/paths.js"),
         import("../supervisor/logs.js"),
       ]);
       const paths = vigilPaths(projectDir(cmd));

@@ -28,10 +28,11 @@ export function register(program: Command): void {
 }
 
 export async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
-  const [{ askSupervisor }, { vigilPaths }, { readPidFile, readStatusFile }] = await Promise.all([
+  const [{ askSupervisor }, { vigilPaths }, { readPidFile }, { readStatusFile }] = await Promise.all([
     import("../supervisor/supervisor.js"),
-    import("../supervisor/paths.js"),
-    import("../health/state-files.js"),
+    import("../project/paths.js"),
+    import("../project/pid-file.js"),
+    import("../project/status-file.js"),
   ]);
   const dir = projectDir(cmd);
   const live = await askSupervisor(dir, { op: "status" });

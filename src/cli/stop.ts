@@ -17,8 +17,8 @@ export function register(program: Command): void {
     .action(async (flags: { timeout: string }, cmd: Command) => {
       const [{ requireDuration }, { vigilPaths }, { readPid, isVigilSupervisor, isRunning }] = await Promise.all([
         import("../core/duration.js"),
-        import("../supervisor/paths.js"),
-        import("../supervisor/lock.js"),
+        import("../project/paths.js"),
+        import("../project/pid-file.js"),
       ]);
       const timeoutMs = requireDuration(flags.timeout, "--timeout");
       const paths = vigilPaths(projectDir(cmd));

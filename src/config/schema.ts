@@ -7,6 +7,7 @@ import { z } from "zod";
 import { parseDuration, parseSize } from "../core/duration.js";
 import { isTimeZone, scheduleProblem } from "../core/schedule.js";
 import { LIMITS, QUEUE_NAME } from "../core/limits.js";
+import { DEFAULT_STORE_URL } from "../core/store-url.js";
 
 const duration = (fallback?: string) => {
   const base = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -243,7 +244,7 @@ export const alertSchema = z.union([
 
 export const configSchema = z.strictObject({
   /** `sqlite:PATH` (default `sqlite:.vigil/vigil.db`) or `postgres://user@host/db`. */
-  store: z.string().default("sqlite:.vigil/vigil.db"),
+  store: z.string().default(DEFAULT_STORE_URL),
   /** SQLite: `normal` (default) or `full` (fsync every commit). */
   durability: z.enum(["normal", "full"]).default("normal"),
   /** PostgreSQL schema (default `vigil`). */

@@ -11,7 +11,7 @@
  * - Times handlers out (failing the attempt once the handler settled), watches their
  *   heartbeats, and reports a handler that does not settle `killGrace` after its abort as
  *   wedged (timeouts.ts).
- * - Sends a process heartbeat every second from the main loop (protocol.ts); found frozen
+ * - Sends a process heartbeat every second from the main loop (src/child/protocol.ts); found frozen
  *   past `frozenAfter` by its own clock, aborts its jobs unrecorded and stops (freeze.ts).
  * - `stop()` drains: stops claiming, lets in-flight jobs finish up to `shutdownTimeout`,
  *   gives the rest back without counting an attempt, and commits every completion before

@@ -13,8 +13,8 @@ import type { StatusSnapshot, ServiceStatus } from "../../src/core/status.js";
 import { isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
-import { readChildren } from "../../src/supervisor/orphans.js";
-import { vigilPaths } from "../../src/supervisor/paths.js";
+import { readChildren } from "../../src/project/children-file.js";
+import { vigilPaths } from "../../src/project/paths.js";
 import { askSupervisor } from "../../src/supervisor/supervisor.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
