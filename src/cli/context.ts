@@ -3,7 +3,7 @@
  * `--store`) into a `ProjectInput`. Loading, resolving and opening are src/project/'s.
  */
 import type { Command } from "commander";
-import { loadProject, openProjectStore, type Project, type ProjectInput } from "../project/project.js";
+import { loadProject, openProjectStore, projectDirOf, type Project, type ProjectInput } from "../project/project.js";
 import type { Store } from "../store/store.js";
 
 export interface GlobalOptions {
@@ -25,6 +25,11 @@ export function projectInput(cmd: Command): ProjectInput {
     configNamed: cmd.getOptionValueSourceWithGlobals("config") === "cli",
     store: opts.store,
   };
+}
+
+/** The folder holding `.vigil/`: the config file's folder, whether or not the file exists. */
+export function projectDir(cmd: Command): string {
+  return projectDirOf(projectInput(cmd));
 }
 
 /** Loads the project the command line names. */

@@ -16,7 +16,6 @@ export function register(program: Command): void {
       const [{ loadContext }, { tryOpenProjectStore }] = await Promise.all([import("./context.js"), import("../project/project.js")]);
       const { runHealthChecks, exitCodeFor } = await import("../health/checks.js");
       const { sqliteFileOf } = await import("../core/store-url.js");
-      const { vigilPaths } = await import("../project/paths.js");
       const { configSchema } = await import("../config/schema.js");
       let ctx: Awaited<ReturnType<typeof loadContext>>;
       try {
@@ -35,7 +34,7 @@ export function register(program: Command): void {
         const report = await runHealthChecks({
           store,
           storeError,
-          stateDir: vigilPaths(ctx.dir).root,
+          stateDir: ctx.paths.root,
           limits: config.health,
           stallAfter: config.supervision.stallAfter,
           statusEvery: config.supervision.statusEvery,

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { basename } from "node:path";
 import { BadInputError } from "../core/errors.js";
-import { projectDir } from "./stop.js";
+import { projectDir } from "./context.js";
 
 export function register(program: Command): void {
   program

@@ -121,7 +121,7 @@ async function runForeground(project: Project, role: "all" | "workers"): Promise
 }
 
 async function detach(configPath: string, dir: string, role: string, storeUrl: string | undefined): Promise<void> {
-  const [{ openSync, mkdirSync }, { vigilPaths }, { readPid, isVigilSupervisor }, { spawnGroup, isAlive }, { VIGIL_BIN }, { askSupervisor }, { lastLines, followFile }] = await Promise.all([
+  const [{ openSync, mkdirSync }, { vigilPaths }, { readPidFile }, { spawnGroup, isAlive }, { VIGIL_BIN }, { askSupervisor }, { lastLines, followFile }] = await Promise.all([
     import("node:fs"),
     import("../project/paths.js"),
     import("../project/pid-file.js"),
@@ -131,9 +131,9 @@ async function detach(configPath: string, dir: string, role: string, storeUrl: s
     import("../supervisor/logs.js"),
   ]);
   const paths = vigilPaths(dir);
-  const running = readPid(paths.pidFile);
-  if (running !== null && isVigilSupervisor(running)) {
-    throw new BadInputError(`a supervisor is already running for this project (pid ${running}); use \`vigil stop\` first`);
+  const running = readPidFile(paths.root);
+  if (running.alive) {
+    throw new BadInputError(`a supervisor is already running for this project (pid ${running.pid}); use \`vigil stop\` first`);
   }
   mkdirSync(paths.root, { recursive: true });
   const out = openSync(paths.supervisorLog, "a");

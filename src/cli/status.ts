@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { formatDuration } from "../core/duration.js";
 import type { StatusSnapshot } from "../core/status.js";
 import { fmtTime, printJson, printTable } from "./output.js";
-import { projectDir } from "./stop.js";
+import { projectDir } from "./context.js";
 import { summary } from "./incidents.js";
 
 /** A status file older than this is not shown as current (several missed rewrites). */

@@ -8,7 +8,7 @@
  *   const store = await openProjectStore(project);
  */
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { backoffDelay, type BackoffPolicy } from "../core/backoff.js";
 import { VigilError } from "../core/errors.js";
 import { DEFAULT_STORE_URL, isServerStore, parseStoreUrl, resolveStoreUrl } from "../core/store-url.js";
@@ -37,6 +37,14 @@ export interface Project {
   storeUrl: string;
   /** `storeUrl` when it came from `ProjectInput.store` (handed on to child processes). */
   storeOverride?: string;
+}
+
+/**
+ * The folder holding `.vigil/` without reading the config: the config file's folder,
+ * whether or not the file exists (what `vigil stop`, `status` and `logs` need).
+ */
+export function projectDirOf(input: ProjectInput = {}): string {
+  return dirname(resolve(input.configPath ?? "vigil.yaml"));
 }
 
 /**
