@@ -2,10 +2,12 @@
  * bench/ops: what the operations surface costs on a store with history. Builds a SQLite
  * store of JOBS jobs (80 % completed, 2 % dead, the rest waiting) and times, as medians:
  * a /metrics scrape, /api/status and what each dashboard page reads when it opens, the health checks, a 24 h report, a retention round
- * that prunes every completed job, and an online backup. No peer offers these as one
- * product, so the rows are Vigil's alone.
+ * that prunes every completed job, and an online backup. Then the same page reads on a
+ * PostgreSQL store of JOBS jobs in a fresh schema (dropped after): its finished jobs made
+ * by bench/lib/scale-fill.ts's set-based fill (1 % of them dead), the rest enqueued
+ * waiting. No peer offers these as one product, so the rows are Vigil's alone.
  *
- *   npm run bench -- ops [--jobs 100000]
+ *   npm run bench -- ops [--jobs 100000] [--engines sqlite,postgres]
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,14 +19,19 @@ import { runHealthChecks } from "../src/health/checks.js";
 import { buildReport } from "../src/health/report.js";
 import { startRetention } from "../src/health/retention.js";
 import { startHttpServer } from "../src/http/server.js";
+import { openStore } from "../src/store/open.js";
 import { openSqliteStore } from "../src/store/sqlite/store.js";
+import type { Store } from "../src/store/store.js";
 import { median } from "./lib/report.js";
+import { createStore, destroyStore, fill, QUEUES } from "./lib/scale-fill.js";
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const JOBS = arg("jobs", 100_000);
+const ei = process.argv.indexOf("--engines");
+const ENGINES = (ei > 0 ? process.argv[ei + 1]! : "sqlite,postgres").split(",");
 const DAY = 86_400_000;
 
 async function time(runs: number, fn: () => Promise<unknown>): Promise<number> {
@@ -37,9 +44,47 @@ async function time(runs: number, fn: () => Promise<unknown>): Promise<number> {
   return Math.round(median(xs) * 100) / 100;
 }
 
+type Row = { system: string; scenario: string; value: number; unit: string };
+
+/** Times, through the real HTTP server, /metrics, /api/status and what each dashboard page asks for when it opens. */
+async function timePages(system: string, store: Store, rows: Row[]): Promise<void> {
+  const http = await startHttpServer({ port: 0, token: "bench-token-0123456789abcdef", store });
+  try {
+    const get = async (path: string) => (await fetch(http.url + path)).text();
+    const pages: [string, string][] = [
+      ["metrics-scrape", "/metrics"],
+      ["api-status", "/api/status"],
+      ["api-queues", "/api/queues"],
+      ["api-jobs-page", "/api/jobs?limit=100"],
+      ["api-jobs-dead", "/api/jobs?state=dead&limit=100"],
+      ["api-jobs-deep", `/api/jobs?limit=100&before=${Math.round(JOBS / 2)}`],
+      ["api-job", `/api/jobs/${Math.round(JOBS / 3)}`],
+      ["api-runs-page", "/api/runs?limit=50"],
+      ["api-runs-search", "/api/runs?search=nomatch&limit=50"],
+      ["api-run", `/api/runs/${Math.round(JOBS / 3)}`],
+      ["api-incidents", "/api/incidents"],
+      ["api-triggers", "/api/triggers"],
+      ["api-report-24h", "/api/report"],
+    ];
+    for (const [scenario, path] of pages) rows.push({ system, scenario, value: await time(10, () => get(path)), unit: "ms" });
+  } finally {
+    await http.close();
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), "vigil-bench-ops-"));
-const rows: { system: string; scenario: string; value: number; unit: string }[] = [];
+const rows: Row[] = [];
 try {
+  if (ENGINES.includes("sqlite")) await sqliteRows();
+  if (ENGINES.includes("postgres")) await postgresRows();
+  process.stdout.write(`\n`);
+  printTable(["system", "scenario", "value", "unit"], rows.map((r) => [r.system, r.scenario, r.value, r.unit]));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+process.stdout.write(JSON.stringify({ bench: "ops", rows }) + "\n");
+
+async function sqliteRows(): Promise<void> {
   const clock = new ManualClock(Date.now() - 10 * DAY);
   const file = join(dir, "vigil.db");
   const store = await openSqliteStore(file, { clock });
@@ -62,25 +107,7 @@ try {
   clock.advance(9 * DAY); // the completed jobs are now 9 days old: past retention
   await finish(Math.round(JOBS * 0.02), true);
 
-  const http = await startHttpServer({ port: 0, token: "bench-token-0123456789abcdef", store });
-  const get = async (path: string) => (await fetch(http.url + path)).text();
-  rows.push({ system: "vigil-sqlite", scenario: "metrics-scrape", value: await time(10, () => get("/metrics")), unit: "ms" });
-  rows.push({ system: "vigil-sqlite", scenario: "api-status", value: await time(10, () => get("/api/status")), unit: "ms" });
-  // What each dashboard page asks for when it opens.
-  const pages: [string, string][] = [
-    ["api-queues", "/api/queues"],
-    ["api-jobs-page", "/api/jobs?limit=100"],
-    ["api-jobs-dead", "/api/jobs?state=dead&limit=100"],
-    ["api-jobs-deep", `/api/jobs?limit=100&before=${Math.round(JOBS / 2)}`],
-    ["api-job", `/api/jobs/${Math.round(JOBS / 3)}`],
-    ["api-runs-page", "/api/runs?limit=50"],
-    ["api-runs-search", "/api/runs?search=nomatch&limit=50"],
-    ["api-run", `/api/runs/${Math.round(JOBS / 3)}`],
-    ["api-incidents", "/api/incidents"],
-    ["api-triggers", "/api/triggers"],
-    ["api-report-24h", "/api/report"],
-  ];
-  for (const [scenario, path] of pages) rows.push({ system: "vigil-sqlite", scenario, value: await time(10, () => get(path)), unit: "ms" });
+  await timePages("vigil-sqlite", store, rows);
   rows.push({
     system: "vigil-sqlite",
     scenario: "health-checks",
@@ -89,7 +116,6 @@ try {
   });
   rows.push({ system: "vigil-sqlite", scenario: "report-24h", value: await time(5, () => buildReport(store, { since: clock.now() - DAY })), unit: "ms" });
   rows.push({ system: "vigil-sqlite", scenario: "report-30d", value: await time(3, () => buildReport(store, { since: clock.now() - 30 * DAY })), unit: "ms" });
-  await http.close();
 
   const bytes = statSync(file).size;
   const backupMs = await time(1, () => backupSqlite(file, join(dir, "copy.db")));
@@ -105,10 +131,26 @@ try {
   rows.push({ system: "vigil-sqlite", scenario: "prune-completed", value: pruneMs, unit: "ms" });
   rows.push({ system: "vigil-sqlite", scenario: "prune-rate", value: Math.round(pruned / (pruneMs / 1000)), unit: "jobs/s" });
   await store.close();
-
-  process.stdout.write(`\nstore: ${JOBS} jobs, ${(bytes / (1 << 20)).toFixed(1)} MiB; medians of 10 (report 30d: 3; backup, prune: 1)\n\n`);
-  printTable(["system", "scenario", "value", "unit"], rows.map((r) => [r.system, r.scenario, r.value, r.unit]));
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+  process.stdout.write(`sqlite store: ${JOBS} jobs, ${(bytes / (1 << 20)).toFixed(1)} MiB; medians of 10 (report 30d: 3; backup, prune: 1)\n`);
 }
-process.stdout.write(JSON.stringify({ bench: "ops", rows }) + "\n");
+
+async function postgresRows(): Promise<void> {
+  const waiting = Math.round(JOBS * 0.18);
+  process.stdout.write(`building a PostgreSQL store of ${JOBS} jobs (${JOBS - waiting} finished, set-based; ${waiting} enqueued) ...\n`);
+  const s = await createStore("postgres", dir, "ops");
+  try {
+    await fill(s, JOBS - waiting);
+    const store = await openStore(s.url);
+    try {
+      for (let i = 0; i < waiting; i += 1000) {
+        await store.enqueueMany(Array.from({ length: Math.min(1000, waiting - i) }, (_, k) => ({ queue: QUEUES[(i + k) % 3]!, payload: { i: i + k, text: "x".repeat(100) }, maxAttempts: 1 })));
+      }
+      await timePages("vigil-postgres", store, rows);
+    } finally {
+      await store.close();
+    }
+    process.stdout.write(`postgres store: ${JOBS} jobs in schema ${s.schema} (dropped now); medians of 10\n`);
+  } finally {
+    await destroyStore(s);
+  }
+}

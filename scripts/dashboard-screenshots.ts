@@ -83,6 +83,12 @@ try {
       await page.locator("#live.ok").waitFor({ timeout: 30_000 });
       // Let the sparklines gather a few events and the page's own reads land.
       await page.waitForTimeout(name === "overview" ? 30_000 : 2500);
+      // The run's first stage with its log lines open.
+      const log = page.locator("#run-detail details[data-log] summary").first();
+      if (name === "runs" && (await log.count())) {
+        await log.click();
+        await page.waitForTimeout(1000);
+      }
       const file = join(OUT, `${name}-${theme}.png`);
       await page.screenshot({ path: file });
       process.stdout.write(`wrote ${file}\n`);

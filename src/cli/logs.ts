@@ -16,7 +16,7 @@ export function register(program: Command): void {
       const [{ readdirSync }, { vigilPaths }, { followFile, lastLines, logFilesFor }] = await Promise.all([
         import("node:fs"),
         import("../project/paths.js"),
-        import("../supervisor/logs.js"),
+        import("../project/logs.js"),
       ]);
       const paths = vigilPaths(projectDir(cmd));
       const files = service === "supervisor" ? [paths.supervisorLog] : logFilesFor(paths.logs, service);

@@ -128,7 +128,7 @@ async function detach(configPath: string, dir: string, role: string, storeUrl: s
     import("../os/process.js"),
     import("../supervisor/slot-specs.js"),
     import("../supervisor/supervisor.js"),
-    import("../supervisor/logs.js"),
+    import("../project/logs.js"),
   ]);
   const paths = vigilPaths(dir);
   const running = readPidFile(paths.root);

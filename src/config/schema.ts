@@ -60,7 +60,7 @@ export const queueSchema = z
   .strictObject({
     /** A JS/TS module whose default export is `async (job, ctx) => result`. */
     handler: z.string().optional(),
-    /** A command run per job without a shell: job JSON on stdin, result JSON on stdout. */
+    /** A command run per job without a shell: job JSON on stdin, result JSON on stdout; the last 4 KiB of its stderr is the error when it fails, and one line of the job's log (`stderr`) when it succeeds. */
     command: command.optional(),
     /** Environment for a command handler (added to the worker's). */
     env: env.optional(),

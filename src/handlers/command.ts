@@ -5,7 +5,8 @@
  * result on stdout.
  *
  * - exit 0: stdout parsed as JSON is the result; stdout that is not JSON becomes
- *   `{ stdout }`; empty stdout is `null`.
+ *   `{ stdout }`; empty stdout is `null`. Anything on stderr (its last 4 KiB) is logged
+ *   once, as `stderr` on the job's log line.
  * - non-zero exit (or death by a signal): the attempt fails with the tail of stderr.
  * - the job's signal aborts (timeout, lost lease, shutdown): SIGTERM to the whole group,
  *   SIGKILL `termGraceMs` later.
@@ -164,6 +165,9 @@ export function commandHandler(opts: CommandHandlerOptions): Handler {
           reject(new Error(stderr ? `${name} ${how}: ${stderr}` : `${name} ${how} (stderr was empty)`));
           return;
         }
+        // A successful command's stderr (its last 4 KiB) goes to the job's log, where the
+        // dashboard's Runs page shows it beside the job; a failure's is in its error.
+        if (stderr) ctx.log.info({ stderr }, "command wrote to stderr");
         resolve(parseOutput(Buffer.concat(out).toString("utf8")));
       });
       child.stdin!.end(input);

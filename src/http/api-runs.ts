@@ -1,6 +1,7 @@
 /**
- * The JSON API's run routes: runs newest first (keyset-paged), one run with its jobs, and a
- * rerun from a stage (token required). Spread into `API_ROUTES`; shapes in docs/api.md.
+ * The JSON API's run routes: runs newest first (keyset-paged), one run with its jobs, a job's
+ * own log lines, and a rerun from a stage (token required). Spread into `API_ROUTES`; shapes
+ * in docs/api.md.
  */
 import { BadInputError, NotFoundError } from "../core/errors.js";
 import { FINAL_STATES } from "../core/types.js";
@@ -8,6 +9,8 @@ import { whyNotFinished } from "../health/why.js";
 import { MAX_RUNS_PAGE, RUN_STATES, type RunState } from "../store/runs.js";
 import { QUEUE_NAME } from "../core/limits.js";
 import type { ApiContext, ApiRoute } from "./api.js";
+import { readJobLog } from "./job-log.js";
+import type { JobLog } from "../core/job-log.js";
 
 /** Where a job's whole payload and result are read (the previews link here). */
 export function jobHref(id: number): string {
@@ -54,6 +57,19 @@ export const RUN_ROUTES: ApiRoute[] = [
       const run = await ctx.store.getRun(Number(req.params[0]));
       if (!run) throw new NotFoundError(`run ${req.params[0]}`);
       return { body: { ...run, jobs: run.jobs.map((j) => ({ ...j, href: jobHref(j.id) })) } };
+    },
+  },
+  {
+    method: "GET",
+    path: /^\/api\/jobs\/(\d+)\/log$/,
+    name: "job-log",
+    mutating: false,
+    run: async (ctx, req) => {
+      const id = Number(req.params[0]);
+      if (!(await ctx.store.get(id))) throw new NotFoundError(`job ${id}`);
+      // Without the project's log folder (a server over a bare store) there is nothing to read.
+      const body: JobLog = ctx.logsDir ? { id, available: true, ...readJobLog(ctx.logsDir, id) } : { id, available: false, lines: [], files: 0, truncated: false };
+      return { body };
     },
   },
   {

@@ -25,6 +25,8 @@ export interface ApiContext {
   stallAfter?: number;
   /** The config, for each queue's flow control in `GET /api/queues/list`. */
   config?: VigilConfig;
+  /** The worker processes' log files (`.vigil/logs/`), for `GET /api/jobs/:id/log`. */
+  logsDir?: string;
 }
 
 /** The parts of a request a route uses. */

@@ -78,6 +78,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
       readOnly: config.http.readOnly,
       logger,
       config,
+      logsDir: vigilPaths(opts.dir).logs,
     });
     const where = config.http.token ? "http.token in the config" : `${stateDir}/token`;
     opts.log?.(`dashboard, JSON API and /metrics at ${http.url}/ (token: ${where})`);

@@ -46,6 +46,8 @@ export interface HttpServerOptions {
   queueServices?: Record<string, string[]>;
   /** For the default snapshot: the state folder (`.vigil/`). */
   stateDir?: string;
+  /** The worker processes' log folder (`.vigil/logs/`), for a job's log lines; absent: none are shown. */
+  logsDir?: string;
   alerts?: OpsAlertSink;
   /** A heartbeat older than this counts as down in metrics (default 5 s). */
   stallAfter?: number;
@@ -86,6 +88,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     queueServices: opts.queueServices,
     stallAfter: opts.stallAfter,
     config: opts.config,
+    logsDir: opts.logsDir,
   };
   const metrics = createMetrics({
     store: opts.store,

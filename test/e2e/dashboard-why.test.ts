@@ -3,12 +3,16 @@
  * the ways a job gets stuck, each made with real parts: under a real `vigil start` (SQLite)
  * a queue no worker runs, a retry waiting out its backoff, and a worker process frozen with
  * SIGSTOP; over a store with no worker, a job claimed with a short lease by a store call
- * and never renewed.
+ * and never renewed. And, on one page load, the open panel following a job over the live
+ * stream as a real worker (the library's Worker) picks it up and finishes it.
  */
+import { pino } from "pino";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHttpServer } from "../../src/http/server.js";
+import { Worker } from "../../src/worker/worker.js";
 import { launchBrowser } from "./browser.js";
+import { noWorkerSnapshot } from "./dashboard-helpers.js";
 import { allRunning, freePort, holderOf, makeProject, openProjectStore, startVigil, supervisorTest, waitFor, WORK_HANDLER } from "./supervisor-helpers.js";
 import { tempStore } from "../unit/ops-fixtures.js";
 
@@ -34,7 +38,7 @@ describe("dashboard: why a job is not finished", () => {
     return waitFor(
       `job ${id}'s why`,
       async () => {
-        // A fresh load each time: the panel reads the job once, when it opens.
+        // A fresh load each time, so each look is a new page's first reading of the job.
         await page.goto("about:blank");
         await page.goto(`${base}/#/jobs?job=${id}`);
         await page.locator(`#job-detail[data-job="${id}"]`).waitFor({ timeout: 20_000 });
@@ -111,6 +115,54 @@ http: { port: ${port} }
       const why = await whyOf(page, h.url, job.id, (w) => w.includes("lease expired"));
       expect(why).toMatch(/^active, lease expired [\d.]+m?s ago, will be released \(attempt 1 of \d+, stalls 0\)$/);
     } finally {
+      await h.close();
+      await s.cleanup();
+    }
+  }, 120_000);
+
+  it("follows the live stream: the open panel's why goes waiting → active → gone when done, with no reload", async () => {
+    const s = await tempStore();
+    const h = await startHttpServer({ port: 0, token: "dashboard-why-token-0123456789", store: s.store, snapshot: noWorkerSnapshot(s.store), queueServices: { live: ["workers"] } });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let worker: Worker | undefined;
+    try {
+      const { job } = await s.store.enqueue("live", { n: 1 });
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`${h.url}/#/jobs?job=${job.id}`);
+      const why = page.locator("#job-why");
+      await why.filter({ hasText: "waiting: queue live has no running worker" }).waitFor({ timeout: 30_000 });
+      // Marks this document: a reload or a navigation would lose it.
+      await page.evaluate(() => ((window as unknown as { loadedOnce: boolean }).loadedOnce = true));
+
+      worker = new Worker(s.store, {
+        workerId: "live-worker:1",
+        queues: { live: { handler: async () => (await gate, { ok: true }) } },
+        logger: pino({ level: "silent" }),
+      });
+      worker.start();
+      await why.filter({ hasText: /^active on live-worker:1, .*handler running/ }).waitFor({ timeout: 30_000 });
+      const seconds = async (): Promise<number> => Number(/handler running ([\d.]+)s/.exec((await why.textContent()) ?? "")?.[1] ?? NaN);
+      const first = await seconds();
+      // The running time grows with each event while the panel stays open.
+      await page.waitForFunction(
+        (was) => Number(/handler running ([\d.]+)s/.exec(document.querySelector("#job-why")?.textContent ?? "")?.[1] ?? 0) > was,
+        first,
+        { timeout: 30_000 },
+      );
+      expect(await seconds()).toBeGreaterThan(first);
+
+      release();
+      await page.locator("#job-detail .state-completed").waitFor({ timeout: 30_000 });
+      // A finished job has no why.
+      expect(await why.count()).toBe(0);
+      expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      release();
+      await worker?.stop();
       await h.close();
       await s.cleanup();
     }

@@ -87,6 +87,18 @@ describe("commandHandler", () => {
     expect(await commandHandler({ command: [node, quiet] })(job, ctx())).toBeNull();
   });
 
+  it("logs a successful command's stderr once, on the job's log", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const chatty = script("chatty.mjs", `process.stderr.write("fetching 3 pages\\nslow answer from upstream\\n"); console.log(JSON.stringify({ ok: 1 }));`);
+    expect(await commandHandler({ command: [node, chatty] })(job, { ...ctx(), log })).toEqual({ ok: 1 });
+    expect(lines.map((l) => [l["msg"], l["stderr"]])).toEqual([["command wrote to stderr", "fetching 3 pages\nslow answer from upstream"]]);
+    // Nothing on stderr: nothing logged.
+    const quiet = script("quiet2.mjs", `console.log("{}");`);
+    await commandHandler({ command: [node, quiet] })(job, { ...ctx(), log });
+    expect(lines).toHaveLength(1);
+  });
+
   it("fails with the tail of stderr on a non-zero exit", async () => {
     const fail = script(
       "fail.mjs",

@@ -1,8 +1,13 @@
 /**
  * The run routes and a job's `why` on a real port against a real SQLite store: keyset
- * pages, previews with a link to the whole job, rerun only with the token.
+ * pages, previews with a link to the whole job, rerun only with the token, and a job's own
+ * log lines read from a log folder written as the supervisor writes it.
  */
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { MAX_JOB_LOG_LINES } from "../../src/http/job-log.js";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
 import type { StatusSnapshot } from "../../src/core/status.js";
 import { tempStore, type TempStore } from "./ops-fixtures.js";
@@ -90,5 +95,39 @@ describe("HTTP run routes", () => {
     expect((await post(`/api/runs/${root}/rerun`, "not json", TOKEN)).status).toBe(400);
     expect((await post(`/api/runs/${root}/rerun`, {}, TOKEN)).status).toBe(400);
     expect((await get(`/api/runs/${ok.body.id}`)).body.rerunOf).toBe(root);
+  });
+
+  it("reads a job's own log lines from the workers' logs: its id only, rotated file too, the newest 200", async () => {
+    const { job } = await t.store.enqueue("a", {});
+    const bare = await get(`/api/jobs/${job.id}/log`);
+    expect(bare).toEqual({ status: 200, body: { id: job.id, available: false, lines: [], files: 0, truncated: false } });
+    expect((await get("/api/jobs/999999/log")).status).toBe(404);
+
+    const logs = mkdtempSync(join(tmpdir(), "vigil-job-log-"));
+    const h2 = await startHttpServer({ port: 0, token: TOKEN, store: t.store, logsDir: logs });
+    try {
+      const line = (id: number, time: number, msg: string, extra: Record<string, unknown> = {}) =>
+        JSON.stringify({ level: 30, time, pid: 1, hostname: "vm", workerId: "vm:workers:1:1.1", jobId: id, queue: "a", attempt: 1, msg, ...extra }) + "\n";
+      const id = job.id;
+      appendFileSync(join(logs, "workers:1.log.1"), line(id, 1000, "before the rotation"));
+      appendFileSync(join(logs, "workers:1.log"), line(id, 2000, "after", { words: 2 }) + "not json " + `"jobId":${id},\n` + line(id * 10 + 1, 2500, "another job"));
+      appendFileSync(join(logs, "workers:2.log"), line(id, 1500, "on the other worker", { stderr: "tail" }) + line(id + 1, 1600, "the next job"));
+      appendFileSync(join(logs, "workers:1.log.2"), line(id, 500, "too old: not searched"));
+      const got = await (await fetch(`${h2.url}/api/jobs/${id}/log`)).json();
+      expect(got.available).toBe(true);
+      expect(got.files).toBe(3);
+      expect(got.lines.map((l: { msg: string }) => l.msg)).toEqual(["before the rotation", "on the other worker", "after"]);
+      expect(got.lines[1]).toEqual({ at: 1500, level: "info", attempt: 1, worker: "vm:workers:1:1.1", msg: "on the other worker", fields: { stderr: "tail" }, file: "workers:2.log" });
+      expect(got.lines[2].fields).toEqual({ words: 2 });
+
+      for (let i = 0; i < MAX_JOB_LOG_LINES + 5; i++) appendFileSync(join(logs, "workers:3.log"), line(id, 10_000 + i, `line ${i}`));
+      const many = await (await fetch(`${h2.url}/api/jobs/${id}/log`)).json();
+      expect(many.truncated).toBe(true);
+      expect(many.lines).toHaveLength(MAX_JOB_LOG_LINES);
+      expect(many.lines.at(-1).msg).toBe(`line ${MAX_JOB_LOG_LINES + 4}`);
+    } finally {
+      await h2.close();
+      rmSync(logs, { recursive: true, force: true });
+    }
   });
 });

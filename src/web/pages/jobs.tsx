@@ -1,4 +1,5 @@
-// Jobs: filter by queue and state, click a job for its payload, result, history and why;
+// Jobs: filter by queue and state, click a job for its payload, result, history and why (kept
+// current by the live stream);
 // retry or cancel everything a filter matches, after seeing how many that is.
 import { useState } from "preact/hooks";
 import { Json, Rel, State } from "../format.js";
@@ -101,7 +102,10 @@ export function Jobs({ params }: { params: URLSearchParams }) {
 function JobPanel({ id, canAct, changed }: { id: number; canAct: boolean; changed: () => void }) {
   const [n, setN] = useState(0);
   const [msg, setMsg] = useState("");
-  const { data: j, error } = useJson<JobDetail>(`/api/jobs/${id}`, [n]);
+  // Read again on each live event (one every 2 s, none while the tab is hidden), so the
+  // state and the why follow the job: waiting → active on a worker → done.
+  const { ev } = useLive();
+  const { data: j, error } = useJson<JobDetail>(`/api/jobs/${id}`, [n, ev?.at]);
   const run = async (verb: "retry" | "cancel"): Promise<void> => {
     try {
       const out = await act(() => postJson(`/api/jobs/${id}/${verb}`));

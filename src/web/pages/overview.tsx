@@ -107,9 +107,9 @@ export function Overview(_: { params: URLSearchParams }) {
             <th>Failed</th>
             <th>Dead</th>
             <th>Cancelled</th>
-            <th>Depth</th>
-            <th>Done / min</th>
-            <th>Oldest waiting</th>
+            <th class="wrap">Depth</th>
+            <th class="wrap">Done / min</th>
+            <th class="wrap">Oldest waiting</th>
             {canAct && <th />}
           </tr>
         </thead>
@@ -117,19 +117,20 @@ export function Overview(_: { params: URLSearchParams }) {
           {Object.entries(snap.queues).map(([q, c]) => {
             const h = history.get(q) ?? [];
             const link = (state: string, n: number) => <a href={href("jobs", { queue: q, state })}>{n}</a>;
+            const count = (state: string, n: number) => <td class="num">{link(state, n)}</td>;
             return (
               <tr key={q} data-queue={q}>
-                <td>
+                <td class="wrap">
                   <a href={href("jobs", { queue: q })}>{q}</a>
                   {paused.has(q) && <> <span class="badge" data-paused={q} title="Claims are held until it is resumed">paused</span></>}
                 </td>
-                <td>{link("scheduled", c.scheduled)}</td>
-                <td>{link("waiting", c.waiting)}</td>
-                <td>{link("active", c.active)}</td>
-                <td>{link("completed", c.completed)}</td>
-                <td>{link("failed", c.failed)}</td>
-                <td>{link("dead", c.dead)}</td>
-                <td>{link("cancelled", c.cancelled)}</td>
+                {count("scheduled", c.scheduled)}
+                {count("waiting", c.waiting)}
+                {count("active", c.active)}
+                {count("completed", c.completed)}
+                {count("failed", c.failed)}
+                {count("dead", c.dead)}
+                {count("cancelled", c.cancelled)}
                 <td><Spark data={h} field="depth" label="waiting + scheduled" /></td>
                 <td><Spark data={h} field="throughput" label="completed per minute" /></td>
                 <td>

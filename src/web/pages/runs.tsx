@@ -1,7 +1,9 @@
-// Runs: pipeline runs with search, one run's stages in order, and a rerun from a stage with
-// its input open for editing. Tolerant of fields the server does not send.
+// Runs: pipeline runs with search, one run's stages in order (each job's own log lines on
+// click), and a rerun from a stage with its input open for editing. Tolerant of fields the
+// server does not send.
 import { useState } from "preact/hooks";
 import { fmtDuration, Json, Rel, State } from "../format.js";
+import { JobLog } from "./job-log.js";
 import { go, href, postJson, useJson } from "../lib.js";
 import { act, useSession } from "../session.js";
 
@@ -143,6 +145,7 @@ function RunPanel({ id }: { id: number }) {
             <Rel at={j.startedAt ?? j.createdAt} />
             {j.startedAt && j.finishedAt ? <> · took {fmtDuration(j.finishedAt - j.startedAt)}</> : null}
             {j.error && <div class="error">{j.error}</div>}
+            <JobLog id={j.id} />
             {(j.resultPreview ?? j.result ?? null) !== null && (
               <details>
                 <summary class="muted">result</summary>
