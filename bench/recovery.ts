@@ -32,7 +32,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { printTable } from "../src/cli/output.js";
 import { requireDuration } from "../src/core/duration.js";
-import type { StatusSnapshot } from "../src/health/types.js";
+import type { StatusSnapshot } from "../src/core/status.js";
 import { killGroup, procInfo } from "../src/os/process.js";
 import { openStore } from "../src/store/open.js";
 import type { Store } from "../src/store/store.js";

@@ -24,7 +24,7 @@ import { pino } from "pino";
 import { requireDuration } from "../src/core/duration.js";
 import { printTable } from "../src/cli/output.js";
 import { openSqliteStore } from "../src/store/sqlite/store.js";
-import { Watchdog } from "../src/worker/watchdog.js";
+import { Watchdog } from "../src/child/watchdog.js";
 import { Worker } from "../src/worker/worker.js";
 import { median } from "./lib/report.js";
 

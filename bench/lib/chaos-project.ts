@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { StatusSnapshot } from "../../src/health/types.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
 import { killGroup } from "../../src/os/process.js";
 import { askSupervisor } from "../../src/supervisor/supervisor.js";
 import { sleep, waitFor } from "./wait.js";

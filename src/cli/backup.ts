@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .option("--json", "print the result as JSON")
     .action(async (file: string, flags: { force?: boolean; json?: boolean }, cmd: Command) => {
       const { loadContext } = await import("./context.js");
-      const { backupSqlite, pgDumpCommand, sqliteFileOf } = await import("../health/backup.js");
+      const [{ backupSqlite, pgDumpCommand }, { sqliteFileOf }] = await Promise.all([import("../health/backup.js"), import("../core/store-url.js")]);
       const ctx = await loadContext(cmd);
       const source = sqliteFileOf(ctx.storeUrl);
       if (source === null) {

@@ -1,11 +1,9 @@
 /**
- * What most commands need: the config (when there is one) and the store it names.
- * `--store` overrides the config; with neither, the default SQLite file in `.vigil/`.
+ * The command line's share of loading a project: turning the global options (`-c`,
+ * `--store`) into a `ProjectInput`. Loading, resolving and opening are src/project/'s.
  */
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import type { Command } from "commander";
-import type { VigilConfig } from "../config/schema.js";
+import { loadProject, openProjectStore, projectDirOf, type Project, type ProjectInput } from "../project/project.js";
 import type { Store } from "../store/store.js";
 
 export interface GlobalOptions {
@@ -14,81 +12,38 @@ export interface GlobalOptions {
   debug?: boolean;
 }
 
-export interface CliContext {
-  /** The loaded config, or null when there is no config file (and none was asked for). */
-  config: VigilConfig | null;
-  configPath: string | null;
-  /** The folder that holds `.vigil/`: the config's folder, else the current one. */
-  dir: string;
-  storeUrl: string;
-}
-
-export const DEFAULT_STORE = "sqlite:.vigil/vigil.db";
-
 /** The options given before the command name (`vigil -c x.yaml status`) or after it. */
 export function globalOptions(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
 }
 
-/**
- * Loads the config if the file exists. A missing *default* `vigil.yaml` is fine (the
- * defaults apply); a missing file the user named with `-c` is an error.
- */
-export async function loadContext(cmd: Command): Promise<CliContext> {
+/** The project the command line names: `-c` (named or the default), `--store`. */
+export function projectInput(cmd: Command): ProjectInput {
   const opts = globalOptions(cmd);
-  const path = resolve(opts.config ?? "vigil.yaml");
-  const named = cmd.getOptionValueSourceWithGlobals("config") === "cli";
-  let config: VigilConfig | null = null;
-  let dir = process.cwd();
-  if (existsSync(path) || named) {
-    const { loadConfig } = await import("../config/load.js");
-    const loaded = await loadConfig(path);
-    config = loaded.config;
-    dir = loaded.dir;
-  }
-  let storeUrl = opts.store ?? config?.store ?? DEFAULT_STORE;
-  // A relative SQLite path on the command line is relative to where the user stands.
-  if (opts.store && !/^postgres(ql)?:/.test(storeUrl)) {
-    const file = storeUrl.startsWith("sqlite:") ? storeUrl.slice(7) : storeUrl;
-    storeUrl = `sqlite:${resolve(file)}`;
-  } else if (!config && storeUrl === DEFAULT_STORE) {
-    storeUrl = `sqlite:${resolve(dir, ".vigil/vigil.db")}`;
-  }
-  return { config, configPath: config ? path : null, dir, storeUrl };
+  return {
+    configPath: opts.config,
+    configNamed: cmd.getOptionValueSourceWithGlobals("config") === "cli",
+    store: opts.store,
+  };
 }
 
-/** Opens the store the context names, with the config's store options. */
-export async function openContextStore(ctx: CliContext, extra: { readOnly?: boolean } = {}): Promise<Store> {
-  const { openStore } = await import("../store/open.js");
-  return openStore(ctx.storeUrl, {
-    durability: ctx.config?.durability,
-    maxPayload: ctx.config?.maxPayload,
-    schema: ctx.config?.schema,
-    // Every process judges a queue's stalls by that queue's own maxStalls.
-    queueMaxStalls: ctx.config ? Object.fromEntries(Object.entries(ctx.config.queues).map(([name, q]) => [name, q.maxStalls])) : undefined,
-    ...extra,
-  });
+/** The folder holding `.vigil/`: the config file's folder, whether or not the file exists. */
+export function projectDir(cmd: Command): string {
+  return projectDirOf(projectInput(cmd));
+}
+
+/** Loads the project the command line names. */
+export function loadContext(cmd: Command): Promise<Project> {
+  return loadProject(projectInput(cmd));
 }
 
 /** Runs `fn` with the store open and closes it after, whatever happens. */
-export async function withStore<T>(cmd: Command, fn: (store: Store, ctx: CliContext) => Promise<T>): Promise<T> {
-  const ctx = await loadContext(cmd);
-  const store = await openContextStore(ctx);
+export async function withStore<T>(cmd: Command, fn: (store: Store, project: Project) => Promise<T>): Promise<T> {
+  const project = await loadContext(cmd);
+  const store = await openProjectStore(project);
   try {
-    return await fn(store, ctx);
+    return await fn(store, project);
   } finally {
     await store.close();
-  }
-}
-
-/**
- * Opens the store read-only for commands that must report on a broken store rather than
- * fail on it (`health`, `doctor`): the error, if any, is returned as a sentence.
- */
-export async function tryOpenContextStore(ctx: CliContext): Promise<{ store: Store | null; storeError?: string }> {
-  try {
-    return { store: await openContextStore(ctx, { readOnly: true }) };
-  } catch (err) {
-    return { store: null, storeError: (err as Error).message };
   }
 }

@@ -11,10 +11,10 @@ export function register(program: Command): void {
     .description("diagnose: integrity, stale pid files, orphans, dead workers' leases, slow queues, recent incidents")
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }, cmd: Command) => {
-      const { loadContext, tryOpenContextStore } = await import("./context.js");
+      const [{ loadContext }, { tryOpenProjectStore }] = await Promise.all([import("./context.js"), import("../project/project.js")]);
       const { diagnose } = await import("../health/doctor.js");
       const ctx = await loadContext(cmd);
-      const { store, storeError } = await tryOpenContextStore(ctx);
+      const { store, storeError } = await tryOpenProjectStore(ctx);
       try {
         const findings = await diagnose({ store, storeError, dir: ctx.dir, host: ctx.config?.host });
         if (flags.json) printJson(findings);

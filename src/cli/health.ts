@@ -13,10 +13,9 @@ export function register(program: Command): void {
     .description("run the health checks; exit 0 healthy, 1 degraded, 2 unhealthy")
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }, cmd: Command) => {
-      const { loadContext, tryOpenContextStore } = await import("./context.js");
+      const [{ loadContext }, { tryOpenProjectStore }] = await Promise.all([import("./context.js"), import("../project/project.js")]);
       const { runHealthChecks, exitCodeFor } = await import("../health/checks.js");
-      const { sqliteFileOf } = await import("../health/backup.js");
-      const { vigilPaths } = await import("../supervisor/paths.js");
+      const { sqliteFileOf } = await import("../core/store-url.js");
       const { configSchema } = await import("../config/schema.js");
       let ctx: Awaited<ReturnType<typeof loadContext>>;
       try {
@@ -30,12 +29,12 @@ export function register(program: Command): void {
         return;
       }
       const config = ctx.config ?? configSchema.parse({});
-      const { store, storeError } = await tryOpenContextStore(ctx);
+      const { store, storeError } = await tryOpenProjectStore(ctx);
       try {
         const report = await runHealthChecks({
           store,
           storeError,
-          stateDir: vigilPaths(ctx.dir).root,
+          stateDir: ctx.paths.root,
           limits: config.health,
           stallAfter: config.supervision.stallAfter,
           statusEvery: config.supervision.statusEvery,

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { basename } from "node:path";
 import { BadInputError } from "../core/errors.js";
-import { projectDir } from "./stop.js";
+import { projectDir } from "./context.js";
 
 export function register(program: Command): void {
   program
@@ -15,8 +15,8 @@ export function register(program: Command): void {
       if (!/^\d+$/.test(flags.lines)) throw new BadInputError(`--lines "${flags.lines}" is not a whole number`);
       const [{ readdirSync }, { vigilPaths }, { followFile, lastLines, logFilesFor }] = await Promise.all([
         import("node:fs"),
-        import("../supervisor/paths.js"),
-        import("../supervisor/logs.js"),
+        import("../project/paths.js"),
+        import("../project/logs.js"),
       ]);
       const paths = vigilPaths(projectDir(cmd));
       const files = service === "supervisor" ? [paths.supervisorLog] : logFilesFor(paths.logs, service);

@@ -1,6 +1,7 @@
 /** `vigil migrate`: bring the store's schema up to date (opening a store does it too). */
 import type { Command } from "commander";
-import { loadContext, openContextStore } from "./context.js";
+import { openProjectStore } from "../project/project.js";
+import { loadContext } from "./context.js";
 import { printJson } from "./output.js";
 
 export function register(program: Command): void {
@@ -10,7 +11,7 @@ export function register(program: Command): void {
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const ctx = await loadContext(cmd);
-      const store = await openContextStore(ctx);
+      const store = await openProjectStore(ctx);
       try {
         const ran = await store.migrate();
         const problem = await store.check();

@@ -14,14 +14,13 @@ export function register(program: Command): void {
       const { parseDuration, formatDuration } = await import("../core/duration.js");
       const { withStore } = await import("./context.js");
       const { buildReport } = await import("../health/report.js");
-      const { readStatusFile } = await import("../health/state-files.js");
-      const { vigilPaths } = await import("../supervisor/paths.js");
+      const { readStatusFile } = await import("../project/status-file.js");
       const window = parseDuration(flags.since);
       if (window === undefined || window <= 0) {
         throw new BadInputError(`--since "${flags.since}" is not a duration; write it like 1h, 24h or 7d`);
       }
       await withStore(cmd, async (store, ctx) => {
-        const status = readStatusFile(vigilPaths(ctx.dir).root);
+        const status = readStatusFile(ctx.paths.root);
         const r = await buildReport(store, {
           since: store.clock.now() - window,
           services: status?.snapshot.services.map((s) => s.name),

@@ -1,7 +1,7 @@
 /** `vigil restart [SERVICE]`: asks the live supervisor to restart one service, one process, or all. */
 import type { Command } from "commander";
 import { BadInputError } from "../core/errors.js";
-import { projectDir } from "./stop.js";
+import { projectDir } from "./context.js";
 
 export function register(program: Command): void {
   program

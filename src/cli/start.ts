@@ -4,9 +4,10 @@
  * in `.vigil/supervisor.log`.
  */
 import type { Command } from "commander";
-import { backoffDelay, type BackoffPolicy } from "../core/backoff.js";
-import { BadInputError, VigilError } from "../core/errors.js";
-import type { Store } from "../store/store.js";
+import { BadInputError } from "../core/errors.js";
+import { stopAll, type StopStep } from "../core/stop-all.js";
+import type { Operations } from "../http/operations.js";
+import type { Project } from "../project/project.js";
 import { globalOptions, loadContext } from "./context.js";
 
 interface StartFlags {
@@ -20,6 +21,13 @@ interface StartFlags {
  * (waiting for it while its server is down). One still starting after this is stopped.
  */
 const DETACH_WAIT_MS = 30_000;
+/** How long closing the HTTP server, the alert sink or the store may take when stopping. */
+const CLOSE_WITHIN_MS = 10_000;
+/**
+ * Beyond killTimeout, how long the supervisor's own stop may take (the stop incident and
+ * the last status file, written through the store) before the rest is closed anyway.
+ */
+const SUPERVISOR_STOP_SLACK_MS = 30_000;
 
 export function register(program: Command): void {
   program
@@ -36,47 +44,74 @@ export function register(program: Command): void {
         throw new BadInputError(`no config file ${globalOptions(cmd).config ?? "vigil.yaml"} here; create one (see docs) or name it with -c FILE`);
       }
       if (flags.detach) return detach(ctx.configPath, ctx.dir, flags.role, globalOptions(cmd).store);
-      await runForeground(cmd, flags.role as "all" | "workers");
+      await runForeground(ctx, flags.role as "all" | "workers");
     });
 }
 
-async function runForeground(cmd: Command, role: "all" | "workers"): Promise<void> {
-  const [{ loadContext: load, openContextStore }, { Supervisor }, { createAlertSink }] = await Promise.all([
-    import("./context.js"),
+async function runForeground(project: Project, role: "all" | "workers"): Promise<void> {
+  const [{ openProjectStoreWhenReachable }, { Supervisor }, { createAlertSink }, { startOperations }] = await Promise.all([
+    import("../project/project.js"),
     import("../supervisor/supervisor.js"),
     import("../health/alerts.js"),
+    import("../http/operations.js"),
   ]);
-  const ctx = await load(cmd);
-  const config = ctx.config!;
+  const config = project.config!;
   // A server may be down for a while; a SQLite file that cannot be opened will not get better.
-  const server = /^postgres(ql)?:/.test(ctx.storeUrl);
-  const store = server ? await openWhenReachable(() => openContextStore(ctx)) : await openContextStore(ctx);
+  const store = await openProjectStoreWhenReachable(project);
   const alerts = createAlertSink(config.alerts, { recoveryHoldMs: config.supervision.recoveredAfter });
   const sup = new Supervisor({
     config,
-    configPath: ctx.configPath!,
-    dir: ctx.dir,
+    configPath: project.configPath!,
+    dir: project.dir,
     store,
     role,
-    storeUrl: globalOptions(cmd).store ? ctx.storeUrl : undefined,
+    storeUrl: project.storeOverride,
     alerts,
   });
+  const report = (step: string, err: unknown) => process.stderr.write(`vigil: stopping ${step} failed: ${(err as Error)?.message ?? String(err)}\n`);
+  const closeRest: StopStep[] = [
+    { name: "alerts", stop: () => alerts.close(), timeoutMs: CLOSE_WITHIN_MS },
+    { name: "store", stop: () => store.close(), timeoutMs: CLOSE_WITHIN_MS },
+  ];
+  try {
+    await sup.start();
+  } catch (err) {
+    await stopAll(closeRest, report);
+    throw err;
+  }
+  // Beside the supervisor, not inside it: the dashboard, JSON API, /metrics and the health
+  // watch (config.http, enabled by default) read its snapshot and may ask it to restart a
+  // service. A port that cannot be bound is logged, not fatal: supervision matters more.
+  let ops: Operations | null = null;
+  try {
+    ops = await startOperations({
+      config,
+      dir: project.dir,
+      store,
+      storeUrl: project.storeOverride,
+      snapshot: () => sup.snapshot(),
+      restartService: (name, o) => sup.restartService(name, o),
+      alerts,
+      log: sup.log,
+    });
+  } catch (err) {
+    sup.log(`the HTTP server did not start (${(err as Error).message}); supervision goes on without it`);
+  }
   let exiting = false;
   const shutdown = async (why: string, code: number) => {
     if (exiting) return;
     exiting = true;
-    await sup.stop(why).catch((err: Error) => process.stderr.write(`vigil: stop failed: ${err.message}\n`));
-    await alerts.close().catch(() => {});
-    await store.close().catch(() => {});
+    await stopAll(
+      [
+        // Its processes drain (SIGKILL after killTimeout), then the last status file.
+        { name: "supervisor", stop: () => sup.stop(why), timeoutMs: config.supervision.killTimeout + SUPERVISOR_STOP_SLACK_MS },
+        { name: "http", stop: () => ops?.close(), timeoutMs: CLOSE_WITHIN_MS },
+        ...closeRest,
+      ],
+      report,
+    );
     process.exit(code);
   };
-  try {
-    await sup.start();
-  } catch (err) {
-    await alerts.close().catch(() => {});
-    await store.close().catch(() => {});
-    throw err;
-  }
   process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
   process.on("SIGINT", () => void shutdown("SIGINT", 0));
   // Losing the terminal must not stop a supervisor that was started in one.
@@ -85,47 +120,20 @@ async function runForeground(cmd: Command, role: "all" | "workers"): Promise<voi
   await new Promise<never>(() => {});
 }
 
-/**
- * Waits between tries to reach a store server that is down at start-up (a host booting
- * before its database, the database restarting): 1 s doubling to 30 s, with jitter.
- */
-export const STORE_WAIT: BackoffPolicy = { baseMs: 1000, maxMs: 30_000 };
-
-/**
- * Opens the store, waiting for a server that cannot be reached yet instead of giving up:
- * the supervisor rides out an outage once running, and should not need a person (or a
- * service manager's restart) when the outage comes first. One line per failed try goes to
- * stderr. Any other error (a bad URL, refused credentials, a corrupt file) ends the start
- * at once; SIGTERM or SIGINT during the wait ends it with nothing to clean up.
- */
-async function openWhenReachable(open: () => Promise<Store>): Promise<Store> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await open();
-    } catch (err) {
-      if (!(err instanceof VigilError) || err.code !== "STORE_UNREACHABLE") throw err;
-      const ms = backoffDelay(STORE_WAIT, attempt);
-      if (attempt === 1) process.stderr.write(`vigil: ${err.message}\n`);
-      process.stderr.write(`vigil: waiting for the store: try ${attempt} failed, next in ${(ms / 1000).toFixed(1)} s\n`);
-      await new Promise((r) => setTimeout(r, ms));
-    }
-  }
-}
-
 async function detach(configPath: string, dir: string, role: string, storeUrl: string | undefined): Promise<void> {
-  const [{ openSync, mkdirSync }, { vigilPaths }, { readPid, isVigilSupervisor }, { spawnGroup, isAlive }, { VIGIL_BIN }, { askSupervisor }, { lastLines, followFile }] = await Promise.all([
+  const [{ openSync, mkdirSync }, { vigilPaths }, { readPidFile }, { spawnGroup, isAlive }, { VIGIL_BIN }, { askSupervisor }, { lastLines, followFile }] = await Promise.all([
     import("node:fs"),
-    import("../supervisor/paths.js"),
-    import("../supervisor/lock.js"),
+    import("../project/paths.js"),
+    import("../project/pid-file.js"),
     import("../os/process.js"),
     import("../supervisor/slot-specs.js"),
     import("../supervisor/supervisor.js"),
-    import("../supervisor/logs.js"),
+    import("../project/logs.js"),
   ]);
   const paths = vigilPaths(dir);
-  const running = readPid(paths.pidFile);
-  if (running !== null && isVigilSupervisor(running)) {
-    throw new BadInputError(`a supervisor is already running for this project (pid ${running}); use \`vigil stop\` first`);
+  const running = readPidFile(paths.root);
+  if (running.alive) {
+    throw new BadInputError(`a supervisor is already running for this project (pid ${running.pid}); use \`vigil stop\` first`);
   }
   mkdirSync(paths.root, { recursive: true });
   const out = openSync(paths.supervisorLog, "a");

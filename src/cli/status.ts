@@ -7,9 +7,9 @@
  */
 import type { Command } from "commander";
 import { formatDuration } from "../core/duration.js";
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 import { fmtTime, printJson, printTable } from "./output.js";
-import { projectDir } from "./stop.js";
+import { projectDir } from "./context.js";
 import { summary } from "./incidents.js";
 
 /** A status file older than this is not shown as current (several missed rewrites). */
@@ -28,10 +28,11 @@ export function register(program: Command): void {
 }
 
 export async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
-  const [{ askSupervisor }, { vigilPaths }, { readPidFile, readStatusFile }] = await Promise.all([
+  const [{ askSupervisor }, { vigilPaths }, { readPidFile }, { readStatusFile }] = await Promise.all([
     import("../supervisor/supervisor.js"),
-    import("../supervisor/paths.js"),
-    import("../health/state-files.js"),
+    import("../project/paths.js"),
+    import("../project/pid-file.js"),
+    import("../project/status-file.js"),
   ]);
   const dir = projectDir(cmd);
   const live = await askSupervisor(dir, { op: "status" });

@@ -1,13 +1,8 @@
 /** `vigil stop`: SIGTERM to the project's supervisor; waits until it and its processes are gone. */
 import type { Command } from "commander";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { BadInputError } from "../core/errors.js";
-import { globalOptions } from "./context.js";
-
-/** The folder holding `.vigil/`: the config file's folder, whether or not the file exists. */
-export function projectDir(cmd: Command): string {
-  return dirname(resolve(globalOptions(cmd).config ?? "vigil.yaml"));
-}
+import { projectDir } from "./context.js";
 
 export function register(program: Command): void {
   program
@@ -17,8 +12,8 @@ export function register(program: Command): void {
     .action(async (flags: { timeout: string }, cmd: Command) => {
       const [{ requireDuration }, { vigilPaths }, { readPid, isVigilSupervisor, isRunning }] = await Promise.all([
         import("../core/duration.js"),
-        import("../supervisor/paths.js"),
-        import("../supervisor/lock.js"),
+        import("../project/paths.js"),
+        import("../project/pid-file.js"),
       ]);
       const timeoutMs = requireDuration(flags.timeout, "--timeout");
       const paths = vigilPaths(projectDir(cmd));

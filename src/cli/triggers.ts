@@ -8,13 +8,15 @@
  * (config, store) or failed unexpectedly.
  */
 import type { Command } from "commander";
+import { loadContext } from "./context.js";
 
 export function register(program: Command): void {
   program
     .command("triggers")
     .description("poll the config's triggers (tail, watch, file) and turn new records into jobs, in the foreground")
     .action(async (_opts: unknown, cmd: Command) => {
+      const project = await loadContext(cmd);
       const { runTriggersProcess } = await import("../triggers/process-main.js");
-      await runTriggersProcess(cmd);
+      await runTriggersProcess(project);
     });
 }

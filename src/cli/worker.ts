@@ -9,6 +9,9 @@
  * unfinished; 1 it could not start (config, store, handler) or failed unexpectedly.
  */
 import type { Command } from "commander";
+import { requireDuration } from "../core/duration.js";
+import { BadInputError } from "../core/errors.js";
+import { loadContext } from "./context.js";
 
 /** Adds `vigil worker` to the program. */
 export function register(program: Command): void {
@@ -22,7 +25,14 @@ export function register(program: Command): void {
       "10s",
     )
     .action(async (opts: { queues: string; shutdownTimeout: string }, cmd: Command) => {
+      const queues = opts.queues
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+      if (queues.length === 0) throw new BadInputError("--queues names no queue; write it like --queues outline,implement");
+      const shutdownTimeout = requireDuration(opts.shutdownTimeout, "--shutdown-timeout");
+      const project = await loadContext(cmd);
       const { runWorkerProcess } = await import("../worker/process-main.js");
-      await runWorkerProcess(cmd, opts);
+      await runWorkerProcess(project, { queues, shutdownTimeout });
     });
 }

@@ -12,6 +12,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { VigilError } from "../core/errors.js";
+import { resolveStoreUrl } from "../core/store-url.js";
 import { describeIssue, isRecord, type ConfigProblem, type LineOf } from "./issues.js";
 import { configSchema, type VigilConfig } from "./schema.js";
 
@@ -279,16 +280,4 @@ function resolvePaths(config: VigilConfig, dir: string): VigilConfig {
   }
   out.alerts = config.alerts.map((a) => ("command" in a ? { ...a, command: resolveProgram(a.command, dir) } : a));
   return out;
-}
-
-/**
- * `sqlite:.vigil/vigil.db` (or a plain relative file path) made absolute against `dir`;
- * PostgreSQL URLs, absolute paths and `:memory:` are returned as they are.
- */
-export function resolveStoreUrl(url: string, dir: string): string {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return url;
-  const sqlite = url.startsWith("sqlite:");
-  const file = sqlite ? url.slice("sqlite:".length) : url;
-  if (!file || file === ":memory:" || isAbsolute(file)) return url;
-  return `${sqlite ? "sqlite:" : ""}${resolve(dir, file)}`;
 }

@@ -6,8 +6,8 @@
 import { z } from "zod";
 import { parseDuration, parseSize } from "../core/duration.js";
 import { isTimeZone, scheduleProblem } from "../core/schedule.js";
-import { LIMITS } from "../store/common.js";
-import { QUEUE_NAME } from "../store/store.js";
+import { LIMITS, QUEUE_NAME } from "../core/limits.js";
+import { DEFAULT_STORE_URL } from "../core/store-url.js";
 
 const duration = (fallback?: string) => {
   const base = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -60,7 +60,7 @@ export const queueSchema = z
   .strictObject({
     /** A JS/TS module whose default export is `async (job, ctx) => result`. */
     handler: z.string().optional(),
-    /** A command run per job without a shell: job JSON on stdin, result JSON on stdout. */
+    /** A command run per job without a shell: job JSON on stdin, result JSON on stdout; the last 4 KiB of its stderr is the error when it fails, and one line of the job's log (`stderr`) when it succeeds. */
     command: command.optional(),
     /** Environment for a command handler (added to the worker's). */
     env: env.optional(),
@@ -244,7 +244,7 @@ export const alertSchema = z.union([
 
 export const configSchema = z.strictObject({
   /** `sqlite:PATH` (default `sqlite:.vigil/vigil.db`) or `postgres://user@host/db`. */
-  store: z.string().default("sqlite:.vigil/vigil.db"),
+  store: z.string().default(DEFAULT_STORE_URL),
   /** SQLite: `normal` (default) or `full` (fsync every commit). */
   durability: z.enum(["normal", "full"]).default("normal"),
   /** PostgreSQL schema (default `vigil`). */

@@ -29,7 +29,7 @@ import { backoffDelay, type BackoffPolicy } from "../core/backoff.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import type { AlertConfig } from "../config/schema.js";
 import { killGroup, spawnGroup } from "../os/process.js";
-import type { AlertEvent, AlertSink } from "./types.js";
+import type { AlertEvent, AlertSink } from "../core/status.js";
 import { silentLogger, type OpsLogger } from "./log.js";
 
 /** What a channel receives (webhook body, command stdin): the event plus dedupe facts. */

@@ -11,12 +11,6 @@ import Database from "better-sqlite3";
 import { BadInputError, VigilError } from "../core/errors.js";
 import { parsePostgresUrl } from "../store/postgres/connection.js";
 
-/** The SQLite file a store URL names, or null for PostgreSQL. */
-export function sqliteFileOf(url: string): string | null {
-  if (/^postgres(ql)?:\/\//.test(url)) return null;
-  return url.startsWith("sqlite:") ? url.slice("sqlite:".length) : url;
-}
-
 /** Pages of the copy, as SQLite reports them after each step. */
 export interface BackupProgress {
   totalPages: number;

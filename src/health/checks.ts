@@ -11,9 +11,10 @@ import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { formatDuration } from "../core/duration.js";
 import type { Store } from "../store/store.js";
-import { readPidFile, readStatusFile } from "./state-files.js";
+import { readPidFile } from "../project/pid-file.js";
+import { readStatusFile } from "../project/status-file.js";
 import { DEFAULT_STORE_LIMITS, storeChecks, type StoreLimits } from "./store-checks.js";
-import type { ServiceStatus, StatusSnapshot } from "./types.js";
+import type { ServiceStatus, StatusSnapshot } from "../core/status.js";
 
 /** A check's verdict; the overall status is the worst of them. */
 export type CheckStatus = "ok" | "degraded" | "unhealthy";

@@ -8,9 +8,10 @@ import { formatDuration } from "../core/duration.js";
 import type { Incident, Job } from "../core/types.js";
 import { groupMembers, isAlive } from "../os/process.js";
 import type { Store } from "../store/store.js";
-import { readChildren } from "../supervisor/orphans.js";
-import { vigilPaths } from "../supervisor/paths.js";
-import { readPidFile, readStatusFile } from "./state-files.js";
+import { readChildren } from "../project/children-file.js";
+import { vigilPaths } from "../project/paths.js";
+import { readPidFile } from "../project/pid-file.js";
+import { readStatusFile } from "../project/status-file.js";
 
 /** `ok`: nothing to do; `warning`: worth a look; `problem`: act now (`vigil doctor` exits 1 / 2). */
 export type FindingSeverity = "ok" | "warning" | "problem";

@@ -6,8 +6,9 @@
  */
 import { pausedQueues } from "./queues.js";
 import type { Store } from "../store/store.js";
-import { readPidFile, readStatusFile } from "./state-files.js";
-import type { ServiceStatus, StatusSnapshot } from "./types.js";
+import { readPidFile } from "../project/pid-file.js";
+import { readStatusFile } from "../project/status-file.js";
+import type { ServiceStatus, StatusSnapshot } from "../core/status.js";
 
 /** Options of `storeSnapshot`. */
 export interface StoreSnapshotOptions {

@@ -11,7 +11,7 @@
 import type { CheckStatus, HealthReport } from "./checks.js";
 import { silentLogger, type OpsLogger } from "./log.js";
 import type { Store } from "../store/store.js";
-import type { AlertSink } from "./types.js";
+import type { AlertSink } from "../core/status.js";
 
 /** The subject of `health` alerts and their recovery. */
 export const HEALTH_SUBJECT = "health";

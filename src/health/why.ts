@@ -6,9 +6,9 @@
 import { formatDuration } from "../core/duration.js";
 import { FINAL_STATES, type Job } from "../core/types.js";
 import type { Store } from "../store/store.js";
-import { HEARTBEAT_INTERVAL_MS } from "../worker/protocol.js";
+import { HEARTBEAT_INTERVAL_MS } from "../child/protocol.js";
 import { flowWhy } from "./queues.js";
-import type { ServiceStatus, StatusSnapshot } from "./types.js";
+import type { ServiceStatus, StatusSnapshot } from "../core/status.js";
 
 export interface WhyContext {
   store: Store;

@@ -7,10 +7,10 @@ import { BadInputError, NotFoundError } from "../core/errors.js";
 import { FINAL_STATES } from "../core/types.js";
 import { whyNotFinished } from "../health/why.js";
 import { MAX_RUNS_PAGE, RUN_STATES, type RunState } from "../store/runs.js";
-import { QUEUE_NAME } from "../store/store.js";
+import { QUEUE_NAME } from "../core/limits.js";
 import type { ApiContext, ApiRoute } from "./api.js";
 import { readJobLog } from "./job-log.js";
-import type { JobLog } from "./job-log-shape.js";
+import type { JobLog } from "../core/job-log.js";
 
 /** Where a job's whole payload and result are read (the previews link here). */
 export function jobHref(id: number): string {

@@ -9,7 +9,7 @@ import type { VigilConfig } from "../config/schema.js";
 import type { HealthReport } from "../health/checks.js";
 import { listQueues, pausedQueues } from "../health/queues.js";
 import { buildReport } from "../health/report.js";
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
 import { jobWithWhy, RUN_ROUTES } from "./api-runs.js";
 

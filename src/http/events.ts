@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { OpsLogger } from "../health/log.js";
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
 
 /** Why 2 s: the supervisor rewrites its status every 2 s, so a faster tick shows nothing new. */

@@ -9,8 +9,8 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { lastLines } from "../supervisor/logs.js";
-import type { JobLog, JobLogLine } from "./job-log-shape.js";
+import { lastLines } from "../project/logs.js";
+import type { JobLog, JobLogLine } from "../core/job-log.js";
 
 /** At most this many lines are returned (the newest). */
 export const MAX_JOB_LOG_LINES = 200;

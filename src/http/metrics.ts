@@ -30,7 +30,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { Store } from "../store/store.js";
 import type { AlertStats } from "../health/alerts.js";
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 
 /** Where the series are read from at scrape time. */
 export interface MetricsSources {

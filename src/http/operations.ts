@@ -10,15 +10,15 @@
  */
 import { hostname } from "node:os";
 import type { VigilConfig } from "../config/schema.js";
-import { sqliteFileOf } from "../health/backup.js";
+import { sqliteFileOf } from "../core/store-url.js";
 import { runHealthChecks, type HealthReport } from "../health/checks.js";
 import { loggerFromFn } from "../health/log.js";
 import type { OpsAlertSink } from "../health/alerts.js";
-import type { AlertSink, StatusSnapshot } from "../health/types.js";
+import type { AlertSink, StatusSnapshot } from "../core/status.js";
 import { startHealthWatch } from "../health/watch.js";
 import { queueServicesOf } from "../health/why.js";
 import type { Store } from "../store/store.js";
-import { vigilPaths } from "../supervisor/paths.js";
+import { vigilPaths } from "../project/paths.js";
 import { startHttpServer, type HttpServerHandle } from "./server.js";
 import { resolveToken } from "./token.js";
 

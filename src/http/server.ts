@@ -15,7 +15,7 @@ import type { OpsAlertSink } from "../health/alerts.js";
 import type { HealthReport } from "../health/checks.js";
 import { silentLogger, type OpsLogger } from "../health/log.js";
 import { storeSnapshot } from "../health/snapshot.js";
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
 import type { VigilConfig } from "../config/schema.js";
 import { API_ROUTES, type ApiContext } from "./api.js";

@@ -4,7 +4,7 @@
  * completes the current job (a crash can neither lose the hand-off nor make it twice).
  */
 import type { NextJob } from "../core/types.js";
-import { QUEUE_NAME } from "../store/store.js";
+import { QUEUE_NAME } from "../core/limits.js";
 
 /**
  * An explicit hand-off a handler returns: `{ next: "implement", payload: {...} }`.

@@ -376,6 +376,3 @@ export function stallLimits(store: Record<string, number> | undefined, opts: Rea
     default: opts.maxStalls ?? DEFAULT_MAX_STALLS,
   });
 }
-
-/** Queue names: letters, digits and `_ . : -`, up to 128 characters. */
-export const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Incident, IncidentCause } from "../core/types.js";
-import type { AlertEvent, AlertKind, AlertSink } from "../health/types.js";
+import type { AlertEvent, AlertKind, AlertSink } from "../core/status.js";
 import type { Store } from "../store/store.js";
 
 /** Events: `incident` (Incident, opened or updated), `recovered` ({ service, at }), `alert` (AlertEvent). */

@@ -3,10 +3,11 @@
  * heartbeat over IPC (HTTP probe, status-file mtime), and what it records about a
  * process it is about to kill for hanging.
  */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { monotonicNow } from "../core/clock.js";
 import { procInfo } from "../os/process.js";
-import type { ActiveJobInfo, BlockedStack } from "../worker/protocol.js";
+import type { ActiveJobInfo } from "../child/protocol.js";
+import { readBlockedStack } from "../child/watchdog.js";
 
 /**
  * A probe that has not answered in this long counts as failed. Short, because probes
@@ -37,17 +38,6 @@ export async function probeHttp(url: string, timeoutMs = PROBE_TIMEOUT_MS): Prom
 export function statusFileMtime(path: string): number | null {
   try {
     return statSync(path).mtimeMs;
-  } catch {
-    return null;
-  }
-}
-
-/** The blocked stack a worker's watchdog wrote, if it belongs to this process's life. */
-export function readBlockedStack(path: string, pid: number, since: number): BlockedStack | null {
-  try {
-    const s = JSON.parse(readFileSync(path, "utf8")) as BlockedStack;
-    if (s.pid !== pid || !(s.capturedAt >= since) || !Array.isArray(s.frames)) return null;
-    return s;
   } catch {
     return null;
   }

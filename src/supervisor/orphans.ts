@@ -3,47 +3,10 @@
  * running in their own process groups. `.vigil/children.json` records them while they
  * run; the next `vigil start` kills the ones still alive and frees their jobs.
  */
-import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { monotonicNow } from "../core/clock.js";
-import { writeFileAtomic } from "../os/files.js";
 import { groupMembers, killGroup } from "../os/process.js";
-import { isRunning, procCmdline } from "./lock.js";
-
-export interface ChildRecord {
-  name: string;
-  /** The process (and process group) id. */
-  pid: number;
-  argv: string[];
-  workerId: string | null;
-  startedAt: number;
-}
-
-interface ChildrenFile {
-  supervisorPid: number;
-  children: ChildRecord[];
-}
-
-export function writeChildren(path: string, children: ChildRecord[], supervisorPid = process.pid): void {
-  writeFileAtomic(path, JSON.stringify({ supervisorPid, children } satisfies ChildrenFile, null, 1) + "\n");
-}
-
-export function removeChildren(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
-  }
-}
-
-export function readChildren(path: string): ChildRecord[] {
-  if (!existsSync(path)) return [];
-  try {
-    const f = JSON.parse(readFileSync(path, "utf8")) as ChildrenFile;
-    return Array.isArray(f.children) ? f.children : [];
-  } catch {
-    return [];
-  }
-}
+import { readChildren, removeChildren, type ChildRecord } from "../project/children-file.js";
+import { isRunning, procCmdline } from "../project/pid-file.js";
 
 /**
  * Whether the recorded group is still ours: the leader runs the same command line (a

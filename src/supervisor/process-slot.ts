@@ -6,12 +6,12 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { monotonicNow } from "../core/clock.js";
-import type { ServiceState, ServiceStatus, TriggerStatus } from "../health/types.js";
+import type { ServiceState, ServiceStatus, TriggerStatus } from "../core/status.js";
 import { killGroup, procInfo, spawnGroup } from "../os/process.js";
-import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, isWorkerMessage, type ActiveJobInfo, type WorkerMessage } from "../worker/protocol.js";
+import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, isWorkerMessage, type ActiveJobInfo, type WorkerMessage } from "../child/protocol.js";
 import { killForStall, killProcessTree } from "./kill-tree.js";
 import { captureStall, probeHttp, statusFileMtime } from "./liveness.js";
-import { RotatingLog } from "./logs.js";
+import { RotatingLog } from "../project/logs.js";
 import { RestartPolicy } from "./restart-policy.js";
 import type { SlotContext, SlotSpec } from "./slot-types.js";
 

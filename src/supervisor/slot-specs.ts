@@ -6,9 +6,9 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { VigilConfig } from "../config/schema.js";
-import { ENV_STALL_AFTER } from "../worker/protocol.js";
+import { ENV_STALL_AFTER } from "../child/protocol.js";
 import type { SlotSpec } from "./process-slot.js";
-import { rowFileName, type VigilPaths } from "./paths.js";
+import { rowFileName, type VigilPaths } from "../project/paths.js";
 
 /** `bin/vigil` of this checkout: what worker and triggers processes run. */
 export const VIGIL_BIN = fileURLToPath(new URL("../../bin/vigil", import.meta.url));

@@ -14,17 +14,18 @@ import type { Server } from "node:net";
 import type { VigilConfig } from "../config/schema.js";
 import { monotonicNow } from "../core/clock.js";
 import { VigilError } from "../core/errors.js";
-import type { AlertSink, StatusSnapshot } from "../health/types.js";
+import type { AlertSink, StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
 import { controlRequest, serveControl, type ControlRequest, type ControlResponse } from "./control.js";
 import { QueueCountsCache } from "./counts-cache.js";
 import { IncidentRecorder, noopAlertSink } from "./incidents.js";
-import { acquireLock, releaseLock } from "./lock.js";
-import { killOrphans, removeChildren, writeChildren } from "./orphans.js";
-import { vigilPaths, type VigilPaths } from "./paths.js";
+import { removeChildren, writeChildren } from "../project/children-file.js";
+import { vigilPaths, type VigilPaths } from "../project/paths.js";
+import { acquireLock, releaseLock } from "../project/pid-file.js";
+import { writeStatusFile } from "../project/status-file.js";
+import { killOrphans } from "./orphans.js";
 import { ProcessSlot, type SlotTiming } from "./process-slot.js";
 import { buildSlotSpecs } from "./slot-specs.js";
-import { writeStatusFile } from "./status-file.js";
 
 /** The service name of incidents about the supervisor itself (stops, a crash found at start). */
 export const SUPERVISOR_SERVICE = "supervisor";
@@ -57,8 +58,9 @@ const VERSION = (() => {
 })();
 
 /**
- * Events: `incident` (Incident), `recovered` ({ service, at }), `alert` (AlertEvent) —
- * the HTTP server and dashboard subscribe to these.
+ * Events: `incident` (Incident), `recovered` ({ service, at }), `alert` (AlertEvent),
+ * `stopped`. It knows nothing of HTTP: `vigil start` (src/cli/start.ts) runs the HTTP
+ * server beside it on `snapshot()`, `restartService()` and the shared alert sink.
  */
 export class Supervisor extends EventEmitter {
   readonly paths: VigilPaths;
@@ -74,7 +76,8 @@ export class Supervisor extends EventEmitter {
   /** Queue counts for snapshots, read only as often as they are cheap (counts-cache.ts). */
   private readonly counts = new QueueCountsCache(() => this.opts.store.stats());
   private stopping: Promise<void> | null = null;
-  private readonly log: (msg: string) => void;
+  /** One line per notable event; `vigil start` hands it to what it runs beside the supervisor. */
+  readonly log: (msg: string) => void;
   private readonly timing: SlotTiming;
   /**
    * Stalls before a freed job is dead, per queue: each queue's own `maxStalls`, so a queue
@@ -143,7 +146,6 @@ export class Supervisor extends EventEmitter {
       this.lastTickAt = monotonicNow();
       this.timers.push(setInterval(() => this.tick(), this.tickMs));
       this.timers.push(setInterval(() => void this.writeStatus(), this.opts.config.supervision.statusEvery));
-      await this.startHttp();
       this.log(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
       await this.writeStatus();
     } catch (err) {
@@ -290,37 +292,9 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /**
-   * The one place the supervisor starts the dashboard, JSON API, /metrics and the health
-   * watch (config.http, enabled by default). A port that cannot be bound is logged, not
-   * fatal: supervision matters more than the dashboard.
-   */
-  private async startHttp(): Promise<void> {
-    try {
-      const { startOperations } = await import("../http/operations.js");
-      const ops = await startOperations({
-        config: this.opts.config,
-        dir: this.opts.dir,
-        store: this.opts.store,
-        storeUrl: this.opts.storeUrl,
-        snapshot: () => this.snapshot(),
-        restartService: (name, o) => this.restartService(name, o),
-        alerts: this.opts.alerts,
-        log: this.log,
-      });
-      this.httpClose = () => ops.close();
-    } catch (err) {
-      this.log(`the HTTP server did not start (${(err as Error).message}); supervision goes on without it`);
-    }
-  }
-
-  private httpClose: (() => Promise<void>) | null = null;
-
   private async teardown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    if (this.httpClose) await this.httpClose().catch(() => {});
-    this.httpClose = null;
     if (this.control) await new Promise<void>((r) => this.control!.close(() => r()));
     this.control = null;
     removeChildren(this.paths.childrenFile);

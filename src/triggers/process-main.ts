@@ -6,13 +6,13 @@
  * trigger process whose loop is stuck is restarted like a worker.
  */
 import { hostname } from "node:os";
-import type { Command } from "commander";
 import { VigilError, describeError } from "../core/errors.js";
-import { loadContext, openContextStore } from "../cli/context.js";
+import { stopAll } from "../core/stop-all.js";
+import { openProjectStore, type Project } from "../project/project.js";
 import { startRetention } from "../health/retention.js";
-import { ProcessHeartbeat } from "../worker/heartbeat.js";
-import { onStopRequests, processId, processLogger, startWatchdog } from "../worker/process-setup.js";
-import type { WorkerMessage } from "../worker/protocol.js";
+import { ProcessHeartbeat } from "../child/heartbeat.js";
+import { onStopRequests, processId, processLogger, startWatchdog } from "../child/process-setup.js";
+import type { WorkerMessage } from "../child/protocol.js";
 import { TriggerRunner } from "./runner.js";
 
 /**
@@ -25,9 +25,10 @@ const SWEEP_EVERY_MS = 5000;
 const SWEEP_LOCK_TTL_MS = 3 * SWEEP_EVERY_MS;
 /** How long stopping may take (polls in flight finishing their commit) before exiting anyway. */
 const STOP_HARD_MS = 10_000;
+/** How long each stop step may take before the next one runs anyway. */
+const STEP_WITHIN_MS = 5_000;
 
-export async function runTriggersProcess(cmd: Command): Promise<void> {
-  const ctx = await loadContext(cmd);
+export async function runTriggersProcess(ctx: Project): Promise<void> {
   const config = ctx.config;
   if (!config || Object.keys(config.triggers).length === 0) {
     throw new VigilError(
@@ -42,7 +43,7 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
   const logger = processLogger("triggers");
   const watchdog = await startWatchdog(logger);
 
-  const store = await openContextStore(ctx);
+  const store = await openProjectStore(ctx);
   const runner = new TriggerRunner(store, {
     triggers: config.triggers,
     queues: config.queues,
@@ -98,15 +99,16 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
     }, STOP_HARD_MS).unref();
     clearInterval(sweeper);
     heartbeat.stop();
-    try {
-      await runner.stop();
-      await retention.stop();
-      await store.unlock("sweeper", owner).catch(() => {});
-      await store.close();
-    } catch (err) {
-      logger.error({ err: describeError(err) }, "error while stopping");
-    }
-    await watchdog?.stop();
+    await stopAll(
+      [
+        { name: "triggers", stop: () => runner.stop(), timeoutMs: STOP_HARD_MS },
+        { name: "retention", stop: () => retention.stop(), timeoutMs: STEP_WITHIN_MS },
+        { name: "sweeper lock", stop: () => store.unlock("sweeper", owner), timeoutMs: STEP_WITHIN_MS },
+        { name: "store", stop: () => store.close(), timeoutMs: STEP_WITHIN_MS },
+        { name: "watchdog", stop: () => watchdog?.stop(), timeoutMs: STEP_WITHIN_MS },
+      ],
+      (step, err) => logger.error({ step, err: describeError(err) }, "error while stopping"),
+    );
     process.exit(0);
   };
   onStopRequests(logger, (why) => void stop(why));

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { intervalNow, systemClock, type Clock } from "../core/clock.js";
 import { VigilError, describeError } from "../core/errors.js";
 import type { TriggerConfig } from "../config/schema.js";
-import type { TriggerStatus } from "../health/types.js";
+import type { TriggerStatus } from "../core/status.js";
 import type { Store, TriggerCursor } from "../store/store.js";
 import { DEFAULT_MAX_PAYLOAD } from "../store/store.js";
 import { parseSchedule } from "../core/schedule.js";

@@ -1,7 +1,7 @@
 // Shared pieces of the dashboard: the JSON API, the one live stream, the hash router.
 import { useEffect, useState } from "preact/hooks";
 import type { Incident } from "../core/types.js";
-import type { StatusSnapshot } from "../health/types.js";
+import type { StatusSnapshot } from "../core/status.js";
 
 /** A GET of the JSON API; throws with the server's message on an error status. */
 export async function getJson<T>(path: string): Promise<T> {

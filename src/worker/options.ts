@@ -5,7 +5,7 @@ import type { Handler } from "../handlers/types.js";
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_STALLS, type QueueFlow } from "../store/store.js";
 import { DEFAULT_PREFETCH } from "./lease-buffer.js";
 import type { FrozenInfo } from "./freeze.js";
-import type { WorkerMessage } from "./protocol.js";
+import type { WorkerMessage } from "../child/protocol.js";
 
 /** One queue's settings. Durations in ms. */
 export interface QueueOptions {

@@ -15,7 +15,7 @@ import { RETRY_BASE_MS, RETRY_MAX_MS, type Committer, type PendingCompletion } f
 import { decideFailure } from "./failure.js";
 import type { JobRun } from "./job-run.js";
 import type { QueueSettings, WorkerOptions } from "./options.js";
-import type { WorkerMessage } from "./protocol.js";
+import type { WorkerMessage } from "../child/protocol.js";
 
 /** What the outcome recording needs from the Worker that owns the runs. */
 export interface OutcomeHost {

@@ -3,17 +3,15 @@
  * supervisor's IPC channel. See src/cli/worker.ts for the exit codes.
  */
 import { hostname } from "node:os";
-import type { Command } from "commander";
 import { BadInputError, VigilError } from "../core/errors.js";
-import { requireDuration } from "../core/duration.js";
+import { stopAll } from "../core/stop-all.js";
 import type { QueueConfig, VigilConfig } from "../config/schema.js";
 import type { CommandRegistry } from "../handlers/command-registry.js";
 import type { Handler } from "../handlers/types.js";
-import { vigilPaths } from "../supervisor/paths.js";
-import { loadContext, openContextStore } from "../cli/context.js";
+import { openProjectStore, type Project } from "../project/project.js";
 import type { QueueOptions } from "./options.js";
-import { onStopRequests, processId, processLogger, startWatchdog } from "./process-setup.js";
-import { ENV_STALL_AFTER } from "./protocol.js";
+import { onStopRequests, processId, processLogger, startWatchdog } from "../child/process-setup.js";
+import { ENV_STALL_AFTER } from "../child/protocol.js";
 import { Worker } from "./worker.js";
 
 /** Exit code of a worker that drained and stopped. */
@@ -30,19 +28,21 @@ export const EXIT_FROZEN = 75;
 const STOP_SLACK_MS = 15_000;
 /** How long the cleanup after a wedge may take before the process exits anyway (10 s). */
 const WEDGED_EXIT_MS = 10_000;
+/** How long retention, the store and the watchdog may each take to close when stopping (5 s). */
+const CLOSE_WITHIN_MS = 5_000;
+
+/** What `vigil worker` runs: queue names from the config, and the drain time (ms). */
+export interface WorkerProcessOptions {
+  queues: string[];
+  shutdownTimeout: number;
+}
 
 /**
  * Runs `vigil worker` until a signal, a `drain` message or a wedge ends the process (it
  * never returns normally). Throws, for the CLI to print, when it cannot start.
  */
-export async function runWorkerProcess(cmd: Command, opts: { queues: string; shutdownTimeout: string }): Promise<void> {
-  const names = opts.queues
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (names.length === 0) throw new BadInputError("--queues names no queue; write it like --queues outline,implement");
-  const shutdownTimeout = requireDuration(opts.shutdownTimeout, "--shutdown-timeout");
-  const ctx = await loadContext(cmd);
+export async function runWorkerProcess(ctx: Project, opts: WorkerProcessOptions): Promise<void> {
+  const { queues: names, shutdownTimeout } = opts;
   if (!ctx.config) {
     throw new VigilError(
       "CONFIG",
@@ -63,7 +63,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
   const logger = processLogger();
 
   // Command handlers run in their own process groups; end those a killed worker left.
-  const commandsDir = vigilPaths(ctx.dir).commands;
+  const commandsDir = ctx.paths.commands;
   const { CommandRegistry, killOrphanCommands } = await import("../handlers/command-registry.js");
   for (const g of killOrphanCommands(commandsDir)) {
     logger.warn({ pgid: g.pgid, jobId: g.jobId, argv: g.argv }, "ended a command a previous worker left running");
@@ -76,7 +76,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
 
   const watchdog = await startWatchdog(logger);
 
-  const store = await openContextStore(ctx);
+  const store = await openProjectStore(ctx);
   let exiting = false;
   const finish = async (code: number, stopWithinMs: number, hardMs: number) => {
     if (exiting) return;
@@ -86,14 +86,15 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
       logger.error({ code }, "stop took too long; exiting without finishing it");
       process.exit(code === EXIT_DRAINED ? 1 : code);
     }, hardMs).unref();
-    try {
-      await worker.stop({ timeoutMs: stopWithinMs });
-      await retention.stop();
-      await store.close();
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, "error while stopping");
-    }
-    await watchdog?.stop();
+    await stopAll(
+      [
+        { name: "worker", stop: () => worker.stop({ timeoutMs: stopWithinMs }), timeoutMs: hardMs },
+        { name: "retention", stop: () => retention.stop(), timeoutMs: CLOSE_WITHIN_MS },
+        { name: "store", stop: () => store.close(), timeoutMs: CLOSE_WITHIN_MS },
+        { name: "watchdog", stop: () => watchdog?.stop(), timeoutMs: CLOSE_WITHIN_MS },
+      ],
+      (step, err) => logger.error({ step, err: (err as Error).message }, "error while stopping"),
+    );
     process.exit(code);
   };
 

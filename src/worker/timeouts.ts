@@ -10,7 +10,7 @@
 import type { Logger } from "pino";
 import { JobTimeoutError, type JobRun } from "./job-run.js";
 import type { WedgedInfo } from "./options.js";
-import type { WorkerMessage } from "./protocol.js";
+import type { WorkerMessage } from "../child/protocol.js";
 
 /** What the watch needs from the Worker that owns the runs. */
 export interface TimeoutHost {

@@ -11,7 +11,7 @@
  * - Times handlers out (failing the attempt once the handler settled), watches their
  *   heartbeats, and reports a handler that does not settle `killGrace` after its abort as
  *   wedged (timeouts.ts).
- * - Sends a process heartbeat every second from the main loop (protocol.ts); found frozen
+ * - Sends a process heartbeat every second from the main loop (src/child/protocol.ts); found frozen
  *   past `frozenAfter` by its own clock, aborts its jobs unrecorded and stops (freeze.ts).
  * - `stop()` drains: stops claiming, lets in-flight jobs finish up to `shutdownTimeout`,
  *   gives the rest back without counting an attempt, and commits every completion before
@@ -36,7 +36,7 @@ import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP
 import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import { FreezeWatch, FrozenError, type FrozenInfo } from "./freeze.js";
-import { ProcessHeartbeat } from "./heartbeat.js";
+import { ProcessHeartbeat } from "../child/heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
 import { LeaseBuffer, DEFAULT_PREFETCH, FLOW_PREFETCH_WAIT_MS } from "./lease-buffer.js";
 import {
@@ -47,7 +47,7 @@ import {
 } from "./options.js";
 import { Outcomes } from "./outcomes.js";
 import { TimeoutWatch } from "./timeouts.js";
-import type { ActiveJobInfo, WorkerMessage } from "./protocol.js";
+import type { ActiveJobInfo, WorkerMessage } from "../child/protocol.js";
 
 export { RoundsExceededError } from "./outcomes.js";
 

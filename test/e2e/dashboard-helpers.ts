@@ -6,7 +6,7 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll } from "vitest";
 import type { Clock } from "../../src/core/clock.js";
-import type { StatusSnapshot } from "../../src/health/types.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
 import { startHttpServer, type HttpServerHandle, type HttpServerOptions } from "../../src/http/server.js";
 import type { Store } from "../../src/store/store.js";
 import { launchBrowser } from "./browser.js";

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Report } from "../../src/health/report.js";
-import type { StatusSnapshot } from "../../src/health/types.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
 import { snapshot, startWithHttp, supervisorTest, vigil, waitFor } from "./supervisor-helpers.js";
 
 const t = supervisorTest();

@@ -9,8 +9,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { killGroup } from "../../src/os/process.js";
-import { readChildren } from "../../src/supervisor/orphans.js";
-import { vigilPaths } from "../../src/supervisor/paths.js";
+import { readChildren } from "../../src/project/children-file.js";
+import { vigilPaths } from "../../src/project/paths.js";
 import { PG_URL } from "../store-contract/pg-helpers.js";
 import { makeProject, snapshot, VIGIL, type Project, type Running } from "./supervisor-helpers.js";
 

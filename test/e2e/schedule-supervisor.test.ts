@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Job } from "../../src/core/types.js";
-import type { TriggerStatus } from "../../src/health/types.js";
+import type { TriggerStatus } from "../../src/core/status.js";
 import { killGroup } from "../../src/os/process.js";
 import { MIN_TOLERANCE_MS } from "../../src/triggers/schedule.js";
 import {

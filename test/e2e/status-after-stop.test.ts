@@ -6,8 +6,8 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readStatusFile } from "../../src/health/state-files.js";
-import type { StatusSnapshot } from "../../src/health/types.js";
+import { readStatusFile } from "../../src/project/status-file.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
 import { allRunning, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, vigil, waitFor } from "./supervisor-helpers.js";
 
 const t = supervisorTest();

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { killGroup } from "../../src/os/process.js";
-import { readChildren } from "../../src/supervisor/orphans.js";
-import { vigilPaths } from "../../src/supervisor/paths.js";
+import { readChildren } from "../../src/project/children-file.js";
+import { vigilPaths } from "../../src/project/paths.js";
 import { WORK_HANDLER, WORKERS_YAML, allRunning, makeProject, openProjectStore, running, startVigil, supervisorTest, vigil, waitFor } from "./supervisor-helpers.js";
 
 const t = supervisorTest();

@@ -9,7 +9,7 @@
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { ServiceStatus } from "../../src/health/types.js";
+import type { ServiceStatus } from "../../src/core/status.js";
 import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, lines, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, waitFor, type Project } from "./supervisor-helpers.js";
 
 const t = supervisorTest();

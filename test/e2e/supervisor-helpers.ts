@@ -9,12 +9,12 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, expect } from "vitest";
-import type { StatusSnapshot, ServiceStatus } from "../../src/health/types.js";
+import type { StatusSnapshot, ServiceStatus } from "../../src/core/status.js";
 import { isAlive, killGroup, procInfo } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
-import { readChildren } from "../../src/supervisor/orphans.js";
-import { vigilPaths } from "../../src/supervisor/paths.js";
+import { readChildren } from "../../src/project/children-file.js";
+import { vigilPaths } from "../../src/project/paths.js";
 import { askSupervisor } from "../../src/supervisor/supervisor.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");

@@ -8,7 +8,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readChildren } from "../../src/supervisor/orphans.js";
+import { readChildren } from "../../src/project/children-file.js";
 import { WORK_HANDLER, WORKERS_YAML, allRunning, holderOf, makeProject, openProjectStore, running, startVigil, vigil, waitFor, supervisorTest } from "./supervisor-helpers.js";
 
 const t = supervisorTest();

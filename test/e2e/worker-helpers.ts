@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll } from "vitest";
 import { isAlive, killGroup } from "../../src/os/process.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
-import type { WorkerMessage } from "../../src/worker/protocol.js";
+import type { WorkerMessage } from "../../src/child/protocol.js";
 import { VIGIL, waitFor } from "./supervisor-helpers.js";
 
 export interface WorkerProject {

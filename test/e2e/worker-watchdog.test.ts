@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/open.js";
-import { parseBlockedStack } from "../../src/worker/watchdog.js";
+import { parseBlockedStack } from "../../src/child/watchdog.js";
 import { waitFor } from "./supervisor-helpers.js";
 import { killAll, removeProject, started, startWorker, workerProject } from "./worker-helpers.js";
 

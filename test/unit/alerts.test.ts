@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAlertSink, type AlertMessage, type OpsAlertSink } from "../../src/health/alerts.js";
-import type { AlertEvent } from "../../src/health/types.js";
+import type { AlertEvent } from "../../src/core/status.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
 
 interface Receiver {

@@ -6,7 +6,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { backupSqlite, pgDumpCommand, sqliteFileOf } from "../../src/health/backup.js";
+import { backupSqlite, pgDumpCommand } from "../../src/health/backup.js";
+import { sqliteFileOf } from "../../src/core/store-url.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import { tempStore, type TempStore } from "./ops-fixtures.js";
 

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseConfigText, resolveStoreUrl } from "../../src/config/load.js";
+import { ConfigError, loadConfig, parseConfigText } from "../../src/config/load.js";
+import { resolveStoreUrl } from "../../src/core/store-url.js";
 import { VigilError } from "../../src/core/errors.js";
 
 let dir: string;

@@ -10,8 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { diagnose } from "../../src/health/doctor.js";
 import { killGroup, spawnGroup } from "../../src/os/process.js";
-import { writeChildren } from "../../src/supervisor/orphans.js";
-import { vigilPaths } from "../../src/supervisor/paths.js";
+import { writeChildren } from "../../src/project/children-file.js";
+import { vigilPaths } from "../../src/project/paths.js";
 import { killJobs, tempStore, type TempStore } from "./ops-fixtures.js";
 
 describe("doctor", () => {

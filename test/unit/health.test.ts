@@ -11,8 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { exitCodeFor, runHealthChecks, worst, type HealthInput } from "../../src/health/checks.js";
 import { computeReport } from "../../src/health/report.js";
-import type { ServiceStatus, StatusSnapshot } from "../../src/health/types.js";
-import { writeStatusFile } from "../../src/supervisor/status-file.js";
+import type { ServiceStatus, StatusSnapshot } from "../../src/core/status.js";
+import { writeStatusFile } from "../../src/project/status-file.js";
 import { killJobs, tempStore, type TempStore } from "./ops-fixtures.js";
 
 const LIMITS = { maxWaitingAge: 5 * 60_000, maxDeadPerHour: 2, minFreeDisk: 1 << 20 };

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MAX_JOB_LOG_LINES } from "../../src/http/job-log.js";
 import { startHttpServer, type HttpServerHandle } from "../../src/http/server.js";
-import type { StatusSnapshot } from "../../src/health/types.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
 import { tempStore, type TempStore } from "./ops-fixtures.js";
 
 const TOKEN = "a-test-token-of-sufficient-length-456";

@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
-import type { AlertEvent, StatusSnapshot } from "../../src/health/types.js";
+import type { AlertEvent, StatusSnapshot } from "../../src/core/status.js";
 import type { CheckStatus } from "../../src/health/checks.js";
 import { startHealthWatch } from "../../src/health/watch.js";
 import { startOperations, type Operations } from "../../src/http/operations.js";
-import { writeStatusFile } from "../../src/supervisor/status-file.js";
+import { writeStatusFile } from "../../src/project/status-file.js";
 import { killJobs, tempStore, type TempStore } from "./ops-fixtures.js";
 
 describe("startOperations", () => {

@@ -7,8 +7,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeSnapshot } from "../../src/health/snapshot.js";
-import type { StatusSnapshot } from "../../src/health/types.js";
-import { writeStatusFile } from "../../src/supervisor/status-file.js";
+import type { StatusSnapshot } from "../../src/core/status.js";
+import { writeStatusFile } from "../../src/project/status-file.js";
 import { completeJobs, tempStore, type TempStore } from "./ops-fixtures.js";
 
 describe("storeSnapshot without a live supervisor", () => {

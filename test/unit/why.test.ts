@@ -1,7 +1,7 @@
 /** A job's `why`: each verdict from a real SQLite store and a status snapshot. */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
-import type { ServiceStatus, StatusSnapshot } from "../../src/health/types.js";
+import type { ServiceStatus, StatusSnapshot } from "../../src/core/status.js";
 import { queueServicesOf, whyNotFinished } from "../../src/health/why.js";
 import type { Store } from "../../src/store/store.js";
 import { tempStore, type TempStore } from "./ops-fixtures.js";

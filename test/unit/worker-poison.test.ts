@@ -20,7 +20,7 @@ import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import type { Store } from "../../src/store/store.js";
 import { Worker } from "../../src/worker/worker.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
-import type { WorkerMessage } from "../../src/worker/protocol.js";
+import type { WorkerMessage } from "../../src/child/protocol.js";
 import { dropSchema, freshSchemaName, PG_URL, pgExec, requirePg } from "../store-contract/pg-helpers.js";
 
 const silent = pino({ level: "silent" });

@@ -2,7 +2,7 @@
 // the worker logs when the reader opens them: GET /api/jobs/:id/log.
 import { useState } from "preact/hooks";
 import { Rel } from "../format.js";
-import type { JobLog as LogAnswer } from "../../http/job-log-shape.js";
+import type { JobLog as LogAnswer } from "../../core/job-log.js";
 import { useJson } from "../lib.js";
 
 export function JobLog({ id }: { id: number }) {

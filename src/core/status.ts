@@ -4,7 +4,7 @@
  * `vigil status --json` and `.vigil/status.json` (DESIGN.md): fields may be added, never
  * renamed.
  */
-import type { Incident, QueueCounts } from "../core/types.js";
+import type { Incident, QueueCounts } from "./types.js";
 
 export type ServiceState = "starting" | "running" | "stalled" | "restarting" | "crash-looping" | "stopped";
 

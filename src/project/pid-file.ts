@@ -1,10 +1,11 @@
 /**
  * One supervisor per project: `.vigil/supervisor.pid`, created with O_EXCL. A pid file
  * whose process is gone (or is no longer a vigil process: pids get reused) is stale and
- * taken over; a live one makes the second `vigil start` refuse, naming the pid.
+ * taken over; a live one makes the second `vigil start` refuse, naming the pid. The
+ * supervisor takes and releases it; health checks, doctor and the CLI read it.
  */
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { VigilError } from "../core/errors.js";
 import { isAlive, procInfo } from "../os/process.js";
 
@@ -31,6 +32,9 @@ export function isVigilSupervisor(pid: number): boolean {
   return argv.some((a) => /vigil|cli[\\/]main\.[jt]s/.test(a)) && argv.includes("start");
 }
 
+/** Name of the supervisor's pid file in the state folder. */
+export const PID_FILE = "supervisor.pid";
+
 export function readPid(path: string): number | null {
   try {
     const n = Number.parseInt(readFileSync(path, "utf8").trim(), 10);
@@ -38,6 +42,22 @@ export function readPid(path: string): number | null {
   } catch {
     return null;
   }
+}
+
+/** The supervisor's pid file as a reader sees it. */
+export interface PidFileState {
+  path: string;
+  /** null when the file is missing or holds no pid */
+  pid: number | null;
+  /** The pid runs a vigil supervisor (a reused pid running something else does not count). */
+  alive: boolean;
+}
+
+/** Reads `<stateDir>/supervisor.pid` and whether its pid is a live supervisor. */
+export function readPidFile(stateDir: string): PidFileState {
+  const path = join(stateDir, PID_FILE);
+  const pid = readPid(path);
+  return { path, pid, alive: pid !== null && isVigilSupervisor(pid) };
 }
 
 export interface LockTaken {

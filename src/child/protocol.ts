@@ -6,7 +6,7 @@
  * The same channel serves the `vigil triggers` process (trigger polling and housekeeping),
  * which the supervisor runs and watches like a worker.
  */
-import type { TriggerStatus } from "../health/types.js";
+import type { TriggerStatus } from "../core/status.js";
 
 /** Environment the supervisor sets for a worker process. */
 export const ENV_WORKER_ID = "VIGIL_WORKER_ID";

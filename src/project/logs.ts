@@ -1,7 +1,8 @@
 /**
  * Per-process log files with size-based rotation: `<name>.log`, `<name>.log.1`, ...
  * The supervisor owns the pipes of its children and writes what they print here, so a
- * log never grows without bound and survives the process that wrote it.
+ * log never grows without bound and survives the process that wrote it; `vigil logs`,
+ * `vigil start --detach` and the HTTP server's job log read them.
  */
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";

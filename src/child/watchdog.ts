@@ -21,6 +21,7 @@
  * CPU 0.08 % → 0.18–0.49 % (the thread's and the beat's four wake-ups a second). Cheap
  * enough that `vigil worker` enables it whenever the supervisor names a stack file.
  */
+import { readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import type { BlockedStack } from "./protocol.js";
 
@@ -192,4 +193,16 @@ export function parseBlockedStack(text: string): BlockedStack | null {
   } catch {
     return null;
   }
+}
+
+/** The blocked stack a worker's watchdog wrote, if it belongs to this process's life (the supervisor reads it). */
+export function readBlockedStack(path: string, pid: number, since: number): BlockedStack | null {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+  const s = parseBlockedStack(text);
+  return s && s.pid === pid && s.capturedAt >= since ? s : null;
 }
