@@ -14,6 +14,8 @@ import { loadContext, openContextStore } from "../cli/context.js";
 import type { QueueOptions } from "./options.js";
 import { onStopRequests, processId, processLogger, startWatchdog } from "./process-setup.js";
 import { ENV_STALL_AFTER } from "./protocol.js";
+import { linkToSupervisor, sendToParent } from "./supervisor-link.js";
+import { withTestCrash } from "./test-crash.js";
 import { Worker } from "./worker.js";
 
 /** Exit code of a worker that drained and stopped. */
@@ -91,13 +93,13 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
       await retention.stop();
       await store.close();
     } catch (err) {
-      logger.error({ err: (err as Error).message }, "error while stopping");
+      logger.error({ err }, "error while stopping");
     }
     await watchdog?.stop();
     process.exit(code);
   };
 
-  const worker = new Worker(store, {
+  const worker = new Worker(withTestCrash(store), {
     queues,
     workerId,
     logger,
@@ -110,6 +112,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
     frozenAfter: Number(process.env[ENV_STALL_AFTER]) || undefined,
     onFrozen: () => process.exit(EXIT_FROZEN),
   });
+  linkToSupervisor(worker, sendToParent);
 
   // Pruning old jobs needs one process per project; every worker offers, the store lock
   // lets one prune. Workers always run, so retention works with or without triggers.
@@ -122,7 +125,7 @@ export async function runWorkerProcess(cmd: Command, opts: { queues: string; shu
   };
   onStopRequests(logger, drain);
   process.on("unhandledRejection", (err) => {
-    logger.error({ err: (err as Error)?.message ?? String(err) }, "unhandled promise rejection in a handler");
+    logger.error({ err }, "unhandled promise rejection in a handler");
   });
   worker.start();
   await new Promise<void>(() => {

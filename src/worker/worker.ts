@@ -11,17 +11,15 @@
  * - Times handlers out (failing the attempt once the handler settled), watches their
  *   heartbeats, and reports a handler that does not settle `killGrace` after its abort as
  *   wedged (timeouts.ts).
- * - Sends a process heartbeat every second from the main loop (protocol.ts); found frozen
- *   past `frozenAfter` by its own clock, aborts its jobs unrecorded and stops (freeze.ts).
+ * - Found frozen past `frozenAfter` by its own clock, aborts its jobs unrecorded and stops
+ *   (freeze.ts).
  * - `stop()` drains: stops claiming, lets in-flight jobs finish up to `shutdownTimeout`,
  *   gives the rest back without counting an attempt, and commits every completion before
  *   it resolves.
  *
- * Events: `completed` ({ jobId, queue, result, next }), `failed` ({ jobId, queue, error,
- * retryAt, dead }), `lease-lost` ({ jobId, queue }), `timeout` ({ jobId, queue, timeoutMs }),
- * `wedged` (WedgedInfo), `frozen` (FrozenInfo), `store-refused` ({ jobId, queue, error }: the
- * store refused that one completion, its job is dead and the rest of its batch committed),
- * `store-error` (Error), `stopped`.
+ * Events, typed in events.ts: `ready`, `completed`, `failed`, `lease-lost`, `timeout`,
+ * `wedged`, `frozen`, `store-refused`, `store-error`, `draining`, `stopped`. The Worker
+ * talks to no other process; `vigil worker` turns its events into IPC (supervisor-link.ts).
  */
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
@@ -29,14 +27,14 @@ import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
 import { intervalNow, monotonicNow } from "../core/clock.js";
 import { LeaseLostError, VigilError } from "../core/errors.js";
-import type { Lease, LeaseRef } from "../core/types.js";
+import type { Lease } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import { START_SLACK_MS } from "../store/flow.js";
 import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
 import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
+import type { WorkerEvents } from "./events.js";
 import { FreezeWatch, FrozenError, type FrozenInfo } from "./freeze.js";
-import { ProcessHeartbeat } from "./heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
 import { LeaseBuffer, DEFAULT_PREFETCH, FLOW_PREFETCH_WAIT_MS } from "./lease-buffer.js";
 import {
@@ -46,13 +44,14 @@ import {
   type WorkerOptions,
 } from "./options.js";
 import { Outcomes } from "./outcomes.js";
+import type { ActiveJobInfo } from "./protocol.js";
+import { LeaseRenewals } from "./renewals.js";
 import { TimeoutWatch } from "./timeouts.js";
-import type { ActiveJobInfo, WorkerMessage } from "./protocol.js";
 
 export { RoundsExceededError } from "./outcomes.js";
 
 /** Runs handlers for named queues against a store; see the file comment and DESIGN.md. */
-export class Worker extends EventEmitter {
+export class Worker extends EventEmitter<WorkerEvents> {
   readonly workerId: string;
   readonly log: Logger;
   private readonly queues = new Map<string, QueueSettings>();
@@ -65,15 +64,13 @@ export class Worker extends EventEmitter {
   private readonly outcomes: Outcomes;
   private readonly timeouts: TimeoutWatch;
   private readonly buffer: LeaseBuffer;
-  private readonly heartbeat: ProcessHeartbeat;
+  private readonly renewals: LeaseRenewals;
   private readonly freeze: FreezeWatch | undefined;
-  private readonly testCrash = process.env.VIGIL_TEST_CRASH === "before-complete";
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private readonly claims: ClaimLoop;
   private readonly deadlines: EarliestTimer;
   /** Claimed jobs wait in the buffer instead of starting (the committer sends its next transaction first). */
   private holding = false;
-  private renewTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
   private idleWaiter: (() => void) | undefined;
@@ -104,8 +101,7 @@ export class Worker extends EventEmitter {
       committer: () => this.committer,
       finishing: this.finishing,
       track: (p) => this.track(p),
-      emit: (event, info) => this.emit(event, info),
-      send: (m) => this.send(m),
+      emit: (event, ...info) => this.fire(event, ...info),
       listening: (event) => this.listenerCount(event) > 0,
       wakeAt: (at) => this.claims.wakeAt(at),
       holdQueue: (queue, at) => this.claims.holdLocally(queue, at),
@@ -115,8 +111,7 @@ export class Worker extends EventEmitter {
     this.timeouts = new TimeoutWatch({
       running: this.running,
       log: this.log,
-      send: (m) => this.send(m),
-      emit: (event, info) => this.emit(event, info),
+      emit: (event, ...info) => this.fire(event, ...info),
       checkIdle: () => this.checkIdle(),
       onWedged: (info) => this.opts.onWedged?.(info),
     });
@@ -124,9 +119,8 @@ export class Worker extends EventEmitter {
       onOutcome: (item, outcome) => this.outcomes.committed(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
       onSplit: (err, n) =>
-        this.log.warn({ err: (err as Error)?.message ?? String(err), completions: n }, "the store refused a batch; committing it in parts"),
+        this.log.warn({ err, completions: n }, "the store refused a batch; committing it in parts"),
       onRefused: (item, err) => this.outcomes.refused(item, err),
-      beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
       claim: (max) => this.claims.borrow(max),
       holdStarts: (deliver) => {
         this.holding = true;
@@ -141,7 +135,17 @@ export class Worker extends EventEmitter {
       },
       afterFlush: () => this.claims.request(),
     });
-    this.heartbeat = new ProcessHeartbeat((m) => this.send(m), () => this.activeJobs());
+    this.renewals = new LeaseRenewals({
+      store,
+      queues: this.queues,
+      running: this.running,
+      finishing: this.finishing,
+      committer: () => this.committer,
+      buffer: this.buffer,
+      track: (p) => this.track(p),
+      lost: (jobId) => this.onLeaseLost(jobId, undefined, true),
+      storeError: (err, doing) => this.storeError(err, doing),
+    });
     this.claims = new ClaimLoop(store, this.workerId, this.queues, {
       free: (q) => {
         const held = this.buffer.size(q.name);
@@ -171,13 +175,9 @@ export class Worker extends EventEmitter {
     const minLease = Math.min(...settings.map((q) => q.lease));
     const reapMs = this.opts.reapInterval ?? Math.min(REAP_EVERY_MS, Math.max(100, minLease / 2));
     this.unsubscribe = this.store.subscribe((queue) => this.claims.wake(queue));
-    // Renewing at a third of the lease leaves two more chances before it runs out.
-    this.renewTimer = setInterval(() => this.renewAll(), Math.max(50, minLease / 3));
-    this.renewTimer.unref();
-    this.heartbeat.start();
+    this.renewals.start(minLease);
     this.freeze?.start();
-    this.send({ t: "ready", workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
-    this.heartbeat.beat();
+    this.emit("ready", { workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
     // Each of this worker's queues by its own maxStalls (the store may know others' too).
     this.claims.startPolling(pollMs, reapMs, { queueMaxStalls: Object.fromEntries(settings.map((q) => [q.name, q.maxStalls])) });
     this.log.info({ queues: [...this.queues.keys()] }, "worker started");
@@ -294,37 +294,6 @@ export class Worker extends EventEmitter {
   // --- leases and completions -------------------------------------------------------
 
   /**
-   * Renews, per lease length, every lease this worker still needs: running handlers, jobs
-   * whose fail or rounds check is in flight, completions waiting for a transaction, and the
-   * claim-ahead buffer. Completions in a transaction now are left out (committer.ts).
-   */
-  private renewAll(): void {
-    const byMs = new Map<number, LeaseRef[]>();
-    const add = (lease: LeaseRef, ms: number) => {
-      const list = byMs.get(ms) ?? [];
-      list.push({ jobId: lease.jobId, token: lease.token });
-      byMs.set(ms, list);
-    };
-    for (const r of this.running.values()) if (r.holdsLease) add(r.lease, r.q.lease);
-    for (const r of this.finishing) add(r.lease, r.q.lease);
-    for (const p of this.committer.pending()) add(p.lease, this.queues.get(p.queue)!.lease);
-    for (const l of this.buffer.leases()) add(l, this.queues.get(l.job.queue)!.lease);
-    for (const [ms, leases] of byMs) {
-      const asked = intervalNow(this.store.clock);
-      this.track(
-        this.store.renewMany(leases, ms).then(
-          (lost) => {
-            const gone = new Set(lost);
-            this.buffer.renewed(new Set(leases.map((l) => l.jobId).filter((id) => !gone.has(id))), asked + ms);
-            for (const id of lost) this.onLeaseLost(id, undefined, true);
-          },
-          (err) => this.storeError(err, "renewing leases"),
-        ),
-      );
-    }
-  }
-
-  /**
    * A lease is no longer ours. From a renewal, only a running handler is news: a job whose
    * completion or failure is in flight may simply have finished meanwhile (on a store whose
    * transactions interleave), and its own outcome says if it was really lost.
@@ -364,7 +333,7 @@ export class Worker extends EventEmitter {
   }
 
   private storeError(err: unknown, doing: string): void {
-    this.log.error({ err: (err as Error)?.message ?? String(err) }, `store error while ${doing}`);
+    this.log.error({ err }, `store error while ${doing}`);
     this.emit("store-error", err);
   }
 
@@ -386,7 +355,7 @@ export class Worker extends EventEmitter {
       return;
     }
     this.state = "stopping";
-    this.send({ t: "draining" });
+    this.emit("draining");
     this.log.info({ running: this.running.size, timeoutMs }, "draining");
     this.claims.stop();
     this.unsubscribe?.();
@@ -415,27 +384,21 @@ export class Worker extends EventEmitter {
       await Promise.allSettled([...this.outstanding]);
       await this.committer.drain();
     }
-    clearInterval(this.renewTimer);
+    this.renewals.stop();
     this.freeze?.stop();
     this.deadlines.cancel();
-    this.heartbeat.stop();
     this.state = "stopped";
     this.log.info("worker stopped");
     this.emit("stopped");
   }
 
+  /** `emit` for a host that names its event by a type parameter (outcomes, timeouts). */
+  private fire<K extends keyof WorkerEvents>(event: K, ...info: WorkerEvents[K]): void {
+    (this.emit as (event: string, ...args: unknown[]) => boolean)(event, ...info);
+  }
+
   private track<T>(p: Promise<T>): void {
     this.outstanding.add(p);
     void p.finally(() => this.outstanding.delete(p)).catch(() => {});
-  }
-
-  private send(m: WorkerMessage): void {
-    this.opts.onMessage?.(m);
-    if (m.t === "hb") this.opts.onHeartbeat?.(m);
-    const ipc = this.opts.ipc ?? typeof process.send === "function";
-    if (ipc && process.send && process.connected) {
-      // The callback swallows a channel closed between the check and the send.
-      process.send(m, undefined, undefined, () => {});
-    }
   }
 }
