@@ -9,9 +9,10 @@ import { EventEmitter } from "node:events";
 import type { Incident, IncidentCause } from "../core/types.js";
 import type { AlertEvent, AlertKind, AlertSink } from "../health/types.js";
 import type { Store } from "../store/store.js";
+import type { IncidentEvents } from "./events.js";
 
-/** Events: `incident` (Incident, opened or updated), `recovered` ({ service, at }), `alert` (AlertEvent). */
-export class IncidentRecorder extends EventEmitter {
+/** Events (events.ts): `incident` (an incident opened), `recovered`, `alert`. */
+export class IncidentRecorder extends EventEmitter<IncidentEvents> {
   constructor(
     private readonly store: Store,
     private readonly host: string,

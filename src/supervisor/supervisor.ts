@@ -16,6 +16,7 @@ import { monotonicNow } from "../core/clock.js";
 import { VigilError } from "../core/errors.js";
 import type { AlertSink, StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
+import type { SupervisorEvents } from "./events.js";
 import { controlRequest, serveControl, type ControlRequest, type ControlResponse } from "./control.js";
 import { QueueCountsCache } from "./counts-cache.js";
 import { IncidentRecorder, noopAlertSink } from "./incidents.js";
@@ -57,10 +58,10 @@ const VERSION = (() => {
 })();
 
 /**
- * Events: `incident` (Incident), `recovered` ({ service, at }), `alert` (AlertEvent) —
- * the HTTP server and dashboard subscribe to these.
+ * Events (typed in events.ts): `incident`, `recovered`, `alert` — the HTTP server and
+ * dashboard subscribe to these — and `stopped` after a stop asked over the control socket.
  */
-export class Supervisor extends EventEmitter {
+export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly paths: VigilPaths;
   readonly host: string;
   readonly incidents: IncidentRecorder;
@@ -98,7 +99,9 @@ export class Supervisor extends EventEmitter {
     };
     this.queueMaxStalls = Object.fromEntries(Object.entries(opts.config.queues).map(([name, q]) => [name, q.maxStalls]));
     this.incidents = new IncidentRecorder(opts.store, this.host, opts.alerts ?? noopAlertSink, this.log);
-    for (const ev of ["incident", "recovered", "alert"] as const) this.incidents.on(ev, (x: unknown) => this.emit(ev, x));
+    this.incidents.on("incident", (inc) => this.emit("incident", inc));
+    this.incidents.on("recovered", (r) => this.emit("recovered", r));
+    this.incidents.on("alert", (a) => this.emit("alert", a));
   }
 
   /** Takes the lock, cleans up, checks the store and starts every process. */
