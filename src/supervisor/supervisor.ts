@@ -5,7 +5,8 @@
  * or declared stalled.
  *
  * Start-up order (`start`): take the project lock, end the orphans a dead previous
- * supervisor left, check the store, free expired leases, then start every process.
+ * supervisor left and free their jobs, check the store, then start every process. Jobs
+ * whose lease ran out otherwise are the workers' to reap (worker/reaper.ts).
  */
 import { EventEmitter } from "node:events";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -119,8 +120,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
       }
       await this.cleanUp(stalePid, orphans);
-      const reaped = await store.reapExpired({ queueMaxStalls: this.queueMaxStalls });
-      if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
       await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
       // Watchdog threads write their stacks here without creating folders.

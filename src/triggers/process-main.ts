@@ -1,13 +1,14 @@
 /**
- * The `vigil triggers` process: config → store → TriggerRunner, plus the housekeeping that
- * needs only one process per project (the lease sweeper, retention), wired to signals and
- * the supervisor's IPC channel. It heartbeats from its main loop like a worker (`{t:"hb"}`
- * every second) and reports each trigger's state with every beat (`{t:"triggers"}`), so a
- * trigger process whose loop is stuck is restarted like a worker.
+ * The `vigil triggers` process: config → store → TriggerRunner, plus retention (one
+ * process per project prunes, under the store's `retention` lock), wired to signals and
+ * the supervisor's IPC channel. Expired leases are the workers' to reap (worker/reaper.ts).
+ * It heartbeats from its main loop like a worker (`{t:"hb"}` every second) and reports
+ * each trigger's state with every beat (`{t:"triggers"}`), so a trigger process whose
+ * loop is stuck is restarted like a worker.
  */
 import { hostname } from "node:os";
 import type { Command } from "commander";
-import { VigilError, describeError } from "../core/errors.js";
+import { VigilError } from "../core/errors.js";
 import { loadContext, openContextStore } from "../cli/context.js";
 import { startRetention } from "../health/retention.js";
 import { ProcessHeartbeat } from "../worker/heartbeat.js";
@@ -15,14 +16,6 @@ import { onStopRequests, processId, processLogger, startWatchdog } from "../work
 import type { WorkerMessage } from "../worker/protocol.js";
 import { TriggerRunner } from "./runner.js";
 
-/**
- * How often expired leases are swept. A job whose worker vanished without the supervisor
- * seeing it (another host, a lost machine) waits for its lease and then at most this long;
- * workers also reap as they poll, so this only matters when every worker is idle or gone.
- */
-const SWEEP_EVERY_MS = 5000;
-/** The sweeper's leader lock outlives a missed sweep or two, never much longer. */
-const SWEEP_LOCK_TTL_MS = 3 * SWEEP_EVERY_MS;
 /** How long stopping may take (polls in flight finishing their commit) before exiting anyway. */
 const STOP_HARD_MS = 10_000;
 
@@ -69,24 +62,6 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
   // Old finished jobs are pruned here too, under the store's `retention` lock.
   const retention = startRetention(store, config.retention, { owner, logger });
 
-  let sweeping = false;
-  const sweeper = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    void (async () => {
-      try {
-        if (await store.tryLock("sweeper", owner, SWEEP_LOCK_TTL_MS)) {
-          const n = await store.reapExpired();
-          if (n > 0) logger.info({ jobs: n }, "expired leases swept: jobs back to waiting (or dead)");
-        }
-      } catch (err) {
-        logger.warn({ err: describeError(err) }, "sweep failed; retrying");
-      } finally {
-        sweeping = false;
-      }
-    })();
-  }, SWEEP_EVERY_MS);
-
   let exiting = false;
   const stop = async (why: string) => {
     if (exiting) return;
@@ -96,15 +71,13 @@ export async function runTriggersProcess(cmd: Command): Promise<void> {
       logger.error("stop took too long; exiting without finishing it");
       process.exit(1);
     }, STOP_HARD_MS).unref();
-    clearInterval(sweeper);
     heartbeat.stop();
     try {
       await runner.stop();
       await retention.stop();
-      await store.unlock("sweeper", owner).catch(() => {});
       await store.close();
     } catch (err) {
-      logger.error({ err: describeError(err) }, "error while stopping");
+      logger.error({ err }, "error while stopping");
     }
     await watchdog?.stop();
     process.exit(0);

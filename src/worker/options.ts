@@ -61,7 +61,7 @@ export interface WorkerOptions {
   shutdownTimeout?: number;
   /** Idle poll interval (default 1 s when the store notifies, 500 ms when it does not). */
   pollInterval?: number;
-  /** How often this worker reaps expired leases (default: every 5 s, or half the shortest lease if less). */
+  /** How often this worker reaps expired leases while it holds the `reaper` lock (default: every 5 s, or half the shortest lease if less). */
   reapInterval?: number;
   /** Called when a handler is wedged. Default: only the `wedged` event (`vigil worker` exits). */
   onWedged?: (info: WedgedInfo) => void;

@@ -30,7 +30,8 @@ import { LeaseLostError, VigilError } from "../core/errors.js";
 import type { Lease } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import { START_SLACK_MS } from "../store/flow.js";
-import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
+import type { PeriodicTask } from "../core/periodic.js";
+import { ClaimLoop, pollIntervalFor } from "./claim-loop.js";
 import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import type { WorkerEvents } from "./events.js";
@@ -45,7 +46,9 @@ import {
 } from "./options.js";
 import { Outcomes } from "./outcomes.js";
 import type { ActiveJobInfo } from "./protocol.js";
+import { startReaper } from "./reaper.js";
 import { LeaseRenewals } from "./renewals.js";
+import { RunTable } from "./run-table.js";
 import { TimeoutWatch } from "./timeouts.js";
 
 export { RoundsExceededError } from "./outcomes.js";
@@ -55,8 +58,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly workerId: string;
   readonly log: Logger;
   private readonly queues = new Map<string, QueueSettings>();
-  private readonly active = new Map<string, number>();
-  private readonly running = new Map<number, JobRun>();
+  private readonly runs: RunTable;
   /** Runs whose handler settled and whose fail or rounds check is still in flight. */
   private readonly finishing = new Set<JobRun>();
   private readonly outstanding = new Set<Promise<unknown>>();
@@ -73,7 +75,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private holding = false;
   private unsubscribe: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
-  private idleWaiter: (() => void) | undefined;
+  /** Reaps expired leases while this worker holds the project's `reaper` lock (reaper.ts). */
+  private reaper: PeriodicTask<number> | undefined;
 
   constructor(
     readonly store: Store,
@@ -86,8 +89,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const defaultPrefetch = Math.max(DEFAULT_PREFETCH, store.caps.claimBatchHint ?? 0);
     for (const [name, q] of Object.entries(opts.queues)) {
       this.queues.set(name, queueSettings(name, q, defaultPrefetch));
-      this.active.set(name, 0);
     }
+    this.runs = new RunTable(this.queues.keys());
     if (this.queues.size === 0) throw new VigilError("BAD_INPUT", "a worker needs at least one queue");
     this.log =
       opts.logger ?? pino({ level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid } });
@@ -109,10 +112,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       storeError: (err, doing) => this.storeError(err, doing),
     });
     this.timeouts = new TimeoutWatch({
-      running: this.running,
+      running: this.runs.byJob,
       log: this.log,
       emit: (event, ...info) => this.fire(event, ...info),
-      checkIdle: () => this.checkIdle(),
+      checkIdle: () => this.runs.checkIdle(),
       onWedged: (info) => this.opts.onWedged?.(info),
     });
     this.committer = new Committer(store, {
@@ -138,7 +141,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.renewals = new LeaseRenewals({
       store,
       queues: this.queues,
-      running: this.running,
+      running: this.runs.byJob,
       finishing: this.finishing,
       committer: () => this.committer,
       buffer: this.buffer,
@@ -150,13 +153,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       free: (q) => {
         const held = this.buffer.size(q.name);
         const wait = q.flow ? FLOW_PREFETCH_WAIT_MS : undefined;
-        return Math.max(0, q.concurrency - this.active.get(q.name)! - held) + this.buffer.room(q.name, q.prefetch, wait);
+        return Math.max(0, q.concurrency - this.runs.count(q.name) - held) + this.buffer.room(q.name, q.prefetch, wait);
       },
       open: () => this.state === "running",
       deferToCommit: () => this.store.completeAndClaim !== undefined && this.committer.size > 0,
       start: (lease) => this.startJob(lease),
       onError: (err, doing) => this.storeError(err, doing),
-      onReaped: (n) => this.log.info({ reaped: n }, "returned jobs with expired leases"),
       track: (p) => this.track(p),
     });
     this.deadlines = new EarliestTimer((now) => this.timeouts.sweep(now));
@@ -168,29 +170,26 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.state !== "new") return this;
     this.state = "running";
     const settings = [...this.queues.values()];
-    const { caps } = this.store;
-    const pollMs =
-      this.opts.pollInterval ??
-      (!caps.notify ? POLL_NO_NOTIFY_MS : caps.notifyScheduled && this.store.nextDueAt ? POLL_NOTIFY_RARE_MS : POLL_NOTIFY_MS);
     const minLease = Math.min(...settings.map((q) => q.lease));
-    const reapMs = this.opts.reapInterval ?? Math.min(REAP_EVERY_MS, Math.max(100, minLease / 2));
     this.unsubscribe = this.store.subscribe((queue) => this.claims.wake(queue));
     this.renewals.start(minLease);
     this.freeze?.start();
     this.emit("ready", { workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
-    // Each of this worker's queues by its own maxStalls (the store may know others' too).
-    this.claims.startPolling(pollMs, reapMs, { queueMaxStalls: Object.fromEntries(settings.map((q) => [q.name, q.maxStalls])) });
+    this.reaper = startReaper(this.store, {
+      owner: this.workerId,
+      queues: settings,
+      every: this.opts.reapInterval,
+      log: this.log,
+      onError: (err) => this.storeError(err, "reaping expired leases"),
+    });
+    this.claims.startPolling(pollIntervalFor(this.store, this.opts.pollInterval));
     this.log.info({ queues: [...this.queues.keys()] }, "worker started");
     return this;
   }
 
   /** Jobs whose handler is running now. */
   activeJobs(): ActiveJobInfo[] {
-    const out: ActiveJobInfo[] = [];
-    for (const r of this.running.values()) {
-      out.push({ jobId: r.jobId, queue: r.q.name, attempt: r.job.attempt, startedAt: r.startedAt });
-    }
-    return out;
+    return this.runs.activeJobs();
   }
 
   /**
@@ -214,7 +213,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.giveBack(lease);
       return;
     }
-    if (!this.holding && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
+    if (!this.holding && this.runs.count(q.name) < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
     // The lease's deadline is by the store's clock, read before the claim was sent.
     else this.buffer.add(lease, intervalNow(this.store.clock) + lease.leaseUntil - this.store.clock.now());
   }
@@ -230,7 +229,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * could be taken over mid-run.
    */
   private runBuffered(q: QueueSettings): void {
-    while (this.state === "running" && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) > 0) {
+    while (this.state === "running" && this.runs.count(q.name) < q.concurrency && this.buffer.size(q.name) > 0) {
       const lease = this.buffer.take(q.name, intervalNow(this.store.clock), q.lease / 3, (l) => this.giveBack(l));
       if (!lease) return;
       this.runJob(lease, q);
@@ -252,8 +251,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       onHeartbeatTimeout: (r) =>
         this.timeouts.timedOut(r, new JobTimeoutError(`no heartbeat for ${r.q.heartbeatTimeout} ms`, "heartbeat")),
     });
-    this.running.set(run.jobId, run);
-    this.active.set(q.name, this.active.get(q.name)! + 1);
+    this.runs.add(run);
     this.deadlines.arm(run.deadline);
     let result: unknown;
     try {
@@ -272,12 +270,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.freeze?.check(); // found frozen: every run is gone, nothing below records this one
     run.settled = true;
     run.clearTimers();
-    this.running.delete(run.jobId);
-    this.active.set(run.q.name, this.active.get(run.q.name)! - 1);
+    this.runs.remove(run);
     this.buffer.ran(run.q.name, monotonicNow() - run.startedMono);
     // Handlers turned slow: jobs held ahead would wait a whole run each; let others have them.
     if (!this.buffer.quick(run.q.name)) for (const l of this.buffer.takeAll(run.q.name)) this.giveBack(l);
-    this.checkIdle();
+    this.runs.checkIdle();
     if (!run.gone) {
       if (ok) this.outcomes.handOn(run, value);
       else this.outcomes.failRun(run, value, "error");
@@ -304,7 +301,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.log.info({ jobId }, "a job leased ahead was cancelled or taken over before it started");
       return;
     }
-    const run = this.running.get(jobId);
+    const run = this.runs.byJob.get(jobId);
     if (run) run.holdsLease = false;
     if (fromRenewal && (!run || run.gone)) return;
     if (run && !run.gone) {
@@ -312,7 +309,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       run.abort(new LeaseLostError(jobId));
       // Its signal is aborted; a handler that ignores that is as wedged as a timed-out one.
       this.timeouts.armWedge(run, "its lease was lost");
-      this.checkIdle();
+      this.runs.checkIdle();
     }
     const queue = run?.q.name ?? queueName ?? "?";
     this.log.warn({ jobId, queue }, "lease lost: another worker has the job or it was cancelled; result discarded");
@@ -321,8 +318,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** The process was frozen past `frozenAfter`: its jobs may run elsewhere; none is recorded. */
   private frozen(info: FrozenInfo): void {
-    this.log.error({ ...info, jobs: this.running.size }, "this process was frozen; its jobs are aborted, not completed");
-    for (const run of this.running.values()) {
+    this.log.error({ ...info, jobs: this.runs.byJob.size }, "this process was frozen; its jobs are aborted, not completed");
+    for (const run of this.runs.byJob.values()) {
       run.gone = true;
       run.holdsLease = false;
       run.abort(new FrozenError(info.gapMs));
@@ -339,16 +336,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   // --- stopping -----------------------------------------------------------------------
 
-  /** Ends a drain's wait once no running handler (a timed-out one included) holds a lease. */
-  private checkIdle(): void {
-    if (this.idleWaiter && !this.hasOwnedRuns()) this.idleWaiter();
-  }
-
-  private hasOwnedRuns(): boolean {
-    for (const r of this.running.values()) if (r.holdsLease) return true;
-    return false;
-  }
-
   private async drain(timeoutMs: number): Promise<void> {
     if (this.state === "new") {
       this.state = "stopped";
@@ -356,23 +343,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     this.state = "stopping";
     this.emit("draining");
-    this.log.info({ running: this.running.size, timeoutMs }, "draining");
+    this.log.info({ running: this.runs.byJob.size, timeoutMs }, "draining");
     this.claims.stop();
+    if (this.reaper) this.track(this.reaper.stop());
     this.unsubscribe?.();
     // Jobs leased ahead never started: back to their queues, no attempt counted.
     for (const lease of this.buffer.takeAll()) this.giveBack(lease);
 
-    if (this.hasOwnedRuns() && timeoutMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.idleWaiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.idleWaiter = undefined;
-    }
-    for (const run of this.running.values()) {
+    await this.runs.waitIdle(timeoutMs);
+    for (const run of this.runs.byJob.values()) {
       if (run.gone) continue;
       run.gone = true;
       run.holdsLease = false;
