@@ -13,7 +13,7 @@
 import { randomUUID } from "node:crypto";
 import { startPeriodic } from "../core/periodic.js";
 import type { Store } from "../store/store.js";
-import { silentLogger, type OpsLogger } from "./log.js";
+import { silentLogger, type Logger } from "../core/log.js";
 
 /** The `retention:` section of the config, in ms. */
 export interface RetentionPolicy {
@@ -33,7 +33,7 @@ export interface RetentionOptions {
   firstAfter?: number;
   /** Rows per transaction (default 500). */
   batch?: number;
-  logger?: OpsLogger;
+  logger?: Logger;
 }
 
 /** Rows removed by one round. */

@@ -10,7 +10,7 @@
  */
 import { startPeriodic } from "../core/periodic.js";
 import type { CheckStatus, HealthReport } from "./checks.js";
-import { silentLogger, type OpsLogger } from "./log.js";
+import { silentLogger, type Logger } from "../core/log.js";
 import type { Store } from "../store/store.js";
 import type { AlertSink } from "./types.js";
 
@@ -30,7 +30,7 @@ export interface HealthWatchOptions {
   every?: number;
   /** Watch dead totals per queue for `job-dead` alerts (optional). */
   store?: Store;
-  logger?: OpsLogger;
+  logger?: Logger;
 }
 
 /** A running health watch. */

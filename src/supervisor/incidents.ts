@@ -5,6 +5,7 @@
  * unreachable never stops supervision: the failure is logged and the process is still
  * restarted.
  */
+import type { Logger } from "../core/log.js";
 import { EventEmitter } from "node:events";
 import type { Incident, IncidentCause } from "../core/types.js";
 import type { AlertEvent, AlertKind, AlertSink } from "../health/types.js";
@@ -17,10 +18,10 @@ export class IncidentRecorder extends EventEmitter<IncidentEvents> {
     private readonly store: Store,
     private readonly host: string,
     private readonly sink: AlertSink,
-    private readonly log: (msg: string) => void,
+    private readonly log: Logger,
   ) {
     super();
-    this.on("error", (err: Error) => this.log(`incident listener failed: ${err.message}`));
+    this.on("error", (err) => this.log.warn({ err }, "incident listener failed"));
   }
 
   /** Adds an incident row; null if the store refused (already logged). */
@@ -30,7 +31,7 @@ export class IncidentRecorder extends EventEmitter<IncidentEvents> {
       this.emit("incident", inc);
       return inc;
     } catch (err) {
-      this.log(`could not record the ${cause} incident of ${service}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not record the ${cause} incident of ${service}`);
       return null;
     }
   }
@@ -42,7 +43,7 @@ export class IncidentRecorder extends EventEmitter<IncidentEvents> {
       if (n > 0) this.emit("recovered", { service, at, count: n });
       return n;
     } catch (err) {
-      this.log(`could not mark the incidents of ${service} recovered: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not mark the incidents of ${service} recovered`);
       return 0;
     }
   }
@@ -51,7 +52,7 @@ export class IncidentRecorder extends EventEmitter<IncidentEvents> {
     try {
       await this.store.updateIncident(id, detail);
     } catch (err) {
-      this.log(`could not update incident ${id}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not update incident ${id}`);
     }
   }
 
@@ -62,7 +63,7 @@ export class IncidentRecorder extends EventEmitter<IncidentEvents> {
     try {
       this.sink.emit(event);
     } catch (err) {
-      this.log(`alert sink failed: ${(err as Error).message}`);
+      this.log.warn({ err }, "alert sink failed");
     }
   }
 }

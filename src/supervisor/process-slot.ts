@@ -101,7 +101,7 @@ export class ProcessSlot {
     this.out.note(`started pid ${this.pid ?? "-"}: ${this.spec.argv.join(" ")}`);
     child.on("error", (err) => {
       this.out.note(`could not run: ${err.message}`);
-      this.ctx.log(`${this.spec.name}: could not run ${this.spec.argv[0]}: ${err.message}`);
+      this.ctx.log.error({ err }, `${this.spec.name}: could not run ${this.spec.argv[0]}`);
       // A spawn failure (ENOENT) emits no 'exit': treat it as one so the restart policy applies.
       if (child.pid === undefined && this.child === child) this.onExit(child, null, null, err.message);
     });
@@ -266,7 +266,7 @@ export class ProcessSlot {
     this.planned = "stall";
     this.state = "stalled";
     const heartbeatAgeMs = this.live.lastBeatAt === null ? null : Math.round(monotonicNow() - this.live.lastBeatAt);
-    this.ctx.log(`${this.spec.name} (pid ${pid}) stalled: ${reason}`);
+    this.ctx.log.warn(`${this.spec.name} (pid ${pid}) stalled: ${reason}`);
     this.out.note(`stalled: ${reason}`);
     const kill = this.spec.kind === "worker";
     let freed: (n: number) => void = () => {};
@@ -282,7 +282,7 @@ export class ProcessSlot {
         stackFile: this.spec.stackFile ?? null,
         startedAt: this.startedAt!,
       });
-      const killed = kill ? { killed: await killForStall(pid, this.spec.commandsDir, (m) => this.out.note(m), (m) => this.ctx.log(`${this.spec.name}: ${m}`)) } : {};
+      const killed = kill ? { killed: await killForStall(pid, this.spec.commandsDir, (m) => this.out.note(m), this.ctx.log.child({ service: this.spec.name })) } : {};
       if (workerId) released = await this.ctx.releaseWorker(workerId, "stall");
       const cause = this.spec.probe ? "probe" : "stall";
       const inc = await this.ctx.incidents.open(this.spec.name, cause, { reason, workerId, releasedJobs: released, ...evidence, ...killed, ...extra }, now);
@@ -365,11 +365,11 @@ export class ProcessSlot {
         const inc = await this.ctx.incidents.open(this.spec.name, "crash", { ...detail, releasedJobs: released }, now);
         if (inc) this.pendingRecovery = true;
       });
-      this.ctx.log(`${this.spec.name} (pid ${pid ?? "-"}) exited: code ${code ?? "-"}, signal ${signal ?? "-"}`);
+      this.ctx.log.warn(`${this.spec.name} (pid ${pid ?? "-"}) exited: code ${code ?? "-"}, signal ${signal ?? "-"}`);
       this.ctx.incidents.alert("crash", this.spec.name, `${this.spec.name} exited (code ${code ?? "-"}, signal ${signal ?? "-"}) after ${uptimeMs} ms`, { code, signal });
     }
     if (decision.crashLooping) {
-      this.ctx.log(`${this.spec.name} is crash-looping (${decision.recentRestarts} restarts in the window); next try in ${decision.delayMs} ms`);
+      this.ctx.log.warn(`${this.spec.name} is crash-looping (${decision.recentRestarts} restarts in the window); next try in ${decision.delayMs} ms`);
       this.ctx.incidents.alert("crash-loop", this.spec.name, `${this.spec.name} is crash-looping: ${decision.recentRestarts} restarts in the window; retrying every ${Math.round(decision.delayMs / 1000)} s`, { recentRestarts: decision.recentRestarts });
     }
     this.scheduleRestart(decision.delayMs, decision.crashLooping);

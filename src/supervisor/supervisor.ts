@@ -14,6 +14,7 @@ import { hostname } from "node:os";
 import type { Server } from "node:net";
 import type { VigilConfig } from "../config/schema.js";
 import { monotonicNow } from "../core/clock.js";
+import { textLogger, type Logger } from "../core/log.js";
 import { VigilError } from "../core/errors.js";
 import type { AlertSink, StatusSnapshot } from "../health/types.js";
 import type { Store } from "../store/store.js";
@@ -46,8 +47,8 @@ export interface SupervisorOptions {
   alerts?: AlertSink;
   /** Host name in worker ids, incidents and status (default: config.host, else the OS's). */
   host?: string;
-  /** One line per notable event (default: stderr with a timestamp). */
-  log?: (msg: string) => void;
+  /** Where notable events go (default: readable lines on stderr, `textLogger`). */
+  log?: Logger;
 }
 
 const VERSION = (() => {
@@ -76,7 +77,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Queue counts for snapshots, read only as often as they are cheap (counts-cache.ts). */
   private readonly counts = new QueueCountsCache(() => this.opts.store.stats());
   private stopping: Promise<void> | null = null;
-  private readonly log: (msg: string) => void;
+  private readonly log: Logger;
   private readonly timing: SlotTiming;
   /**
    * Stalls before a freed job is dead, per queue: each queue's own `maxStalls`, so a queue
@@ -89,7 +90,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.on("error", () => {}); // listeners' failures are theirs; supervision goes on
     this.paths = vigilPaths(opts.dir);
     this.host = opts.host ?? opts.config.host ?? hostname();
-    this.log = opts.log ?? ((msg) => process.stderr.write(`${new Date().toISOString()} vigil: ${msg}\n`));
+    this.log = opts.log ?? textLogger();
     const s = opts.config.supervision;
     this.timing = {
       stallAfterMs: s.stallAfter,
@@ -146,7 +147,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.timers.push(setInterval(() => this.tick(), this.tickMs));
       this.timers.push(setInterval(() => void this.writeStatus(), this.opts.config.supervision.statusEvery));
       await this.startHttp();
-      this.log(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
+      this.log.info(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
       await this.writeStatus();
     } catch (err) {
       await Promise.all(this.slots.map((s) => s.stop()));
@@ -197,7 +198,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Stops every process (workers drain; SIGKILL after killTimeout), records a `stop` incident. */
   stop(reason = "vigil stop"): Promise<void> {
     this.stopping ??= (async () => {
-      this.log(`stopping (${reason})`);
+      this.log.info(`stopping (${reason})`);
       for (const t of this.timers) clearInterval(t);
       this.timers = [];
       await Promise.all(this.slots.map((s) => s.stop()));
@@ -206,7 +207,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       // drained (the cached ones are from before the stop).
       await this.writeStatus({ fresh: true }).catch(() => {});
       await this.teardown();
-      this.log("stopped");
+      this.log.info("stopped");
     })();
     return this.stopping;
   }
@@ -224,7 +225,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.lastTickAt = now;
     // Lateness up to one more interval is ordinary timer jitter on a busy machine.
     if (late > this.tickMs) {
-      if (late > this.timing.stallAfterMs / 2) this.log(`the supervisor did not run for ${Math.round(late)} ms; that time is not held against any process`);
+      if (late > this.timing.stallAfterMs / 2) this.log.warn(`the supervisor did not run for ${Math.round(late)} ms; that time is not held against any process`);
       for (const s of this.slots) s.discount(late, now);
     }
     for (const s of this.slots) s.tick(now);
@@ -233,11 +234,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private async releaseWorker(workerId: string, reason: string): Promise<number> {
     try {
       const n = await this.opts.store.releaseWorker(workerId, reason, { queueMaxStalls: this.queueMaxStalls });
-      if (n > 0) this.log(`freed ${n} job(s) of ${workerId} (${reason})`);
+      if (n > 0) this.log.info(`freed ${n} job(s) of ${workerId} (${reason})`);
       return n;
     } catch (err) {
       // The leases still run out by themselves; only the quick hand-over is lost.
-      this.log(`could not free the jobs of ${workerId}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not free the jobs of ${workerId}`);
       return 0;
     }
   }
@@ -249,7 +250,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await this.incidents.resolve(SUPERVISOR_SERVICE);
     for (const rec of found) if (rec.workerId) await this.releaseWorker(rec.workerId, "previous supervisor gone");
     if (stalePid !== null) {
-      this.log(`took over from supervisor pid ${stalePid}, which is gone; ended ${killed.length} orphaned process(es)`);
+      this.log.warn(`took over from supervisor pid ${stalePid}, which is gone; ended ${killed.length} orphaned process(es)`);
       const inc = await this.incidents.open(SUPERVISOR_SERVICE, "crash", {
         pid: stalePid,
         reason: "the previous supervisor ended without stopping its processes",
@@ -264,7 +265,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     try {
       writeChildren(this.paths.childrenFile, this.slots.flatMap((s) => (s.running ? [s.running] : [])));
     } catch (err) {
-      this.log(`could not write ${this.paths.childrenFile}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not write ${this.paths.childrenFile}`);
     }
   }
 
@@ -272,7 +273,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     try {
       writeStatusFile(this.paths.statusFile, await this.snapshot(opts));
     } catch (err) {
-      this.log(`could not write ${this.paths.statusFile}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not write ${this.paths.statusFile}`);
     }
   }
 
@@ -308,11 +309,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         snapshot: () => this.snapshot(),
         restartService: (name, o) => this.restartService(name, o),
         alerts: this.opts.alerts,
-        log: this.log,
+        logger: this.log,
       });
       this.httpClose = () => ops.close();
     } catch (err) {
-      this.log(`the HTTP server did not start (${(err as Error).message}); supervision goes on without it`);
+      this.log.warn({ err }, "the HTTP server did not start; supervision goes on without it");
     }
   }
 

@@ -94,7 +94,7 @@ export class Outcomes {
           () => {
             const info = { jobId: run.jobId, queue: run.q.name, error: d.error, retryAt, dead: retryAt === undefined };
             h.log[info.dead ? "warn" : "info"](
-              { jobId: run.jobId, queue: run.q.name, attempt: run.job.attempt, err: d.error.message, retryAt },
+              { jobId: run.jobId, queue: run.q.name, attempt: run.job.attempt, err, retryAt },
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             h.emit("failed", info);
