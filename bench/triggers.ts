@@ -14,7 +14,7 @@
  *   at the same time, chokidar 5 with `usePolling` on the same folder at the same 2 s
  *   interval in its own process; then, in the next window, chokidar with its default
  *   polling settings (100 ms), which is what `usePolling: true` gives a user. CPU% = (utime + stime from /proc) / wall time over
- *   `--window`, for each process as a whole (heartbeat, sweeper and lock renewals
+ *   `--window`, for each process as a whole (heartbeat, retention and lock renewals
  *   included for Vigil).
  * The last line of output is one JSON object: { bench: "triggers", rows: [...] }.
  */

@@ -55,7 +55,6 @@ async function child(variant: string, jobs: number, idleMs: number): Promise<Chi
   const worker = new Worker(store, {
     queues: { noop: { concurrency: 50, handler: async () => null } },
     logger: pino({ level: "silent" }),
-    ipc: false,
   });
   worker.on("completed", () => {
     if (++done === jobs) allDone();

@@ -5,6 +5,18 @@
 export { openStore } from "./store/open.js";
 export type { Store, StoreOptions, StoreCaps, ClaimRequest, CompleteItem } from "./store/store.js";
 export { Worker, RoundsExceededError } from "./worker/worker.js";
+export type { WorkerOptions, QueueOptions, WedgedInfo } from "./worker/options.js";
+export type {
+  WorkerEvents,
+  ReadyEvent,
+  CompletedEvent,
+  FailedEvent,
+  LeaseLostEvent,
+  TimeoutEvent,
+  WedgedEvent,
+  FrozenEvent,
+  StoreRefusedEvent,
+} from "./worker/events.js";
 export type { Handler, HandlerJob, HandlerContext } from "./handlers/types.js";
 export { commandHandler } from "./handlers/command.js";
 export { loadModuleHandler } from "./handlers/module.js";

@@ -58,7 +58,6 @@ export function vigilTarget(engine: "sqlite" | "postgres"): Target {
       const worker = new Worker(store, {
         // The benchmark's own IPC channel carries its messages; the worker's supervisor
         // messages (ready, hb) would be mistaken for them.
-        ipc: false,
         logger: pino({ level: "warn" }, pino.destination(2)),
         queues: {
           [QUEUE]: {

@@ -63,7 +63,7 @@ export function onStopRequests(logger: Logger, stop: (why: string) => void): voi
   // `disconnect` only ever fires on a process started with an IPC channel.
   process.on("disconnect", () => stop("supervisor disconnected"));
   process.on("uncaughtException", (err) => {
-    logger.fatal({ err: err.message, stack: err.stack }, "uncaught exception; exiting (the supervisor restarts)");
+    logger.fatal({ err }, "uncaught exception; exiting (the supervisor restarts)");
     process.exit(1);
   });
 }

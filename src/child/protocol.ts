@@ -66,3 +66,9 @@ export interface BlockedStack {
 export function isWorkerMessage(m: unknown): m is WorkerMessage {
   return typeof m === "object" && m !== null && typeof (m as { t?: unknown }).t === "string";
 }
+
+/** Sends over this process's IPC channel, when it has one (a supervisor started it). */
+export function sendToParent(m: WorkerMessage): void {
+  // The callback swallows a channel closed between the check and the send.
+  if (process.send && process.connected) process.send(m, undefined, undefined, () => {});
+}

@@ -92,10 +92,10 @@ async function runForeground(project: Project, role: "all" | "workers"): Promise
       snapshot: () => sup.snapshot(),
       restartService: (name, o) => sup.restartService(name, o),
       alerts,
-      log: sup.log,
+      logger: sup.log,
     });
   } catch (err) {
-    sup.log(`the HTTP server did not start (${(err as Error).message}); supervision goes on without it`);
+    sup.log.warn({ err }, "the HTTP server did not start; supervision goes on without it");
   }
   let exiting = false;
   const shutdown = async (why: string, code: number) => {

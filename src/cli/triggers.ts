@@ -1,6 +1,6 @@
 /**
- * `vigil triggers`: the process that polls every trigger of the config and sweeps expired
- * leases. The supervisor runs it as a service (and watches its heartbeat like a worker's)
+ * `vigil triggers`: the process that polls every trigger of the config and prunes old
+ * jobs (retention). The supervisor runs it as a service (and watches its heartbeat like a worker's)
  * when the config has triggers; it also runs by hand in the foreground. The work is in
  * src/triggers/process-main.ts, imported only when the command runs.
  *

@@ -84,7 +84,7 @@ export const queueSchema = z
     lease: duration("10s"),
     /** Jobs a worker process leases ahead of its free slots so quick jobs (~20 ms or less) run back to back; renewed, given back uncounted on stop (default 10; 0 turns it off). */
     prefetch: z.number().int().min(0).max(1000).optional(),
-    /** Stalls (lease lost, worker died) before a job of this queue is dead (default 3). Every process that frees a stalled job — the supervisor when a worker dies, a worker or the triggers process reaping expired leases — judges it by its own queue's value. */
+    /** Stalls (lease lost, worker died) before a job of this queue is dead (default 3). Every process that frees a stalled job — the supervisor when a worker dies, the worker reaping expired leases — judges it by its own queue's value. */
     maxStalls: z.number().int().min(1).max(100).default(3),
     /** The result becomes the payload of a job on this queue. */
     next: queueName.optional(),

@@ -30,7 +30,7 @@ import { systemClock, type Clock } from "../core/clock.js";
 import type { AlertConfig } from "../config/schema.js";
 import { killGroup, spawnGroup } from "../os/process.js";
 import type { AlertEvent, AlertSink } from "../core/status.js";
-import { silentLogger, type OpsLogger } from "./log.js";
+import { silentLogger, type Logger } from "../core/log.js";
 
 /** What a channel receives (webhook body, command stdin): the event plus dedupe facts. */
 export interface AlertMessage extends AlertEvent {
@@ -43,7 +43,7 @@ export interface AlertMessage extends AlertEvent {
 /** Tuning of the dedupe rule and of delivery; the defaults suit a supervisor. */
 export interface AlertSinkOptions {
   clock?: Clock;
-  logger?: OpsLogger;
+  logger?: Logger;
   /** Quiet time after `recovered` before the recovery is sent, in ms (default 30 s). */
   recoveryHoldMs?: number;
   /** A kind already sent in an open episode is sent again after this, in ms (default 1 h). */
@@ -225,7 +225,7 @@ class Channel {
     private readonly config: AlertConfig,
     opts: AlertSinkOptions,
     private readonly counters: AlertStats,
-    private readonly log: OpsLogger,
+    private readonly log: Logger,
   ) {
     this.maxQueue = opts.maxQueue ?? 100;
     this.attempts = opts.attempts ?? 5;

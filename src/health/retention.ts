@@ -13,9 +13,10 @@
  * `startRetention(store, config.retention, { owner: workerId })`.
  */
 import { randomUUID } from "node:crypto";
+import { startPeriodic } from "../core/periodic.js";
 import { MINUTES_KEPT_MS } from "../store/rollups.js";
 import type { Store } from "../store/store.js";
-import { silentLogger, type OpsLogger } from "./log.js";
+import { silentLogger, type Logger } from "../core/log.js";
 
 /** The `retention:` section of the config, in ms. */
 export interface RetentionPolicy {
@@ -37,7 +38,7 @@ export interface RetentionOptions {
   firstAfter?: number;
   /** Rows per transaction (default 500). */
   batch?: number;
-  logger?: OpsLogger;
+  logger?: Logger;
 }
 
 /** Rows removed by one round. */
@@ -62,59 +63,30 @@ export const RETENTION_LOCK = "retention";
  * one round at a time and only while holding the `retention` lock.
  */
 export function startRetention(store: Store, policy: RetentionPolicy, opts: RetentionOptions = {}): RetentionHandle {
-  const owner = opts.owner ?? `retention:${randomUUID()}`;
   // Ten minutes: old jobs are measured in days, so pruning more often only costs queries;
   // much rarer would let a burst of millions of jobs pile up between rounds.
   const every = opts.every ?? 600_000;
   const log = opts.logger ?? silentLogger;
-  let running: Promise<PruneRound | null> | null = null;
-  let stopped = false;
-  let timer: NodeJS.Timeout | null = null;
-
-  const round = async (): Promise<PruneRound | null> => {
+  return startPeriodic({
+    name: "retention round",
+    every,
+    firstAfter: opts.firstAfter ?? 30_000,
     // The lock outlives a round comfortably (rounds take seconds) yet frees itself soon
     // after a pruning process dies, so another host takes over at its next round.
-    if (!(await store.tryLock(RETENTION_LOCK, owner, Math.max(60_000, every * 2)))) return null;
-    const now = store.clock.now();
-    const done = await store.prune({
-      completedBefore: now - policy.completed,
-      deadBefore: now - policy.dead,
-      cancelledBefore: now - (policy.cancelled ?? policy.dead),
-      // Per-minute counts older than two days become hourly ones (store/rollups.ts).
-      foldBefore: now - MINUTES_KEPT_MS,
-      batch: opts.batch ?? 500,
-    });
-    if (done.completed + done.dead > 0) log.info({ ...done }, "retention pruned old jobs");
-    return done;
-  };
-
-  const runOnce = (): Promise<PruneRound | null> => {
-    if (!running) {
-      running = round().finally(() => {
-        running = null;
+    lock: { store, name: RETENTION_LOCK, owner: opts.owner ?? `retention:${randomUUID()}`, ttlMs: Math.max(60_000, every * 2) },
+    log,
+    run: async () => {
+      const now = store.clock.now();
+      const done = await store.prune({
+        completedBefore: now - policy.completed,
+        deadBefore: now - policy.dead,
+        cancelledBefore: now - (policy.cancelled ?? policy.dead),
+        // Per-minute counts older than two days become hourly ones (store/rollups.ts).
+        foldBefore: now - MINUTES_KEPT_MS,
+        batch: opts.batch ?? 500,
       });
-    }
-    return running;
-  };
-
-  const schedule = (ms: number): void => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      runOnce()
-        .catch((err: unknown) => log.warn({ err }, "retention round failed; will try again"))
-        .finally(() => schedule(every));
-    }, ms);
-    timer.unref();
-  };
-  schedule(opts.firstAfter ?? 30_000);
-
-  return {
-    runOnce,
-    async stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running?.catch(() => undefined);
-      await store.unlock(RETENTION_LOCK, owner).catch(() => undefined);
+      if (done.completed + done.dead > 0) log.info({ ...done }, "retention pruned old jobs");
+      return done;
     },
-  };
+  });
 }

@@ -8,8 +8,9 @@
  * the queue) when they grow — the supervisor never sees jobs, so this is where jobs that
  * died become alerts. Jobs already dead when the watch starts are not alerted.
  */
+import { startPeriodic } from "../core/periodic.js";
 import type { CheckStatus, HealthReport } from "./checks.js";
-import { silentLogger, type OpsLogger } from "./log.js";
+import { silentLogger, type Logger } from "../core/log.js";
 import type { Store } from "../store/store.js";
 import type { AlertSink } from "../core/status.js";
 
@@ -29,7 +30,7 @@ export interface HealthWatchOptions {
   every?: number;
   /** Watch dead totals per queue for `job-dead` alerts (optional). */
   store?: Store;
-  logger?: OpsLogger;
+  logger?: Logger;
 }
 
 /** A running health watch. */
@@ -43,7 +44,6 @@ export interface HealthWatch {
 export function startHealthWatch(opts: HealthWatchOptions): HealthWatch {
   const log = opts.logger ?? silentLogger;
   let last: CheckStatus = "ok";
-  let busy = false;
   let deadSeen: Record<string, number> | null = null;
 
   const watchDead = async (): Promise<void> => {
@@ -68,9 +68,7 @@ export function startHealthWatch(opts: HealthWatchOptions): HealthWatch {
     deadSeen = now;
   };
 
-  const runOnce = async (): Promise<HealthReport | null> => {
-    if (busy) return null;
-    busy = true;
+  const check = async (): Promise<HealthReport | null> => {
     try {
       const report = await opts.run();
       const failing = report.checks.filter((c) => c.status !== "ok");
@@ -99,12 +97,9 @@ export function startHealthWatch(opts: HealthWatchOptions): HealthWatch {
     } catch (err) {
       log.warn({ err }, "health check run failed");
       return null;
-    } finally {
-      busy = false;
     }
   };
 
-  const timer = setInterval(() => void runOnce(), opts.every ?? 30_000);
-  timer.unref();
-  return { runOnce, stop: () => clearInterval(timer) };
+  const task = startPeriodic({ name: "health watch", every: opts.every ?? 30_000, run: check, log });
+  return { runOnce: task.runOnce, stop: () => void task.stop() };
 }

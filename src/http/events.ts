@@ -6,7 +6,7 @@
  * every client, so ten open tabs cost one read, not ten. With no client the timer stops.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { OpsLogger } from "../health/log.js";
+import type { Logger } from "../core/log.js";
 import type { StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
 
@@ -35,7 +35,7 @@ export function createEventHub(opts: {
   store: Store;
   snapshot: () => Promise<StatusSnapshot>;
   every?: number;
-  logger: OpsLogger;
+  logger: Logger;
 }): EventHub {
   const every = opts.every ?? EVENTS_EVERY_MS;
   const clients = new Set<ServerResponse>();

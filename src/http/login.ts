@@ -5,7 +5,7 @@
  * (the live stream, see events.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { OpsLogger } from "../health/log.js";
+import type { Logger } from "../core/log.js";
 import type { EventHub } from "./events.js";
 import { clearedCookie, hasSession, isAuthorised, sessionCookie } from "./session.js";
 import { checkBearer } from "./token.js";
@@ -15,7 +15,7 @@ export interface DashboardContext {
   readOnly: boolean;
   canRestart: boolean;
   hub: EventHub;
-  log: OpsLogger;
+  log: Logger;
   send(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void;
 }
 
@@ -71,7 +71,7 @@ function loginToken(req: IncomingMessage, text: string | undefined): string | nu
 }
 
 /** One log line per action: who (remote address), what, on what, and how it ended. */
-export function audit(log: OpsLogger, req: IncomingMessage, what: string, target: string, status: number): void {
+export function audit(log: Logger, req: IncomingMessage, what: string, target: string, status: number): void {
   const who = req.socket.remoteAddress ?? "unknown";
   const result = status < 300 ? "ok" : `refused ${status}`;
   log.info({ audit: true, who, what, target, status }, `audit: ${who} ${what} ${target}: ${result}`);

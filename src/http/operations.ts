@@ -1,10 +1,10 @@
 /**
- * What the supervisor starts beside its processes, in one call: the HTTP server (JSON API,
- * /metrics, /healthz, dashboard) when `http.enabled`, with its token, and the health watch
- * that turns health changes into alerts.
+ * What `vigil start` (src/cli/start.ts) runs beside the supervisor, in one call: the HTTP
+ * server (JSON API, /metrics, /healthz, dashboard) when `http.enabled`, with its token, and
+ * the health watch that turns health changes into alerts.
  *
- *   const ops = await startOperations({ config, dir, store, snapshot: () => this.snapshot(),
- *     restartService: (n, o) => this.restartService(n, o), alerts, log: this.log });
+ *   const ops = await startOperations({ config, dir, store, snapshot: () => sup.snapshot(),
+ *     restartService: (n, o) => sup.restartService(n, o), alerts, logger: sup.log });
  *   ...
  *   await ops.close();
  */
@@ -12,7 +12,7 @@ import { hostname } from "node:os";
 import type { VigilConfig } from "../config/schema.js";
 import { sqliteFileOf } from "../core/store-url.js";
 import { runHealthChecks, type HealthReport } from "../health/checks.js";
-import { loggerFromFn } from "../health/log.js";
+import { silentLogger, type Logger } from "../core/log.js";
 import type { OpsAlertSink } from "../health/alerts.js";
 import type { AlertSink, StatusSnapshot } from "../core/status.js";
 import { startHealthWatch } from "../health/watch.js";
@@ -33,7 +33,7 @@ export interface OperationsOptions {
   snapshot: () => Promise<StatusSnapshot>;
   restartService?: (name: string, opts: { manual: true }) => Promise<unknown>;
   alerts?: AlertSink;
-  log?: (msg: string) => void;
+  logger?: Logger;
   /** Time between health runs for alerts, ms (default 30 s). */
   healthEvery?: number;
 }
@@ -49,7 +49,7 @@ export interface Operations {
 /** Starts the HTTP server (if enabled) and the health watch (if alerts are given). */
 export async function startOperations(opts: OperationsOptions): Promise<Operations> {
   const { config, store } = opts;
-  const logger = loggerFromFn(opts.log ?? (() => {}));
+  const logger = opts.logger ?? silentLogger;
   const stateDir = vigilPaths(opts.dir).root;
   const health = async (): Promise<HealthReport> =>
     runHealthChecks({
@@ -82,7 +82,7 @@ export async function startOperations(opts: OperationsOptions): Promise<Operatio
       logsDir: vigilPaths(opts.dir).logs,
     });
     const where = config.http.token ? "http.token in the config" : `${stateDir}/token`;
-    opts.log?.(`dashboard, JSON API and /metrics at ${http.url}/ (token: ${where})`);
+    logger.info(`dashboard, JSON API and /metrics at ${http.url}/ (token: ${where})`);
   }
   const watch = opts.alerts
     ? startHealthWatch({ run: health, sink: opts.alerts, host: config.host ?? hostname(), every: opts.healthEvery, store, logger })

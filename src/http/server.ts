@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import { VigilError } from "../core/errors.js";
 import type { OpsAlertSink } from "../health/alerts.js";
 import type { HealthReport } from "../health/checks.js";
-import { silentLogger, type OpsLogger } from "../health/log.js";
+import { silentLogger, type Logger } from "../core/log.js";
 import { storeSnapshot } from "../health/snapshot.js";
 import type { StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
@@ -57,7 +57,7 @@ export interface HttpServerOptions {
   maxBody?: number;
   /** Refuse every state change (`http.readOnly`); the dashboard hides its buttons. */
   readOnly?: boolean;
-  logger?: OpsLogger;
+  logger?: Logger;
 }
 
 /** A listening server. */

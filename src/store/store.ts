@@ -317,7 +317,7 @@ export interface Store {
   updateIncident(id: number, detail: Record<string, unknown>): Promise<void>;
   listIncidents(opts?: { since?: number; service?: string; limit?: number }): Promise<Incident[]>;
 
-  // --- leader locks (one trigger runner, one sweeper across hosts) --------------------
+  // --- leader locks (one trigger runner, one reaper across hosts) --------------------
   /** Takes or renews the named lock for `owner` for `ttlMs`; false if another holds it. */
   tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;

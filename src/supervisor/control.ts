@@ -4,6 +4,7 @@
  * A Unix socket in the project folder is reachable only by users who can reach the
  * folder, so it needs no token.
  */
+import type { Logger } from "../core/log.js";
 import { existsSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
@@ -17,7 +18,7 @@ export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
 const MAX_LINE = 64 * 1024;
 
 /** Serves `handler` on `path`, replacing a stale socket file (the caller holds the lock). */
-export async function serveControl(path: string, handler: ControlHandler, log: (msg: string) => void): Promise<Server> {
+export async function serveControl(path: string, handler: ControlHandler, log: Logger): Promise<Server> {
   if (existsSync(path)) unlinkSync(path);
   const server = createServer((sock: Socket) => {
     sock.on("error", () => {}); // a client that goes away mid-answer is normal
@@ -45,7 +46,7 @@ export async function serveControl(path: string, handler: ControlHandler, log: (
       }
     });
   });
-  server.on("error", (err) => log(`control socket: ${err.message}`));
+  server.on("error", (err) => log.warn({ err }, "control socket"));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(path, () => {

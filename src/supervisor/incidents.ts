@@ -5,21 +5,23 @@
  * unreachable never stops supervision: the failure is logged and the process is still
  * restarted.
  */
+import type { Logger } from "../core/log.js";
 import { EventEmitter } from "node:events";
 import type { Incident, IncidentCause } from "../core/types.js";
 import type { AlertEvent, AlertKind, AlertSink } from "../core/status.js";
 import type { Store } from "../store/store.js";
+import type { IncidentEvents } from "./events.js";
 
-/** Events: `incident` (Incident, opened or updated), `recovered` ({ service, at }), `alert` (AlertEvent). */
-export class IncidentRecorder extends EventEmitter {
+/** Events (events.ts): `incident` (an incident opened), `recovered`, `alert`. */
+export class IncidentRecorder extends EventEmitter<IncidentEvents> {
   constructor(
     private readonly store: Store,
     private readonly host: string,
     private readonly sink: AlertSink,
-    private readonly log: (msg: string) => void,
+    private readonly log: Logger,
   ) {
     super();
-    this.on("error", (err: Error) => this.log(`incident listener failed: ${err.message}`));
+    this.on("error", (err) => this.log.warn({ err }, "incident listener failed"));
   }
 
   /** Adds an incident row; null if the store refused (already logged). */
@@ -29,7 +31,7 @@ export class IncidentRecorder extends EventEmitter {
       this.emit("incident", inc);
       return inc;
     } catch (err) {
-      this.log(`could not record the ${cause} incident of ${service}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not record the ${cause} incident of ${service}`);
       return null;
     }
   }
@@ -41,7 +43,7 @@ export class IncidentRecorder extends EventEmitter {
       if (n > 0) this.emit("recovered", { service, at, count: n });
       return n;
     } catch (err) {
-      this.log(`could not mark the incidents of ${service} recovered: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not mark the incidents of ${service} recovered`);
       return 0;
     }
   }
@@ -50,7 +52,7 @@ export class IncidentRecorder extends EventEmitter {
     try {
       await this.store.updateIncident(id, detail);
     } catch (err) {
-      this.log(`could not update incident ${id}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not update incident ${id}`);
     }
   }
 
@@ -61,7 +63,7 @@ export class IncidentRecorder extends EventEmitter {
     try {
       this.sink.emit(event);
     } catch (err) {
-      this.log(`alert sink failed: ${(err as Error).message}`);
+      this.log.warn({ err }, "alert sink failed");
     }
   }
 }

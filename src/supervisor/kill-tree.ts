@@ -6,6 +6,7 @@
  * (a VM resumed, `kill -CONT`, a long GC) would finish its handlers' side effects after
  * another worker re-ran the job. So: freeze, list, SIGKILL, and wait until nothing is left.
  */
+import type { Logger } from "../core/log.js";
 import { recordedGroups } from "../handlers/command-registry.js";
 import { processTable } from "../os/process.js";
 
@@ -59,7 +60,7 @@ export async function killProcessTree(pid: number, commandsDir?: string): Promis
  * `killProcessTree` for a stall, saying what it did on `note` (the process's log), and on
  * `log` (the supervisor's) when something outlived the wait. Returns the incident's detail.
  */
-export async function killForStall(pid: number, commandsDir: string | undefined, note: (msg: string) => void, log: (msg: string) => void): Promise<Omit<KillReport, "left"> & { left?: number[] }> {
+export async function killForStall(pid: number, commandsDir: string | undefined, note: (msg: string) => void, log: Logger): Promise<Omit<KillReport, "left"> & { left?: number[] }> {
   const k = await killProcessTree(pid, commandsDir);
   if (k.confirmed) {
     note(`SIGKILL to process group(s) ${k.groups.join(", ")}: all gone after ${k.waitedMs} ms`);
@@ -67,7 +68,7 @@ export async function killForStall(pid: number, commandsDir: string | undefined,
   }
   const msg = `pid(s) ${k.left.join(", ")} still listed ${k.waitedMs} ms after SIGKILL to process group(s) ${k.groups.join(", ")}; freeing the jobs anyway (a SIGKILLed process runs no more code of its own)`;
   note(msg);
-  log(msg);
+  log.warn(msg);
   return k;
 }
 

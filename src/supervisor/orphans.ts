@@ -3,6 +3,7 @@
  * running in their own process groups. `.vigil/children.json` records them while they
  * run; the next `vigil start` kills the ones still alive and frees their jobs.
  */
+import type { Logger } from "../core/log.js";
 import { monotonicNow } from "../core/clock.js";
 import { groupMembers, killGroup } from "../os/process.js";
 import { readChildren, removeChildren, type ChildRecord } from "../project/children-file.js";
@@ -28,11 +29,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * SIGKILL after `killTimeoutMs`. Returns the records found (killed or already gone), so
  * the caller can free their workers' jobs.
  */
-export async function killOrphans(path: string, killTimeoutMs: number, log: (msg: string) => void): Promise<{ found: ChildRecord[]; killed: ChildRecord[] }> {
+export async function killOrphans(path: string, killTimeoutMs: number, log: Logger): Promise<{ found: ChildRecord[]; killed: ChildRecord[] }> {
   const found = readChildren(path);
   const killed = found.filter(stillOurs);
   for (const rec of killed) {
-    log(`ending orphaned ${rec.name} (process group ${rec.pid}) left by a previous supervisor`);
+    log.info(`ending orphaned ${rec.name} (process group ${rec.pid}) left by a previous supervisor`);
     killGroup(rec.pid, "SIGTERM");
     killGroup(rec.pid, "SIGCONT"); // a stopped orphan must wake to act on SIGTERM
   }

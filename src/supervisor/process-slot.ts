@@ -10,26 +10,16 @@ import type { ServiceState, ServiceStatus, TriggerStatus } from "../core/status.
 import { killGroup, procInfo, spawnGroup } from "../os/process.js";
 import { ENV_SERVICE, ENV_STACK_FILE, ENV_WORKER_ID, isWorkerMessage, type ActiveJobInfo, type WorkerMessage } from "../child/protocol.js";
 import { killForStall, killProcessTree } from "./kill-tree.js";
-import { captureStall, probeHttp, statusFileMtime } from "./liveness.js";
+import { captureStall } from "./liveness.js";
 import { RotatingLog } from "../project/logs.js";
 import { RestartPolicy } from "./restart-policy.js";
+import { SlotLiveness } from "./slot-liveness.js";
 import type { SlotContext, SlotSpec } from "./slot-types.js";
 
 export type { SlotContext, SlotSpec, SlotTiming } from "./slot-types.js";
 
 type Planned = "stall" | "memory" | "manual" | "stop";
 
-/**
- * A process that has not sent its first heartbeat this long after spawning is stalled.
- * Node plus a store plus TypeScript handlers can take seconds to load on a busy 2-core
- * machine; a shorter grace would kill healthy workers at start, a longer one leaves a
- * process hung at start unnoticed longer.
- */
-const START_GRACE_EXTRA_MS = 15_000;
-/** A command watched only by its exit counts as running once it stayed up this long. */
-const SETTLE_MS = 1000;
-/** HTTP probes run this often: one cheap local request per second per service. */
-const PROBE_EVERY_MS = 1000;
 /** Commands have no heartbeat that carries RSS: read it from /proc this often. */
 const MEMORY_CHECK_EVERY_MS = 2000;
 
@@ -39,20 +29,11 @@ export class ProcessSlot {
   private pid: number | null = null;
   /** When the process started: ms since the epoch, for status and the children registry. */
   private startedAt: number | null = null;
-  /**
-   * Liveness is judged in monotonic ms (`monotonicNow()`), never on the wall clock a step
-   * can move: the start (for uptime), and the start grace and last beat, which
-   * `discount()` moves on over time the supervisor itself did not run.
-   */
+  /** The start in monotonic ms, for uptime; liveness is judged on that clock too (slot-liveness.ts). */
   private startedMono: number | null = null;
-  private graceFrom: number | null = null;
   private spawns = 0;
   private restarts = 0;
   private workerId: string | null = null;
-  /** The last heartbeat, probe success or status-file write seen. */
-  private lastBeatAt: number | null = null;
-  /** The status file's mtime when last looked at: a write is seen as a change of it. */
-  private statusMtime: number | null = null;
   private lastHb: { active: ActiveJobInfo[]; rssBytes: number; lagMs: number } | null = null;
   private lastExit: ServiceStatus["lastExit"] = null;
   private nextRestartAt: number | null = null;
@@ -63,9 +44,6 @@ export class ProcessSlot {
   // (crash-looping when vigil stopped, say) end when it next runs healthy.
   private pendingRecovery = true;
   private everHealthy = false;
-  private probing = false;
-  private lastProbeAt = -Infinity;
-  private lastProbeError: string | null = null;
   private lastMemoryCheck = -Infinity;
   private timeoutIncidents = new Map<number, number>();
   private exitWaiters: (() => void)[] = [];
@@ -73,6 +51,7 @@ export class ProcessSlot {
   private stallRelease: Promise<number> | null = null;
   private readonly policy: RestartPolicy;
   private readonly out: RotatingLog;
+  private readonly live: SlotLiveness;
   /** The last `{t:"triggers"}` report (the triggers process only). */
   triggers: TriggerStatus[] = [];
 
@@ -82,6 +61,9 @@ export class ProcessSlot {
   ) {
     this.policy = new RestartPolicy(ctx.timing);
     this.out = new RotatingLog(spec.logFile);
+    this.live = new SlotLiveness(spec, ctx.timing.stallAfterMs, () => {
+      if (this.state === "starting") this.healthy();
+    });
   }
 
   /** What the children registry keeps to find this process again after a crash of ours. */
@@ -93,8 +75,7 @@ export class ProcessSlot {
     if (this.child) return;
     this.clearRestart();
     const now = Date.now();
-    // A status file the previous process left does not count as this one's first write.
-    this.statusMtime = this.spec.statusFile ? statusFileMtime(this.spec.statusFile) : null;
+    this.live.reset(monotonicNow());
     this.spawns++;
     if (this.spawns > 1) this.restarts++;
     // The supervisor's pid keeps ids unique across supervisor restarts: releasing a dead
@@ -111,18 +92,16 @@ export class ProcessSlot {
     this.child = child;
     this.pid = child.pid ?? null;
     this.startedAt = now;
-    this.startedMono = this.graceFrom = monotonicNow();
-    this.lastBeatAt = null;
+    this.startedMono = monotonicNow();
     this.lastHb = null;
     this.planned = null;
-    this.lastProbeError = null;
     this.state = "starting";
     this.out.attach(child.stdout);
     this.out.attach(child.stderr);
     this.out.note(`started pid ${this.pid ?? "-"}: ${this.spec.argv.join(" ")}`);
     child.on("error", (err) => {
       this.out.note(`could not run: ${err.message}`);
-      this.ctx.log(`${this.spec.name}: could not run ${this.spec.argv[0]}: ${err.message}`);
+      this.ctx.log.error({ err }, `${this.spec.name}: could not run ${this.spec.argv[0]}`);
       // A spawn failure (ENOENT) emits no 'exit': treat it as one so the restart policy applies.
       if (child.pid === undefined && this.child === child) this.onExit(child, null, null, err.message);
     });
@@ -138,27 +117,11 @@ export class ProcessSlot {
   tick(now: number): void {
     if (!this.child || this.pid === null || this.planned !== null) return;
     if (this.state !== "starting" && this.state !== "running") return;
-    const { stallAfterMs } = this.ctx.timing;
-    if (this.spec.statusFile) {
-      // A write is a change of the mtime, timed when seen: the mtime is wall-clock time,
-      // and against now a step forward would make a fresh write look old.
-      const m = statusFileMtime(this.spec.statusFile);
-      if (m !== null && m !== this.statusMtime) {
-        this.statusMtime = m;
-        this.beat(now);
-      }
-    }
-    if (this.spec.probe && !this.probing && now - this.lastProbeAt >= PROBE_EVERY_MS) this.runProbe(now);
-    const liveness = this.spec.ipc || this.spec.probe || this.spec.statusFile;
-    if (!liveness) {
-      if (this.state === "starting" && now - this.startedMono! >= SETTLE_MS) this.healthy();
-    } else if (this.lastBeatAt === null) {
-      if (now - this.graceFrom! > stallAfterMs + START_GRACE_EXTRA_MS) void this.stall(`no ${this.livenessWord()} since it started ${Math.round((now - this.startedMono!) / 1000)} s ago`);
-    } else if (now - this.lastBeatAt > stallAfterMs) {
-      const age = Math.round(now - this.lastBeatAt);
-      const why = this.spec.probe ? `probe failing for ${age} ms (${this.lastProbeError ?? "no answer"})` : `no ${this.livenessWord()} for ${age} ms`;
-      void this.stall(why);
-    }
+    const child = this.child;
+    const verdict = this.live.look(now, () => this.child === child && this.planned === null);
+    if (verdict === "settled") {
+      if (this.state === "starting") this.healthy();
+    } else if (verdict) void this.stall(verdict.stalled);
     if (this.spec.maxMemory && !this.spec.ipc && now - this.lastMemoryCheck >= MEMORY_CHECK_EVERY_MS) {
       this.lastMemoryCheck = now;
       const info = procInfo(this.pid);
@@ -172,8 +135,7 @@ export class ProcessSlot {
    * beats meanwhile wait in the IPC channel, read after this tick). Never past `now`.
    */
   discount(ms: number, now: number): void {
-    if (this.graceFrom !== null) this.graceFrom = Math.min(this.graceFrom + ms, now);
-    if (this.lastBeatAt !== null) this.lastBeatAt = Math.min(this.lastBeatAt + ms, now);
+    this.live.discount(ms, now);
   }
 
   /** Restarts gracefully now (SIGTERM, drain, SIGKILL after killTimeout), or starts a waiting slot. */
@@ -220,7 +182,7 @@ export class ProcessSlot {
       state: this.state,
       pid: this.child ? this.pid : null,
       restarts: this.restarts,
-      heartbeatAgeMs: this.child && this.lastBeatAt !== null ? Math.max(0, monotonicNow() - this.lastBeatAt) : null,
+      heartbeatAgeMs: this.child && this.live.lastBeatAt !== null ? Math.max(0, monotonicNow() - this.live.lastBeatAt) : null,
       startedAt: this.child ? this.startedAt : null,
       // A process that is gone runs nothing and uses no memory, whatever it last reported.
       rssBytes: this.child ? (this.lastHb?.rssBytes ?? info?.rssBytes ?? null) : null,
@@ -231,17 +193,13 @@ export class ProcessSlot {
     };
   }
 
-  private livenessWord(): string {
-    return this.spec.ipc ? "heartbeat" : this.spec.probe ? "successful probe" : "status-file update";
-  }
-
   private onMessage(m: WorkerMessage): void {
     const now = Date.now();
     switch (m.t) {
       case "hb":
         this.lastHb = { active: Array.isArray(m.active) ? m.active : [], rssBytes: m.rssBytes, lagMs: m.lagMs };
         if (this.planned !== null || this.state === "stalled") return; // a late beat does not undo a stall
-        this.beat(monotonicNow());
+        this.live.beat(monotonicNow());
         for (const [jobId, incId] of this.timeoutIncidents) {
           if (!this.lastHb.active.some((j) => j.jobId === jobId)) {
             this.timeoutIncidents.delete(jobId);
@@ -279,12 +237,6 @@ export class ProcessSlot {
     }
   }
 
-  /** A sign of life at monotonic time `at`. */
-  private beat(at: number): void {
-    this.lastBeatAt = at;
-    if (this.state === "starting") this.healthy();
-  }
-
   private healthy(): void {
     this.state = "running";
     if (this.pendingRecovery) {
@@ -295,18 +247,6 @@ export class ProcessSlot {
       });
     }
     this.everHealthy = true;
-  }
-
-  private runProbe(now: number): void {
-    this.probing = true;
-    this.lastProbeAt = now;
-    const child = this.child;
-    void probeHttp(this.spec.probe!).then((r) => {
-      this.probing = false;
-      if (this.child !== child || this.planned !== null) return;
-      if (r.ok) this.beat(monotonicNow());
-      else this.lastProbeError = r.error ?? "failed";
-    });
   }
 
   /**
@@ -325,8 +265,8 @@ export class ProcessSlot {
     const now = Date.now();
     this.planned = "stall";
     this.state = "stalled";
-    const heartbeatAgeMs = this.lastBeatAt === null ? null : Math.round(monotonicNow() - this.lastBeatAt);
-    this.ctx.log(`${this.spec.name} (pid ${pid}) stalled: ${reason}`);
+    const heartbeatAgeMs = this.live.lastBeatAt === null ? null : Math.round(monotonicNow() - this.live.lastBeatAt);
+    this.ctx.log.warn(`${this.spec.name} (pid ${pid}) stalled: ${reason}`);
     this.out.note(`stalled: ${reason}`);
     const kill = this.spec.kind === "worker";
     let freed: (n: number) => void = () => {};
@@ -342,7 +282,7 @@ export class ProcessSlot {
         stackFile: this.spec.stackFile ?? null,
         startedAt: this.startedAt!,
       });
-      const killed = kill ? { killed: await killForStall(pid, this.spec.commandsDir, (m) => this.out.note(m), (m) => this.ctx.log(`${this.spec.name}: ${m}`)) } : {};
+      const killed = kill ? { killed: await killForStall(pid, this.spec.commandsDir, (m) => this.out.note(m), this.ctx.log.child({ service: this.spec.name })) } : {};
       if (workerId) released = await this.ctx.releaseWorker(workerId, "stall");
       const cause = this.spec.probe ? "probe" : "stall";
       const inc = await this.ctx.incidents.open(this.spec.name, cause, { reason, workerId, releasedJobs: released, ...evidence, ...killed, ...extra }, now);
@@ -425,11 +365,11 @@ export class ProcessSlot {
         const inc = await this.ctx.incidents.open(this.spec.name, "crash", { ...detail, releasedJobs: released }, now);
         if (inc) this.pendingRecovery = true;
       });
-      this.ctx.log(`${this.spec.name} (pid ${pid ?? "-"}) exited: code ${code ?? "-"}, signal ${signal ?? "-"}`);
+      this.ctx.log.warn(`${this.spec.name} (pid ${pid ?? "-"}) exited: code ${code ?? "-"}, signal ${signal ?? "-"}`);
       this.ctx.incidents.alert("crash", this.spec.name, `${this.spec.name} exited (code ${code ?? "-"}, signal ${signal ?? "-"}) after ${uptimeMs} ms`, { code, signal });
     }
     if (decision.crashLooping) {
-      this.ctx.log(`${this.spec.name} is crash-looping (${decision.recentRestarts} restarts in the window); next try in ${decision.delayMs} ms`);
+      this.ctx.log.warn(`${this.spec.name} is crash-looping (${decision.recentRestarts} restarts in the window); next try in ${decision.delayMs} ms`);
       this.ctx.incidents.alert("crash-loop", this.spec.name, `${this.spec.name} is crash-looping: ${decision.recentRestarts} restarts in the window; retrying every ${Math.round(decision.delayMs / 1000)} s`, { recentRestarts: decision.recentRestarts });
     }
     this.scheduleRestart(decision.delayMs, decision.crashLooping);

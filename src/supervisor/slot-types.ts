@@ -1,4 +1,5 @@
 /** What a process slot is given: the process to run, the timings, and its callbacks. */
+import type { Logger } from "../core/log.js";
 import type { IncidentRecorder } from "./incidents.js";
 import type { RestartPolicyOptions } from "./restart-policy.js";
 
@@ -39,7 +40,7 @@ export interface SlotContext {
   incidents: IncidentRecorder;
   /** Frees the leases of a worker id; resolves to how many jobs were freed. */
   releaseWorker(workerId: string, reason: string): Promise<number>;
-  log(msg: string): void;
+  log: Logger;
   /** A child started or exited: the children registry must be rewritten. */
   childrenChanged(): void;
 }

@@ -5,7 +5,8 @@
  * or declared stalled.
  *
  * Start-up order (`start`): take the project lock, end the orphans a dead previous
- * supervisor left, check the store, free expired leases, then start every process.
+ * supervisor left and free their jobs, check the store, then start every process. Jobs
+ * whose lease ran out otherwise are the workers' to reap (worker/reaper.ts).
  */
 import { EventEmitter } from "node:events";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -13,9 +14,11 @@ import { hostname } from "node:os";
 import type { Server } from "node:net";
 import type { VigilConfig } from "../config/schema.js";
 import { monotonicNow } from "../core/clock.js";
+import { textLogger, type Logger } from "../core/log.js";
 import { VigilError } from "../core/errors.js";
 import type { AlertSink, StatusSnapshot } from "../core/status.js";
 import type { Store } from "../store/store.js";
+import type { SupervisorEvents } from "./events.js";
 import { controlRequest, serveControl, type ControlRequest, type ControlResponse } from "./control.js";
 import { QueueCountsCache } from "./counts-cache.js";
 import { IncidentRecorder, noopAlertSink } from "./incidents.js";
@@ -45,8 +48,8 @@ export interface SupervisorOptions {
   alerts?: AlertSink;
   /** Host name in worker ids, incidents and status (default: config.host, else the OS's). */
   host?: string;
-  /** One line per notable event (default: stderr with a timestamp). */
-  log?: (msg: string) => void;
+  /** Where notable events go (default: readable lines on stderr, `textLogger`). */
+  log?: Logger;
 }
 
 const VERSION = (() => {
@@ -62,7 +65,7 @@ const VERSION = (() => {
  * `stopped`. It knows nothing of HTTP: `vigil start` (src/cli/start.ts) runs the HTTP
  * server beside it on `snapshot()`, `restartService()` and the shared alert sink.
  */
-export class Supervisor extends EventEmitter {
+export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly paths: VigilPaths;
   readonly host: string;
   readonly incidents: IncidentRecorder;
@@ -76,8 +79,8 @@ export class Supervisor extends EventEmitter {
   /** Queue counts for snapshots, read only as often as they are cheap (counts-cache.ts). */
   private readonly counts = new QueueCountsCache(() => this.opts.store.stats());
   private stopping: Promise<void> | null = null;
-  /** One line per notable event; `vigil start` hands it to what it runs beside the supervisor. */
-  readonly log: (msg: string) => void;
+  /** Structured log; `vigil start` hands it to what it runs beside the supervisor. */
+  readonly log: Logger;
   private readonly timing: SlotTiming;
   /**
    * Stalls before a freed job is dead, per queue: each queue's own `maxStalls`, so a queue
@@ -90,7 +93,7 @@ export class Supervisor extends EventEmitter {
     this.on("error", () => {}); // listeners' failures are theirs; supervision goes on
     this.paths = vigilPaths(opts.dir);
     this.host = opts.host ?? opts.config.host ?? hostname();
-    this.log = opts.log ?? ((msg) => process.stderr.write(`${new Date().toISOString()} vigil: ${msg}\n`));
+    this.log = opts.log ?? textLogger();
     const s = opts.config.supervision;
     this.timing = {
       stallAfterMs: s.stallAfter,
@@ -101,7 +104,9 @@ export class Supervisor extends EventEmitter {
     };
     this.queueMaxStalls = Object.fromEntries(Object.entries(opts.config.queues).map(([name, q]) => [name, q.maxStalls]));
     this.incidents = new IncidentRecorder(opts.store, this.host, opts.alerts ?? noopAlertSink, this.log);
-    for (const ev of ["incident", "recovered", "alert"] as const) this.incidents.on(ev, (x: unknown) => this.emit(ev, x));
+    this.incidents.on("incident", (inc) => this.emit("incident", inc));
+    this.incidents.on("recovered", (r) => this.emit("recovered", r));
+    this.incidents.on("alert", (a) => this.emit("alert", a));
   }
 
   /** Takes the lock, cleans up, checks the store and starts every process. */
@@ -119,8 +124,6 @@ export class Supervisor extends EventEmitter {
         throw new VigilError("STORE_CORRUPT", `the store at ${store.location} failed its integrity check (${problem}); nothing was started. Restore it from a backup or run \`vigil doctor\``);
       }
       await this.cleanUp(stalePid, orphans);
-      const reaped = await store.reapExpired({ queueMaxStalls: this.queueMaxStalls });
-      if (reaped > 0) this.log(`freed ${reaped} job(s) whose lease had run out`);
       this.startedAt = Date.now();
       await this.incidents.resolve(SUPERVISOR_SERVICE, this.startedAt);
       // Watchdog threads write their stacks here without creating folders.
@@ -146,7 +149,7 @@ export class Supervisor extends EventEmitter {
       this.lastTickAt = monotonicNow();
       this.timers.push(setInterval(() => this.tick(), this.tickMs));
       this.timers.push(setInterval(() => void this.writeStatus(), this.opts.config.supervision.statusEvery));
-      this.log(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
+      this.log.info(`supervising ${this.slots.length} process(es) for ${this.opts.configPath} (pid ${process.pid})`);
       await this.writeStatus();
     } catch (err) {
       await Promise.all(this.slots.map((s) => s.stop()));
@@ -197,7 +200,7 @@ export class Supervisor extends EventEmitter {
   /** Stops every process (workers drain; SIGKILL after killTimeout), records a `stop` incident. */
   stop(reason = "vigil stop"): Promise<void> {
     this.stopping ??= (async () => {
-      this.log(`stopping (${reason})`);
+      this.log.info(`stopping (${reason})`);
       for (const t of this.timers) clearInterval(t);
       this.timers = [];
       await Promise.all(this.slots.map((s) => s.stop()));
@@ -206,7 +209,7 @@ export class Supervisor extends EventEmitter {
       // drained (the cached ones are from before the stop).
       await this.writeStatus({ fresh: true }).catch(() => {});
       await this.teardown();
-      this.log("stopped");
+      this.log.info("stopped");
     })();
     return this.stopping;
   }
@@ -224,7 +227,7 @@ export class Supervisor extends EventEmitter {
     this.lastTickAt = now;
     // Lateness up to one more interval is ordinary timer jitter on a busy machine.
     if (late > this.tickMs) {
-      if (late > this.timing.stallAfterMs / 2) this.log(`the supervisor did not run for ${Math.round(late)} ms; that time is not held against any process`);
+      if (late > this.timing.stallAfterMs / 2) this.log.warn(`the supervisor did not run for ${Math.round(late)} ms; that time is not held against any process`);
       for (const s of this.slots) s.discount(late, now);
     }
     for (const s of this.slots) s.tick(now);
@@ -233,11 +236,11 @@ export class Supervisor extends EventEmitter {
   private async releaseWorker(workerId: string, reason: string): Promise<number> {
     try {
       const n = await this.opts.store.releaseWorker(workerId, reason, { queueMaxStalls: this.queueMaxStalls });
-      if (n > 0) this.log(`freed ${n} job(s) of ${workerId} (${reason})`);
+      if (n > 0) this.log.info(`freed ${n} job(s) of ${workerId} (${reason})`);
       return n;
     } catch (err) {
       // The leases still run out by themselves; only the quick hand-over is lost.
-      this.log(`could not free the jobs of ${workerId}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not free the jobs of ${workerId}`);
       return 0;
     }
   }
@@ -249,7 +252,7 @@ export class Supervisor extends EventEmitter {
     await this.incidents.resolve(SUPERVISOR_SERVICE);
     for (const rec of found) if (rec.workerId) await this.releaseWorker(rec.workerId, "previous supervisor gone");
     if (stalePid !== null) {
-      this.log(`took over from supervisor pid ${stalePid}, which is gone; ended ${killed.length} orphaned process(es)`);
+      this.log.warn(`took over from supervisor pid ${stalePid}, which is gone; ended ${killed.length} orphaned process(es)`);
       const inc = await this.incidents.open(SUPERVISOR_SERVICE, "crash", {
         pid: stalePid,
         reason: "the previous supervisor ended without stopping its processes",
@@ -264,7 +267,7 @@ export class Supervisor extends EventEmitter {
     try {
       writeChildren(this.paths.childrenFile, this.slots.flatMap((s) => (s.running ? [s.running] : [])));
     } catch (err) {
-      this.log(`could not write ${this.paths.childrenFile}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not write ${this.paths.childrenFile}`);
     }
   }
 
@@ -272,7 +275,7 @@ export class Supervisor extends EventEmitter {
     try {
       writeStatusFile(this.paths.statusFile, await this.snapshot(opts));
     } catch (err) {
-      this.log(`could not write ${this.paths.statusFile}: ${(err as Error).message}`);
+      this.log.warn({ err }, `could not write ${this.paths.statusFile}`);
     }
   }
 

@@ -1,28 +1,21 @@
 /**
- * The `vigil triggers` process: config → store → TriggerRunner, plus the housekeeping that
- * needs only one process per project (the lease sweeper, retention), wired to signals and
- * the supervisor's IPC channel. It heartbeats from its main loop like a worker (`{t:"hb"}`
- * every second) and reports each trigger's state with every beat (`{t:"triggers"}`), so a
- * trigger process whose loop is stuck is restarted like a worker.
+ * The `vigil triggers` process: config → store → TriggerRunner, plus retention (one
+ * process per project prunes, under the store's `retention` lock), wired to signals and
+ * the supervisor's IPC channel. Expired leases are the workers' to reap (worker/reaper.ts).
+ * It heartbeats from its main loop like a worker (`{t:"hb"}` every second) and reports
+ * each trigger's state with every beat (`{t:"triggers"}`), so a trigger process whose
+ * loop is stuck is restarted like a worker.
  */
 import { hostname } from "node:os";
-import { VigilError, describeError } from "../core/errors.js";
+import { VigilError } from "../core/errors.js";
 import { stopAll } from "../core/stop-all.js";
 import { openProjectStore, type Project } from "../project/project.js";
 import { startRetention } from "../health/retention.js";
 import { ProcessHeartbeat } from "../child/heartbeat.js";
 import { onStopRequests, processId, processLogger, startWatchdog } from "../child/process-setup.js";
-import type { WorkerMessage } from "../child/protocol.js";
+import { sendToParent } from "../child/protocol.js";
 import { TriggerRunner } from "./runner.js";
 
-/**
- * How often expired leases are swept. A job whose worker vanished without the supervisor
- * seeing it (another host, a lost machine) waits for its lease and then at most this long;
- * workers also reap as they poll, so this only matters when every worker is idle or gone.
- */
-const SWEEP_EVERY_MS = 5000;
-/** The sweeper's leader lock outlives a missed sweep or two, never much longer. */
-const SWEEP_LOCK_TTL_MS = 3 * SWEEP_EVERY_MS;
 /** How long stopping may take (polls in flight finishing their commit) before exiting anyway. */
 const STOP_HARD_MS = 10_000;
 /** How long each stop step may take before the next one runs anyway. */
@@ -54,39 +47,16 @@ export async function runTriggersProcess(ctx: Project): Promise<void> {
       error ? logger.warn({ trigger, error }, "trigger problem") : logger.info({ trigger }, "trigger recovered"),
   });
 
-  const send = (m: WorkerMessage) => {
-    if (!process.send || !process.connected) return;
-    // A closed channel (supervisor gone) surfaces as a callback error; `disconnect` handles it.
-    process.send(m, undefined, undefined, () => {});
-  };
   const heartbeat = new ProcessHeartbeat(
     (m) => {
-      send(m);
-      send({ t: "triggers", triggers: runner.status() });
+      sendToParent(m);
+      sendToParent({ t: "triggers", triggers: runner.status() });
     },
     () => [],
   );
 
   // Old finished jobs are pruned here too, under the store's `retention` lock.
   const retention = startRetention(store, config.retention, { owner, logger });
-
-  let sweeping = false;
-  const sweeper = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    void (async () => {
-      try {
-        if (await store.tryLock("sweeper", owner, SWEEP_LOCK_TTL_MS)) {
-          const n = await store.reapExpired();
-          if (n > 0) logger.info({ jobs: n }, "expired leases swept: jobs back to waiting (or dead)");
-        }
-      } catch (err) {
-        logger.warn({ err: describeError(err) }, "sweep failed; retrying");
-      } finally {
-        sweeping = false;
-      }
-    })();
-  }, SWEEP_EVERY_MS);
 
   let exiting = false;
   const stop = async (why: string) => {
@@ -97,17 +67,15 @@ export async function runTriggersProcess(ctx: Project): Promise<void> {
       logger.error("stop took too long; exiting without finishing it");
       process.exit(1);
     }, STOP_HARD_MS).unref();
-    clearInterval(sweeper);
     heartbeat.stop();
     await stopAll(
       [
         { name: "triggers", stop: () => runner.stop(), timeoutMs: STOP_HARD_MS },
         { name: "retention", stop: () => retention.stop(), timeoutMs: STEP_WITHIN_MS },
-        { name: "sweeper lock", stop: () => store.unlock("sweeper", owner), timeoutMs: STEP_WITHIN_MS },
         { name: "store", stop: () => store.close(), timeoutMs: STEP_WITHIN_MS },
         { name: "watchdog", stop: () => watchdog?.stop(), timeoutMs: STEP_WITHIN_MS },
       ],
-      (step, err) => logger.error({ step, err: describeError(err) }, "error while stopping"),
+      (step, err) => logger.error({ step, err }, "error while stopping"),
     );
     process.exit(0);
   };

@@ -7,12 +7,12 @@
  * makes it hungry again. A claim of its own runs only while no other is in flight; the
  * committer's transactions may carry one each (see committer.ts, lanes), and the jobs they
  * asked for count as taken until they return. Wake-ups during a claim trigger one more.
- * Expired leases are reaped on their own timer.
+ * Expired leases are reaped elsewhere (reaper.ts).
  */
 import { monotonicNow } from "../core/clock.js";
 import type { Lease } from "../core/types.js";
 import { LIMIT_RECHECK_MS } from "../store/flow.js";
-import type { ClaimRequest, QueueFlow, ReapOptions, Store } from "../store/store.js";
+import type { ClaimRequest, QueueFlow, Store } from "../store/store.js";
 import { EarliestTimer } from "./earliest-timer.js";
 import type { QueueSettings } from "./options.js";
 
@@ -39,12 +39,12 @@ export const POLL_NOTIFY_RARE_MS = 30_000;
 const STARTUP_POLL_MS = 3000;
 /** Poll interval when the store cannot push wake-ups (500 ms): pick-up latency vs load. */
 export const POLL_NO_NOTIFY_MS = 500;
-/**
- * How often a worker reaps expired leases (5 s, or half the shortest lease). Any worker
- * does it as it polls, so no single process is needed; a frozen worker's job is back within
- * lease + this. More often costs a store write per tick for nothing most of the time.
- */
-export const REAP_EVERY_MS = 5000;
+
+/** The idle poll interval for `store`, unless the worker was given one (see the constants above). */
+export function pollIntervalFor(store: Store, given: number | undefined): number {
+  const { caps } = store;
+  return given ?? (!caps.notify ? POLL_NO_NOTIFY_MS : caps.notifyScheduled && store.nextDueAt ? POLL_NOTIFY_RARE_MS : POLL_NOTIFY_MS);
+}
 
 export interface ClaimLoopHooks {
   /** How many jobs of a queue to claim now: free slots plus claim-ahead room. */
@@ -60,8 +60,6 @@ export interface ClaimLoopHooks {
   /** Runs a claimed job. */
   start(lease: Lease): void;
   onError(err: unknown, doing: string): void;
-  /** Expired leases were returned to their queues. */
-  onReaped(count: number): void;
   /** Keeps the claim's promise, so a stop can wait for it. */
   track(p: Promise<unknown>): void;
 }
@@ -86,7 +84,6 @@ export class ClaimLoop {
   /** `claimOnce` is in flight (no claim is borrowed meanwhile). */
   private ownClaim = false;
   private pollTimer: NodeJS.Timeout | undefined;
-  private reapTimer: NodeJS.Timeout | undefined;
   private asking = false;
   /** Retry due times, in 10 ms buckets (a burst of failures costs one entry per bucket). */
   private readonly wakeTimes = new Set<number>();
@@ -110,11 +107,10 @@ export class ClaimLoop {
   }
 
   /**
-   * Polls every `pollMs` (waking every queue; every second for the first STARTUP_POLL_MS)
-   * and reaps expired leases every `reapMs`, starting now. The poll timer is what keeps a
-   * worker process alive between jobs.
+   * Polls every `pollMs` (waking every queue; every second for the first STARTUP_POLL_MS),
+   * starting now. The poll timer is what keeps a worker process alive between jobs.
    */
-  startPolling(pollMs: number, reapMs: number, stalls: ReapOptions): void {
+  startPolling(pollMs: number): void {
     const startedAt = Date.now();
     const poll = () => {
       if (!this.hooks.open()) return;
@@ -122,26 +118,12 @@ export class ClaimLoop {
       const early = Date.now() - startedAt < STARTUP_POLL_MS;
       this.pollTimer = setTimeout(poll, early ? Math.min(pollMs, 1000) : pollMs);
     };
-    const reap = () => {
-      if (!this.hooks.open()) return;
-      this.hooks.track(
-        this.store.reapExpired(stalls).then(
-          (n) => n > 0 && this.hooks.onReaped(n),
-          (err) => this.hooks.onError(err, "reaping expired leases"),
-        ),
-      );
-    };
-    this.reapTimer = setInterval(reap, reapMs);
-    // Reaping finds work for others; it must not be what keeps the process alive.
-    this.reapTimer.unref();
-    reap();
     poll();
   }
 
   /** No more polls or retry wake-ups (a claim in flight finishes). */
   stop(): void {
     clearTimeout(this.pollTimer);
-    clearInterval(this.reapTimer);
     this.retryWake.cancel();
     this.wakeTimes.clear();
   }

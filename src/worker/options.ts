@@ -4,8 +4,8 @@ import { JOB_BACKOFF, type BackoffPolicy } from "../core/backoff.js";
 import type { Handler } from "../handlers/types.js";
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_STALLS, type QueueFlow } from "../store/store.js";
 import { DEFAULT_PREFETCH } from "./lease-buffer.js";
+import type { WedgedEvent } from "./events.js";
 import type { FrozenInfo } from "./freeze.js";
-import type { WorkerMessage } from "../child/protocol.js";
 
 /** One queue's settings. Durations in ms. */
 export interface QueueOptions {
@@ -45,11 +45,7 @@ export interface QueueOptions {
 }
 
 /** Reported when a handler never settled after its abort: the process should be replaced. */
-export interface WedgedInfo {
-  jobId: number;
-  queue: string;
-  reason: string;
-}
+export type WedgedInfo = WedgedEvent;
 
 export interface WorkerOptions {
   /** Queue name → handler, or handler with settings. */
@@ -65,14 +61,8 @@ export interface WorkerOptions {
   shutdownTimeout?: number;
   /** Idle poll interval (default 1 s when the store notifies, 500 ms when it does not). */
   pollInterval?: number;
-  /** How often this worker reaps expired leases (default: every 5 s, or half the shortest lease if less). */
+  /** How often this worker reaps expired leases while it holds the `reaper` lock (default: every 5 s, or half the shortest lease if less). */
   reapInterval?: number;
-  /** Called for every IPC-shaped message the worker would send a supervisor (ready, hb, job-timeout, wedged, draining). */
-  onMessage?: (message: WorkerMessage) => void;
-  /** Called with every process heartbeat (every 1 s, from the main event loop). */
-  onHeartbeat?: (hb: Extract<WorkerMessage, { t: "hb" }>) => void;
-  /** Send those messages with `process.send` (default: when this process has an IPC channel). */
-  ipc?: boolean;
   /** Called when a handler is wedged. Default: only the `wedged` event (`vigil worker` exits). */
   onWedged?: (info: WedgedInfo) => void;
   /**

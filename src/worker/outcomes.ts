@@ -15,7 +15,7 @@ import { RETRY_BASE_MS, RETRY_MAX_MS, type Committer, type PendingCompletion } f
 import { decideFailure } from "./failure.js";
 import type { JobRun } from "./job-run.js";
 import type { QueueSettings, WorkerOptions } from "./options.js";
-import type { WorkerMessage } from "../child/protocol.js";
+import type { WorkerEvents } from "./events.js";
 
 /** What the outcome recording needs from the Worker that owns the runs. */
 export interface OutcomeHost {
@@ -28,10 +28,8 @@ export interface OutcomeHost {
   readonly finishing: Set<JobRun>;
   readonly track: (p: Promise<unknown>) => void;
   /** Emits a Worker event (`completed`, `failed`, `store-refused`). */
-  readonly emit: (event: string, info: unknown) => void;
-  /** Tells the supervisor (IPC), which records an incident. */
-  readonly send: (m: WorkerMessage) => void;
-  readonly listening: (event: string) => boolean;
+  readonly emit: <K extends keyof WorkerEvents>(event: K, ...info: WorkerEvents[K]) => void;
+  readonly listening: (event: keyof WorkerEvents) => boolean;
   /** Wakes the claim loop at a `monotonicNow()` time (ms), for a retry coming due. */
   readonly wakeAt: (at: number) => void;
   /** Claims nothing of `queue` until `at` (monotonic ms): a handler's ctx.rateLimited, before the store has it. */
@@ -96,7 +94,7 @@ export class Outcomes {
           () => {
             const info = { jobId: run.jobId, queue: run.q.name, error: d.error, retryAt, dead: retryAt === undefined };
             h.log[info.dead ? "warn" : "info"](
-              { jobId: run.jobId, queue: run.q.name, attempt: run.job.attempt, err: d.error.message, retryAt },
+              { jobId: run.jobId, queue: run.q.name, attempt: run.job.attempt, err, retryAt },
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             h.emit("failed", info);
@@ -161,8 +159,8 @@ export class Outcomes {
   /**
    * The store refused this one completion; the rest of its batch committed (isolate.ts).
    * Sent again it would be refused again, so its job is dead with the store's reason, and
-   * the worker says so: an error line, a `store-refused` event, and a message the
-   * supervisor turns into an incident.
+   * the worker says so: an error line and a `store-refused` event (which `vigil worker`
+   * hands its supervisor, which records an incident).
    */
   refused(item: PendingCompletion, err: unknown): void {
     const h = this.host;
@@ -171,7 +169,6 @@ export class Outcomes {
     const info = { jobId: item.lease.jobId, queue: item.queue, error: reason, ...(typeof code === "string" ? { code } : {}) };
     h.log.error(info, "the store refused this job's completion; the job is dead, the rest of its batch was committed");
     h.emit("store-refused", info);
-    h.send({ t: "store-refused", ...info });
     this.unstorable(item, new Error(`the store refused it (${reason}); the other completions of its batch were committed`));
   }
 

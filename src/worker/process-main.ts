@@ -11,7 +11,9 @@ import type { Handler } from "../handlers/types.js";
 import { openProjectStore, type Project } from "../project/project.js";
 import type { QueueOptions } from "./options.js";
 import { onStopRequests, processId, processLogger, startWatchdog } from "../child/process-setup.js";
-import { ENV_STALL_AFTER } from "../child/protocol.js";
+import { ENV_STALL_AFTER, sendToParent } from "../child/protocol.js";
+import { linkToSupervisor } from "./supervisor-link.js";
+import { withTestCrash } from "./test-crash.js";
 import { Worker } from "./worker.js";
 
 /** Exit code of a worker that drained and stopped. */
@@ -93,12 +95,12 @@ export async function runWorkerProcess(ctx: Project, opts: WorkerProcessOptions)
         { name: "store", stop: () => store.close(), timeoutMs: CLOSE_WITHIN_MS },
         { name: "watchdog", stop: () => watchdog?.stop(), timeoutMs: CLOSE_WITHIN_MS },
       ],
-      (step, err) => logger.error({ step, err: (err as Error).message }, "error while stopping"),
+      (step, err) => logger.error({ step, err }, "error while stopping"),
     );
     process.exit(code);
   };
 
-  const worker = new Worker(store, {
+  const worker = new Worker(withTestCrash(store), {
     queues,
     workerId,
     logger,
@@ -111,6 +113,7 @@ export async function runWorkerProcess(ctx: Project, opts: WorkerProcessOptions)
     frozenAfter: Number(process.env[ENV_STALL_AFTER]) || undefined,
     onFrozen: () => process.exit(EXIT_FROZEN),
   });
+  linkToSupervisor(worker, sendToParent);
 
   // Pruning old jobs needs one process per project; every worker offers, the store lock
   // lets one prune. Workers always run, so retention works with or without triggers.
@@ -123,7 +126,7 @@ export async function runWorkerProcess(ctx: Project, opts: WorkerProcessOptions)
   };
   onStopRequests(logger, drain);
   process.on("unhandledRejection", (err) => {
-    logger.error({ err: (err as Error)?.message ?? String(err) }, "unhandled promise rejection in a handler");
+    logger.error({ err }, "unhandled promise rejection in a handler");
   });
   worker.start();
   await new Promise<void>(() => {

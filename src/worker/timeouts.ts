@@ -9,17 +9,15 @@
  */
 import type { Logger } from "pino";
 import { JobTimeoutError, type JobRun } from "./job-run.js";
+import type { WorkerEvents } from "./events.js";
 import type { WedgedInfo } from "./options.js";
-import type { WorkerMessage } from "../child/protocol.js";
 
 /** What the watch needs from the Worker that owns the runs. */
 export interface TimeoutHost {
   readonly running: ReadonlyMap<number, JobRun>;
   readonly log: Logger;
-  /** Reports to the supervisor (IPC) and the `onMessage` option. */
-  readonly send: (m: WorkerMessage) => void;
-  /** Emits a Worker event (`timeout`, `wedged`). */
-  readonly emit: (event: string, info: unknown) => void;
+  /** Emits a Worker event (`timeout`, `wedged`); `vigil worker` tells its supervisor. */
+  readonly emit: <K extends keyof WorkerEvents>(event: K, ...info: WorkerEvents[K]) => void;
   /** Lets a drain that waits for owned runs see that one is no longer ours. */
   readonly checkIdle: () => void;
   readonly onWedged?: (info: WedgedInfo) => void;
@@ -54,7 +52,6 @@ export class TimeoutWatch {
     run.abort(reason);
     if (wasOurs) {
       const timeoutMs = reason.kind === "timeout" ? run.q.timeout : (run.q.heartbeatTimeout ?? 0);
-      h.send({ t: "job-timeout", jobId: run.jobId, queue: run.q.name, timeoutMs });
       h.emit("timeout", { jobId: run.jobId, queue: run.q.name, timeoutMs });
       h.log.warn({ jobId: run.jobId, queue: run.q.name }, reason.message);
       run.timeoutError = reason;
@@ -81,7 +78,6 @@ export class TimeoutWatch {
       reason: `${why}; the handler did not settle within ${run.q.killGrace} ms of its abort`,
     };
     h.log.error(info, "handler is wedged");
-    h.send({ t: "wedged", ...info });
     h.emit("wedged", info);
     h.onWedged?.(info);
   }

@@ -11,17 +11,15 @@
  * - Times handlers out (failing the attempt once the handler settled), watches their
  *   heartbeats, and reports a handler that does not settle `killGrace` after its abort as
  *   wedged (timeouts.ts).
- * - Sends a process heartbeat every second from the main loop (src/child/protocol.ts); found frozen
- *   past `frozenAfter` by its own clock, aborts its jobs unrecorded and stops (freeze.ts).
+ * - Found frozen past `frozenAfter` by its own clock, aborts its jobs unrecorded and stops
+ *   (freeze.ts).
  * - `stop()` drains: stops claiming, lets in-flight jobs finish up to `shutdownTimeout`,
  *   gives the rest back without counting an attempt, and commits every completion before
  *   it resolves.
  *
- * Events: `completed` ({ jobId, queue, result, next }), `failed` ({ jobId, queue, error,
- * retryAt, dead }), `lease-lost` ({ jobId, queue }), `timeout` ({ jobId, queue, timeoutMs }),
- * `wedged` (WedgedInfo), `frozen` (FrozenInfo), `store-refused` ({ jobId, queue, error }: the
- * store refused that one completion, its job is dead and the rest of its batch committed),
- * `store-error` (Error), `stopped`.
+ * Events, typed in events.ts: `ready`, `completed`, `failed`, `lease-lost`, `timeout`,
+ * `wedged`, `frozen`, `store-refused`, `store-error`, `draining`, `stopped`. The Worker
+ * talks to no other process; `vigil worker` turns its events into IPC (supervisor-link.ts).
  */
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
@@ -29,14 +27,15 @@ import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
 import { intervalNow, monotonicNow } from "../core/clock.js";
 import { LeaseLostError, VigilError } from "../core/errors.js";
-import type { Lease, LeaseRef } from "../core/types.js";
+import type { Lease } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import { START_SLACK_MS } from "../store/flow.js";
-import { ClaimLoop, POLL_NOTIFY_MS, POLL_NOTIFY_RARE_MS, POLL_NO_NOTIFY_MS, REAP_EVERY_MS } from "./claim-loop.js";
+import type { PeriodicTask } from "../core/periodic.js";
+import { ClaimLoop, pollIntervalFor } from "./claim-loop.js";
 import { Committer } from "./committer.js";
 import { EarliestTimer } from "./earliest-timer.js";
+import type { WorkerEvents } from "./events.js";
 import { FreezeWatch, FrozenError, type FrozenInfo } from "./freeze.js";
-import { ProcessHeartbeat } from "../child/heartbeat.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
 import { LeaseBuffer, DEFAULT_PREFETCH, FLOW_PREFETCH_WAIT_MS } from "./lease-buffer.js";
 import {
@@ -46,18 +45,20 @@ import {
   type WorkerOptions,
 } from "./options.js";
 import { Outcomes } from "./outcomes.js";
+import type { ActiveJobInfo } from "../child/protocol.js";
+import { startReaper } from "./reaper.js";
+import { LeaseRenewals } from "./renewals.js";
+import { RunTable } from "./run-table.js";
 import { TimeoutWatch } from "./timeouts.js";
-import type { ActiveJobInfo, WorkerMessage } from "../child/protocol.js";
 
 export { RoundsExceededError } from "./outcomes.js";
 
 /** Runs handlers for named queues against a store; see the file comment and DESIGN.md. */
-export class Worker extends EventEmitter {
+export class Worker extends EventEmitter<WorkerEvents> {
   readonly workerId: string;
   readonly log: Logger;
   private readonly queues = new Map<string, QueueSettings>();
-  private readonly active = new Map<string, number>();
-  private readonly running = new Map<number, JobRun>();
+  private readonly runs: RunTable;
   /** Runs whose handler settled and whose fail or rounds check is still in flight. */
   private readonly finishing = new Set<JobRun>();
   private readonly outstanding = new Set<Promise<unknown>>();
@@ -65,18 +66,17 @@ export class Worker extends EventEmitter {
   private readonly outcomes: Outcomes;
   private readonly timeouts: TimeoutWatch;
   private readonly buffer: LeaseBuffer;
-  private readonly heartbeat: ProcessHeartbeat;
+  private readonly renewals: LeaseRenewals;
   private readonly freeze: FreezeWatch | undefined;
-  private readonly testCrash = process.env.VIGIL_TEST_CRASH === "before-complete";
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private readonly claims: ClaimLoop;
   private readonly deadlines: EarliestTimer;
   /** Claimed jobs wait in the buffer instead of starting (the committer sends its next transaction first). */
   private holding = false;
-  private renewTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopPromise: Promise<void> | undefined;
-  private idleWaiter: (() => void) | undefined;
+  /** Reaps expired leases while this worker holds the project's `reaper` lock (reaper.ts). */
+  private reaper: PeriodicTask<number> | undefined;
 
   constructor(
     readonly store: Store,
@@ -89,8 +89,8 @@ export class Worker extends EventEmitter {
     const defaultPrefetch = Math.max(DEFAULT_PREFETCH, store.caps.claimBatchHint ?? 0);
     for (const [name, q] of Object.entries(opts.queues)) {
       this.queues.set(name, queueSettings(name, q, defaultPrefetch));
-      this.active.set(name, 0);
     }
+    this.runs = new RunTable(this.queues.keys());
     if (this.queues.size === 0) throw new VigilError("BAD_INPUT", "a worker needs at least one queue");
     this.log =
       opts.logger ?? pino({ level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid } });
@@ -104,8 +104,7 @@ export class Worker extends EventEmitter {
       committer: () => this.committer,
       finishing: this.finishing,
       track: (p) => this.track(p),
-      emit: (event, info) => this.emit(event, info),
-      send: (m) => this.send(m),
+      emit: (event, ...info) => this.fire(event, ...info),
       listening: (event) => this.listenerCount(event) > 0,
       wakeAt: (at) => this.claims.wakeAt(at),
       holdQueue: (queue, at) => this.claims.holdLocally(queue, at),
@@ -113,20 +112,18 @@ export class Worker extends EventEmitter {
       storeError: (err, doing) => this.storeError(err, doing),
     });
     this.timeouts = new TimeoutWatch({
-      running: this.running,
+      running: this.runs.byJob,
       log: this.log,
-      send: (m) => this.send(m),
-      emit: (event, info) => this.emit(event, info),
-      checkIdle: () => this.checkIdle(),
+      emit: (event, ...info) => this.fire(event, ...info),
+      checkIdle: () => this.runs.checkIdle(),
       onWedged: (info) => this.opts.onWedged?.(info),
     });
     this.committer = new Committer(store, {
       onOutcome: (item, outcome) => this.outcomes.committed(item, outcome),
       onError: (err, n) => this.storeError(err, `committing ${n} completions (retrying)`),
       onSplit: (err, n) =>
-        this.log.warn({ err: (err as Error)?.message ?? String(err), completions: n }, "the store refused a batch; committing it in parts"),
+        this.log.warn({ err, completions: n }, "the store refused a batch; committing it in parts"),
       onRefused: (item, err) => this.outcomes.refused(item, err),
-      beforeCommit: this.testCrash ? () => process.kill(process.pid, "SIGKILL") : undefined,
       claim: (max) => this.claims.borrow(max),
       holdStarts: (deliver) => {
         this.holding = true;
@@ -141,18 +138,27 @@ export class Worker extends EventEmitter {
       },
       afterFlush: () => this.claims.request(),
     });
-    this.heartbeat = new ProcessHeartbeat((m) => this.send(m), () => this.activeJobs());
+    this.renewals = new LeaseRenewals({
+      store,
+      queues: this.queues,
+      running: this.runs.byJob,
+      finishing: this.finishing,
+      committer: () => this.committer,
+      buffer: this.buffer,
+      track: (p) => this.track(p),
+      lost: (jobId) => this.onLeaseLost(jobId, undefined, true),
+      storeError: (err, doing) => this.storeError(err, doing),
+    });
     this.claims = new ClaimLoop(store, this.workerId, this.queues, {
       free: (q) => {
         const held = this.buffer.size(q.name);
         const wait = q.flow ? FLOW_PREFETCH_WAIT_MS : undefined;
-        return Math.max(0, q.concurrency - this.active.get(q.name)! - held) + this.buffer.room(q.name, q.prefetch, wait);
+        return Math.max(0, q.concurrency - this.runs.count(q.name) - held) + this.buffer.room(q.name, q.prefetch, wait);
       },
       open: () => this.state === "running",
       deferToCommit: () => this.store.completeAndClaim !== undefined && this.committer.size > 0,
       start: (lease) => this.startJob(lease),
       onError: (err, doing) => this.storeError(err, doing),
-      onReaped: (n) => this.log.info({ reaped: n }, "returned jobs with expired leases"),
       track: (p) => this.track(p),
     });
     this.deadlines = new EarliestTimer((now) => this.timeouts.sweep(now));
@@ -164,33 +170,26 @@ export class Worker extends EventEmitter {
     if (this.state !== "new") return this;
     this.state = "running";
     const settings = [...this.queues.values()];
-    const { caps } = this.store;
-    const pollMs =
-      this.opts.pollInterval ??
-      (!caps.notify ? POLL_NO_NOTIFY_MS : caps.notifyScheduled && this.store.nextDueAt ? POLL_NOTIFY_RARE_MS : POLL_NOTIFY_MS);
     const minLease = Math.min(...settings.map((q) => q.lease));
-    const reapMs = this.opts.reapInterval ?? Math.min(REAP_EVERY_MS, Math.max(100, minLease / 2));
     this.unsubscribe = this.store.subscribe((queue) => this.claims.wake(queue));
-    // Renewing at a third of the lease leaves two more chances before it runs out.
-    this.renewTimer = setInterval(() => this.renewAll(), Math.max(50, minLease / 3));
-    this.renewTimer.unref();
-    this.heartbeat.start();
+    this.renewals.start(minLease);
     this.freeze?.start();
-    this.send({ t: "ready", workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
-    this.heartbeat.beat();
-    // Each of this worker's queues by its own maxStalls (the store may know others' too).
-    this.claims.startPolling(pollMs, reapMs, { queueMaxStalls: Object.fromEntries(settings.map((q) => [q.name, q.maxStalls])) });
+    this.emit("ready", { workerId: this.workerId, pid: process.pid, queues: [...this.queues.keys()] });
+    this.reaper = startReaper(this.store, {
+      owner: this.workerId,
+      queues: settings,
+      every: this.opts.reapInterval,
+      log: this.log,
+      onError: (err) => this.storeError(err, "reaping expired leases"),
+    });
+    this.claims.startPolling(pollIntervalFor(this.store, this.opts.pollInterval));
     this.log.info({ queues: [...this.queues.keys()] }, "worker started");
     return this;
   }
 
   /** Jobs whose handler is running now. */
   activeJobs(): ActiveJobInfo[] {
-    const out: ActiveJobInfo[] = [];
-    for (const r of this.running.values()) {
-      out.push({ jobId: r.jobId, queue: r.q.name, attempt: r.job.attempt, startedAt: r.startedAt });
-    }
-    return out;
+    return this.runs.activeJobs();
   }
 
   /**
@@ -214,7 +213,7 @@ export class Worker extends EventEmitter {
       this.giveBack(lease);
       return;
     }
-    if (!this.holding && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
+    if (!this.holding && this.runs.count(q.name) < q.concurrency && this.buffer.size(q.name) === 0) this.runJob(lease, q);
     // The lease's deadline is by the store's clock, read before the claim was sent.
     else this.buffer.add(lease, intervalNow(this.store.clock) + lease.leaseUntil - this.store.clock.now());
   }
@@ -230,7 +229,7 @@ export class Worker extends EventEmitter {
    * could be taken over mid-run.
    */
   private runBuffered(q: QueueSettings): void {
-    while (this.state === "running" && this.active.get(q.name)! < q.concurrency && this.buffer.size(q.name) > 0) {
+    while (this.state === "running" && this.runs.count(q.name) < q.concurrency && this.buffer.size(q.name) > 0) {
       const lease = this.buffer.take(q.name, intervalNow(this.store.clock), q.lease / 3, (l) => this.giveBack(l));
       if (!lease) return;
       this.runJob(lease, q);
@@ -252,8 +251,7 @@ export class Worker extends EventEmitter {
       onHeartbeatTimeout: (r) =>
         this.timeouts.timedOut(r, new JobTimeoutError(`no heartbeat for ${r.q.heartbeatTimeout} ms`, "heartbeat")),
     });
-    this.running.set(run.jobId, run);
-    this.active.set(q.name, this.active.get(q.name)! + 1);
+    this.runs.add(run);
     this.deadlines.arm(run.deadline);
     let result: unknown;
     try {
@@ -272,12 +270,11 @@ export class Worker extends EventEmitter {
     this.freeze?.check(); // found frozen: every run is gone, nothing below records this one
     run.settled = true;
     run.clearTimers();
-    this.running.delete(run.jobId);
-    this.active.set(run.q.name, this.active.get(run.q.name)! - 1);
+    this.runs.remove(run);
     this.buffer.ran(run.q.name, monotonicNow() - run.startedMono);
     // Handlers turned slow: jobs held ahead would wait a whole run each; let others have them.
     if (!this.buffer.quick(run.q.name)) for (const l of this.buffer.takeAll(run.q.name)) this.giveBack(l);
-    this.checkIdle();
+    this.runs.checkIdle();
     if (!run.gone) {
       if (ok) this.outcomes.handOn(run, value);
       else this.outcomes.failRun(run, value, "error");
@@ -294,37 +291,6 @@ export class Worker extends EventEmitter {
   // --- leases and completions -------------------------------------------------------
 
   /**
-   * Renews, per lease length, every lease this worker still needs: running handlers, jobs
-   * whose fail or rounds check is in flight, completions waiting for a transaction, and the
-   * claim-ahead buffer. Completions in a transaction now are left out (committer.ts).
-   */
-  private renewAll(): void {
-    const byMs = new Map<number, LeaseRef[]>();
-    const add = (lease: LeaseRef, ms: number) => {
-      const list = byMs.get(ms) ?? [];
-      list.push({ jobId: lease.jobId, token: lease.token });
-      byMs.set(ms, list);
-    };
-    for (const r of this.running.values()) if (r.holdsLease) add(r.lease, r.q.lease);
-    for (const r of this.finishing) add(r.lease, r.q.lease);
-    for (const p of this.committer.pending()) add(p.lease, this.queues.get(p.queue)!.lease);
-    for (const l of this.buffer.leases()) add(l, this.queues.get(l.job.queue)!.lease);
-    for (const [ms, leases] of byMs) {
-      const asked = intervalNow(this.store.clock);
-      this.track(
-        this.store.renewMany(leases, ms).then(
-          (lost) => {
-            const gone = new Set(lost);
-            this.buffer.renewed(new Set(leases.map((l) => l.jobId).filter((id) => !gone.has(id))), asked + ms);
-            for (const id of lost) this.onLeaseLost(id, undefined, true);
-          },
-          (err) => this.storeError(err, "renewing leases"),
-        ),
-      );
-    }
-  }
-
-  /**
    * A lease is no longer ours. From a renewal, only a running handler is news: a job whose
    * completion or failure is in flight may simply have finished meanwhile (on a store whose
    * transactions interleave), and its own outcome says if it was really lost.
@@ -335,7 +301,7 @@ export class Worker extends EventEmitter {
       this.log.info({ jobId }, "a job leased ahead was cancelled or taken over before it started");
       return;
     }
-    const run = this.running.get(jobId);
+    const run = this.runs.byJob.get(jobId);
     if (run) run.holdsLease = false;
     if (fromRenewal && (!run || run.gone)) return;
     if (run && !run.gone) {
@@ -343,7 +309,7 @@ export class Worker extends EventEmitter {
       run.abort(new LeaseLostError(jobId));
       // Its signal is aborted; a handler that ignores that is as wedged as a timed-out one.
       this.timeouts.armWedge(run, "its lease was lost");
-      this.checkIdle();
+      this.runs.checkIdle();
     }
     const queue = run?.q.name ?? queueName ?? "?";
     this.log.warn({ jobId, queue }, "lease lost: another worker has the job or it was cancelled; result discarded");
@@ -352,8 +318,8 @@ export class Worker extends EventEmitter {
 
   /** The process was frozen past `frozenAfter`: its jobs may run elsewhere; none is recorded. */
   private frozen(info: FrozenInfo): void {
-    this.log.error({ ...info, jobs: this.running.size }, "this process was frozen; its jobs are aborted, not completed");
-    for (const run of this.running.values()) {
+    this.log.error({ ...info, jobs: this.runs.byJob.size }, "this process was frozen; its jobs are aborted, not completed");
+    for (const run of this.runs.byJob.values()) {
       run.gone = true;
       run.holdsLease = false;
       run.abort(new FrozenError(info.gapMs));
@@ -364,21 +330,11 @@ export class Worker extends EventEmitter {
   }
 
   private storeError(err: unknown, doing: string): void {
-    this.log.error({ err: (err as Error)?.message ?? String(err) }, `store error while ${doing}`);
+    this.log.error({ err }, `store error while ${doing}`);
     this.emit("store-error", err);
   }
 
   // --- stopping -----------------------------------------------------------------------
-
-  /** Ends a drain's wait once no running handler (a timed-out one included) holds a lease. */
-  private checkIdle(): void {
-    if (this.idleWaiter && !this.hasOwnedRuns()) this.idleWaiter();
-  }
-
-  private hasOwnedRuns(): boolean {
-    for (const r of this.running.values()) if (r.holdsLease) return true;
-    return false;
-  }
 
   private async drain(timeoutMs: number): Promise<void> {
     if (this.state === "new") {
@@ -386,24 +342,16 @@ export class Worker extends EventEmitter {
       return;
     }
     this.state = "stopping";
-    this.send({ t: "draining" });
-    this.log.info({ running: this.running.size, timeoutMs }, "draining");
+    this.emit("draining");
+    this.log.info({ running: this.runs.byJob.size, timeoutMs }, "draining");
     this.claims.stop();
+    if (this.reaper) this.track(this.reaper.stop());
     this.unsubscribe?.();
     // Jobs leased ahead never started: back to their queues, no attempt counted.
     for (const lease of this.buffer.takeAll()) this.giveBack(lease);
 
-    if (this.hasOwnedRuns() && timeoutMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.idleWaiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.idleWaiter = undefined;
-    }
-    for (const run of this.running.values()) {
+    await this.runs.waitIdle(timeoutMs);
+    for (const run of this.runs.byJob.values()) {
       if (run.gone) continue;
       run.gone = true;
       run.holdsLease = false;
@@ -415,27 +363,21 @@ export class Worker extends EventEmitter {
       await Promise.allSettled([...this.outstanding]);
       await this.committer.drain();
     }
-    clearInterval(this.renewTimer);
+    this.renewals.stop();
     this.freeze?.stop();
     this.deadlines.cancel();
-    this.heartbeat.stop();
     this.state = "stopped";
     this.log.info("worker stopped");
     this.emit("stopped");
   }
 
+  /** `emit` for a host that names its event by a type parameter (outcomes, timeouts). */
+  private fire<K extends keyof WorkerEvents>(event: K, ...info: WorkerEvents[K]): void {
+    (this.emit as (event: string, ...args: unknown[]) => boolean)(event, ...info);
+  }
+
   private track<T>(p: Promise<T>): void {
     this.outstanding.add(p);
     void p.finally(() => this.outstanding.delete(p)).catch(() => {});
-  }
-
-  private send(m: WorkerMessage): void {
-    this.opts.onMessage?.(m);
-    if (m.t === "hb") this.opts.onHeartbeat?.(m);
-    const ipc = this.opts.ipc ?? typeof process.send === "function";
-    if (ipc && process.send && process.connected) {
-      // The callback swallows a channel closed between the check and the send.
-      process.send(m, undefined, undefined, () => {});
-    }
   }
 }

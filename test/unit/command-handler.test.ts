@@ -191,7 +191,6 @@ describe("commandHandler", () => {
     const w = new Worker(store, {
       queues: { slow: { handler: commandHandler({ command: [node, slow], registry }), timeout: 300, attempts: 1 } },
       logger: silent,
-      ipc: false,
     }).start();
     try {
       const { job: j } = await store.enqueue("slow", {});

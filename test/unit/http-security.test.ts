@@ -7,7 +7,7 @@
  */
 import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import type { OpsLogger } from "../../src/health/log.js";
+import { pino } from "pino";
 import { storeSnapshot } from "../../src/health/snapshot.js";
 import { startHttpServer, type HttpServerHandle, type HttpServerOptions } from "../../src/http/server.js";
 import { killJobs, tempStore, type TempStore } from "./ops-fixtures.js";
@@ -39,7 +39,13 @@ describe("dashboard security", () => {
   const start = async (extra: Partial<HttpServerOptions> = {}): Promise<void> => {
     t = await tempStore();
     lines = [];
-    const logger: OpsLogger = { info: (_o, m) => lines.push(m ?? ""), warn: () => {}, error: () => {} };
+    // A real pino logger; the audit lines are its info records.
+    const logger = pino({ level: "info" }, {
+      write: (line: string) => {
+        const rec = JSON.parse(line) as { level: number; msg?: string };
+        if (rec.level === 30) lines.push(rec.msg ?? "");
+      },
+    });
     h = await startHttpServer({ port: 0, token: TOKEN, store: t.store, logger, restartService: async () => {}, ...extra });
   };
   afterEach(async () => {

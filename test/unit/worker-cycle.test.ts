@@ -68,7 +68,7 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
   };
 
   function run(s: Store, queues: Record<string, Handler | QueueOptions>): Worker {
-    const w = new Worker(s, { queues, logger: silent, ipc: false });
+    const w = new Worker(s, { queues, logger: silent });
     w.on("store-error", () => {});
     workers.push(w);
     return w.start();

@@ -21,6 +21,7 @@ import type { Store } from "../../src/store/store.js";
 import { Worker } from "../../src/worker/worker.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
 import type { WorkerMessage } from "../../src/child/protocol.js";
+import { linkToSupervisor } from "../../src/worker/supervisor-link.js";
 import { dropSchema, freshSchemaName, PG_URL, pgExec, requirePg } from "../store-contract/pg-helpers.js";
 
 const silent = pino({ level: "silent" });
@@ -80,7 +81,6 @@ describe.each(factories)("a poisoned hand-off on %s", (_name, open) => {
         b: { concurrency: JOBS, handler: async () => "done" },
       },
       logger: silent,
-      ipc: false,
     });
     w.on("store-error", () => {});
     worker = w.start();
@@ -158,9 +158,8 @@ describe.each(refusing)("a completion the store refuses on %s", (name, open) => 
     const w = new Worker(s, {
       queues: { a: { concurrency: JOBS, handler }, b: { concurrency: JOBS, handler: async () => "done" } },
       logger: silent,
-      ipc: false,
-      onMessage: (m) => messages.push(m),
     });
+    linkToSupervisor(w, (m) => messages.push(m));
     w.on("store-error", () => {});
     worker = w.start();
     return w;

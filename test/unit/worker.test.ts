@@ -17,7 +17,7 @@ import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import type { Store } from "../../src/store/store.js";
 import { FrozenError, type FrozenInfo } from "../../src/worker/freeze.js";
 import { JobTimeoutError } from "../../src/worker/job-run.js";
-import type { QueueOptions, WedgedInfo } from "../../src/worker/options.js";
+import type { QueueOptions, WedgedInfo, WorkerOptions } from "../../src/index.js";
 import { Worker } from "../../src/worker/worker.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
 import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
@@ -46,8 +46,8 @@ const postgres: Factory = async () => {
 const factories: [string, Factory][] = [["sqlite", sqlite]];
 if (await requirePg("the worker tests on PostgreSQL")) factories.push(["postgres", postgres]);
 
-function run(queues: Record<string, Handler | QueueOptions>, extra: Partial<ConstructorParameters<typeof Worker>[1]> = {}): Worker {
-  const w = new Worker(store, { queues, logger: silent, ipc: false, ...extra });
+function run(queues: Record<string, Handler | QueueOptions>, extra: Partial<WorkerOptions> = {}): Worker {
+  const w = new Worker(store, { queues, logger: silent, ...extra });
   workers.push(w);
   return w.start();
 }
