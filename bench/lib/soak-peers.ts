@@ -13,7 +13,7 @@
  *   only store is the empty one.
  */
 import { median } from "./report.js";
-import { Child } from "./child.js";
+import { drainInChild } from "./child.js";
 import { PG_URL, pgQuery } from "./pg.js";
 import { fill } from "./scale-fill.js";
 import { loadTarget } from "./targets.js";
@@ -70,14 +70,7 @@ async function drainOnce(key: string, ctx: TargetCtx): Promise<number> {
   } finally {
     await producer.close();
   }
-  const w = new Child({ role: "worker", target: key, ctx, concurrency: 50, mode: "drain", n: DRAIN, capMs: CAP_MS });
-  try {
-    await w.next("ready", CAP_MS);
-    const r = await w.next("drained", 2 * CAP_MS);
-    return (r.done / r.ms) * 1000;
-  } finally {
-    await w.stop(15_000);
-  }
+  return drainInChild(key, ctx, DRAIN, 50, CAP_MS);
 }
 
 export async function comparePeers(n: number): Promise<void> {
