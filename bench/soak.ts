@@ -106,7 +106,7 @@ function timeClaims(store: Store, sink: () => number[]): void {
 
 async function main(): Promise<void> {
   process.stdout.write(
-    `vigil bench soak: ${await describePostgres()}; server ${new URL(PG_URL).host}; schema ${schema}; ${opts.minutes} min at ${RATE} jobs/s, ` +
+    `vigil bench soak: ${await describePostgres()}; schema ${schema}; ${opts.minutes} min at ${RATE} jobs/s, ` +
       `history ${HISTORY}, long read ${READ_MS / 1000} s from ${READ_AT / 1000} s; node ${process.version}\n`,
   );
   const producer = await openStore(url);
