@@ -26,7 +26,7 @@ import { once } from "node:events";
 import { parseArgs } from "node:util";
 import { printTable } from "../src/cli/output.js";
 import { openStore } from "../src/store/open.js";
-import { Child } from "./lib/child.js";
+import { Child, drainInChild } from "./lib/child.js";
 import { median, percentile } from "./lib/report.js";
 import { createStore, destroyStore, fill, storeBytes, type ScaleStore } from "./lib/scale-fill.js";
 import type { TargetCtx } from "./lib/target.js";
@@ -140,14 +140,7 @@ async function drainRate(s: ScaleStore): Promise<number> {
   } finally {
     await store.close();
   }
-  const w = new Child({ role: "worker", target: targetOf(s), ctx: ctxOf(s), concurrency: 50, mode: "drain", n: DRAIN, capMs: CHILD_MS });
-  try {
-    await w.next("ready", CHILD_MS);
-    const r = await w.next("drained", 2 * CHILD_MS);
-    return (r.done / r.ms) * 1000;
-  } finally {
-    await w.stop(15_000);
-  }
+  return drainInChild(targetOf(s), ctxOf(s), DRAIN, 50, CHILD_MS);
 }
 
 async function pickupP50(s: ScaleStore): Promise<number> {

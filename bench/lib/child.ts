@@ -115,3 +115,18 @@ export class Child {
     if (this.exitCode === undefined) killGroup(this.proc.pid, "SIGKILL");
   }
 }
+
+/**
+ * Jobs/s of one worker child draining `n` jobs already enqueued on `target` (a targets.ts
+ * key) at concurrency `concurrency`; `capMs` bounds its start and, twice over, the drain.
+ */
+export async function drainInChild(target: string, ctx: TargetCtx, n: number, concurrency: number, capMs: number): Promise<number> {
+  const w = new Child({ role: "worker", target, ctx, concurrency, mode: "drain", n, capMs });
+  try {
+    await w.next("ready", capMs);
+    const r = await w.next("drained", 2 * capMs);
+    return (r.done / r.ms) * 1000;
+  } finally {
+    await w.stop(15_000);
+  }
+}

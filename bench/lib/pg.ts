@@ -39,5 +39,5 @@ export async function describePostgres(): Promise<string> {
     `SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'fsync', 'synchronous_commit')`,
   );
   const s = Object.fromEntries(rows.map((r) => [r.name, r.setting]));
-  return `PostgreSQL ${s["server_version"]} at 127.0.0.1:5432 (fsync ${s["fsync"]}, synchronous_commit ${s["synchronous_commit"]})`;
+  return `PostgreSQL ${s["server_version"]} at ${new URL(PG_URL).host} (fsync ${s["fsync"]}, synchronous_commit ${s["synchronous_commit"]})`;
 }
