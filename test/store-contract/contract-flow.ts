@@ -106,6 +106,17 @@ export function flowControl(t: ContractContext): void {
       const states = await t.store.queueStates();
       expect(states.find((q) => q.name === "r")?.heldReason).toMatch(/rate 3\/400ms reached/);
     });
+
+    it("claimers racing each other start no more than N together", async () => {
+      await t.store.enqueueMany(Array.from({ length: 100 }, (_, n) => ({ queue: "rr", payload: n })));
+      const flow = { rr: { rate: { count: 12, intervalMs: 60_000 } } };
+      expect((await flowClaim({ rr: 1 }, flow)).leases).toHaveLength(1);
+      const racing = await Promise.all(Array.from({ length: 10 }, (_, i) => flowClaim({ rr: 5 }, flow, `w${i}`)));
+      expect(racing.reduce((sum, r) => sum + r.leases.length, 0)).toBe(11);
+      const ids = racing.flatMap((r) => r.leases.map((l) => l.jobId));
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(racing.filter((r) => r.holds.length > 0).length).toBeGreaterThan(0);
+    });
   });
 
   describe("rateLimited (a handler's ctx.rateLimited)", () => {

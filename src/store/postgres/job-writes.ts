@@ -11,6 +11,7 @@ import { dueAt, encodeJson, newToken, prepareItem as prepare, prepareNext, type 
 import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import { flowClaim, type FlowStatements } from "./flow.js";
+import { rateClaim, rateOnlyClaim } from "./flow-rate.js";
 import type { JobStatements, Stmt } from "./jobs-sql.js";
 import { rowToJob, type JobRow } from "./rows.js";
 
@@ -201,16 +202,41 @@ export async function claim(
   const a = claimArgs(ctx, req);
   if (!a) return [];
   if (hasFlow(req)) {
-    // Flow-controlled queues are claimed in a transaction holding their rows (flow.ts).
+    const own = q === ctx.db;
     const d = ctx.sql.claimDurable;
     const plain = (t: Queryable) => (names: string[], counts: number[]) =>
       t.query<JobRow>(d.text, [names, counts, a.now, a.workerId, a.leaseMs, a.prefix], d.name);
-    const own = q === ctx.db;
-    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, a, plain(t), !own);
-    return toLeases(own ? await ctx.db.tx(run) : await run(q), a, req.workerId);
+    let rows: JobRow[] = [];
+    let locked = a;
+    if (rateOnlyClaim(req, a.names)) {
+      // Queues with only a rate: one statement (flow-rate.ts); the others as usual.
+      const flowed = pick(a, (n) => req.flow?.[n] !== undefined);
+      const other = pick(a, (n) => req.flow?.[n] === undefined);
+      if (other.names.length > 0) rows = await plain(q)(other.names, other.counts);
+      const r = await rateClaim(q, ctx.flow, req, flowed, !own);
+      rows.push(...r.rows);
+      if (r.rest.length === 0) return toLeases(rows, a, req.workerId);
+      locked = pick(a, (n) => r.rest.includes(n));
+    }
+    // The others are claimed in a transaction holding their queues' rows (flow.ts).
+    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, locked, plain(t), !own);
+    rows.push(...(own ? await ctx.db.tx(run) : await run(q)));
+    return toLeases(rows, a, req.workerId);
   }
   const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseMs, a.prefix], s.name);
   return toLeases(rows, a, req.workerId);
+}
+
+/** The claim's arguments for only the queues `keep` accepts. */
+function pick(a: ClaimArgs, keep: (name: string) => boolean): ClaimArgs {
+  const names: string[] = [];
+  const counts: number[] = [];
+  a.names.forEach((n, i) => {
+    if (!keep(n)) return;
+    names.push(n);
+    counts.push(a.counts[i]!);
+  });
+  return { ...a, names, counts };
 }
 
 /** Whether a claim asks for a queue under flow control. */

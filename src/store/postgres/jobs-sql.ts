@@ -37,7 +37,7 @@ const ACTIVE_BATCH = "j.id = ANY ((SELECT $1::bigint[])::bigint[]) AND (CASE WHE
 const NO_FSYNC_WAIT = "set_config('synchronous_commit', 'off', true) IS NOT NULL";
 
 /** The database's clock in ms: holds (`queue_holds`) are set and read on it, as rate windows. */
-const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+export const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /**
  * The database server's time, in ms since the epoch, as the statement began. Lease
@@ -154,7 +154,7 @@ function claimSql(S: string, commitMode: string): string {
  * one. An id array repeated in every row would be parsed once per row: quadratic in the
  * batch size (it was most of a 500-job cycle's client time).
  */
-function rowsAndOneAggregate(rows: string, from: string, aggs: Record<string, string>): string {
+export function rowsAndOneAggregate(rows: string, from: string, aggs: Record<string, string>): string {
   const names = Object.keys(aggs);
   return `SELECT ${names.map((n) => `a.${n}`).join(", ")}, r.*
       FROM (SELECT ${names.map((n) => `${aggs[n]} AS ${n}`).join(", ")} FROM ${from}) a LEFT JOIN ${rows} r ON false

@@ -186,6 +186,23 @@ CREATE TABLE ${S}.queue_holds (
 );
 `,
   },
+  {
+    version: 7,
+    name: "flow control: a queue's own recent starts in its row",
+    // A claim of a queue whose only flow control is its rate reads and spends the window in
+    // one statement: updating the queue's row takes its lock and sees its newest version,
+    // so the starts must be in that row (a read of queue_starts in the same statement would
+    // see the snapshot from before the lock). took: what the last such claim took. Group
+    // starts stay in queue_starts.
+    sql: (S) => `
+ALTER TABLE ${S}.queues ADD COLUMN start_at bigint[] NOT NULL DEFAULT '{}',
+  ADD COLUMN start_n integer[] NOT NULL DEFAULT '{}', ADD COLUMN took integer;
+INSERT INTO ${S}.queues (name, start_at, start_n)
+  SELECT queue, array_agg(at ORDER BY at), array_agg(n ORDER BY at) FROM ${S}.queue_starts WHERE grp = '' GROUP BY queue
+  ON CONFLICT (name) DO UPDATE SET start_at = excluded.start_at, start_n = excluded.start_n;
+DELETE FROM ${S}.queue_starts WHERE grp = '';
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */
