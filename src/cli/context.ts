@@ -66,6 +66,10 @@ export async function openContextStore(ctx: CliContext, extra: { readOnly?: bool
     schema: ctx.config?.schema,
     // Every process judges a queue's stalls by that queue's own maxStalls.
     queueMaxStalls: ctx.config ? Object.fromEntries(Object.entries(ctx.config.queues).map(([name, q]) => [name, q.maxStalls])) : undefined,
+    // …and every enqueue into a queue with `onDuplicate: replace` replaces a waiting job's payload.
+    queueOnDuplicate: ctx.config
+      ? Object.fromEntries(Object.entries(ctx.config.queues).flatMap(([name, q]) => (q.onDuplicate ? [[name, q.onDuplicate]] : [])))
+      : undefined,
     ...extra,
   });
 }

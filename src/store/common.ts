@@ -113,9 +113,17 @@ function maxStallsOf(v: number | undefined): number | null {
  * before anything is written. `text` adapts a key to what the engine's text type can hold
  * (PostgreSQL: no NUL characters).
  */
+/** What the store's options say about every item enqueued (see StoreOptions). */
+export interface EnqueueLimits {
+  maxPayload: number;
+  defaultAttempts: number;
+  queueMaxStalls?: Record<string, number>;
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
+}
+
 export function prepareItem(
   item: EnqueueItem | (NextJob & { parentId?: number }),
-  limits: { maxPayload: number; defaultAttempts: number; queueMaxStalls?: Record<string, number> },
+  limits: EnqueueLimits,
   text: (s: string) => string = (s) => s,
 ): PreparedItem {
   checkQueueName(item.queue);
@@ -136,7 +144,7 @@ export function prepareItem(
     parentId: full.parentId ?? null,
     rootId: full.rootId ?? null,
     source: full.source ? encodeJson(full.source, limits.maxPayload, "source") : null,
-    replace: full.onDuplicate === "replace",
+    replace: (full.onDuplicate ?? limits.queueOnDuplicate?.[item.queue]) === "replace",
   };
 }
 
@@ -147,7 +155,7 @@ export function prepareItem(
  */
 export function prepareNext(
   next: readonly NextJob[] | undefined,
-  limits: { maxPayload: number; defaultAttempts: number },
+  limits: EnqueueLimits,
   text?: (s: string) => string,
 ): PreparedItem[] {
   if (!next?.length) return [];

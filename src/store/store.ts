@@ -310,6 +310,12 @@ export interface StoreOptions {
    * process or host calls them; also the limit for that queue's jobs that carry none.
    */
   queueMaxStalls?: Record<string, number>;
+  /**
+   * Each queue's `onDuplicate` (the config's): with `replace`, every enqueue into that
+   * queue (the API, triggers, a stage's hand-off) whose key a live job holds puts its
+   * payload on that job if it has not started. An item's own `onDuplicate` wins.
+   */
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
   /** Open without migrating or writing (CLI reads, doctor). */
   readOnly?: boolean;
   /**

@@ -177,6 +177,29 @@ export function flowControl(t: ContractContext): void {
       expect([late.created, late.replaced, late.job.payload]).toEqual([false, undefined, { v: 4 }]);
       expect((await t.must(first.job.id)).payload).toEqual({ v: 4 });
     });
+
+    it("a queue's onDuplicate (queueOnDuplicate) applies to every enqueue into it: one, many, a stage's hand-off", async () => {
+      const store = await t.fresh({ queueOnDuplicate: { d: "replace", k: "keep" } });
+      const first = await store.enqueue("d", { v: 1 }, { key: "k1" });
+      expect(await store.enqueue("d", { v: 2 }, { key: "k1" })).toMatchObject({ created: false, replaced: true, job: { id: first.job.id } });
+      const many = await store.enqueueMany([
+        { queue: "d", payload: { v: 3 }, key: "k1" },
+        { queue: "k", payload: { v: 1 }, key: "k2" },
+        { queue: "k", payload: { v: 2 }, key: "k2" },
+      ]);
+      expect(many.map((r) => [r.created, r.replaced, r.job.payload])).toEqual([
+        [false, true, { v: 3 }],
+        [true, undefined, { v: 1 }],
+        [false, undefined, { v: 1 }],
+      ]);
+      // An item's own onDuplicate wins over its queue's.
+      expect((await store.enqueue("d", { v: 4 }, { key: "k1", onDuplicate: "keep" })).job.payload).toEqual({ v: 3 });
+      // A stage handing on a keyed job to d replaces the waiting one's payload.
+      await store.enqueue("s", { v: 0 });
+      const [lease] = await store.claim({ workerId: "w1", queues: { s: 1 }, leaseMs: LEASE });
+      await store.complete(lease!, null, [{ queue: "d", payload: { v: 5 }, key: "k1" }]);
+      expect((await t.must(first.job.id, store)).payload).toEqual({ v: 5 });
+    });
   });
 
   describe("group", () => {

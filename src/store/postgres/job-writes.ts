@@ -26,6 +26,8 @@ export interface JobContext {
   defaultAttempts: number;
   /** Each queue's maxStalls, stamped on the jobs enqueued to it. */
   queueMaxStalls?: Record<string, number>;
+  /** Each queue's onDuplicate (StoreOptions). */
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
   flow: FlowStatements;
 }
 

@@ -140,6 +140,7 @@ class PostgresStore implements Store {
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
       queueMaxStalls: opts.queueMaxStalls,
+      queueOnDuplicate: opts.queueOnDuplicate,
       flow: flowStatements(this.S),
     };
   }

@@ -22,6 +22,8 @@ export interface JobContext {
   defaultAttempts: number;
   /** Each queue's maxStalls, stamped on the jobs enqueued to it. */
   queueMaxStalls?: Record<string, number>;
+  /** Each queue's onDuplicate (StoreOptions). */
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
   /** Queues that got available jobs in this transaction; announced after it commits. */
   woke: Set<string>;
   flow: FlowStatements;

@@ -172,6 +172,7 @@ export class SqliteStore implements Store {
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
       queueMaxStalls: opts.queueMaxStalls,
+      queueOnDuplicate: opts.queueOnDuplicate,
       woke: new Set(),
       flow: (opts.readOnly ? null : prepareFlowStatements(db)) as FlowStatements,
     };
