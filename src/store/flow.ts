@@ -21,10 +21,12 @@ export interface StartRow {
 
 /**
  * How often a worker held back by `limit` (no free slot across the hosts) asks again
- * (250 ms). Another host's completion sends no wake-up, so this bounds how long a freed
- * slot stays unused; a worker's own completions ask at once.
+ * anyway (3 s). A slot that frees wakes it at once: its own completions directly, those
+ * of other processes and hosts through the store's wake-up (`Store.announce`, sent by the
+ * worker whose job ended). This recheck is the safety net for a wake-up that never came
+ * (a job cancelled or reaped while running, a notification lost with a broken connection).
  */
-export const LIMIT_RECHECK_MS = 250;
+export const LIMIT_RECHECK_MS = 3000;
 
 /**
  * How late after its claim a job of a rate-limited queue may still start (100 ms). The

@@ -239,6 +239,13 @@ export interface Store {
    * Returns the queue's state after the change.
    */
   setPaused(queue: string, paused: boolean): Promise<QueueState>;
+  /**
+   * Wakes the workers of these queues in every process, through the store's own wake-ups:
+   * a slot of a queue's `limit` (or of a group's) freed, so workers held back by it claim
+   * again at once (the worker whose job completed or failed calls it once that is stored).
+   * Without it, held workers find the slot at their next recheck.
+   */
+  announce?(queues: string[]): Promise<void>;
   /** Every queue with a stored state (paused, or once held by its flow control). */
   queueStates(): Promise<QueueState[]>;
   /**

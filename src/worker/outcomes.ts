@@ -42,7 +42,29 @@ export interface OutcomeHost {
 
 /** Records settled attempts for a Worker; see the file comment. */
 export class Outcomes {
+  /** Queues whose slots freed in this turn of the event loop (see `slotFreed`). */
+  private readonly freed = new Set<string>();
+
   constructor(private readonly host: OutcomeHost) {}
+
+  /**
+   * A job of `queue` completed or failed, and the store has it: when the queue has a
+   * `limit` (its own or its groups'), the workers it held back, in every process and on
+   * every host, are woken to claim again (`store.announce`, once per turn for all queues).
+   */
+  private slotFreed(queue: string): void {
+    const h = this.host;
+    const f = h.queues.get(queue)?.flow;
+    if (!h.store.announce || !f || (f.limit === undefined && f.group?.limit === undefined)) return;
+    if (this.freed.size === 0) {
+      setImmediate(() => {
+        const queues = [...this.freed];
+        this.freed.clear();
+        h.track(h.store.announce!(queues).catch((e) => h.storeError(e, "waking the workers a limit held back")));
+      });
+    }
+    this.freed.add(queue);
+  }
 
   /** The result becomes a completion, with next-stage jobs if the queue or result says so. */
   handOn(run: JobRun, result: unknown): void {
@@ -100,6 +122,7 @@ export class Outcomes {
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             h.emit("failed", info);
+            this.slotFreed(run.q.name);
             if (retryAt !== undefined) h.wakeAt(retryAt - now + monotonicNow());
           },
           (e) => this.storeRefused(run.lease, run.q.name, e, "recording a failed attempt"),
@@ -142,6 +165,7 @@ export class Outcomes {
       if (h.listening("completed")) {
         h.emit("completed", { jobId: item.lease.jobId, queue: item.queue, result: item.result, next: outcome.next });
       }
+      this.slotFreed(item.queue);
       return;
     }
     const err = outcome.error;

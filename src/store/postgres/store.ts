@@ -281,6 +281,11 @@ class PostgresStore implements Store {
     return pruneJobs(this.db, this.S, opts);
   }
 
+  async announce(queues: string[]): Promise<void> {
+    const n = this.ctx.sql.notify;
+    for (const q of new Set(queues)) await this.db.query(n.text, [this.ctx.channel, q], n.name);
+  }
+
   async setPaused(queue: string, paused: boolean): Promise<QueueState> {
     this.writable();
     checkQueueName(queue);

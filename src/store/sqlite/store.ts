@@ -368,6 +368,10 @@ export class SqliteStore implements Store {
     return pruneJobs(this.prep, opts, (step) => this.write(step));
   }
 
+  async announce(queues: string[]): Promise<void> {
+    this.wake.notify(queues);
+  }
+
   async setPaused(queue: string, paused: boolean): Promise<QueueState> {
     checkQueueName(queue);
     return this.write((now) => setPaused(this.ctx, queue, paused, now));
