@@ -70,6 +70,10 @@ export async function openContextStore(ctx: CliContext, extra: { readOnly?: bool
     queueOnDuplicate: ctx.config
       ? Object.fromEntries(Object.entries(ctx.config.queues).flatMap(([name, q]) => (q.onDuplicate ? [[name, q.onDuplicate]] : [])))
       : undefined,
+    // …and every job of a grouped queue keeps its group's value, for the claim.
+    queueGroupBy: ctx.config
+      ? Object.fromEntries(Object.entries(ctx.config.queues).flatMap(([name, q]) => (q.group ? [[name, q.group.by]] : [])))
+      : undefined,
     ...extra,
   });
 }

@@ -1,6 +1,7 @@
 /** Checks every adapter applies the same way, before anything is written. */
 import { BadInputError, PayloadTooLargeError, VigilError } from "../core/errors.js";
 import type { EnqueueItem, NextJob } from "../core/types.js";
+import { groupOf } from "./flow.js";
 import { QUEUE_NAME } from "./store.js";
 
 /** Serialises a payload or result to JSON, refusing what cannot round-trip or is too big. */
@@ -51,6 +52,8 @@ export interface PreparedItem {
   source: string | null;
   /** `onDuplicate: replace`: a live job holding the key that has not started takes this payload. */
   replace: boolean;
+  /** The value of its queue's `group.by` field (groupOf); null when the store knows no group for the queue. */
+  grp: string | null;
 }
 
 /**
@@ -119,6 +122,7 @@ export interface EnqueueLimits {
   defaultAttempts: number;
   queueMaxStalls?: Record<string, number>;
   queueOnDuplicate?: Record<string, "keep" | "replace">;
+  queueGroupBy?: Record<string, string>;
 }
 
 export function prepareItem(
@@ -145,7 +149,14 @@ export function prepareItem(
     rootId: full.rootId ?? null,
     source: full.source ? encodeJson(full.source, limits.maxPayload, "source") : null,
     replace: (full.onDuplicate ?? limits.queueOnDuplicate?.[item.queue]) === "replace",
+    grp: groupColumn(item.queue, item.payload, limits),
   };
+}
+
+/** What a job's `grp` column holds: its group's value, when the store knows its queue's group. */
+export function groupColumn(queue: string, payload: unknown, limits: Pick<EnqueueLimits, "queueGroupBy">): string | null {
+  const by = limits.queueGroupBy?.[queue];
+  return by === undefined ? null : groupOf(payload, by);
 }
 
 /**

@@ -323,6 +323,12 @@ export interface StoreOptions {
    * payload on that job if it has not started. An item's own `onDuplicate` wins.
    */
   queueOnDuplicate?: Record<string, "keep" | "replace">;
+  /**
+   * Each queue's `group.by` (the config's): every job enqueued to that queue keeps its
+   * group's value in a column, so a grouped claim reads no payloads. Jobs enqueued by a
+   * process that did not know it (no config) are given it when a store that knows opens.
+   */
+  queueGroupBy?: Record<string, string>;
   /** Open without migrating or writing (CLI reads, doctor). */
   readOnly?: boolean;
   /**

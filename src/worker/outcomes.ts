@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { monotonicNow } from "../core/clock.js";
 import { LeaseLostError, rateLimitedMs, VigilError } from "../core/errors.js";
 import type { LeaseRef, NextJob } from "../core/types.js";
+import { groupOf } from "../store/flow.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
 import { nextJobs } from "../pipeline/route.js";
@@ -238,18 +239,4 @@ export class RoundsExceededError extends Error {
     super(message);
     this.name = "RoundsExceededError";
   }
-}
-
-/**
- * The group value of a payload at `path` (dots), as the stores read it in SQL: a string as
- * it is, a number in decimal, anything else as JSON; "" when absent.
- */
-export function groupOf(payload: unknown, path: string): string {
-  let v: unknown = payload;
-  for (const part of path.split(".")) {
-    if (v === null || typeof v !== "object") return "";
-    v = (v as Record<string, unknown>)[part];
-  }
-  if (v === undefined || v === null) return "";
-  return typeof v === "string" ? v : typeof v === "number" ? String(v) : JSON.stringify(v);
 }

@@ -218,6 +218,19 @@ export function flowControl(t: ContractContext): void {
       expect(by((await flowClaim({ g: 10 }, flow)).leases)).toEqual(["a"]);
     });
 
+    it("a full group's jobs, however many wait ahead, do not keep another group's job from starting", async () => {
+      // The group value is kept with each job (queueGroupBy); a claim leaves full groups out
+      // of its scan, which reads at most 200 candidates for one job asked for.
+      const store = await t.fresh({ queueGroupBy: { big: "customer" } });
+      await store.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ queue: "big", payload: { customer: "a", i } })));
+      await store.enqueue("big", { customer: "b" });
+      const flow = { big: { group: { by: "customer", limit: 1 } } };
+      const claim = (n: number) => store.claim({ workerId: "w1", queues: { big: n }, leaseMs: LEASE, flow, onHold: () => {} });
+      expect((await claim(1)).map((l) => (l.job.payload as { customer: string }).customer)).toEqual(["a"]);
+      expect((await claim(10)).map((l) => (l.job.payload as { customer: string }).customer)).toEqual(["b"]);
+      expect(await claim(10)).toEqual([]);
+    });
+
     it("holds each group's rate, and the queue's own rate over all groups", async () => {
       const jobs = ["a", "a", "a", "b", "b", "b"].map((customer, i) => ({ queue: "gr", payload: { customer, i } }));
       await t.store.enqueueMany(jobs);

@@ -7,7 +7,7 @@
  * sees the leases and starts of the one before. Windows are measured on the database's
  * clock, the one clock every host shares.
  */
-import { allowance, byGroup, earlier, type StartRow, GROUP_PREFIX, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
+import { allowance, byGroup, earlier, saturatedGroups, type StartRow, GROUP_PREFIX, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
 import type { ClaimRequest, QueueFlow, QueueState } from "../store.js";
 import type { Queryable } from "./db.js";
 import { SERVER_MS } from "./jobs-sql.js";
@@ -52,10 +52,14 @@ export function flowStatements(S: string) {
           held_reason = coalesce(e->>3, q.held_reason)
         FROM json_array_elements($7::json) e WHERE q.name = e->>0
       ) SELECT 1`,
-    candidates: `SELECT id, coalesce(payload::jsonb #>> $2::text[], '') AS g FROM ${S}.jobs
-      WHERE queue = $1 AND ${due} AND run_at <= $3 ORDER BY priority DESC, run_at, id LIMIT $4`,
-    groupActive: `SELECT coalesce(payload::jsonb #>> $2::text[], '') AS g, count(*)::int AS n FROM ${S}.jobs
+    // A job's group is its grp column (set at enqueue); the payload is read only for a job
+    // enqueued without its queue's group known. Full groups ($5) are left out of the scan.
+    candidates: `SELECT id, g FROM (SELECT id, priority, run_at, coalesce(grp, payload::jsonb #>> $2::text[], '') AS g FROM ${S}.jobs
+      WHERE queue = $1 AND ${due} AND run_at <= $3) c WHERE g <> ALL ($5::text[]) ORDER BY priority DESC, run_at, id LIMIT $4`,
+    groupActive: `SELECT coalesce(grp, payload::jsonb #>> $2::text[], '') AS g, count(*)::int AS n FROM ${S}.jobs
       WHERE state = 'active' AND queue = $1 GROUP BY 1`,
+    fillGroups: `UPDATE ${S}.jobs SET grp = coalesce(payload::jsonb #>> $2::text[], '')
+      WHERE queue = $1 AND grp IS NULL AND state IN ('waiting', 'scheduled', 'failed', 'active')`,
     lease: `UPDATE ${S}.jobs j SET state = 'active', token = $2::text || j.id, worker_id = $3::text,
         attempt = j.attempt + 1, started_at = $4::bigint, lease_until = ${SERVER_MS} + $5::bigint
       WHERE j.id = ANY ($1::bigint[]) AND j.${due} RETURNING ${jobColumns("j")}`,
@@ -71,7 +75,7 @@ export function flowStatements(S: string) {
     addHold: `INSERT INTO ${S}.queue_holds (queue, grp, until, reason) VALUES ($1, $2, $3, $4)
       ON CONFLICT (queue, grp) DO UPDATE SET until = greatest(${S}.queue_holds.until, excluded.until), reason = excluded.reason`,
     // `onDuplicate: replace`: only a job that has not started takes the new payload.
-    replacePayload: `UPDATE ${S}.jobs SET payload = $2 WHERE id = $1 AND state IN ('waiting', 'scheduled') RETURNING ${jobColumns()}`,
+    replacePayload: `UPDATE ${S}.jobs SET payload = $2, grp = $3 WHERE id = $1 AND state IN ('waiting', 'scheduled') RETURNING ${jobColumns()}`,
     rateClaim: rateClaimSql(S),
     heldState: `INSERT INTO ${S}.queues (name, held_at, held_reason) VALUES ($1, $2, $3)
       ON CONFLICT (name) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason`,
@@ -236,10 +240,6 @@ async function queueClaim(
   } else if (allowed.take > 0 && group) {
     const scan = Math.max(GROUP_SCAN_MIN, allowed.take * GROUP_SCAN_FACTOR);
     const path = group.by.split(".");
-    const candidates = (await q.query<{ id: number; g: string }>(sql.candidates, [queue, path, a.now, scan])).map((c) => ({
-      id: Number(c.id),
-      group: c.g,
-    }));
     const groupActive = new Map<string, number>();
     if (group.limit !== undefined) {
       for (const r of await q.query<{ g: string; n: number }>(sql.groupActive, [queue, path])) groupActive.set(r.g, r.n);
@@ -248,8 +248,14 @@ async function queueClaim(
     for (const [grp, until, reason] of fact.holds) {
       if (grp.startsWith(GROUP_PREFIX)) held.set(grp.slice(GROUP_PREFIX.length), { until: Number(until), reason });
     }
-    const pick = pickGrouped(queue, flow, candidates, allowed.take, { active: groupActive, starts: groupStarts(starts), held }, now);
-    hold = earlier(hold, pick.hold);
+    const facts = { active: groupActive, starts: groupStarts(starts), held };
+    const full = saturatedGroups(queue, flow, facts, now);
+    const candidates = (await q.query<{ id: number; g: string }>(sql.candidates, [queue, path, a.now, scan, full.groups])).map((c) => ({
+      id: Number(c.id),
+      group: c.g,
+    }));
+    const pick = pickGrouped(queue, flow, candidates, allowed.take, facts, now);
+    hold = earlier(earlier(hold, full.hold), pick.hold);
     if (pick.ids.length > 0) rows = await q.query<JobRow>(sql.lease, [pick.ids, a.prefix, a.workerId, a.now, a.leaseMs]);
     // As picked: a candidate taken meanwhile by a claimer without flow control (a host
     // whose config lacks it) still counts, which errs on the side of fewer starts.

@@ -28,6 +28,8 @@ export interface JobContext {
   queueMaxStalls?: Record<string, number>;
   /** Each queue's onDuplicate (StoreOptions). */
   queueOnDuplicate?: Record<string, "keep" | "replace">;
+  /** Each queue's group.by (StoreOptions). */
+  queueGroupBy?: Record<string, string>;
   flow: FlowStatements;
 }
 
@@ -59,7 +61,7 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
     const { state, runAt } = placement(it, now);
     const rows = await ctx.db.query<JobRow & { created: boolean }>(
       ctx.sql.enqueueOne.text,
-      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now, it.maxStalls],
+      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now, it.maxStalls, it.grp],
       ctx.sql.enqueueOne.name,
     );
     const row = rows[0];
@@ -69,7 +71,7 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
 
 /** `onDuplicate: replace`: the live job holding the key takes the payload if it has not started. */
 async function replacePayload(ctx: JobContext, q: Queryable, row: JobRow, it: PreparedItem): Promise<EnqueueResult> {
-  const updated = await q.query<JobRow>(ctx.flow.replacePayload, [row.id, it.payload]);
+  const updated = await q.query<JobRow>(ctx.flow.replacePayload, [row.id, it.payload, it.grp]);
   return updated[0] ? { job: rowToJob(updated[0]), created: false, replaced: true } : { job: rowToJob(row), created: false };
 }
 
@@ -114,6 +116,7 @@ export async function insertItems(
         cols.map((c) => c.source),
         now,
         cols.map((c) => c.maxStalls),
+        cols.map((c) => c.grp),
       ],
       ctx.sql.insertMany.name,
     );
@@ -422,6 +425,7 @@ async function runCompletions(
       next.map((n) => n.runAt),
       next.map((n) => n.it.payload),
       next.map((n) => n.it.maxStalls),
+      next.map((n) => n.it.grp),
     ],
     s.name,
   );

@@ -203,6 +203,18 @@ INSERT INTO ${S}.queues (name, start_at, start_n)
 DELETE FROM ${S}.queue_starts WHERE grp = '';
 `,
   },
+  {
+    version: 8,
+    name: "each job's group value",
+    // The value of its queue's `group.by` field, set when it is enqueued, so a grouped claim
+    // counts a group's active jobs from an index and leaves full groups out of its scan
+    // without parsing payloads. NULL: enqueued without the queue's group known; a store
+    // opened with the config fills those (postgres/store.ts, fillGroups).
+    sql: (S) => `
+ALTER TABLE ${S}.jobs ADD COLUMN grp text;
+CREATE INDEX jobs_grp_active ON ${S}.jobs (queue, grp) WHERE state = 'active';
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

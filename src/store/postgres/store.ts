@@ -78,6 +78,8 @@ export async function openPostgresStore(url: string, opts: StoreOptions = {}): P
       if (version > LATEST_VERSION) throw tooNew(target.schema, version);
     } else {
       await store.migrate();
+      // Jobs of grouped queues enqueued without their group known get it now (flow.ts).
+      await store.fillGroups(opts.queueGroupBy ?? {});
     }
   } catch (err) {
     await store.close();
@@ -141,6 +143,7 @@ class PostgresStore implements Store {
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
       queueMaxStalls: opts.queueMaxStalls,
       queueOnDuplicate: opts.queueOnDuplicate,
+      queueGroupBy: opts.queueGroupBy,
       flow: flowStatements(this.S),
     };
   }
@@ -279,6 +282,11 @@ class PostgresStore implements Store {
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
     this.writable();
     return pruneJobs(this.db, this.S, opts);
+  }
+
+  /** See flow.ts, fillGroups: run once at open. */
+  async fillGroups(groupBy: Record<string, string>): Promise<void> {
+    for (const [queue, by] of Object.entries(groupBy)) await this.db.query(this.ctx.flow.fillGroups, [queue, by.split(".")]);
   }
 
   async announce(queues: string[]): Promise<void> {
