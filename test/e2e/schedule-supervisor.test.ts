@@ -1,8 +1,9 @@
 /**
  * A schedule trigger (`every 1s`) under a real `vigil start` on a real SQLite store:
  * the triggers process SIGKILLed twice and restarted by the supervisor still makes one
- * job per tick, none twice and none missing; after the whole project is SIGKILLed and
- * stays down longer than the tolerance, the ticks of the downtime are skipped — exactly
+ * job per tick, none twice and none missing; so does the whole project SIGKILLed
+ * (supervisor and every process it ran) and started again at once; after the whole
+ * project is SIGKILLed and stays down longer than the tolerance, the ticks of the downtime are skipped — exactly
  * as many as the trigger reports — and ticking goes on without a gap.
  */
 import { describe, expect, it } from "vitest";
@@ -104,6 +105,30 @@ describe("schedule trigger under the supervisor", () => {
     expect(times.every((x) => x % 1000 === 0)).toBe(true);
     const crashes = (await t.store.listIncidents({ service: "triggers" })).filter((i) => i.cause === "crash");
     expect(crashes.length).toBeGreaterThanOrEqual(2);
+  }, 240_000);
+
+  it("the supervisor SIGKILLed with every process it ran and started again at once: one job per tick, none twice, none missing", async () => {
+    t.project = makeProject(YAML(""), { "work.mjs": WORK_HANDLER });
+    t.runs.push(startVigil(t.project));
+    await allRunning(t.project, t.runs[0]);
+    t.store = await openProjectStore(t.project);
+    await waitTicks(4);
+    const pids = (await snapshot(t.project))!.services.map((s) => s.pid!).filter(Boolean);
+    killGroup(t.runs[0]!.child.pid!, "SIGKILL");
+    for (const pid of pids) killGroup(pid, "SIGKILL");
+    await waitFor("every process gone", () => pids.every((p) => !running(p)) && !running(t.runs[0]!.child.pid!));
+    const down = (await ticks()).length;
+    // Back within the tolerance (10 s for every 1s): the ticks of the gap are late, not missed.
+    t.runs.push(startVigil(t.project));
+    await allRunning(t.project, t.runs[1]);
+    await waitTicks(down + 7);
+    const status = await waitFor("status of the restarted trigger", async () => (await clockStatus())?.lastTickAt ? clockStatus() : null);
+    expect(vigil(t.project, ["stop"]).status).toBe(0);
+    const times = await ticks();
+    expect(times.length).toBeGreaterThanOrEqual(10);
+    expect(new Set(times).size).toBe(times.length);
+    expect(runsOf(times)).toHaveLength(1);
+    expect(status!.missedTicks).toBe(0);
   }, 240_000);
 
   it("after the whole project was down longer than the tolerance, skips exactly the ticks it missed", async () => {
