@@ -16,13 +16,19 @@ import { allRunning, cleanUp, makeProject, vigil, waitFor, type Project, type Ru
 
 const ready = await requirePg("flow control across two hosts");
 
+/**
+ * limited and grouped run at most one and two jobs per worker process: their limits (3, and
+ * 2 for each of 4 customers) can then be reached only with the other host's processes (a
+ * process whose own job ends claims the freed slot first, so one host with room for all of
+ * it would keep it).
+ */
 function hostYaml(schema: string): string {
   return `store: ${PG_URL}
 schema: ${schema}
 queues:
   rated: { handler: ./ledger.mjs, concurrency: 50, rate: 20/1s }
-  limited: { handler: ./ledger.mjs, concurrency: 5, limit: 3 }
-  grouped: { handler: ./ledger.mjs, concurrency: 10, group: { by: payload.customer, limit: 2 } }
+  limited: { handler: ./ledger.mjs, concurrency: 1, limit: 3 }
+  grouped: { handler: ./ledger.mjs, concurrency: 2, group: { by: payload.customer, limit: 2 } }
   pausable: { handler: ./ledger.mjs, concurrency: 2 }
 services:
   workers: { queues: [rated, limited, grouped, pausable], instances: 2 }
