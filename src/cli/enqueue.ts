@@ -38,7 +38,8 @@ export function register(program: Command): void {
         checkQueueKnown(queue, ctx.config);
         const base = enqueueOptions(flags, ctx.config?.queues[queue]?.attempts);
         if (flags.replace && flags.key === undefined) throw new BadInputError("--replace needs --key: it replaces the payload of the waiting job holding that key");
-        if (flags.replace || ctx.config?.queues[queue]?.onDuplicate === "replace") base.onDuplicate = "replace";
+        // Without --replace the store applies the queue's onDuplicate (openContextStore).
+        if (flags.replace) base.onDuplicate = "replace";
         if (json === "-") {
           if (flags.key) throw new BadInputError("--key applies to one job; with `-` use --key-field FIELD to key each line by a field of its payload");
           if (flags.keyField !== undefined && flags.keyField.trim() === "") throw new BadInputError("--key-field needs a field name");

@@ -90,6 +90,14 @@ export async function openProjectStore(project: Project, extra: { readOnly?: boo
     schema: config?.schema,
     // Every process judges a queue's stalls by that queue's own maxStalls.
     queueMaxStalls: config ? Object.fromEntries(Object.entries(config.queues).map(([name, q]) => [name, q.maxStalls])) : undefined,
+    // …and every enqueue into a queue with `onDuplicate: replace` replaces a waiting job's payload.
+    queueOnDuplicate: config
+      ? Object.fromEntries(Object.entries(config.queues).flatMap(([name, q]) => (q.onDuplicate ? [[name, q.onDuplicate]] : [])))
+      : undefined,
+    // …and every job of a grouped queue keeps its group's value, for the claim.
+    queueGroupBy: config
+      ? Object.fromEntries(Object.entries(config.queues).flatMap(([name, q]) => (q.group ? [[name, q.group.by]] : [])))
+      : undefined,
     ...extra,
   });
 }

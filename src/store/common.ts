@@ -2,6 +2,7 @@
 import { BadInputError, PayloadTooLargeError, VigilError } from "../core/errors.js";
 import type { EnqueueItem, NextJob } from "../core/types.js";
 import { LIMITS, QUEUE_NAME } from "../core/limits.js";
+import { groupOf } from "./flow.js";
 
 /** Serialises a payload or result to JSON, refusing what cannot round-trip or is too big. */
 export function encodeJson(value: unknown, maxBytes: number, what = "payload"): string {
@@ -51,6 +52,8 @@ export interface PreparedItem {
   source: string | null;
   /** `onDuplicate: replace`: a live job holding the key that has not started takes this payload. */
   replace: boolean;
+  /** The value of its queue's `group.by` field (groupOf); null when the store knows no group for the queue. */
+  grp: string | null;
 }
 
 
@@ -92,9 +95,18 @@ function maxStallsOf(v: number | undefined): number | null {
  * before anything is written. `text` adapts a key to what the engine's text type can hold
  * (PostgreSQL: no NUL characters).
  */
+/** What the store's options say about every item enqueued (see StoreOptions). */
+export interface EnqueueLimits {
+  maxPayload: number;
+  defaultAttempts: number;
+  queueMaxStalls?: Record<string, number>;
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
+  queueGroupBy?: Record<string, string>;
+}
+
 export function prepareItem(
   item: EnqueueItem | (NextJob & { parentId?: number }),
-  limits: { maxPayload: number; defaultAttempts: number; queueMaxStalls?: Record<string, number> },
+  limits: EnqueueLimits,
   text: (s: string) => string = (s) => s,
 ): PreparedItem {
   checkQueueName(item.queue);
@@ -115,8 +127,15 @@ export function prepareItem(
     parentId: full.parentId ?? null,
     rootId: full.rootId ?? null,
     source: full.source ? encodeJson(full.source, limits.maxPayload, "source") : null,
-    replace: full.onDuplicate === "replace",
+    replace: (full.onDuplicate ?? limits.queueOnDuplicate?.[item.queue]) === "replace",
+    grp: groupColumn(item.queue, item.payload, limits),
   };
+}
+
+/** What a job's `grp` column holds: its group's value, when the store knows its queue's group. */
+export function groupColumn(queue: string, payload: unknown, limits: Pick<EnqueueLimits, "queueGroupBy">): string | null {
+  const by = limits.queueGroupBy?.[queue];
+  return by === undefined ? null : groupOf(payload, by);
 }
 
 /**
@@ -126,7 +145,7 @@ export function prepareItem(
  */
 export function prepareNext(
   next: readonly NextJob[] | undefined,
-  limits: { maxPayload: number; defaultAttempts: number },
+  limits: EnqueueLimits,
   text?: (s: string) => string,
 ): PreparedItem[] {
   if (!next?.length) return [];

@@ -21,10 +21,12 @@ export interface StartRow {
 
 /**
  * How often a worker held back by `limit` (no free slot across the hosts) asks again
- * (250 ms). Another host's completion sends no wake-up, so this bounds how long a freed
- * slot stays unused; a worker's own completions ask at once.
+ * anyway (3 s). A slot that frees wakes it at once: its own completions directly, those
+ * of other processes and hosts through the store's wake-up (`Store.announce`, sent by the
+ * worker whose job ended). This recheck is the safety net for a wake-up that never came
+ * (a job cancelled or reaped while running, a notification lost with a broken connection).
  */
-export const LIMIT_RECHECK_MS = 250;
+export const LIMIT_RECHECK_MS = 3000;
 
 /**
  * How late after its claim a job of a rate-limited queue may still start (100 ms). The
@@ -105,6 +107,20 @@ export function allowance(
   return hold ? { take, hold } : { take };
 }
 
+/**
+ * The group value of a payload at `path` (dots), as the stores read it in SQL: a string as
+ * it is, a number in decimal, anything else as JSON; "" when absent.
+ */
+export function groupOf(payload: unknown, path: string): string {
+  let v: unknown = payload;
+  for (const part of path.split(".")) {
+    if (v === null || typeof v !== "object") return "";
+    v = (v as Record<string, unknown>)[part];
+  }
+  if (v === undefined || v === null) return "";
+  return typeof v === "string" ? v : typeof v === "number" ? String(v) : JSON.stringify(v);
+}
+
 /** A waiting job a grouped claim may take: its id and its group's value (as text). */
 export interface Candidate {
   id: number;
@@ -173,6 +189,34 @@ export function pickGrouped(
     ids.push(c.id);
   }
   return hold ? { ids, perGroup, hold } : { ids, perGroup };
+}
+
+/**
+ * The groups that can start nothing now (their limit reached, their rate window full, or
+ * held by a handler), from the facts alone, and the hold that ends first among them: a
+ * claim leaves their jobs out of its scan (by the `grp` column), so candidates it reads are
+ * not spent on groups that cannot start.
+ */
+export function saturatedGroups(
+  queue: string,
+  flow: QueueFlow,
+  facts: GroupFacts,
+  now: number,
+): { groups: string[]; hold?: Allowance["hold"] } {
+  const g = flow.group!;
+  const names = new Set([...facts.active.keys(), ...facts.starts.keys(), ...(facts.held?.keys() ?? [])]);
+  const groups: string[] = [];
+  let hold: Allowance["hold"];
+  for (const name of names) {
+    const held = facts.held?.get(name);
+    const a = held && held.until > now
+      ? { take: 0, hold: held }
+      : allowance(`queue ${queue} group ${g.by}=${name}`, 1, { limit: g.limit, rate: g.rate }, { active: facts.active.get(name) ?? 0, starts: facts.starts.get(name) ?? [] }, now);
+    if (a.take >= 1) continue;
+    groups.push(name);
+    hold = earlier(hold, a.hold);
+  }
+  return hold ? { groups, hold } : { groups };
 }
 
 /** Of two holds, the one that ends first (a known time beats "until a slot frees"). */

@@ -274,6 +274,13 @@ export interface Store {
    * Returns the queue's state after the change.
    */
   setPaused(queue: string, paused: boolean): Promise<QueueState>;
+  /**
+   * Wakes the workers of these queues in every process, through the store's own wake-ups:
+   * a slot of a queue's `limit` (or of a group's) freed, so workers held back by it claim
+   * again at once (the worker whose job completed or failed calls it once that is stored).
+   * Without it, held workers find the slot at their next recheck.
+   */
+  announce?(queues: string[]): Promise<void>;
   /** Every queue with a stored state (paused, or once held by its flow control). */
   queueStates(): Promise<QueueState[]>;
   /**
@@ -345,6 +352,18 @@ export interface StoreOptions {
    * process or host calls them; also the limit for that queue's jobs that carry none.
    */
   queueMaxStalls?: Record<string, number>;
+  /**
+   * Each queue's `onDuplicate` (the config's): with `replace`, every enqueue into that
+   * queue (the API, triggers, a stage's hand-off) whose key a live job holds puts its
+   * payload on that job if it has not started. An item's own `onDuplicate` wins.
+   */
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
+  /**
+   * Each queue's `group.by` (the config's): every job enqueued to that queue keeps its
+   * group's value in a column, so a grouped claim reads no payloads. Jobs enqueued by a
+   * process that did not know it (no config) are given it when a store that knows opens.
+   */
+  queueGroupBy?: Record<string, string>;
   /** Open without migrating or writing (CLI reads, doctor). */
   readOnly?: boolean;
   /**

@@ -89,6 +89,8 @@ export class ClaimLoop {
   private readonly wakeTimes = new Set<number>();
   /** Queues whose last claim their `limit` held back (see `freed`). */
   private readonly limitHeld = new Set<string>();
+  /** When each queue held by its `limit` is next rechecked (monotonic ms; see `held`). */
+  private readonly limitRecheck = new Map<string, number>();
   /** Queues this worker claims nothing of until then (monotonic ms; see `holdLocally`). */
   private readonly localHolds = new Map<string, number>();
   // 5 ms late on purpose: the retried job must be due when the claim runs.
@@ -163,12 +165,18 @@ export class ClaimLoop {
   /**
    * A queue's flow control held a claim back: claim it again when its budget frees (a rate
    * window's next room), or, held by `limit`, when one of this worker's own jobs of it ends
-   * (`freed`) or after LIMIT_RECHECK_MS (a job ending on another host sends no wake-up).
+   * (`freed`), when another process's job of it ends (its wake-up), or at the latest after
+   * LIMIT_RECHECK_MS.
    */
   private held(queue: string, until: number | null): void {
     if (until === null) {
       this.limitHeld.add(queue);
-      this.wakeAt(monotonicNow() + LIMIT_RECHECK_MS);
+      // One recheck pending per queue: claims held again meanwhile (polls, wake-ups) must
+      // not each start a chain of rechecks of their own.
+      const now = monotonicNow();
+      if ((this.limitRecheck.get(queue) ?? 0) > now) return;
+      this.limitRecheck.set(queue, now + LIMIT_RECHECK_MS);
+      this.wakeAt(now + LIMIT_RECHECK_MS);
     } else {
       // `until` is by this process's wall clock; the timer runs on the monotonic one.
       this.wakeAt(until - Date.now() + monotonicNow());

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { monotonicNow } from "../core/clock.js";
 import { LeaseLostError, rateLimitedMs, VigilError } from "../core/errors.js";
 import type { LeaseRef, NextJob } from "../core/types.js";
+import { groupOf } from "../store/flow.js";
 import type { CompleteOutcome, Store } from "../store/store.js";
 import { checkRounds } from "../pipeline/rounds.js";
 import { nextJobs } from "../pipeline/route.js";
@@ -40,7 +41,29 @@ export interface OutcomeHost {
 
 /** Records settled attempts for a Worker; see the file comment. */
 export class Outcomes {
+  /** Queues whose slots freed in this turn of the event loop (see `slotFreed`). */
+  private readonly freed = new Set<string>();
+
   constructor(private readonly host: OutcomeHost) {}
+
+  /**
+   * A job of `queue` completed or failed, and the store has it: when the queue has a
+   * `limit` (its own or its groups'), the workers it held back, in every process and on
+   * every host, are woken to claim again (`store.announce`, once per turn for all queues).
+   */
+  private slotFreed(queue: string): void {
+    const h = this.host;
+    const f = h.queues.get(queue)?.flow;
+    if (!h.store.announce || !f || (f.limit === undefined && f.group?.limit === undefined)) return;
+    if (this.freed.size === 0) {
+      setImmediate(() => {
+        const queues = [...this.freed];
+        this.freed.clear();
+        h.track(h.store.announce!(queues).catch((e) => h.storeError(e, "waking the workers a limit held back")));
+      });
+    }
+    this.freed.add(queue);
+  }
 
   /** The result becomes a completion, with next-stage jobs if the queue or result says so. */
   handOn(run: JobRun, result: unknown): void {
@@ -98,6 +121,7 @@ export class Outcomes {
               info.dead ? "job is dead" : "attempt failed; will retry",
             );
             h.emit("failed", info);
+            this.slotFreed(run.q.name);
             if (retryAt !== undefined) h.wakeAt(retryAt - now + monotonicNow());
           },
           (e) => this.storeRefused(run.lease, run.q.name, e, "recording a failed attempt"),
@@ -140,6 +164,7 @@ export class Outcomes {
       if (h.listening("completed")) {
         h.emit("completed", { jobId: item.lease.jobId, queue: item.queue, result: item.result, next: outcome.next });
       }
+      this.slotFreed(item.queue);
       return;
     }
     const err = outcome.error;
@@ -211,18 +236,4 @@ export class RoundsExceededError extends Error {
     super(message);
     this.name = "RoundsExceededError";
   }
-}
-
-/**
- * The group value of a payload at `path` (dots), as the stores read it in SQL: a string as
- * it is, a number in decimal, anything else as JSON; "" when absent.
- */
-export function groupOf(payload: unknown, path: string): string {
-  let v: unknown = payload;
-  for (const part of path.split(".")) {
-    if (v === null || typeof v !== "object") return "";
-    v = (v as Record<string, unknown>)[part];
-  }
-  if (v === undefined || v === null) return "";
-  return typeof v === "string" ? v : typeof v === "number" ? String(v) : JSON.stringify(v);
 }

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
+import { LEDGER_FILES as FILES, ledger, maxInWindow, maxOverlap } from "./flow-helpers.js";
 import { vigil, waitFor } from "./supervisor-helpers.js";
 import { killAll, removeProject, started, startWorker, workerProject, type WorkerProject } from "./worker-helpers.js";
 
@@ -24,73 +25,6 @@ queues:
   polite: { handler: ./ledger.mjs, concurrency: 2 }
   dup: { handler: ./ledger.mjs, onDuplicate: replace }
 `;
-
-const FILES = {
-  // One line per run, written when it ends: its start and end times and its process.
-  "ledger.mjs": `import { appendFileSync, existsSync, writeFileSync } from "node:fs";
-export default async function ledger(job, ctx) {
-  const start = Date.now();
-  // r429: the first run of this job is told "too many requests" and holds its queue.
-  const marker = new URL("./r429-" + job.id, import.meta.url);
-  if (job.payload.r429 && !existsSync(marker)) {
-    writeFileSync(marker, String(start));
-    ctx.rateLimited(Number(job.payload.r429), "HTTP 429");
-  }
-  // block=ms: hold this process's event loop (the next handlers of its claim start late).
-  const block = Number(job.payload.block ?? 0);
-  while (Date.now() - start < block) {}
-  const hold = Number(job.payload.hold ?? 0);
-  if (hold > 0) await new Promise((r) => setTimeout(r, hold));
-  const line = { id: job.id, customer: job.payload.customer ?? null, start, end: Date.now(), pid: process.pid };
-  appendFileSync(new URL("./ledger-" + job.queue + ".log", import.meta.url), JSON.stringify(line) + "\\n");
-  return null;
-}`,
-};
-
-interface Run {
-  id: number;
-  customer: string | null;
-  start: number;
-  end: number;
-  pid: number;
-}
-
-function ledger(p: WorkerProject, queue: string): Run[] {
-  try {
-    return readFileSync(join(p.dir, `ledger-${queue}.log`), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Run);
-  } catch {
-    return [];
-  }
-}
-
-/** The most times in any half-open window [t, t + ms). */
-export function maxInWindow(times: number[], ms: number): number {
-  const t = [...times].sort((a, b) => a - b);
-  let best = 0;
-  let j = 0;
-  for (let i = 0; i < t.length; i++) {
-    while (t[i]! - t[j]! >= ms) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
-
-/** The most runs going at once ([start, end) intervals). */
-function maxOverlap(runs: Run[]): number {
-  const edges = runs.flatMap((r) => [
-    [r.start, 1],
-    [r.end, -1],
-  ]) as [number, number][];
-  // Ends before starts at the same instant: a run that ended at t and one that began at t do not overlap.
-  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0;
-  let best = 0;
-  for (const [, d] of edges) best = Math.max(best, (now += d));
-  return best;
-}
 
 function flowSuite(name: string, storeLine: () => Promise<{ line: string; cleanup: () => Promise<void> }>): void {
   describe(`flow control with two worker processes: ${name}`, () => {

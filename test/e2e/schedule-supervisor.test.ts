@@ -1,8 +1,9 @@
 /**
  * A schedule trigger (`every 1s`) under a real `vigil start` on a real SQLite store:
  * the triggers process SIGKILLed twice and restarted by the supervisor still makes one
- * job per tick, none twice and none missing; after the whole project is SIGKILLed and
- * stays down longer than the tolerance, the ticks of the downtime are skipped — exactly
+ * job per tick, none twice and none missing; so does the whole project SIGKILLed
+ * (supervisor and every process it ran) and started again at once; after the whole
+ * project is SIGKILLed and stays down longer than the tolerance, the ticks of the downtime are skipped — exactly
  * as many as the trigger reports — and ticking goes on without a gap.
  */
 import { describe, expect, it } from "vitest";
@@ -68,6 +69,23 @@ async function clockStatus(): Promise<TriggerStatus | undefined> {
   return (await snapshot(t.project!))?.triggers.find((s) => s.name === "clock");
 }
 
+/**
+ * Starts the project, waits for `n` ticks, then a power cut: the supervisor and every
+ * process it ran SIGKILLed at once. Returns the ticks enqueued by then.
+ */
+async function tickThenPowerCut(n: number): Promise<number> {
+  t.project = makeProject(YAML(""), { "work.mjs": WORK_HANDLER });
+  t.runs.push(startVigil(t.project));
+  await allRunning(t.project, t.runs[0]);
+  t.store = await openProjectStore(t.project);
+  await waitTicks(n);
+  const pids = (await snapshot(t.project))!.services.map((s) => s.pid!).filter(Boolean);
+  killGroup(t.runs[0]!.child.pid!, "SIGKILL");
+  for (const pid of pids) killGroup(pid, "SIGKILL");
+  await waitFor("every process gone", () => pids.every((p) => !running(p)) && !running(t.runs[0]!.child.pid!));
+  return (await ticks()).length;
+}
+
 describe("schedule trigger under the supervisor", () => {
   it("makes one job per tick while its process is SIGKILLed and restarted", async () => {
     t.project = makeProject(YAML(""), { "work.mjs": WORK_HANDLER });
@@ -106,18 +124,23 @@ describe("schedule trigger under the supervisor", () => {
     expect(crashes.length).toBeGreaterThanOrEqual(2);
   }, 240_000);
 
-  it("after the whole project was down longer than the tolerance, skips exactly the ticks it missed", async () => {
-    t.project = makeProject(YAML(""), { "work.mjs": WORK_HANDLER });
+  it("the supervisor SIGKILLed with every process it ran and started again at once: one job per tick, none twice, none missing", async () => {
+    const down = await tickThenPowerCut(4);
+    // Back within the tolerance (10 s for every 1s): the ticks of the gap are late, not missed.
     t.runs.push(startVigil(t.project));
-    await allRunning(t.project, t.runs[0]);
-    t.store = await openProjectStore(t.project);
-    await waitTicks(3);
-    // A power cut: the supervisor and every process it ran die at once.
-    const pids = (await snapshot(t.project))!.services.map((s) => s.pid!).filter(Boolean);
-    killGroup(t.runs[0]!.child.pid!, "SIGKILL");
-    for (const pid of pids) killGroup(pid, "SIGKILL");
-    await waitFor("every process gone", () => pids.every((p) => !running(p)) && !running(t.runs[0]!.child.pid!));
-    const down = (await ticks()).length;
+    await allRunning(t.project, t.runs[1]);
+    await waitTicks(down + 7);
+    const status = await waitFor("status of the restarted trigger", async () => (await clockStatus())?.lastTickAt ? clockStatus() : null);
+    expect(vigil(t.project, ["stop"]).status).toBe(0);
+    const times = await ticks();
+    expect(times.length).toBeGreaterThanOrEqual(10);
+    expect(new Set(times).size).toBe(times.length);
+    expect(runsOf(times)).toHaveLength(1);
+    expect(status!.missedTicks).toBe(0);
+  }, 240_000);
+
+  it("after the whole project was down longer than the tolerance, skips exactly the ticks it missed", async () => {
+    const down = await tickThenPowerCut(3);
     // Stay down for longer than the tolerance (plus a margin for a loaded machine), so the
     // ticks of the first seconds of the downtime are missed, not late.
     await sleep(MIN_TOLERANCE_MS + 5000);

@@ -106,6 +106,17 @@ export function flowControl(t: ContractContext): void {
       const states = await t.store.queueStates();
       expect(states.find((q) => q.name === "r")?.heldReason).toMatch(/rate 3\/400ms reached/);
     });
+
+    it("claimers racing each other start no more than N together", async () => {
+      await t.store.enqueueMany(Array.from({ length: 100 }, (_, n) => ({ queue: "rr", payload: n })));
+      const flow = { rr: { rate: { count: 12, intervalMs: 60_000 } } };
+      expect((await flowClaim({ rr: 1 }, flow)).leases).toHaveLength(1);
+      const racing = await Promise.all(Array.from({ length: 10 }, (_, i) => flowClaim({ rr: 5 }, flow, `w${i}`)));
+      expect(racing.reduce((sum, r) => sum + r.leases.length, 0)).toBe(11);
+      const ids = racing.flatMap((r) => r.leases.map((l) => l.jobId));
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(racing.filter((r) => r.holds.length > 0).length).toBeGreaterThan(0);
+    });
   });
 
   describe("rateLimited (a handler's ctx.rateLimited)", () => {
@@ -166,6 +177,29 @@ export function flowControl(t: ContractContext): void {
       expect([late.created, late.replaced, late.job.payload]).toEqual([false, undefined, { v: 4 }]);
       expect((await t.must(first.job.id)).payload).toEqual({ v: 4 });
     });
+
+    it("a queue's onDuplicate (queueOnDuplicate) applies to every enqueue into it: one, many, a stage's hand-off", async () => {
+      const store = await t.fresh({ queueOnDuplicate: { d: "replace", k: "keep" } });
+      const first = await store.enqueue("d", { v: 1 }, { key: "k1" });
+      expect(await store.enqueue("d", { v: 2 }, { key: "k1" })).toMatchObject({ created: false, replaced: true, job: { id: first.job.id } });
+      const many = await store.enqueueMany([
+        { queue: "d", payload: { v: 3 }, key: "k1" },
+        { queue: "k", payload: { v: 1 }, key: "k2" },
+        { queue: "k", payload: { v: 2 }, key: "k2" },
+      ]);
+      expect(many.map((r) => [r.created, r.replaced, r.job.payload])).toEqual([
+        [false, true, { v: 3 }],
+        [true, undefined, { v: 1 }],
+        [false, undefined, { v: 1 }],
+      ]);
+      // An item's own onDuplicate wins over its queue's.
+      expect((await store.enqueue("d", { v: 4 }, { key: "k1", onDuplicate: "keep" })).job.payload).toEqual({ v: 3 });
+      // A stage handing on a keyed job to d replaces the waiting one's payload.
+      await store.enqueue("s", { v: 0 });
+      const [lease] = await store.claim({ workerId: "w1", queues: { s: 1 }, leaseMs: LEASE });
+      await store.complete(lease!, null, [{ queue: "d", payload: { v: 5 }, key: "k1" }]);
+      expect((await t.must(first.job.id, store)).payload).toEqual({ v: 5 });
+    });
   });
 
   describe("group", () => {
@@ -182,6 +216,19 @@ export function flowControl(t: ContractContext): void {
       expect(second.leases).toEqual([]);
       await t.store.complete(first.leases[0]!, null);
       expect(by((await flowClaim({ g: 10 }, flow)).leases)).toEqual(["a"]);
+    });
+
+    it("a full group's jobs, however many wait ahead, do not keep another group's job from starting", async () => {
+      // The group value is kept with each job (queueGroupBy); a claim leaves full groups out
+      // of its scan, which reads at most 200 candidates for one job asked for.
+      const store = await t.fresh({ queueGroupBy: { big: "customer" } });
+      await store.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ queue: "big", payload: { customer: "a", i } })));
+      await store.enqueue("big", { customer: "b" });
+      const flow = { big: { group: { by: "customer", limit: 1 } } };
+      const claim = (n: number) => store.claim({ workerId: "w1", queues: { big: n }, leaseMs: LEASE, flow, onHold: () => {} });
+      expect((await claim(1)).map((l) => (l.job.payload as { customer: string }).customer)).toEqual(["a"]);
+      expect((await claim(10)).map((l) => (l.job.payload as { customer: string }).customer)).toEqual(["b"]);
+      expect(await claim(10)).toEqual([]);
     });
 
     it("holds each group's rate, and the queue's own rate over all groups", async () => {

@@ -4,7 +4,7 @@ import type { Store } from "../../src/store/store.js";
 import { dropSchema, freshSchemaName, pgExec, PG_URL, requirePg } from "./pg-helpers.js";
 
 /**
- * The jobs table is vacuumed once 2 % of it is dead (migration 7): behind millions of
+ * The jobs table is vacuumed once 2 % of it is dead (migration 8): behind millions of
  * finished jobs the server's default, 20 %, leaves the claim index bloated for a quarter
  * of an hour after a long transaction (see docs/operations.md).
  */

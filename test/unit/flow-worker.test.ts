@@ -18,19 +18,32 @@ import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contrac
 const silent = pino({ level: "silent" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Factory = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
+interface Opened {
+  store: Store;
+  cleanup: () => Promise<void>;
+  /** Where it lives: a file, or a schema. */
+  at: string;
+}
+/** A fresh store; `reopen` opens the same one again (another process's view of it). */
+type Factory = (() => Promise<Opened>) & { reopen: (o: Opened) => Promise<Store> };
 
-const sqlite: Factory = async () => {
-  const dir = mkdtempSync(join(tmpdir(), "vigil-flow-worker-"));
-  const s = await openSqliteStore(join(dir, "vigil.db"));
-  return { store: s, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-};
+const sqlite: Factory = Object.assign(
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-flow-worker-"));
+    const s = await openSqliteStore(join(dir, "vigil.db"));
+    return { store: s, at: join(dir, "vigil.db"), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  },
+  { reopen: (o: Opened) => openSqliteStore(o.at) },
+);
 
-const postgres: Factory = async () => {
-  const schema = freshSchemaName("vigil_flow_worker");
-  const s = await openPostgresStore(PG_URL, { schema });
-  return { store: s, cleanup: () => dropSchema(schema) };
-};
+const postgres: Factory = Object.assign(
+  async () => {
+    const schema = freshSchemaName("vigil_flow_worker");
+    const s = await openPostgresStore(PG_URL, { schema });
+    return { store: s, at: schema, cleanup: () => dropSchema(schema) };
+  },
+  { reopen: (o: Opened) => openPostgresStore(PG_URL, { schema: o.at }) },
+);
 
 /** The store, with every claim of a flow-controlled queue counted (both claim verbs). */
 function counting(store: Store): { store: Store; claims: () => number } {
@@ -121,6 +134,48 @@ for (const [name, factory, available] of stores) {
       expect(jobs.map((j) => j.attempt)).toEqual([1, 1, 1]);
       // Held, the worker waited on a timer: a handful of claims, not one every few ms.
       expect(c.claims()).toBeLessThanOrEqual(15);
+    }, 60_000);
+
+    it("held by a limit, a worker claims as soon as another process's job of the queue ends, not at its next recheck", async () => {
+      const opened = await factory();
+      store = opened.store;
+      cleanup = opened.cleanup;
+      // The other "process": a second store on the same data, its own connections and wake-ups.
+      const other = await factory.reopen(opened);
+      await store.enqueueMany([{ queue: "l", payload: 1 }, { queue: "l", payload: 2 }]);
+      const flow = { limit: 1 };
+      let releaseFirst!: () => void;
+      const firstRunning = new Promise<void>((r) => (releaseFirst = r));
+      let endedAt = 0;
+      const a = new Worker(other, {
+        queues: {
+          l: {
+            handler: async () => {
+              releaseFirst();
+              // Past b's first polls (every second for 3 s after its start) and its first recheck.
+              await sleep(4500);
+              // A stops claiming once this job is done; only b may take the next one.
+              void a.stop();
+              endedAt = Date.now();
+              return null;
+            },
+            flow,
+          },
+        },
+        logger: silent,
+      });
+      a.start();
+      await firstRunning;
+      let startedAt = 0;
+      // b's idle poll is far off: only a wake-up or its recheck (every LIMIT_RECHECK_MS) makes it claim.
+      worker = new Worker(store, { queues: { l: { handler: async () => void (startedAt = Date.now()), flow } }, pollInterval: 60_000, logger: silent });
+      worker.start();
+      await waitFor("the second job started", () => startedAt > 0, 30_000, 10);
+      await a.stop();
+      await other.close();
+      // Woken by a's completion (through the store): its recheck was due 1.5 s later (b held at
+      // ~0 s and 3 s, so the next at ~6 s; a's job ended at ~4.5 s).
+      expect(startedAt - endedAt).toBeLessThan(800);
     }, 60_000);
   });
 }

@@ -7,10 +7,11 @@
  * sees the leases and starts of the one before. Windows are measured on the database's
  * clock, the one clock every host shares.
  */
-import { allowance, byGroup, earlier, GROUP_PREFIX, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
+import { allowance, byGroup, earlier, saturatedGroups, type StartRow, GROUP_PREFIX, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
 import type { ClaimRequest, QueueFlow, QueueState } from "../store.js";
 import type { Queryable } from "./db.js";
 import { SERVER_MS } from "./jobs-sql.js";
+import { rateClaimSql } from "./flow-rate.js";
 import { jobColumns, type JobRow } from "./rows.js";
 
 export function flowStatements(S: string) {
@@ -21,7 +22,7 @@ export function flowStatements(S: string) {
     lock: `INSERT INTO ${S}.queues (name) SELECT n FROM unnest($1::text[]) AS u(n)
       WHERE set_config('synchronous_commit', $2::text, true) IS NOT NULL ORDER BY n
       ON CONFLICT (name) DO UPDATE SET name = excluded.name
-      RETURNING name, paused, (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
+      RETURNING name, paused, start_at, start_n, (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
     now: `SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
     // Everything a budget needs, for every queue of the claim, in one round trip.
     // Active jobs are counted only for a queue with a limit ($4): with a large claim-ahead
@@ -34,20 +35,31 @@ export function flowStatements(S: string) {
         (SELECT coalesce(json_agg(json_build_array(h.grp, h.until, h.reason)), '[]'::json) FROM ${S}.queue_holds h
           WHERE h.queue = u.name AND h.until > $3) AS holds
       FROM unnest($1::text[], $4::boolean[]) AS u(name, counted)`,
-    // What the claim spent and why it held back, in one round trip.
+    // What the claim spent and why it held back, in one round trip. A queue's own starts
+    // are in its row (see flow-rate.ts), its groups' in queue_starts. $7: for each queue,
+    // [name, at[] or null, n[] or null, why it held back or null]: one UPDATE of its row (two
+    // UPDATEs of one row in one statement would keep only one of them).
     record: `WITH ins AS (
         INSERT INTO ${S}.queue_starts (queue, grp, at, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[])
       ), del AS (
         DELETE FROM ${S}.queue_starts s USING unnest($5::text[], $6::bigint[]) AS p(queue, before)
         WHERE s.queue = p.queue AND s.at <= p.before
-      ), held AS (
-        UPDATE ${S}.queues q SET held_at = $7::bigint, held_reason = h.reason
-        FROM unnest($8::text[], $9::text[]) AS h(name, reason) WHERE q.name = h.name
+      ), own AS (
+        UPDATE ${S}.queues q SET
+          start_at = CASE WHEN json_typeof(e->1) = 'array' THEN ARRAY(SELECT json_array_elements_text(e->1)::bigint) ELSE q.start_at END,
+          start_n = CASE WHEN json_typeof(e->2) = 'array' THEN ARRAY(SELECT json_array_elements_text(e->2)::int) ELSE q.start_n END,
+          held_at = CASE WHEN e->>3 IS NULL THEN q.held_at ELSE $8::bigint END,
+          held_reason = coalesce(e->>3, q.held_reason)
+        FROM json_array_elements($7::json) e WHERE q.name = e->>0
       ) SELECT 1`,
-    candidates: `SELECT id, coalesce(payload::jsonb #>> $2::text[], '') AS g FROM ${S}.jobs
-      WHERE queue = $1 AND ${due} AND run_at <= $3 ORDER BY priority DESC, run_at, id LIMIT $4`,
-    groupActive: `SELECT coalesce(payload::jsonb #>> $2::text[], '') AS g, count(*)::int AS n FROM ${S}.jobs
+    // A job's group is its grp column (set at enqueue); the payload is read only for a job
+    // enqueued without its queue's group known. Full groups ($5) are left out of the scan.
+    candidates: `SELECT id, g FROM (SELECT id, priority, run_at, coalesce(grp, payload::jsonb #>> $2::text[], '') AS g FROM ${S}.jobs
+      WHERE queue = $1 AND ${due} AND run_at <= $3) c WHERE g <> ALL ($5::text[]) ORDER BY priority DESC, run_at, id LIMIT $4`,
+    groupActive: `SELECT coalesce(grp, payload::jsonb #>> $2::text[], '') AS g, count(*)::int AS n FROM ${S}.jobs
       WHERE state = 'active' AND queue = $1 GROUP BY 1`,
+    fillGroups: `UPDATE ${S}.jobs SET grp = coalesce(payload::jsonb #>> $2::text[], '')
+      WHERE queue = $1 AND grp IS NULL AND state IN ('waiting', 'scheduled', 'failed', 'active')`,
     lease: `UPDATE ${S}.jobs j SET state = 'active', token = $2::text || j.id, worker_id = $3::text,
         attempt = j.attempt + 1, started_at = $4::bigint, lease_until = ${SERVER_MS} + $5::bigint
       WHERE j.id = ANY ($1::bigint[]) AND j.${due} RETURNING ${jobColumns("j")}`,
@@ -63,7 +75,8 @@ export function flowStatements(S: string) {
     addHold: `INSERT INTO ${S}.queue_holds (queue, grp, until, reason) VALUES ($1, $2, $3, $4)
       ON CONFLICT (queue, grp) DO UPDATE SET until = greatest(${S}.queue_holds.until, excluded.until), reason = excluded.reason`,
     // `onDuplicate: replace`: only a job that has not started takes the new payload.
-    replacePayload: `UPDATE ${S}.jobs SET payload = $2 WHERE id = $1 AND state IN ('waiting', 'scheduled') RETURNING ${jobColumns()}`,
+    replacePayload: `UPDATE ${S}.jobs SET payload = $2, grp = $3 WHERE id = $1 AND state IN ('waiting', 'scheduled') RETURNING ${jobColumns()}`,
+    rateClaim: rateClaimSql(S),
     heldState: `INSERT INTO ${S}.queues (name, held_at, held_reason) VALUES ($1, $2, $3)
       ON CONFLICT (name) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason`,
   };
@@ -127,9 +140,11 @@ export async function flowClaim(
   // 16 ms of 33). What a server crash can lose: the claim, its jobs back to waiting as if
   // never claimed, and the starts it recorded, so a window may then hold the starts of
   // handlers that ran anyway beside new ones. Any later durable commit flushes it too.
-  const locked = await q.query<{ name: string; paused: boolean; now: number }>(sql.lock, [names, durable ? "on" : "off"]);
+  const locked = await q.query<LockedRow>(sql.lock, [names, durable ? "on" : "off"]);
   const paused = new Set(locked.filter((r) => r.paused).map((r) => r.name));
-  const dbNow = Math.max(...locked.map((r) => Number(r.now)));
+  // Never earlier than a start already recorded (see flow-rate.ts: claims' times follow the lock's order).
+  const dbNow = Math.max(...locked.map((r) => Math.max(Number(r.now), ...r.start_at.map(Number))));
+  const own = new Map(locked.map((r) => [r.name, r.start_at.map((at, k) => ({ at: Number(at), n: r.start_n[k]! }))]));
   const toLocal = (t: number | null) => (t === null ? null : t - dbNow + Date.now());
   const keep = Math.max(...flowed.map((f) => longestInterval(f.flow)));
   const facts = new Map(
@@ -142,7 +157,7 @@ export async function flowClaim(
       ])
     ).map((r) => [r.name, r]),
   );
-  const rec: Spent = { grps: [], queues: [], ns: [], pruneQueues: [], before: [], heldQueues: [], reasons: [] };
+  const rec: Spent = { grps: [], queues: [], ns: [], pruneQueues: [], before: [], rows: new Map() };
   for (const f of flowed) {
     if (paused.has(f.name)) continue;
     const fact = facts.get(f.name)!;
@@ -151,22 +166,30 @@ export async function flowClaim(
       req.onHold?.(f.name, toLocal(Number(held[1])), held[2]);
       continue;
     }
-    const { rows, hold } = await queueClaim(sql, q, f.name, f.n, f.flow, a, dbNow, fact, rec, plain);
+    const { rows, hold } = await queueClaim(sql, q, f.name, f.n, f.flow, a, dbNow, { ...fact, own: own.get(f.name)! }, rec, plain);
     out.push(...rows);
     if (hold) {
       req.onHold?.(f.name, toLocal(hold.until), hold.reason);
-      rec.heldQueues.push(f.name);
-      rec.reasons.push(hold.reason);
+      rowOf(rec, f.name).reason = hold.reason;
     }
   }
-  if (rec.queues.length + rec.pruneQueues.length + rec.heldQueues.length > 0) {
+  if (rec.queues.length + rec.pruneQueues.length + rec.rows.size > 0) {
     await q.query(sql.record, [
       rec.queues, rec.grps, rec.queues.map(() => dbNow), rec.ns,
       rec.pruneQueues, rec.before,
-      dbNow, rec.heldQueues, rec.reasons,
+      JSON.stringify([...rec.rows].map(([name, r]) => [name, r.at ?? null, r.n ?? null, r.reason ?? null])),
+      dbNow,
     ]);
   }
   return out;
+}
+
+interface LockedRow {
+  name: string;
+  paused: boolean;
+  start_at: number[];
+  start_n: number[];
+  now: number;
 }
 
 interface FactsRow {
@@ -183,8 +206,14 @@ interface Spent {
   ns: number[];
   pruneQueues: string[];
   before: number[];
-  heldQueues: string[];
-  reasons: string[];
+  /** What goes in each queue's row: its own starts after the claim, why it held back. */
+  rows: Map<string, { at?: number[]; n?: number[]; reason?: string }>;
+}
+
+function rowOf(rec: Spent, queue: string): { at?: number[]; n?: number[]; reason?: string } {
+  let r = rec.rows.get(queue);
+  if (!r) rec.rows.set(queue, (r = {}));
+  return r;
 }
 
 async function queueClaim(
@@ -195,13 +224,14 @@ async function queueClaim(
   flow: QueueFlow,
   a: FlowClaimArgs,
   now: number,
-  fact: FactsRow,
+  fact: FactsRow & { own: StartRow[] },
   rec: Spent,
   plain: (names: string[], counts: number[]) => Promise<JobRow[]>,
 ): Promise<{ rows: JobRow[]; hold?: Allowance["hold"] }> {
   const keep = longestInterval(flow);
   const starts = byGroup(fact.starts.filter(([, at]) => at > now - keep).map(([grp, at, n]) => ({ grp, at: Number(at), n })));
-  const allowed = allowance(`queue ${queue}`, max, flow, { active: fact.active, starts: starts.get("") ?? [] }, now);
+  const ownStarts = fact.own.filter((st) => st.at > now - keep);
+  const allowed = allowance(`queue ${queue}`, max, flow, { active: fact.active, starts: ownStarts }, now);
   let hold = allowed.hold;
   let rows: JobRow[] = [];
   const group = flow.group;
@@ -210,10 +240,6 @@ async function queueClaim(
   } else if (allowed.take > 0 && group) {
     const scan = Math.max(GROUP_SCAN_MIN, allowed.take * GROUP_SCAN_FACTOR);
     const path = group.by.split(".");
-    const candidates = (await q.query<{ id: number; g: string }>(sql.candidates, [queue, path, a.now, scan])).map((c) => ({
-      id: Number(c.id),
-      group: c.g,
-    }));
     const groupActive = new Map<string, number>();
     if (group.limit !== undefined) {
       for (const r of await q.query<{ g: string; n: number }>(sql.groupActive, [queue, path])) groupActive.set(r.g, r.n);
@@ -222,8 +248,14 @@ async function queueClaim(
     for (const [grp, until, reason] of fact.holds) {
       if (grp.startsWith(GROUP_PREFIX)) held.set(grp.slice(GROUP_PREFIX.length), { until: Number(until), reason });
     }
-    const pick = pickGrouped(queue, flow, candidates, allowed.take, { active: groupActive, starts: groupStarts(starts), held }, now);
-    hold = earlier(hold, pick.hold);
+    const facts = { active: groupActive, starts: groupStarts(starts), held };
+    const full = saturatedGroups(queue, flow, facts, now);
+    const candidates = (await q.query<{ id: number; g: string }>(sql.candidates, [queue, path, a.now, scan, full.groups])).map((c) => ({
+      id: Number(c.id),
+      group: c.g,
+    }));
+    const pick = pickGrouped(queue, flow, candidates, allowed.take, facts, now);
+    hold = earlier(earlier(hold, full.hold), pick.hold);
     if (pick.ids.length > 0) rows = await q.query<JobRow>(sql.lease, [pick.ids, a.prefix, a.workerId, a.now, a.leaseMs]);
     // As picked: a candidate taken meanwhile by a claimer without flow control (a host
     // whose config lacks it) still counts, which errs on the side of fewer starts.
@@ -235,12 +267,11 @@ async function queueClaim(
       }
     }
   }
-  if (rows.length > 0 && flow.rate) {
-    rec.queues.push(queue);
-    rec.grps.push("");
-    rec.ns.push(rows.length);
-  }
   if (keep > 0) {
+    const after = rows.length > 0 && flow.rate ? [...ownStarts, { at: now, n: rows.length }] : ownStarts;
+    const r = rowOf(rec, queue);
+    r.at = after.map((st) => st.at);
+    r.n = after.map((st) => st.n);
     rec.pruneQueues.push(queue);
     rec.before.push(now - keep);
   }

@@ -11,6 +11,7 @@ import { dueAt, encodeJson, newToken, prepareItem as prepare, prepareNext, type 
 import type { ClaimRequest, CompleteAndClaimResult, CompleteItem, CompleteOutcome } from "../store.js";
 import type { Db, Queryable } from "./db.js";
 import { flowClaim, type FlowStatements } from "./flow.js";
+import { rateClaim, rateOnlyClaim } from "./flow-rate.js";
 import type { JobStatements, Stmt } from "./jobs-sql.js";
 import { rowToJob, type JobRow } from "./rows.js";
 
@@ -25,6 +26,10 @@ export interface JobContext {
   defaultAttempts: number;
   /** Each queue's maxStalls, stamped on the jobs enqueued to it. */
   queueMaxStalls?: Record<string, number>;
+  /** Each queue's onDuplicate (StoreOptions). */
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
+  /** Each queue's group.by (StoreOptions). */
+  queueGroupBy?: Record<string, string>;
   flow: FlowStatements;
 }
 
@@ -56,7 +61,7 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
     const { state, runAt } = placement(it, now);
     const rows = await ctx.db.query<JobRow & { created: boolean }>(
       ctx.sql.enqueueOne.text,
-      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now, it.maxStalls],
+      [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now, it.maxStalls, it.grp],
       ctx.sql.enqueueOne.name,
     );
     const row = rows[0];
@@ -66,7 +71,7 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
 
 /** `onDuplicate: replace`: the live job holding the key takes the payload if it has not started. */
 async function replacePayload(ctx: JobContext, q: Queryable, row: JobRow, it: PreparedItem): Promise<EnqueueResult> {
-  const updated = await q.query<JobRow>(ctx.flow.replacePayload, [row.id, it.payload]);
+  const updated = await q.query<JobRow>(ctx.flow.replacePayload, [row.id, it.payload, it.grp]);
   return updated[0] ? { job: rowToJob(updated[0]), created: false, replaced: true } : { job: rowToJob(row), created: false };
 }
 
@@ -111,6 +116,7 @@ export async function insertItems(
         cols.map((c) => c.source),
         now,
         cols.map((c) => c.maxStalls),
+        cols.map((c) => c.grp),
       ],
       ctx.sql.insertMany.name,
     );
@@ -201,16 +207,41 @@ export async function claim(
   const a = claimArgs(ctx, req);
   if (!a) return [];
   if (hasFlow(req)) {
-    // Flow-controlled queues are claimed in a transaction holding their rows (flow.ts).
+    const own = q === ctx.db;
     const d = ctx.sql.claimDurable;
     const plain = (t: Queryable) => (names: string[], counts: number[]) =>
       t.query<JobRow>(d.text, [names, counts, a.now, a.workerId, a.leaseMs, a.prefix], d.name);
-    const own = q === ctx.db;
-    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, a, plain(t), !own);
-    return toLeases(own ? await ctx.db.tx(run) : await run(q), a, req.workerId);
+    let rows: JobRow[] = [];
+    let locked = a;
+    if (rateOnlyClaim(req, a.names)) {
+      // Queues with only a rate: one statement (flow-rate.ts); the others as usual.
+      const flowed = pick(a, (n) => req.flow?.[n] !== undefined);
+      const other = pick(a, (n) => req.flow?.[n] === undefined);
+      if (other.names.length > 0) rows = await plain(q)(other.names, other.counts);
+      const r = await rateClaim(q, ctx.flow, req, flowed, !own);
+      rows.push(...r.rows);
+      if (r.rest.length === 0) return toLeases(rows, a, req.workerId);
+      locked = pick(a, (n) => r.rest.includes(n));
+    }
+    // The others are claimed in a transaction holding their queues' rows (flow.ts).
+    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, locked, plain(t), !own);
+    rows.push(...(own ? await ctx.db.tx(run) : await run(q)));
+    return toLeases(rows, a, req.workerId);
   }
   const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseMs, a.prefix], s.name);
   return toLeases(rows, a, req.workerId);
+}
+
+/** The claim's arguments for only the queues `keep` accepts. */
+function pick(a: ClaimArgs, keep: (name: string) => boolean): ClaimArgs {
+  const names: string[] = [];
+  const counts: number[] = [];
+  a.names.forEach((n, i) => {
+    if (!keep(n)) return;
+    names.push(n);
+    counts.push(a.counts[i]!);
+  });
+  return { ...a, names, counts };
 }
 
 /** Whether a claim asks for a queue under flow control. */
@@ -394,6 +425,7 @@ async function runCompletions(
       next.map((n) => n.runAt),
       next.map((n) => n.it.payload),
       next.map((n) => n.it.maxStalls),
+      next.map((n) => n.it.grp),
     ],
     s.name,
   );

@@ -37,7 +37,7 @@ const ACTIVE_BATCH = "j.id = ANY ((SELECT $1::bigint[])::bigint[]) AND (CASE WHE
 const NO_FSYNC_WAIT = "set_config('synchronous_commit', 'off', true) IS NOT NULL";
 
 /** The database's clock in ms: holds (`queue_holds`) are set and read on it, as rate windows. */
-const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+export const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /**
  * The database server's time, in ms since the epoch, as the statement began. Lease
@@ -67,8 +67,8 @@ export const KEY_LIVE = "key IS NOT NULL AND state NOT IN ('dead', 'cancelled')"
 
 /** The columns an insert fills, in the order of the arrays passed to `insertMany`. */
 const INSERT_ARRAYS = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-    $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $12::int[]) WITH ORDINALITY
-    AS t(queue, state, key, payload, max_attempts, priority, run_at, parent_id, root_id, source, max_stalls, ord)`;
+    $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $12::int[], $13::text[]) WITH ORDINALITY
+    AS t(queue, state, key, payload, max_attempts, priority, run_at, parent_id, root_id, source, max_stalls, grp, ord)`;
 
 /** The history entry a stall appends; nulls (no worker) are left out. */
 const STALL_ENTRY = `jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('attempt', attempt,
@@ -186,7 +186,7 @@ function claimSql(S: string, commitMode: string): string {
  * one. An id array repeated in every row would be parsed once per row: quadratic in the
  * batch size (it was most of a 500-job cycle's client time).
  */
-function rowsAndOneAggregate(rows: string, from: string, aggs: Record<string, string>): string {
+export function rowsAndOneAggregate(rows: string, from: string, aggs: Record<string, string>): string {
   const names = Object.keys(aggs);
   return `SELECT ${names.map((n) => `a.${n}`).join(", ")}, r.*
       FROM (SELECT ${names.map((n) => `${aggs[n]} AS ${n}`).join(", ")} FROM ${from}) a LEFT JOIN ${rows} r ON false
@@ -200,8 +200,8 @@ export function jobStatements(S: string) {
     /** One job, or the live job holding its key (`created` false). Zero rows: lost a race, retry. */
     enqueueOne: stmt(`WITH ins AS (
       INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at, created_at,
-        parent_id, root_id, source, max_stalls)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $11, $8, $9, $10, $12)
+        parent_id, root_id, source, max_stalls, grp)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $11, $8, $9, $10, $12, $13)
       ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
       RETURNING ${cols})
     SELECT true AS created, ${cols} FROM ins
@@ -212,8 +212,8 @@ export function jobStatements(S: string) {
 
     /** Many jobs in item order (ids ascend with it); keyed items whose key is live are skipped. */
     insertMany: stmt(`INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at,
-        created_at, parent_id, root_id, source, max_stalls)
-      SELECT queue, state, key, payload, max_attempts, priority, run_at, $11, parent_id, root_id, source, max_stalls
+        created_at, parent_id, root_id, source, max_stalls, grp)
+      SELECT queue, state, key, payload, max_attempts, priority, run_at, $11, parent_id, root_id, source, max_stalls, grp
       FROM ${INSERT_ARRAYS} ORDER BY ord
       ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
       RETURNING ${cols}`),
@@ -248,13 +248,13 @@ export function jobStatements(S: string) {
       RETURNING j.id, coalesce(j.root_id, j.id) AS root_id, j.queue
     )${countFinished(S, "done", "$4::bigint", false)}, nx AS (
       SELECT * FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[],
-        $11::bigint[], $12::text[], $13::int[]) WITH ORDINALITY
-        AS n(parent_id, queue, state, key, priority, max_attempts, run_at, payload, max_stalls, ord)
+        $11::bigint[], $12::text[], $13::int[], $14::text[]) WITH ORDINALITY
+        AS n(parent_id, queue, state, key, priority, max_attempts, run_at, payload, max_stalls, grp, ord)
     ), ins AS (
       INSERT INTO ${S}.jobs (queue, state, key, payload, max_attempts, priority, run_at, created_at,
-        parent_id, root_id, max_stalls)
+        parent_id, root_id, max_stalls, grp)
       SELECT n.queue, n.state, n.key, n.payload, n.max_attempts, n.priority, n.run_at, $4::bigint,
-        n.parent_id, d.root_id, n.max_stalls
+        n.parent_id, d.root_id, n.max_stalls, n.grp
       FROM nx n JOIN done d ON d.id = n.parent_id ORDER BY n.ord
       ON CONFLICT (key) WHERE ${KEY_LIVE} DO NOTHING
       RETURNING ${cols}

@@ -258,6 +258,35 @@ CREATE INDEX jobs_rest_id ON ${S}.jobs (state, id) WHERE state IN ('scheduled', 
 ALTER TABLE ${S}.jobs SET (autovacuum_vacuum_scale_factor = 0.02);
 `,
   },
+  {
+    version: 9,
+    name: "flow control: a queue's own recent starts in its row",
+    // A claim of a queue whose only flow control is its rate reads and spends the window in
+    // one statement: updating the queue's row takes its lock and sees its newest version,
+    // so the starts must be in that row (a read of queue_starts in the same statement would
+    // see the snapshot from before the lock). took: what the last such claim took. Group
+    // starts stay in queue_starts.
+    sql: (S) => `
+ALTER TABLE ${S}.queues ADD COLUMN start_at bigint[] NOT NULL DEFAULT '{}',
+  ADD COLUMN start_n integer[] NOT NULL DEFAULT '{}', ADD COLUMN took integer;
+INSERT INTO ${S}.queues (name, start_at, start_n)
+  SELECT queue, array_agg(at ORDER BY at), array_agg(n ORDER BY at) FROM ${S}.queue_starts WHERE grp = '' GROUP BY queue
+  ON CONFLICT (name) DO UPDATE SET start_at = excluded.start_at, start_n = excluded.start_n;
+DELETE FROM ${S}.queue_starts WHERE grp = '';
+`,
+  },
+  {
+    version: 10,
+    name: "each job's group value",
+    // The value of its queue's `group.by` field, set when it is enqueued, so a grouped claim
+    // counts a group's active jobs from an index and leaves full groups out of its scan
+    // without parsing payloads. NULL: enqueued without the queue's group known; a store
+    // opened with the config fills those (postgres/store.ts, fillGroups).
+    sql: (S) => `
+ALTER TABLE ${S}.jobs ADD COLUMN grp text;
+CREATE INDEX jobs_grp_active ON ${S}.jobs (queue, grp) WHERE state = 'active';
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

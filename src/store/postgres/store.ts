@@ -80,6 +80,8 @@ export async function openPostgresStore(url: string, opts: StoreOptions = {}): P
       if (version > LATEST_VERSION) throw tooNew(target.schema, version);
     } else {
       await store.migrate();
+      // Jobs of grouped queues enqueued without their group known get it now (flow.ts).
+      await store.fillGroups(opts.queueGroupBy ?? {});
     }
   } catch (err) {
     await store.close();
@@ -142,6 +144,8 @@ class PostgresStore implements Store {
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
       queueMaxStalls: opts.queueMaxStalls,
+      queueOnDuplicate: opts.queueOnDuplicate,
+      queueGroupBy: opts.queueGroupBy,
       flow: flowStatements(this.S),
     };
   }
@@ -284,6 +288,16 @@ class PostgresStore implements Store {
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
     this.writable();
     return pruneJobs(this.db, this.S, opts);
+  }
+
+  /** See flow.ts, fillGroups: run once at open. */
+  async fillGroups(groupBy: Record<string, string>): Promise<void> {
+    for (const [queue, by] of Object.entries(groupBy)) await this.db.query(this.ctx.flow.fillGroups, [queue, by.split(".")]);
+  }
+
+  async announce(queues: string[]): Promise<void> {
+    const n = this.ctx.sql.notify;
+    for (const q of new Set(queues)) await this.db.query(n.text, [this.ctx.channel, q], n.name);
   }
 
   async setPaused(queue: string, paused: boolean): Promise<QueueState> {

@@ -4,7 +4,7 @@
  * transaction, which already makes claimers of every process take turns.
  */
 import type Database from "better-sqlite3";
-import { allowance, byGroup, earlier, GROUP_PREFIX, holdReason, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
+import { allowance, byGroup, earlier, GROUP_PREFIX, holdReason, saturatedGroups, GROUP_SCAN_FACTOR, GROUP_SCAN_MIN, groupStarts, longestInterval, pickGrouped, type Allowance } from "../flow.js";
 import type { LeaseRef } from "../../core/types.js";
 import type { QueueFlow, QueueState } from "../store.js";
 import { CLAIM_COLUMNS } from "./rows.js";
@@ -13,7 +13,7 @@ type Stmt = Database.Statement<unknown[], unknown>;
 
 export type FlowStatements = Record<
   | "paused" | "setPaused" | "state" | "states" | "held" | "active" | "starts" | "addStart" | "prune" | "candidates" | "groupActive" | "claimRow"
-  | "heldQueues" | "groupHolds" | "holdJob" | "addHold" | "dropHolds" | "replacePayload",
+  | "heldQueues" | "groupHolds" | "holdJob" | "addHold" | "dropHolds" | "replacePayload" | "fillGroups",
   Stmt
 >;
 
@@ -32,10 +32,15 @@ export function prepareFlowStatements(db: Database.Database): FlowStatements {
     starts: p("SELECT grp, at, n FROM queue_starts WHERE queue = ? AND at > ?"),
     addStart: p("INSERT INTO queue_starts (queue, grp, at, n) VALUES (?, ?, ?, ?)"),
     prune: p("DELETE FROM queue_starts WHERE queue = ? AND at <= ?"),
-    candidates: p(`SELECT id, coalesce(json_extract(payload, ?), '') AS g FROM jobs
-      WHERE state = 'waiting' AND queue = ? ORDER BY priority DESC, run_at, id LIMIT ?`),
-    groupActive: p(`SELECT coalesce(json_extract(payload, ?), '') AS g, count(*) AS n FROM jobs
-      WHERE state = 'active' AND lease_until IS NOT NULL AND queue = ? GROUP BY g`),
+    // A job's group is its grp column (set at enqueue); the payload is read only for a job
+    // enqueued without its queue's group known. Full groups ($4, a JSON array) are left out.
+    candidates: p(`SELECT id, coalesce(grp, json_extract(payload, ?), '') AS g FROM jobs
+      WHERE state = 'waiting' AND queue = ? AND g NOT IN (SELECT value FROM json_each(?))
+      ORDER BY priority DESC, run_at, id LIMIT ?`),
+    groupActive: p(`SELECT coalesce(grp, json_extract(payload, ?), '') AS g, count(*) AS n FROM jobs
+      WHERE state = 'active' AND queue = ? GROUP BY g`),
+    fillGroups: p(`UPDATE jobs SET grp = coalesce(json_extract(payload, ?), '')
+      WHERE queue = ? AND grp IS NULL AND state IN ('waiting', 'scheduled', 'failed', 'active')`),
     claimRow: p(`SELECT ${CLAIM_COLUMNS.join(", ")} FROM jobs WHERE id = ? AND state = 'waiting'`).raw(),
     heldQueues: p("SELECT queue, until, reason FROM queue_holds WHERE grp = '' AND until > ?"),
     groupHolds: p("SELECT grp, until, reason FROM queue_holds WHERE queue = ? AND grp <> '' AND until > ?"),
@@ -47,7 +52,7 @@ export function prepareFlowStatements(db: Database.Database): FlowStatements {
       ON CONFLICT(queue, grp) DO UPDATE SET until = max(until, excluded.until), reason = excluded.reason`),
     dropHolds: p("DELETE FROM queue_holds WHERE until <= ?"),
     // `onDuplicate: replace`: only a job that has not started takes the new payload.
-    replacePayload: p("UPDATE jobs SET payload = ? WHERE id = ? AND state IN ('waiting', 'scheduled') RETURNING *"),
+    replacePayload: p("UPDATE jobs SET payload = ?, grp = ? WHERE id = ? AND state IN ('waiting', 'scheduled') RETURNING *"),
   };
 }
 
@@ -93,7 +98,6 @@ export function flowRows(
   } else if (a.take > 0 && group) {
     const path = jsonPath(group.by);
     const scan = Math.max(GROUP_SCAN_MIN, a.take * GROUP_SCAN_FACTOR);
-    const candidates = (sql.candidates.all(path, queue, scan) as { id: number; g: unknown }[]).map((c) => ({ id: c.id, group: String(c.g) }));
     const groupActive = new Map<string, number>();
     if (group.limit !== undefined) {
       for (const r of sql.groupActive.all(path, queue) as { g: unknown; n: number }[]) groupActive.set(String(r.g), r.n);
@@ -102,8 +106,14 @@ export function flowRows(
     for (const h of sql.groupHolds.all(queue, now) as { grp: string; until: number; reason: string }[]) {
       held.set(h.grp.slice(GROUP_PREFIX.length), { until: h.until, reason: h.reason });
     }
-    const pick = pickGrouped(queue, flow, candidates, a.take, { active: groupActive, starts: groupStarts(starts), held }, now);
-    hold = earlier(hold, pick.hold);
+    const facts = { active: groupActive, starts: groupStarts(starts), held };
+    const full = saturatedGroups(queue, flow, facts, now);
+    const candidates = (sql.candidates.all(path, queue, JSON.stringify(full.groups), scan) as { id: number; g: unknown }[]).map((c) => ({
+      id: c.id,
+      group: String(c.g),
+    }));
+    const pick = pickGrouped(queue, flow, candidates, a.take, facts, now);
+    hold = earlier(earlier(hold, full.hold), pick.hold);
     for (const id of pick.ids) {
       const row = sql.claimRow.get(id) as unknown[] | undefined;
       if (row) rows.push(row);
@@ -117,6 +127,14 @@ export function flowRows(
   if (keep > 0) sql.prune.run(queue, now - keep);
   if (hold) sql.held.run(queue, now, hold.reason);
   return hold ? { rows, hold } : { rows };
+}
+
+/**
+ * Gives the unfinished jobs of grouped queues that have no group value yet (enqueued by a
+ * process that did not know the queue's group, or before migration 9) their value.
+ */
+export function fillGroups(sql: FlowStatements, groupBy: Record<string, string>): void {
+  for (const [queue, by] of Object.entries(groupBy)) sql.fillGroups.run(jsonPath(by), queue);
 }
 
 /** Pauses or resumes a queue; resuming wakes the workers blocked on it. */

@@ -22,6 +22,10 @@ export interface JobContext {
   defaultAttempts: number;
   /** Each queue's maxStalls, stamped on the jobs enqueued to it. */
   queueMaxStalls?: Record<string, number>;
+  /** Each queue's onDuplicate (StoreOptions). */
+  queueOnDuplicate?: Record<string, "keep" | "replace">;
+  /** Each queue's group.by (StoreOptions). */
+  queueGroupBy?: Record<string, string>;
   /** Queues that got available jobs in this transaction; announced after it commits. */
   woke: Set<string>;
   flow: FlowStatements;
@@ -37,7 +41,7 @@ export function insertItem(ctx: JobContext, it: PreparedItem, now: number): Enqu
   if (it.key !== null) {
     const existing = ctx.sql.byKey.get(it.key) as JobRow | undefined;
     if (existing) {
-      const replaced = it.replace ? (ctx.flow.replacePayload.get(it.payload, existing.id) as JobRow | undefined) : undefined;
+      const replaced = it.replace ? (ctx.flow.replacePayload.get(it.payload, it.grp, existing.id) as JobRow | undefined) : undefined;
       return replaced ? { job: toJob(replaced), created: false, replaced: true } : { job: toJob(existing), created: false };
     }
   }

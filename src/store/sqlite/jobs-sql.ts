@@ -38,9 +38,9 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
   const p = (sql: string): Stmt => db.prepare(sql);
   return {
     insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, max_stalls, priority, run_at,
-        created_at, parent_id, root_id, source)
+        created_at, parent_id, root_id, source, grp)
       VALUES (@queue, @state, @key, @payload, @maxAttempts, @maxStalls, @priority, @runAt,
-        @now, @parentId, @rootId, @source)`),
+        @now, @parentId, @rootId, @source, @grp)`),
     byKey: p(`SELECT * FROM jobs WHERE key = ? AND state NOT IN ('dead', 'cancelled')`),
     byId: p(`SELECT * FROM jobs WHERE id = ?`),
 

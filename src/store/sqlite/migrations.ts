@@ -186,6 +186,14 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (hour, queue)
   ) WITHOUT ROWID;
   `,
+  // 9: each job's group value (its queue's `group.by` field), set when it is enqueued, so a
+  // grouped claim counts a group's active jobs from an index and leaves full groups out of
+  // its scan without reading payloads. NULL: enqueued without the queue's group known; a
+  // store opened with the config fills those (sqlite/store.ts, fillGroups).
+  `
+  ALTER TABLE jobs ADD COLUMN grp TEXT;
+  CREATE INDEX jobs_grp_active ON jobs(queue, grp) WHERE state = 'active';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -53,7 +53,7 @@ import { translateError } from "./errors.js";
 import { countRounds, jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
-import { holdBack, prepareFlowStatements, setPaused, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
+import { fillGroups, holdBack, prepareFlowStatements, setPaused, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
 import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
 import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
@@ -110,6 +110,14 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   }
   const store = new SqliteStore(db, abs, opts);
   store.migratedOnOpen = migrated;
+  if (!opts.readOnly && opts.queueGroupBy && Object.keys(opts.queueGroupBy).length > 0) {
+    try {
+      await store.fillGroups(opts.queueGroupBy);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   return store;
 }
 
@@ -174,6 +182,8 @@ export class SqliteStore implements Store {
       maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
       queueMaxStalls: opts.queueMaxStalls,
+      queueOnDuplicate: opts.queueOnDuplicate,
+      queueGroupBy: opts.queueGroupBy,
       woke: new Set(),
       flow: (opts.readOnly ? null : prepareFlowStatements(db)) as FlowStatements,
     };
@@ -371,6 +381,15 @@ export class SqliteStore implements Store {
 
   async prune(opts: PruneOptions): Promise<{ completed: number; dead: number }> {
     return pruneJobs(this.prep, opts, (step) => this.write(step));
+  }
+
+  /** See flow.ts, fillGroups: run once at open. */
+  async fillGroups(groupBy: Record<string, string>): Promise<void> {
+    await this.write(() => fillGroups(this.ctx.flow, groupBy));
+  }
+
+  async announce(queues: string[]): Promise<void> {
+    this.wake.notify(queues);
   }
 
   async setPaused(queue: string, paused: boolean): Promise<QueueState> {
