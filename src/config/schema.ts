@@ -92,7 +92,7 @@ export const queueSchema = z
     maxRounds: z.number().int().min(1).optional(),
     /** Largest stdout a command handler may print (default 1 MiB). */
     maxOutput: size("1mb"),
-    /** Any enqueue into the queue whose key a live job holds (CLI, API, triggers, stage hand-offs): `keep` (default) leaves it; `replace` gives it the new payload if it has not started. */
+    /** An enqueue into the queue with a key a live job holds (`vigil enqueue --key K`, the API, a trigger, a stage handing on a keyed job): `keep` (default) leaves that job as it is; `replace` gives it the new payload if it has not started. An enqueue's own `onDuplicate` (`--replace`) wins. */
     onDuplicate: z.enum(["keep", "replace"]).optional(),
     /** Job starts per interval over every worker and host, e.g. `60/1m`: no window of that length holds more (default: no limit). */
     rate: rate.optional(),
