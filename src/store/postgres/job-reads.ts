@@ -70,16 +70,35 @@ export async function jobStats(db: Db, S: string): Promise<Record<string, QueueC
   return out;
 }
 
-/** Age of the oldest waiting (or due scheduled/failed) job per queue. */
+/**
+ * Age of the oldest waiting (or due scheduled/failed) job per queue, read from the claim
+ * index jobs_due (queue, priority DESC, run_at, id) by seeks, not a scan of the backlog: a
+ * recursive walk visits the first entry of each (queue, priority), which has its smallest
+ * run_at, so the cost is a few seeks per pair however many jobs wait (as in SQLite). When
+ * a queue's smallest run_at is not yet due, only a waiting job counts (run_at ahead of the
+ * clock: age 0), looked for in that queue alone.
+ */
 export async function oldestWaiting(db: Db, S: string, now: number): Promise<Record<string, number>> {
-  const rows = await db.query<{ queue: string; t: number }>(
-    `SELECT queue, min(run_at) AS t FROM ${S}.jobs
-     WHERE state = 'waiting' OR (state IN ('scheduled', 'failed') AND run_at <= $1::bigint)
-     GROUP BY queue`,
+  const due = `state IN ('waiting', 'scheduled', 'failed')`;
+  const rows = await db.query<{ queue: string; t: number | null }>(
+    `WITH RECURSIVE k AS (
+       (SELECT queue, priority, run_at FROM ${S}.jobs WHERE ${due} ORDER BY queue, priority DESC, run_at LIMIT 1)
+       UNION ALL
+       SELECT n.queue, n.priority, n.run_at FROM k, LATERAL (
+         (SELECT queue, priority, run_at FROM ${S}.jobs WHERE ${due} AND queue = k.queue AND priority < k.priority
+           ORDER BY queue, priority DESC, run_at LIMIT 1)
+         UNION ALL
+         (SELECT queue, priority, run_at FROM ${S}.jobs WHERE ${due} AND queue > k.queue
+           ORDER BY queue, priority DESC, run_at LIMIT 1)
+         LIMIT 1) n
+     )
+     SELECT m.queue, CASE WHEN m.t <= $1::bigint THEN m.t ELSE (SELECT $1::bigint FROM ${S}.jobs j
+         WHERE j.${due} AND j.queue = m.queue AND j.state = 'waiting' ORDER BY j.priority DESC, j.run_at LIMIT 1) END AS t
+     FROM (SELECT queue, min(run_at) AS t FROM k GROUP BY queue) m`,
     [now],
   );
   const out: Record<string, number> = {};
-  for (const r of rows) out[r.queue] = Math.max(0, now - r.t);
+  for (const r of rows) if (r.t !== null) out[r.queue] = Math.max(0, now - Number(r.t));
   return out;
 }
 
