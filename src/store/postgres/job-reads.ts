@@ -45,16 +45,14 @@ export async function countRounds(db: Db, S: string, rootId: number, queue: stri
 }
 
 /**
- * Counts per queue and state, none read by scanning history: live states from their
- * partial indexes (jobs_due, jobs_active), dead and cancelled from jobs_rest, completed from
- * the counters completions add to (job_counts, migration 7), and what pruning removed of
- * the rest from `job_totals`.
+ * Counts per queue and state, none read by scanning history: live states from the
+ * counters the jobs table's triggers keep (job_live, migration 8), dead and cancelled from
+ * jobs_rest, completed from the counters completions add to (job_counts, migration 7),
+ * and what pruning removed of the rest from `job_totals`.
  */
 export async function jobStats(db: Db, S: string): Promise<Record<string, QueueCounts>> {
   const rows = await db.query<{ queue: string; state: string; n: number }>(
-    `SELECT queue, state, count(*)::bigint AS n FROM ${S}.jobs WHERE state IN ('waiting', 'scheduled', 'failed') GROUP BY queue, state
-     UNION ALL
-     SELECT queue, 'active', count(*)::bigint FROM ${S}.jobs WHERE state = 'active' GROUP BY queue
+    `SELECT queue, state, sum(n)::bigint AS n FROM ${S}.job_live GROUP BY queue, state HAVING sum(n) <> 0
      UNION ALL
      SELECT queue, state, count(*)::bigint FROM ${S}.jobs WHERE state IN ('dead', 'cancelled') GROUP BY queue, state
      UNION ALL
