@@ -16,15 +16,20 @@ describe.runIf(await requirePg("the PostgreSQL counters migration"))("postgres c
     await store?.close();
     await dropSchema(schema);
   });
-
-  it("seeds per-queue totals, per-minute counts and failed attempts from a version-6 store", async () => {
-    schema = freshSchemaName("vigil_m7");
+  /** A fresh schema migrated by hand up to `version`, as an older Vigil left it; its quoted name. */
+  const schemaAt = async (version: number): Promise<string> => {
+    schema = freshSchemaName(`vigil_m${version + 1}`);
     const S = `"${schema}"`;
     await pgExec(`CREATE SCHEMA ${S}; CREATE TABLE ${S}.vigil_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`);
-    for (const m of MIGRATIONS.filter((x) => x.version <= 6)) {
+    for (const m of MIGRATIONS.filter((x) => x.version <= version)) {
       await pgExec(m.sql(S));
       await pgExec(`INSERT INTO ${S}.vigil_migrations VALUES ($1, $2, 0)`, [m.version, m.name]);
     }
+    return S;
+  };
+
+  it("seeds per-queue totals, per-minute counts and failed attempts from a version-6 store", async () => {
+    const S = await schemaAt(6);
     const now = Date.now();
     // Three completed jobs held, two completed ones pruned earlier, one dead after a failure.
     await pgExec(
@@ -45,13 +50,7 @@ describe.runIf(await requirePg("the PostgreSQL counters migration"))("postgres c
   });
 
   it("seeds the live-state counters from a version-7 store; every write keeps them equal to a count", async () => {
-    schema = freshSchemaName("vigil_m8");
-    const S = `"${schema}"`;
-    await pgExec(`CREATE SCHEMA ${S}; CREATE TABLE ${S}.vigil_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`);
-    for (const m of MIGRATIONS.filter((x) => x.version <= 7)) {
-      await pgExec(m.sql(S));
-      await pgExec(`INSERT INTO ${S}.vigil_migrations VALUES ($1, $2, 0)`, [m.version, m.name]);
-    }
+    const S = await schemaAt(7);
     const now = Date.now();
     await pgExec(
       `INSERT INTO ${S}.jobs (queue, state, payload, max_attempts, run_at, created_at, history)

@@ -17,6 +17,22 @@ export interface Migration {
 /** Jobs that may still run or still hold their key. */
 const LIVE = "state NOT IN ('dead', 'cancelled')";
 
+/**
+ * Migration 8's trigger function job_live_<name>: adds to job_live, per queue and live
+ * state, the sum of `d` over `deltas` (rows of queue, state, d from the transition tables),
+ * one upsert per (queue, state) that changed, in key order.
+ */
+function liveCounter(S: string, name: string, deltas: string): string {
+  return `CREATE FUNCTION ${S}.job_live_${name}() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO ${S}.job_live AS c (queue, state, shard, n)
+    SELECT queue, state, pg_backend_pid() % 16, sum(d) FROM (${deltas}) x
+    WHERE state IN ('waiting', 'scheduled', 'failed', 'active') GROUP BY queue, state HAVING sum(d) <> 0 ORDER BY queue, state
+    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+  RETURN NULL;
+END $f$;`;
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -264,33 +280,9 @@ CREATE TABLE ${S}.job_live (
 );
 INSERT INTO ${S}.job_live (queue, state, shard, n)
   SELECT queue, state, 0, count(*) FROM ${S}.jobs WHERE state IN ('waiting', 'scheduled', 'failed', 'active') GROUP BY queue, state;
-CREATE FUNCTION ${S}.job_live_ins() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-  INSERT INTO ${S}.job_live AS c (queue, state, shard, n)
-    SELECT queue, state, pg_backend_pid() % 16, count(*) FROM new_rows
-    WHERE state IN ('waiting', 'scheduled', 'failed', 'active') GROUP BY queue, state ORDER BY queue, state
-    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
-  RETURN NULL;
-END $f$;
-CREATE FUNCTION ${S}.job_live_upd() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-  INSERT INTO ${S}.job_live AS c (queue, state, shard, n)
-    SELECT queue, state, pg_backend_pid() % 16, sum(d) FROM (
-      SELECT queue, state, 1 AS d FROM new_rows WHERE state IN ('waiting', 'scheduled', 'failed', 'active')
-      UNION ALL
-      SELECT queue, state, -1 FROM old_rows WHERE state IN ('waiting', 'scheduled', 'failed', 'active')
-    ) x GROUP BY queue, state HAVING sum(d) <> 0 ORDER BY queue, state
-    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
-  RETURN NULL;
-END $f$;
-CREATE FUNCTION ${S}.job_live_del() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-  INSERT INTO ${S}.job_live AS c (queue, state, shard, n)
-    SELECT queue, state, pg_backend_pid() % 16, -count(*) FROM old_rows
-    WHERE state IN ('waiting', 'scheduled', 'failed', 'active') GROUP BY queue, state ORDER BY queue, state
-    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
-  RETURN NULL;
-END $f$;
+${liveCounter(S, "ins", "SELECT queue, state, 1 AS d FROM new_rows")}
+${liveCounter(S, "upd", "SELECT queue, state, 1 AS d FROM new_rows UNION ALL SELECT queue, state, -1 FROM old_rows")}
+${liveCounter(S, "del", "SELECT queue, state, -1 AS d FROM old_rows")}
 CREATE TRIGGER job_live_ins AFTER INSERT ON ${S}.jobs REFERENCING NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_ins();
 CREATE TRIGGER job_live_upd AFTER UPDATE ON ${S}.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
