@@ -85,6 +85,21 @@ export function upkeepAndSideTables(t: ContractContext): void {
       expect(await t.store.oldestWaiting()).toEqual({ a: 2000 });
     });
 
+    it("oldestWaiting reads every priority of every queue and the due scheduled jobs", async () => {
+      await t.store.enqueue("a", 1, { priority: 0 });
+      t.clock.advance(1000);
+      await t.store.enqueue("a", 2, { priority: 5 });
+      await t.store.enqueue("b", 3, { priority: 9 });
+      await t.store.enqueue("c", 4, { delayMs: 60_000 });
+      await t.store.enqueue("d", 5, { delayMs: 500 });
+      t.clock.advance(1000);
+      // a: the older job has the lower priority; c: only a job not yet due; d: a due scheduled one.
+      expect(await t.store.oldestWaiting()).toEqual({ a: 2000, b: 1000, d: 500 });
+      // A waiting job whose run_at is ahead of the clock (set back) counts as just due.
+      t.clock.set(t.clock.now() - 5000);
+      expect(await t.store.oldestWaiting()).toEqual({ a: 0, b: 0 });
+    });
+
     it("report gives throughput and durations since a time", async () => {
       const since = t.clock.now();
       await t.store.enqueueMany([1, 2, 3].map((n) => ({ queue: "q", payload: n })));

@@ -1,6 +1,7 @@
 /**
- * PostgreSQL migration 7 on a store that already holds history: the counters status and
- * report read are seeded from the jobs held and from what pruning had already counted.
+ * PostgreSQL migrations 7 and 11 on a store that already holds history: the counters status
+ * and report read are seeded from the jobs held and from what pruning had already counted;
+ * the live-state counters then follow every write, from any connection.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
@@ -15,15 +16,20 @@ describe.runIf(await requirePg("the PostgreSQL counters migration"))("postgres c
     await store?.close();
     await dropSchema(schema);
   });
-
-  it("seeds per-queue totals, per-minute counts and failed attempts from a version-6 store", async () => {
-    schema = freshSchemaName("vigil_m7");
+  /** A fresh schema migrated by hand up to `version`, as an older Vigil left it; its quoted name. */
+  const schemaAt = async (version: number): Promise<string> => {
+    schema = freshSchemaName(`vigil_m${version + 1}`);
     const S = `"${schema}"`;
     await pgExec(`CREATE SCHEMA ${S}; CREATE TABLE ${S}.vigil_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`);
-    for (const m of MIGRATIONS.filter((x) => x.version <= 6)) {
+    for (const m of MIGRATIONS.filter((x) => x.version <= version)) {
       await pgExec(m.sql(S));
       await pgExec(`INSERT INTO ${S}.vigil_migrations VALUES ($1, $2, 0)`, [m.version, m.name]);
     }
+    return S;
+  };
+
+  it("seeds per-queue totals, per-minute counts and failed attempts from a version-6 store", async () => {
+    const S = await schemaAt(6);
     const now = Date.now();
     // Three completed jobs held, two completed ones pruned earlier, one dead after a failure.
     await pgExec(
@@ -41,5 +47,58 @@ describe.runIf(await requirePg("the PostgreSQL counters migration"))("postgres c
     expect(await store.report(now - 3_600_000)).toMatchObject([{ queue: "q", completed: 3, dead: 1, failedAttempts: 1, p50Ms: 100 }]);
     const left = await pgExec(`SELECT state, n FROM ${S}.job_totals ORDER BY state`);
     expect(left.rows).toEqual([{ state: "dead", n: "4" }]);
+  });
+
+  it("seeds the live-state counters from a version-10 store; every write keeps them equal to a count", async () => {
+    const S = await schemaAt(10);
+    const now = Date.now();
+    await pgExec(
+      `INSERT INTO ${S}.jobs (queue, state, payload, max_attempts, run_at, created_at, history)
+       SELECT 'q', 'waiting', '1', 3, $1::bigint, $1::bigint, '[]'::jsonb FROM generate_series(1, 4)
+       UNION ALL SELECT 'q', 'scheduled', '1', 3, $1::bigint + 60000, $1::bigint, '[]'
+       UNION ALL SELECT 'r', 'waiting', '1', 3, $1::bigint, $1::bigint, '[]'`,
+      [now - 1000],
+    );
+    store = await openPostgresStore(PG_URL, { schema });
+    // A second store: another pool, so other connections (other counter shards) write too.
+    const other = await openPostgresStore(PG_URL, { schema });
+    const counted = async () => {
+      const rows = await pgExec(`SELECT queue, state, count(*)::int AS n FROM ${S}.jobs GROUP BY queue, state`);
+      const out: Record<string, Record<string, number>> = {};
+      for (const r of rows.rows) (out[r.queue] ??= {})[r.state] = r.n;
+      return out;
+    };
+    const agree = async () => {
+      const stats = await store!.stats();
+      for (const [queue, states] of Object.entries(await counted())) {
+        for (const [state, n] of Object.entries(states)) if (state !== "completed") expect({ queue, state, n: stats[queue]![state as "waiting"] }).toEqual({ queue, state, n });
+      }
+      for (const [queue, c] of Object.entries(stats)) {
+        const held = (await counted())[queue] ?? {};
+        for (const state of ["waiting", "scheduled", "failed", "active"] as const) expect({ queue, state, n: c[state] }).toEqual({ queue, state, n: held[state] ?? 0 });
+      }
+    };
+    try {
+      await agree();
+      expect((await store.stats()).q).toMatchObject({ waiting: 4, scheduled: 1 });
+      await other.enqueueMany([1, 2, 3].map((n) => ({ queue: "r", payload: n })));
+      const leases = await store.claim({ workerId: "w:1", queues: { q: 3, r: 2 }, leaseMs: 60_000 });
+      expect(leases).toHaveLength(5);
+      await agree();
+      await other.renewMany(leases, 60_000);
+      await other.complete(leases[0]!, null, [{ queue: "s", payload: 1 }]);
+      await store.fail(leases[1]!, { message: "x" }, { retryAt: now + 60_000 });
+      await other.fail(leases[2]!, { message: "x" });
+      await store.release(leases[3]!);
+      await agree();
+      await other.cancel(leases[4]!.jobId);
+      await store.retry(leases[2]!.jobId);
+      await agree();
+      expect(await other.releaseWorker("w:1")).toBe(0);
+      expect(await store.prune({ completedBefore: Date.now() + 1, deadBefore: Date.now() + 1 })).toMatchObject({ completed: 1 });
+      await agree();
+    } finally {
+      await other.close();
+    }
   });
 });

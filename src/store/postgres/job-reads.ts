@@ -45,16 +45,14 @@ export async function countRounds(db: Db, S: string, rootId: number, queue: stri
 }
 
 /**
- * Counts per queue and state, none read by scanning history: live states from their
- * partial indexes (jobs_due, jobs_active), dead and cancelled from jobs_rest, completed from
- * the counters completions add to (job_counts, migration 7), and what pruning removed of
- * the rest from `job_totals`.
+ * Counts per queue and state, none read by scanning history: live states from the
+ * counters the jobs table's triggers keep (job_live, migration 11), dead and cancelled from
+ * jobs_rest, completed from the counters completions add to (job_counts, migration 7),
+ * and what pruning removed of the rest from `job_totals`.
  */
 export async function jobStats(db: Db, S: string): Promise<Record<string, QueueCounts>> {
   const rows = await db.query<{ queue: string; state: string; n: number }>(
-    `SELECT queue, state, count(*)::bigint AS n FROM ${S}.jobs WHERE state IN ('waiting', 'scheduled', 'failed') GROUP BY queue, state
-     UNION ALL
-     SELECT queue, 'active', count(*)::bigint FROM ${S}.jobs WHERE state = 'active' GROUP BY queue
+    `SELECT queue, state, sum(n)::bigint AS n FROM ${S}.job_live GROUP BY queue, state HAVING sum(n) <> 0
      UNION ALL
      SELECT queue, state, count(*)::bigint FROM ${S}.jobs WHERE state IN ('dead', 'cancelled') GROUP BY queue, state
      UNION ALL
@@ -70,16 +68,35 @@ export async function jobStats(db: Db, S: string): Promise<Record<string, QueueC
   return out;
 }
 
-/** Age of the oldest waiting (or due scheduled/failed) job per queue. */
+/**
+ * Age of the oldest waiting (or due scheduled/failed) job per queue, read from the claim
+ * index jobs_due (queue, priority DESC, run_at, id) by seeks, not a scan of the backlog: a
+ * recursive walk visits the first entry of each (queue, priority), which has its smallest
+ * run_at, so the cost is a few seeks per pair however many jobs wait (as in SQLite). When
+ * a queue's smallest run_at is not yet due, only a waiting job counts (run_at ahead of the
+ * clock: age 0), looked for in that queue alone.
+ */
 export async function oldestWaiting(db: Db, S: string, now: number): Promise<Record<string, number>> {
-  const rows = await db.query<{ queue: string; t: number }>(
-    `SELECT queue, min(run_at) AS t FROM ${S}.jobs
-     WHERE state = 'waiting' OR (state IN ('scheduled', 'failed') AND run_at <= $1::bigint)
-     GROUP BY queue`,
+  const due = `state IN ('waiting', 'scheduled', 'failed')`;
+  const rows = await db.query<{ queue: string; t: number | null }>(
+    `WITH RECURSIVE k AS (
+       (SELECT queue, priority, run_at FROM ${S}.jobs WHERE ${due} ORDER BY queue, priority DESC, run_at LIMIT 1)
+       UNION ALL
+       SELECT n.queue, n.priority, n.run_at FROM k, LATERAL (
+         (SELECT queue, priority, run_at FROM ${S}.jobs WHERE ${due} AND queue = k.queue AND priority < k.priority
+           ORDER BY queue, priority DESC, run_at LIMIT 1)
+         UNION ALL
+         (SELECT queue, priority, run_at FROM ${S}.jobs WHERE ${due} AND queue > k.queue
+           ORDER BY queue, priority DESC, run_at LIMIT 1)
+         LIMIT 1) n
+     )
+     SELECT m.queue, CASE WHEN m.t <= $1::bigint THEN m.t ELSE (SELECT $1::bigint FROM ${S}.jobs j
+         WHERE j.${due} AND j.queue = m.queue AND j.state = 'waiting' ORDER BY j.priority DESC, j.run_at LIMIT 1) END AS t
+     FROM (SELECT queue, min(run_at) AS t FROM k GROUP BY queue) m`,
     [now],
   );
   const out: Record<string, number> = {};
-  for (const r of rows) out[r.queue] = Math.max(0, now - r.t);
+  for (const r of rows) if (r.t !== null) out[r.queue] = Math.max(0, now - Number(r.t));
   return out;
 }
 

@@ -2,8 +2,8 @@
 import type { StoreTableUpkeep, StoreUpkeep } from "../store.js";
 import type { Db } from "./db.js";
 
-/** The tables whose churn matters: jobs, and the counter rows every completion updates. */
-const TABLES = ["jobs", "job_counts", "job_minutes", "job_failures"];
+/** The tables whose churn matters: jobs, and the counter rows every completion (job_live: every write) updates. */
+const TABLES = ["jobs", "job_counts", "job_live", "job_minutes", "job_failures"];
 
 export async function pgUpkeep(db: Db, schema: string): Promise<StoreUpkeep> {
   const [size, tables, tx] = await Promise.all([
