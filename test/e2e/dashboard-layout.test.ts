@@ -47,6 +47,8 @@ describe("dashboard layout", () => {
           await page.locator('#queues tbody tr[data-queue="implement-with-a-long-queue-name"]').waitFor({ timeout: 30_000 });
           await page.locator('#queues [data-paused="qa"]').waitFor({ timeout: 30_000 });
           await page.locator("#stuck tr", { hasText: "queue implement-with-a-long-queue-name" }).waitFor({ timeout: 30_000 });
+          // The pause buttons come with the session (a read-only dashboard has none): wait for it.
+          await page.locator('#queues button[data-pause="outline"]').waitFor({ timeout: 30_000 });
           expect(await page.locator('#queues button[data-pause="outline"]').count()).toBe(1);
           // The theme really applies: dark text on light, or light on dark.
           const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
