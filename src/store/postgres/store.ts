@@ -49,6 +49,8 @@ import { Db } from "./db.js";
 import * as ctl from "./job-control.js";
 import { countRounds, jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
+import * as claims from "./job-claim.js";
+import * as completions from "./job-complete.js";
 import { jobStatements } from "./jobs-sql.js";
 import { holdReason } from "../flow.js";
 import { flowStatements, holdBack, toQueueState, type QueueRow } from "./flow.js";
@@ -168,36 +170,36 @@ class PostgresStore implements Store {
 
   async claim(req: ClaimRequest): Promise<Lease[]> {
     this.writable();
-    return w.claim(this.ctx, req);
+    return claims.claim(this.ctx, req);
   }
 
   async renew(lease: LeaseRef, leaseMs: number): Promise<number> {
     this.writable();
-    const { lost, leaseUntil } = await w.renewMany(this.ctx, [lease], leaseMs);
+    const { lost, leaseUntil } = await claims.renewMany(this.ctx, [lease], leaseMs);
     if (lost.length > 0) throw new LeaseLostError(lease.jobId);
     return leaseUntil;
   }
 
   async renewMany(leases: LeaseRef[], leaseMs: number): Promise<number[]> {
     this.writable();
-    return (await w.renewMany(this.ctx, leases, leaseMs)).lost;
+    return (await claims.renewMany(this.ctx, leases, leaseMs)).lost;
   }
 
   async complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]> {
     this.writable();
-    const [outcome] = await w.completeMany(this.ctx, [next ? { lease, result, next } : { lease, result }]);
+    const [outcome] = await completions.completeMany(this.ctx, [next ? { lease, result, next } : { lease, result }]);
     if (!outcome!.ok) throw outcome!.error;
     return outcome!.next;
   }
 
   async completeMany(items: CompleteItem[]): Promise<CompleteOutcome[]> {
     this.writable();
-    return w.completeMany(this.ctx, items);
+    return completions.completeMany(this.ctx, items);
   }
 
   async completeAndClaim(items: CompleteItem[], claim: ClaimRequest | null): Promise<CompleteAndClaimResult> {
     this.writable();
-    return w.completeAndClaim(this.ctx, items, claim);
+    return completions.completeAndClaim(this.ctx, items, claim);
   }
 
   async fail(lease: LeaseRef, error: JobErrorInfo, opts: FailOptions = {}): Promise<Job> {
