@@ -96,7 +96,7 @@ export function toQueueState(r: QueueRow): QueueState {
   return { name: r.name, paused: r.paused, pausedAt: r.paused_at, heldAt: r.held_at, heldReason: r.held_reason };
 }
 
-/** What a flow claim needs of the claim's arguments (see job-writes.ts, ClaimArgs). */
+/** What a flow claim needs of the claim's arguments (see job-claim.ts, ClaimArgs). */
 export interface FlowClaimArgs {
   names: string[];
   counts: number[];

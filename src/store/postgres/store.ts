@@ -4,8 +4,9 @@
  * wait on each other; batches (claims, renewals, completions with their next-stage jobs)
  * are single statements over arrays. Idle workers are woken by LISTEN/NOTIFY. While the
  * server is down every call fails with STORE_UNREACHABLE, and works again once it is back.
+ * Here are opening it and the verbs of `Store`; the pool, the LISTEN subscription and
+ * closing are in store-core.ts.
  */
-import { systemClock, type Clock } from "../../core/clock.js";
 import { LeaseLostError, VigilError } from "../../core/errors.js";
 import type {
   EnqueueItem,
@@ -25,8 +26,6 @@ import type {
 } from "../../core/types.js";
 import { checkQueueName, encodeJson } from "../common.js";
 import {
-  DEFAULT_ATTEMPTS,
-  DEFAULT_MAX_PAYLOAD,
   stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
@@ -44,17 +43,17 @@ import {
   type TriggerCommit,
   type TriggerCursor,
 } from "../store.js";
-import { createPool, parsePostgresUrl, quoteIdent, type PgTarget } from "./connection.js";
-import { Db } from "./db.js";
+import { parsePostgresUrl, quoteIdent } from "./connection.js";
 import * as ctl from "./job-control.js";
 import { countRounds, jobReport, jobStats, listJobs, nextDueAt, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
-import { jobStatements } from "./jobs-sql.js";
+import * as claims from "./job-claim.js";
+import * as completions from "./job-complete.js";
 import { holdReason } from "../flow.js";
-import { flowStatements, holdBack, toQueueState, type QueueRow } from "./flow.js";
-import { NotifyListener } from "./listen.js";
+import { holdBack, toQueueState, type QueueRow } from "./flow.js";
 import { LATEST_VERSION, migrate, schemaVersion, tooNew } from "./migrations.js";
 import { pgUpkeep } from "./upkeep.js";
+import { PostgresStoreCore } from "./store-core.js";
 import { rowToJob, type JobRow } from "./rows.js";
 import * as side from "./side-tables.js";
 import { pgJobsAhead, pgRunReads } from "./run-reads.js";
@@ -108,7 +107,7 @@ export const CLAIM_BATCH_HINT = 1000;
  */
 export const COMMIT_LANES = 2;
 
-class PostgresStore implements Store {
+class PostgresStore extends PostgresStoreCore implements Store {
   readonly kind = "postgres" as const;
   readonly caps: StoreCaps = {
     notify: true,
@@ -116,43 +115,6 @@ class PostgresStore implements Store {
     claimBatchHint: CLAIM_BATCH_HINT,
     commitLanes: COMMIT_LANES,
   };
-  readonly location: string;
-  readonly clock: Clock;
-  readonly db: Db;
-  private readonly S: string;
-  private readonly ctx: w.JobContext;
-  private readonly listeners = new Set<(queue: string) => void>();
-  private listener: NotifyListener | null = null;
-  private closed = false;
-
-  constructor(
-    private readonly target: PgTarget,
-    private readonly opts: StoreOptions,
-  ) {
-    this.location = target.location;
-    this.clock = opts.clock ?? systemClock;
-    this.S = quoteIdent(target.schema);
-    // An idle connection's error (a server restart ends them all) needs no action: the pool
-    // drops that connection, and the next query opens a new one or fails STORE_UNREACHABLE.
-    const pool = createPool(target, () => {}, opts.readOnly === true);
-    this.db = new Db(pool, target.location);
-    this.ctx = {
-      db: this.db,
-      sql: jobStatements(this.S),
-      clock: this.clock,
-      channel: `${target.schema}:jobs`,
-      maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-      defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
-      queueMaxStalls: opts.queueMaxStalls,
-      queueOnDuplicate: opts.queueOnDuplicate,
-      queueGroupBy: opts.queueGroupBy,
-      flow: flowStatements(this.S),
-    };
-  }
-
-  private writable(): void {
-    if (this.opts.readOnly) throw new VigilError("BAD_INPUT", `store ${this.location} was opened read-only`);
-  }
 
   // --- jobs ---------------------------------------------------------------------------
 
@@ -168,36 +130,36 @@ class PostgresStore implements Store {
 
   async claim(req: ClaimRequest): Promise<Lease[]> {
     this.writable();
-    return w.claim(this.ctx, req);
+    return claims.claim(this.ctx, req);
   }
 
   async renew(lease: LeaseRef, leaseMs: number): Promise<number> {
     this.writable();
-    const { lost, leaseUntil } = await w.renewMany(this.ctx, [lease], leaseMs);
+    const { lost, leaseUntil } = await claims.renewMany(this.ctx, [lease], leaseMs);
     if (lost.length > 0) throw new LeaseLostError(lease.jobId);
     return leaseUntil;
   }
 
   async renewMany(leases: LeaseRef[], leaseMs: number): Promise<number[]> {
     this.writable();
-    return (await w.renewMany(this.ctx, leases, leaseMs)).lost;
+    return (await claims.renewMany(this.ctx, leases, leaseMs)).lost;
   }
 
   async complete(lease: LeaseRef, result: unknown, next?: NextJob[]): Promise<Job[]> {
     this.writable();
-    const [outcome] = await w.completeMany(this.ctx, [next ? { lease, result, next } : { lease, result }]);
+    const [outcome] = await completions.completeMany(this.ctx, [next ? { lease, result, next } : { lease, result }]);
     if (!outcome!.ok) throw outcome!.error;
     return outcome!.next;
   }
 
   async completeMany(items: CompleteItem[]): Promise<CompleteOutcome[]> {
     this.writable();
-    return w.completeMany(this.ctx, items);
+    return completions.completeMany(this.ctx, items);
   }
 
   async completeAndClaim(items: CompleteItem[], claim: ClaimRequest | null): Promise<CompleteAndClaimResult> {
     this.writable();
-    return w.completeAndClaim(this.ctx, items, claim);
+    return completions.completeAndClaim(this.ctx, items, claim);
   }
 
   async fail(lease: LeaseRef, error: JobErrorInfo, opts: FailOptions = {}): Promise<Job> {
@@ -332,33 +294,6 @@ class PostgresStore implements Store {
     return (await this.db.query<QueueRow>(this.ctx.flow.states)).map(toQueueState);
   }
 
-  subscribe(listener: (queue: string) => void): () => void {
-    this.listeners.add(listener);
-    if (!this.listener && !this.closed) {
-      this.listener = new NotifyListener(
-        this.target,
-        this.ctx.channel,
-        () => this.dueQueues(),
-        (queue) => {
-          for (const l of [...this.listeners]) l(queue);
-        },
-      );
-      this.listener.start();
-    }
-    return () => {
-      this.listeners.delete(listener);
-      if (this.listeners.size === 0 && this.listener) {
-        void this.listener.stop();
-        this.listener = null;
-      }
-    };
-  }
-
-  /** Queues with a job ready to claim now (told to listeners after a reconnect). */
-  private async dueQueues(): Promise<string[]> {
-    return Object.keys(await this.oldestWaiting());
-  }
-
   // --- triggers -----------------------------------------------------------------------
 
   async getCursor(trigger: string): Promise<TriggerCursor | null> {
@@ -435,15 +370,5 @@ class PostgresStore implements Store {
     );
     const n = rows[0]?.n ?? 0;
     return n === 0 ? null : `${n} active job(s) have no lease token or lease end`;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.listeners.clear();
-    const listener = this.listener;
-    this.listener = null;
-    await listener?.stop();
-    await this.db.pool.end().catch(() => {});
   }
 }

@@ -1,15 +1,13 @@
 /**
- * The SQLite store: one file, WAL, one connection per process. better-sqlite3 is
- * synchronous; every verb runs as one IMMEDIATE transaction (the write lock is taken up
- * front, so a writer meets SQLITE_BUSY before it did anything, never halfway) and is
- * wrapped in an async method to fit the `Store` interface. A transaction that meets the
- * lock held by another process is run again after an asynchronous sleep (busy.ts): the
- * event loop never waits on the lock for more than `BUSY_TIMEOUT_MS`.
+ * The SQLite store: one file, WAL, one connection per process. Here are opening it
+ * (inspecting, migrating, filling groups) and the verbs of `Store`; better-sqlite3 is
+ * synchronous, so each verb runs its statements as one transaction (connection.ts, which
+ * also retries a transaction that meets another process's write lock) wrapped in an async
+ * method to fit the interface.
  */
-import { mkdirSync, realpathSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { WallStepGuard, systemClock, type Clock } from "../../core/clock.js";
 import { LeaseLostError, VigilError } from "../../core/errors.js";
 import type {
   EnqueueItem,
@@ -29,8 +27,6 @@ import type {
 } from "../../core/types.js";
 import { checkQueueName, encodeJson, prepareNext, type PreparedItem } from "../common.js";
 import {
-  DEFAULT_ATTEMPTS,
-  DEFAULT_MAX_PAYLOAD,
   stallLimits,
   type ClaimRequest,
   type CompleteAndClaimResult,
@@ -49,19 +45,18 @@ import {
   type TriggerCursor,
 } from "../store.js";
 import { BUSY_TIMEOUT_MS, LOCK_WAIT_MS, whenUnlocked } from "./busy.js";
+import { SqliteConnection, unlocked } from "./connection.js";
 import { translateError } from "./errors.js";
 import { countRounds, jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
-import { prepareJobStatements, type JobStatements } from "./jobs-sql.js";
-import { fillGroups, holdBack, prepareFlowStatements, setPaused, toQueueState, type FlowStatements, type QueueRow } from "./flow.js";
+import { fillGroups, holdBack, setPaused, toQueueState, type QueueRow } from "./flow.js";
 import { migrate } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
-import { statementCache, toJob, type JobRow, type Prepare } from "./rows.js";
+import { toJob, type JobRow } from "./rows.js";
 import * as side from "./side-tables.js";
 import { sqliteJobsAhead, sqliteRunReads } from "./run-reads.js";
 import { getRun, JOBS_AHEAD_CAP, listRuns, rerun, type RunDetail, type RunFilter, type RunPage } from "../runs.js";
 import { sqliteUpkeep } from "./upkeep.js";
-import { WakeBus } from "./wake.js";
 
 /**
  * Jobs a claim should ask for (100), the floor of a worker's default claim-ahead for quick
@@ -121,120 +116,10 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   return store;
 }
 
-/** `whenUnlocked` (busy.ts), with SQLite's errors translated for an operator. */
-function unlocked<T>(fn: () => T, waitMs: number, path: string): T | Promise<T> {
-  let out: T | Promise<T>;
-  try {
-    out = whenUnlocked(fn, waitMs);
-  } catch (err) {
-    throw translateError(err, path);
-  }
-  if (out instanceof Promise) {
-    return out.catch((err: unknown) => {
-      throw translateError(err, path);
-    });
-  }
-  return out;
-}
-
 /** The SQLite store; beyond `Store` it lets `vigil doctor` and tests read its settings. */
-export class SqliteStore implements Store {
+export class SqliteStore extends SqliteConnection implements Store {
   readonly kind = "sqlite" as const;
   readonly caps: StoreCaps = { notify: true, multiHost: false, notifyScheduled: true, claimBatchHint: CLAIM_BATCH_HINT };
-  readonly clock: Clock;
-  private readonly ctx: w.JobContext;
-  private readonly sql: JobStatements | null;
-  private readonly side: side.SideStatements | null;
-  private readonly wake: WakeBus;
-  private closed = false;
-  /** How long a transaction waits for another process's write lock (busy.ts). */
-  private readonly lockWaitMs: number;
-  /**
-   * Every process on the machine reads the same wall clock, so SQLite leases are set and
-   * judged by it: a step forward would make every lease look expired at once; reapExpired
-   * discounts it (see WallStepGuard).
-   */
-  private readonly steps: WallStepGuard;
-  /** Read statements, prepared on first use (list filters make a handful of shapes). */
-  private readonly prep: Prepare;
-  /** One transaction wrapper, made once: better-sqlite3 builds a new one per `transaction()` call. */
-  private readonly tx: Database.Transaction<(fn: (now: number) => unknown, now: number) => unknown>;
-  /** How many migrations opening this store ran (0 when another process had run them). */
-  migratedOnOpen = 0;
-  private readonly queueMaxStalls: Record<string, number> | undefined;
-
-  constructor(
-    private readonly db: Database.Database,
-    readonly location: string,
-    opts: StoreOptions,
-  ) {
-    this.clock = opts.clock ?? systemClock;
-    this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
-    this.queueMaxStalls = opts.queueMaxStalls;
-    this.steps = new WallStepGuard(this.clock);
-    this.prep = statementCache(db);
-    this.sql = opts.readOnly ? null : prepareJobStatements(db);
-    this.side = opts.readOnly ? null : side.prepareSideStatements(db);
-    this.ctx = {
-      db,
-      sql: this.sql as JobStatements,
-      clock: this.clock,
-      maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-      defaultAttempts: opts.defaultAttempts ?? DEFAULT_ATTEMPTS,
-      queueMaxStalls: opts.queueMaxStalls,
-      queueOnDuplicate: opts.queueOnDuplicate,
-      queueGroupBy: opts.queueGroupBy,
-      woke: new Set(),
-      flow: (opts.readOnly ? null : prepareFlowStatements(db)) as FlowStatements,
-    };
-    this.wake = WakeBus.acquire(realpathSync(location));
-    this.tx = db.transaction((fn: (now: number) => unknown, now: number) => fn(now));
-  }
-
-  /**
-   * Runs `fn` in one IMMEDIATE transaction, then announces queues it made available. When
-   * another process holds the write lock, the whole transaction runs again later (with a
-   * fresh `now`), and the caller gets a promise; otherwise it gets the value at once.
-   */
-  private write<T>(fn: (now: number) => T): T | Promise<T> {
-    if (!this.sql) throw new VigilError("BAD_INPUT", `store ${this.location} was opened read-only`);
-    return this.unlocked(() => this.attempt(fn));
-  }
-
-  private attempt<T>(fn: (now: number) => T): T {
-    // Checked on every try: the store may have been closed while a write waited.
-    if (this.closed) throw new VigilError("STORE_UNREACHABLE", `store ${this.location} is closed`);
-    const now = this.clock.now();
-    this.ctx.woke.clear();
-    let out: T;
-    try {
-      out = this.tx.immediate(fn, now) as T;
-    } catch (err) {
-      this.ctx.woke.clear();
-      throw err;
-    }
-    if (this.ctx.woke.size > 0) {
-      this.wake.notify(this.ctx.woke);
-      this.ctx.woke.clear();
-    }
-    return out;
-  }
-
-  /** Reads need no write lock (WAL), but may meet a busy file during recovery: same retry. */
-  private read<T>(fn: () => T): T | Promise<T> {
-    return this.unlocked(() => {
-      if (this.closed) throw new VigilError("STORE_UNREACHABLE", `store ${this.location} is closed`);
-      return fn();
-    });
-  }
-
-  private unlocked<T>(fn: () => T): T | Promise<T> {
-    return unlocked(fn, this.lockWaitMs, this.location);
-  }
-
-  private get s(): side.SideStatements {
-    return this.side as side.SideStatements;
-  }
 
   // --- jobs ---------------------------------------------------------------------------
 
@@ -492,12 +377,5 @@ export class SqliteStore implements Store {
   /** Reads one pragma of this connection (e.g. `synchronous`: 1 NORMAL, 2 FULL). */
   pragma(name: "synchronous" | "journal_mode" | "busy_timeout" | "temp_store" | "user_version"): unknown {
     return this.db.pragma(name, { simple: true });
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.db.close();
-    await this.wake.release();
   }
 }
