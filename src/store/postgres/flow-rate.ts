@@ -103,8 +103,10 @@ function rateClaimSql(S: string): string {
  */
 function completeAndRateClaimSql(S: string): string {
   const p: RateParams = { queues: 5, counts: 6, now: 4, worker: 7, leaseMs: 8, prefix: 9, cap: 10, span: 11, keep: 12 };
+  // The completions first (missed_ids reads them), then the queue's row (spent): the row is
+  // locked for the claim and the commit only, not for the completions too.
   return `WITH ${completionCtes(S, COMPLETIONS)}, ${rateClaimCtes(S, p, "true")}
-    ${rowsAndOneAggregate("claimed", "spent", { spent: SPENT_AGG, missed_ids: missedIds(COMPLETIONS) })}`;
+    ${rowsAndOneAggregate("claimed", "(SELECT 1) AS one", { missed_ids: missedIds(COMPLETIONS), spent: `(SELECT ${SPENT_AGG} FROM spent)` })}`;
 }
 
 export function rateStatements(S: string): { rateClaim: Stmt; completeAndRateClaim: Stmt } {
