@@ -18,17 +18,11 @@
 import { allowance, longestInterval, START_SLACK_MS } from "../flow.js";
 import type { ClaimRequest, QueueFlow } from "../store.js";
 import type { Queryable } from "./db.js";
-import { completionCtes, COMPLETIONS, DB_NOW, missedIds, rowsAndOneAggregate, SERVER_MS, stmt, type Stmt } from "./jobs-sql.js";
+import { type ClaimParams, completionCtes, COMPLETIONS, DB_NOW, missedIds, rowsAndOneAggregate, SERVER_MS, stmt, type Stmt } from "./jobs-sql.js";
 import { jobColumns, type JobRow } from "./rows.js";
 
-/** Where the rate claim finds its arguments: parameter numbers, so it can ride in a larger statement. */
-interface RateParams {
-  queues: number;
-  counts: number;
-  now: number;
-  worker: number;
-  leaseMs: number;
-  prefix: number;
+/** Where the rate claim finds its arguments: a claim's (jobs-sql.ts), and the windows. */
+interface RateParams extends ClaimParams {
   /** Per queue: the rate's count, its window (interval and start slack), the longest window kept; null without flow control. */
   cap: number;
   span: number;

@@ -129,7 +129,7 @@ function notifyWaiting(rel: string, channelParam: string): string {
 }
 
 /** Where a claim finds its arguments: parameter numbers, so it can ride in a larger statement. */
-interface ClaimParams {
+export interface ClaimParams {
   queues: number;
   counts: number;
   now: number;
