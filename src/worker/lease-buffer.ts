@@ -42,10 +42,10 @@ export const PREFETCH_MAX_WAIT_MS = 1000;
  * a slot: a job's start is counted at its claim and must happen within the start slack
  * (100 ms, src/store/flow.ts), or the job is given back. A fifth of it leaves room for the
  * commit and a busy loop. Jobs leave the buffer through all the queue's slots at once, so
- * at concurrency C it holds C times this much handler time. (Counted as handler time
- * alone, a queue of no-op jobs at concurrency 50 leased ahead a fiftieth of what its slots
- * could start in time, and drained in claims of a third the size: 9 % of the 24 %
- * PostgreSQL drain gap with `rate` far above the drain rate.)
+ * at concurrency C it holds C times this much handler time. (Counted for one slot, a
+ * queue of no-op jobs at concurrency 50 leased ahead a fiftieth of what its slots start in
+ * time: a PostgreSQL drain of 10,000 such jobs with `rate` far above the drain rate took
+ * 56-66 statements, in claims of 4 to 500 jobs, against 34-35 without the rate.)
  */
 export const FLOW_PREFETCH_WAIT_MS = 20;
 
