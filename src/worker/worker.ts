@@ -152,8 +152,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.claims = new ClaimLoop(store, this.workerId, this.queues, {
       free: (q) => {
         const held = this.buffer.size(q.name);
-        const wait = q.flow ? FLOW_PREFETCH_WAIT_MS : undefined;
-        return Math.max(0, q.concurrency - this.runs.count(q.name) - held) + this.buffer.room(q.name, q.prefetch, wait);
+        const room = q.flow ? this.buffer.room(q.name, q.prefetch, FLOW_PREFETCH_WAIT_MS, q.concurrency) : this.buffer.room(q.name, q.prefetch);
+        return Math.max(0, q.concurrency - this.runs.count(q.name) - held) + room;
       },
       open: () => this.state === "running",
       deferToCommit: () => this.store.completeAndClaim !== undefined && this.committer.size > 0,

@@ -117,6 +117,42 @@ export function flowControl(t: ContractContext): void {
       expect(new Set(ids).size).toBe(ids.length);
       expect(racing.filter((r) => r.holds.length > 0).length).toBeGreaterThan(0);
     });
+
+    it("claimers racing each other through completeAndClaim start no more than N together, and complete", async (c) => {
+      if (t.store.completeAndClaim === undefined) return c.skip();
+      await t.store.enqueueMany(Array.from({ length: 100 }, (_, n) => ({ queue: "rc", payload: n })));
+      await t.store.enqueueMany(Array.from({ length: 10 }, (_, n) => ({ queue: "d", payload: n })));
+      const done = await t.claim({ d: 10 });
+      const flow = { rc: { rate: { count: 12, intervalMs: 60_000 } } };
+      expect((await flowClaim({ rc: 1 }, flow)).leases).toHaveLength(1);
+      const racing = await Promise.all(
+        done.map((lease, i) =>
+          t.store.completeAndClaim!([{ lease, result: i }], { workerId: `w${i}`, queues: { rc: 5 }, leaseMs: LEASE, flow }),
+        ),
+      );
+      expect(racing.flatMap((r) => r.outcomes)).toEqual(done.map(() => ({ ok: true, next: [] })));
+      expect(racing.reduce((sum, r) => sum + r.leases.length, 0)).toBe(11);
+      const ids = racing.flatMap((r) => r.leases.map((l) => l.jobId));
+      expect(new Set(ids).size).toBe(ids.length);
+      expect((await t.store.stats())["d"]?.completed).toBe(10);
+    });
+
+    it("a claim of a rate-limited queue beside queues without flow control serves each as its own (paused left out)", async () => {
+      await t.store.enqueueMany(Array.from({ length: 6 }, (_, n) => ({ queue: "rm", payload: n })));
+      await t.store.enqueueMany([1, 2, 3].map((n) => ({ queue: "free", payload: n })));
+      await t.store.enqueueMany([1, 2].map((n) => ({ queue: "stopped", payload: n })));
+      await t.store.setPaused("stopped", true);
+      const flow = { rm: { rate: { count: 2, intervalMs: 60_000 } } };
+      const first = await flowClaim({ rm: 1 }, flow);
+      expect(first.leases).toHaveLength(1);
+      const queues = { rm: 5, free: 5, stopped: 5 };
+      const req = { workerId: "w2", queues, leaseMs: LEASE, flow };
+      const got = t.store.completeAndClaim
+        ? (await t.store.completeAndClaim([{ lease: first.leases[0]!, result: 1 }], req)).leases
+        : await t.store.claim(req);
+      expect(got.map((l) => l.job.queue).sort()).toEqual(["free", "free", "free", "rm"]);
+      expect((await flowClaim({ rm: 5, free: 5 }, flow, "w3")).leases).toEqual([]);
+    });
   });
 
   describe("rateLimited (a handler's ctx.rateLimited)", () => {

@@ -1,6 +1,8 @@
 /** The flow-control arithmetic both stores share (src/store/flow.ts). */
 import { describe, expect, it } from "vitest";
+import type { Lease } from "../../src/core/types.js";
 import { allowance, pickGrouped, rateRoom, START_SLACK_MS } from "../../src/store/flow.js";
+import { FLOW_PREFETCH_WAIT_MS, LeaseBuffer } from "../../src/worker/lease-buffer.js";
 
 const SPAN = 1000 + START_SLACK_MS;
 
@@ -50,5 +52,21 @@ describe("groups", () => {
     expect(pick.ids).toEqual([1, 3]);
     expect([...pick.perGroup]).toEqual([["a", 1], ["b", 1]]);
     expect(pick.hold?.reason).toMatch(/^queue q group customer=(a|c): limit 1 reached \(1 active\)$/);
+  });
+});
+
+describe("claim-ahead of a rate-limited queue", () => {
+  it("holds what its slots together start within the wait, not what one slot would", () => {
+    const buffer = new LeaseBuffer(["q"]);
+    buffer.ran("q", 0.5);
+    // One slot: 20 ms of 0.5 ms handlers. Fifty slots start fifty times as many in 20 ms.
+    expect(buffer.room("q", 10_000, FLOW_PREFETCH_WAIT_MS)).toBe(40);
+    expect(buffer.room("q", 10_000, FLOW_PREFETCH_WAIT_MS, 50)).toBe(2000);
+    expect(buffer.room("q", 1000, FLOW_PREFETCH_WAIT_MS, 50)).toBe(1000);
+    for (let i = 0; i < 30; i++) buffer.add({ jobId: i, job: { queue: "q" } } as Lease, Infinity);
+    expect(buffer.room("q", 10_000, FLOW_PREFETCH_WAIT_MS, 50)).toBe(1970);
+    // Slow handlers lease nothing ahead, whatever the slots.
+    buffer.ran("q", 500);
+    expect(buffer.room("q", 10_000, FLOW_PREFETCH_WAIT_MS, 50)).toBe(0);
   });
 });

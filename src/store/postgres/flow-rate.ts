@@ -18,10 +18,24 @@
 import { allowance, longestInterval, START_SLACK_MS } from "../flow.js";
 import type { ClaimRequest, QueueFlow } from "../store.js";
 import type { Queryable } from "./db.js";
-import { DB_NOW, rowsAndOneAggregate, SERVER_MS } from "./jobs-sql.js";
+import { type ClaimParams, completionCtes, COMPLETIONS, DB_NOW, missedIds, rowsAndOneAggregate, SERVER_MS, stmt, type Stmt } from "./jobs-sql.js";
 import { jobColumns, type JobRow } from "./rows.js";
 
-export function rateClaimSql(S: string): string {
+/** Where the rate claim finds its arguments: a claim's (jobs-sql.ts), and the windows. */
+interface RateParams extends ClaimParams {
+  /** Per queue: the rate's count, its window (interval and start slack), the longest window kept; null without flow control. */
+  cap: number;
+  span: number;
+  keep: number;
+}
+
+/**
+ * The CTEs of the rate claim; the last, `claimed`, returns the leased rows, and `spent`
+ * each rate-limited queue's row after the claim. A queue of the claim without flow control
+ * (its cap null) is claimed as by the plain claim (jobs-sql.ts), its row left alone.
+ * `commitMode` is a condition on each request row, as there.
+ */
+function rateClaimCtes(S: string, p: RateParams, commitMode: string): string {
   const due = "state IN ('waiting', 'scheduled', 'failed')";
   // The window's starts after this claim, and how many it takes: at most the jobs picked,
   // at most the room the window has (none while paused). Starts older than `keep` are pruned.
@@ -35,32 +49,62 @@ export function rateClaimSql(S: string): string {
         FROM (SELECT greatest(${DB_NOW}, coalesce((SELECT max(x) FROM unnest(q.start_at) x), 0)) AS now) w
         LEFT JOIN unnest(q.start_at, q.start_n) AS u(a, n) ON true
         GROUP BY w.now) k`;
-  const claimed = `WITH req AS (
-      SELECT * FROM unnest($1::text[], $2::int[], $7::int[], $8::bigint[], $9::bigint[]) AS r(queue, n, cap, span, keep)
-      WHERE set_config('synchronous_commit', $10::text, true) IS NOT NULL
+  // A paused queue without flow control is left out here; a rate-limited one reads paused
+  // from its row, which it locks. One a handler's ctx.rateLimited holds is left out.
+  return `req AS (
+      SELECT * FROM unnest($${p.queues}::text[], $${p.counts}::int[], $${p.cap}::int[], $${p.span}::bigint[], $${p.keep}::bigint[])
+        AS r(queue, n, cap, span, keep)
+      WHERE ${commitMode}
         AND NOT EXISTS (SELECT 1 FROM ${S}.queue_holds h WHERE h.queue = r.queue AND h.grp = '' AND h.until > ${DB_NOW})
+        AND (r.cap IS NOT NULL OR NOT EXISTS (SELECT 1 FROM ${S}.queues qs WHERE qs.name = r.queue AND qs.paused))
     ), picked AS (
       SELECT c.ctid, req.queue, row_number() OVER (PARTITION BY req.queue ORDER BY c.priority DESC, c.run_at, c.id) AS rn
       FROM req CROSS JOIN LATERAL (
         SELECT ctid, priority, run_at, id FROM ${S}.jobs
-        WHERE queue = req.queue AND ${due} AND run_at <= $3::bigint
+        WHERE queue = req.queue AND ${due} AND run_at <= $${p.now}::bigint
         ORDER BY priority DESC, run_at, id
         LIMIT req.n
         FOR UPDATE SKIP LOCKED
       ) c
     ), spent AS (
       UPDATE ${S}.queues q SET (start_at, start_n, took) = (${spend})
-      FROM req r WHERE q.name = r.queue
+      FROM req r WHERE q.name = r.queue AND r.cap IS NOT NULL
       RETURNING q.name, q.paused, q.took, q.start_at, q.start_n, ${DB_NOW} AS now
     ), claimed AS (
-      UPDATE ${S}.jobs j SET state = 'active', token = $6::text || j.id, worker_id = $4::text,
-        attempt = j.attempt + 1, started_at = $3::bigint, lease_until = ${SERVER_MS} + $5::bigint
-      WHERE j.ctid = ANY (ARRAY(SELECT p.ctid FROM picked p JOIN spent s ON s.name = p.queue WHERE p.rn <= s.took))
+      UPDATE ${S}.jobs j SET state = 'active', token = $${p.prefix}::text || j.id, worker_id = $${p.worker}::text,
+        attempt = j.attempt + 1, started_at = $${p.now}::bigint, lease_until = ${SERVER_MS} + $${p.leaseMs}::bigint
+      WHERE j.ctid = ANY (ARRAY(SELECT p.ctid FROM picked p JOIN req r ON r.queue = p.queue LEFT JOIN spent s ON s.name = p.queue
+        WHERE r.cap IS NULL OR p.rn <= s.took))
       RETURNING ${jobColumns("j")}
     )`;
-  return `${claimed} ${rowsAndOneAggregate("claimed", "spent", {
-    spent: "coalesce(json_agg(json_build_array(name, paused, took, start_at, start_n, now)), '[]')",
-  })}`;
+}
+
+const SPENT_AGG = "coalesce(json_agg(json_build_array(name, paused, took, start_at, start_n, now)), '[]')";
+
+/** The rate claim alone: $1-$6 as the plain claim, $7-$9 the windows, $10 synchronous_commit. */
+function rateClaimSql(S: string): string {
+  const p: RateParams = { queues: 1, counts: 2, now: 3, worker: 4, leaseMs: 5, prefix: 6, cap: 7, span: 8, keep: 9 };
+  return `WITH ${rateClaimCtes(S, p, "set_config('synchronous_commit', $10::text, true) IS NOT NULL")}
+    ${rowsAndOneAggregate("claimed", "spent", { spent: SPENT_AGG })}`;
+}
+
+/**
+ * Completions and the rate claim in one statement (as `completeAndClaim` in jobs-sql.ts
+ * for queues without flow control): one round trip and one commit, which waits for the
+ * disk for the completions' sake. $1-$4 the completions, $5-$12 the claim. The queue's row
+ * stays locked until that commit, the disk's wait included; claimers of the queue take
+ * their turns through it, as they do through the row alone.
+ */
+function completeAndRateClaimSql(S: string): string {
+  const p: RateParams = { queues: 5, counts: 6, now: 4, worker: 7, leaseMs: 8, prefix: 9, cap: 10, span: 11, keep: 12 };
+  // The completions first (missed_ids reads them), then the queue's row (spent): the row is
+  // locked for the claim and the commit only, not for the completions too.
+  return `WITH ${completionCtes(S, COMPLETIONS)}, ${rateClaimCtes(S, p, "true")}
+    ${rowsAndOneAggregate("claimed", "(SELECT 1) AS one", { missed_ids: missedIds(COMPLETIONS), spent: `(SELECT ${SPENT_AGG} FROM spent)` })}`;
+}
+
+export function rateStatements(S: string): { rateClaim: Stmt; completeAndRateClaim: Stmt } {
+  return { rateClaim: stmt(rateClaimSql(S)), completeAndRateClaim: stmt(completeAndRateClaimSql(S)) };
 }
 
 /** Whether every flow-controlled queue of a claim has only a rate (the one-statement claim). */
@@ -73,31 +117,48 @@ export function rateOnlyClaim(req: ClaimRequest, names: string[]): boolean {
 
 type SpentRow = [name: string, paused: boolean, took: number, at: number[], n: number[], now: number];
 
+/** Completions to send ahead of the claim, as the arrays of `completionCtes` (jobs-sql.ts). */
+export interface RateCompletions {
+  ids: number[];
+  tokens: string[];
+  results: string[];
+}
+
 /**
- * Leases due jobs of rate-only queues in one statement (see the file comment). Returns the
- * rows and the queues it could not serve: no row in `queues` yet, or held by a handler's
- * `ctx.rateLimited`; the caller claims those under their row's lock (flow.ts), which also
- * makes the row and reports the hold. Holds by the rate itself go to `req.onHold`, and
- * `heldState` records the last one.
+ * Leases due jobs of rate-only queues, and of queues without flow control asked for with
+ * them, in one statement (see the file comment); with `done`, that statement also
+ * completes those jobs first, and its commit waits for the disk. Returns the rows, the
+ * ids of `done` not completed (their lease was lost), and the rate-limited queues it could
+ * not serve: no row in `queues` yet, or held by a handler's `ctx.rateLimited`; the caller
+ * claims those under their row's lock (flow.ts), which also makes the row and reports the
+ * hold. Holds by the rate itself go to `req.onHold`, and `heldState` records the last one.
  */
 export async function rateClaim(
   q: Queryable,
-  statements: { rateClaim: string; heldState: string },
+  statements: { rateClaim: Stmt; completeAndRateClaim: Stmt; heldState: string },
   req: ClaimRequest,
   a: { names: string[]; counts: number[]; now: number; leaseMs: number; workerId: string; prefix: string },
   durable: boolean,
-): Promise<{ rows: JobRow[]; rest: string[] }> {
-  const flows = a.names.map((n) => req.flow![n]!);
-  const rows = await q.query<JobRow & { spent: SpentRow[] | null }>(statements.rateClaim, [
-    a.names, a.counts, a.now, a.workerId, a.leaseMs, a.prefix,
-    flows.map((f) => f.rate!.count),
-    flows.map((f) => f.rate!.intervalMs + START_SLACK_MS),
-    flows.map((f) => longestInterval(f)),
-    durable ? "on" : "off",
-  ]);
-  const spent = rows.find((r) => r.spent !== null)?.spent ?? [];
+  done?: RateCompletions,
+): Promise<{ rows: JobRow[]; rest: string[]; missed: number[] }> {
+  const flows = a.names.map((n) => req.flow?.[n]);
+  const windows = [
+    flows.map((f) => f?.rate?.count ?? null),
+    flows.map((f) => (f?.rate ? f.rate.intervalMs + START_SLACK_MS : null)),
+    flows.map((f) => (f ? longestInterval(f) : null)),
+  ];
+  const claim = [a.names, a.counts, a.workerId, a.leaseMs, a.prefix, ...windows];
+  const s = done ? statements.completeAndRateClaim : statements.rateClaim;
+  const rows = await q.query<JobRow & { spent: SpentRow[] | null; missed_ids?: number[] | null }>(
+    s.text,
+    done
+      ? [done.ids, done.tokens, done.results, a.now, ...claim]
+      : [a.names, a.counts, a.now, ...claim.slice(2), durable ? "on" : "off"],
+    s.name,
+  );
+  const agg = rows.find((r) => r.spent !== null);
   const served = new Set<string>();
-  for (const [name, paused, took, at, n, rowNow] of spent) {
+  for (const [name, paused, took, at, n, rowNow] of agg?.spent ?? []) {
     served.add(name);
     if (paused) continue;
     const i = a.names.indexOf(name);
@@ -111,5 +172,10 @@ export async function rateClaim(
       await q.query(statements.heldState, [name, Number(rowNow), hold.reason]);
     }
   }
-  return { rows: rows.filter((r) => r.id !== null), rest: a.names.filter((n) => !served.has(n)) };
+  return {
+    rows: rows.filter((r) => r.id !== null),
+    rest: a.names.filter((n) => flows[a.names.indexOf(n)] !== undefined && !served.has(n)),
+    // No aggregate row would mean nothing is known to have completed.
+    missed: agg ? (agg.missed_ids ?? []) : (done?.ids ?? []),
+  };
 }

@@ -11,7 +11,7 @@ import { allowance, byGroup, earlier, saturatedGroups, type StartRow, GROUP_PREF
 import type { ClaimRequest, QueueFlow, QueueState } from "../store.js";
 import type { Queryable } from "./db.js";
 import { SERVER_MS } from "./jobs-sql.js";
-import { rateClaimSql } from "./flow-rate.js";
+import { rateStatements } from "./flow-rate.js";
 import { jobColumns, type JobRow } from "./rows.js";
 
 export function flowStatements(S: string) {
@@ -76,7 +76,7 @@ export function flowStatements(S: string) {
       ON CONFLICT (queue, grp) DO UPDATE SET until = greatest(${S}.queue_holds.until, excluded.until), reason = excluded.reason`,
     // `onDuplicate: replace`: only a job that has not started takes the new payload.
     replacePayload: `UPDATE ${S}.jobs SET payload = $2, grp = $3 WHERE id = $1 AND state IN ('waiting', 'scheduled') RETURNING ${jobColumns()}`,
-    rateClaim: rateClaimSql(S),
+    ...rateStatements(S),
     heldState: `INSERT INTO ${S}.queues (name, held_at, held_reason) VALUES ($1, $2, $3)
       ON CONFLICT (name) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason`,
   };

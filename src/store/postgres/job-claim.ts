@@ -77,12 +77,9 @@ export async function claim(
     let rows: JobRow[] = [];
     let locked = a;
     if (rateOnlyClaim(req, a.names)) {
-      // Queues with only a rate: one statement (flow-rate.ts); the others as usual.
-      const flowed = pick(a, (n) => req.flow?.[n] !== undefined);
-      const other = pick(a, (n) => req.flow?.[n] === undefined);
-      if (other.names.length > 0) rows = await plain(q)(other.names, other.counts);
-      const r = await rateClaim(q, ctx.flow, req, flowed, !own);
-      rows.push(...r.rows);
+      // Queues with only a rate, and those without flow control: one statement (flow-rate.ts).
+      const r = await rateClaim(q, ctx.flow, req, a, !own);
+      rows = r.rows;
       if (r.rest.length === 0) return toLeases(rows, a, req.workerId);
       locked = pick(a, (n) => r.rest.includes(n));
     }

@@ -8,6 +8,7 @@ import type { Job } from "../../core/types.js";
 import { encodeJson, prepareNext, type PreparedItem } from "../common.js";
 import type { CompleteAndClaimResult, CompleteItem, CompleteOutcome, ClaimRequest } from "../store.js";
 import type { Queryable } from "./db.js";
+import { rateClaim, rateOnlyClaim } from "./flow-rate.js";
 import { claim, claimArgs, hasFlow, toLeases } from "./job-claim.js";
 import { insertItems, isRowOf, pgText, placement, type JobContext } from "./job-writes.js";
 import type { Stmt } from "./jobs-sql.js";
@@ -38,7 +39,9 @@ export async function completeAndClaim(
 ): Promise<CompleteAndClaimResult> {
   const { prepared, send } = planCompletions(ctx, items);
   const hasNext = send.some((i) => (prepared[i] as { next: PreparedItem[] }).next.length > 0);
-  if (req && send.length > 0 && !hasNext && !hasFlow(req)) return completeAndClaimAtOnce(ctx, items, prepared, send, req);
+  if (req && send.length > 0 && !hasNext && (!hasFlow(req) || rateOnlyClaim(req, Object.keys(req.queues)))) {
+    return completeAndClaimAtOnce(ctx, items, prepared, send, req);
+  }
   if (!hasNext) {
     // One half is empty: the other alone is one statement already.
     const result = send.length === 0 ? NOTHING_DONE : await runCompletions(ctx, ctx.db, items, prepared, send);
@@ -52,7 +55,11 @@ export async function completeAndClaim(
   });
 }
 
-/** Completions (none with next-stage jobs) and a claim in one statement: one round trip. */
+/**
+ * Completions (none with next-stage jobs) and a claim in one statement: one round trip.
+ * With flow control (only rates, see flow-rate.ts) a queue that statement could not serve
+ * is claimed after it.
+ */
 async function completeAndClaimAtOnce(
   ctx: JobContext,
   items: CompleteItem[],
@@ -63,31 +70,31 @@ async function completeAndClaimAtOnce(
   const a = claimArgs(ctx, req);
   // No queue with room: the claim is empty and the completions go alone.
   const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseMs: 0, leaseUntil: 0, workerId: "", prefix: "" };
-  const s = ctx.sql.completeAndClaim;
-  const rows = await ctx.db.query<JobRow & { missed_ids: number[] | null }>(
-    s.text,
-    [
-      send.map((i) => items[i]!.lease.jobId),
-      send.map((i) => String(items[i]!.lease.token)),
-      send.map((i) => (prepared[i] as { result: string }).result),
-      args.now,
-      args.names,
-      args.counts,
-      args.workerId,
-      args.leaseMs,
-      args.prefix,
-    ],
-    s.name,
-  );
-  const agg = rows.find((r) => r.missed_ids !== null);
-  const missed = new Set(agg?.missed_ids ?? []);
-  // No aggregate row would mean nothing is known to have completed.
-  const done = new Set(agg ? send.filter((i) => !missed.has(items[i]!.lease.jobId)) : []);
-  const leased = rows.filter((r) => r.id !== null);
-  return {
-    outcomes: outcomesOf(items, prepared, { done, nextJobs: new Map() }),
-    leases: toLeases(leased, args, req.workerId),
+  const sent = {
+    ids: send.map((i) => items[i]!.lease.jobId),
+    tokens: send.map((i) => String(items[i]!.lease.token)),
+    results: send.map((i) => (prepared[i] as { result: string }).result),
   };
+  let run: { rows: JobRow[]; rest: string[]; missed: number[] };
+  if (a && hasFlow(req)) run = await rateClaim(ctx.db, ctx.flow, req, a, true, sent);
+  else {
+    const s = ctx.sql.completeAndClaim;
+    const rows = await ctx.db.query<JobRow & { missed_ids: number[] | null }>(
+      s.text,
+      [sent.ids, sent.tokens, sent.results, args.now, args.names, args.counts, args.workerId, args.leaseMs, args.prefix],
+      s.name,
+    );
+    const agg = rows.find((r) => r.missed_ids !== null);
+    // No aggregate row would mean nothing is known to have completed.
+    run = { rows: rows.filter((r) => r.id !== null), rest: [], missed: agg ? agg.missed_ids! : sent.ids };
+  }
+  const missed = new Set(run.missed);
+  const done = new Set(send.filter((i) => !missed.has(items[i]!.lease.jobId)));
+  const leases = toLeases(run.rows, args, req.workerId);
+  if (run.rest.length > 0) {
+    leases.push(...(await claim(ctx, { ...req, queues: Object.fromEntries(run.rest.map((n) => [n, req.queues[n]!])) })));
+  }
+  return { outcomes: outcomesOf(items, prepared, { done, nextJobs: new Map() }), leases };
 }
 
 interface CompletionRun {

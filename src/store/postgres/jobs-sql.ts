@@ -58,7 +58,7 @@ export interface Stmt {
   text: string;
 }
 
-function stmt(text: string): Stmt {
+export function stmt(text: string): Stmt {
   return { name: `vigil_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`, text };
 }
 
@@ -129,7 +129,7 @@ function notifyWaiting(rel: string, channelParam: string): string {
 }
 
 /** Where a claim finds its arguments: parameter numbers, so it can ride in a larger statement. */
-interface ClaimParams {
+export interface ClaimParams {
   queues: number;
   counts: number;
   now: number;
@@ -174,6 +174,36 @@ function claimCtes(S: string, p: ClaimParams, commitMode: string): string {
       WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM picked))
       RETURNING ${jobColumns("j")}
     )`;
+}
+
+/** Where a batch of completions finds its arguments: the jobs' ids, tokens and results, the time. */
+interface CompletionParams {
+  ids: number;
+  tokens: number;
+  results: number;
+  now: number;
+}
+
+/** The completions' parameters when they lead a statement: $1-$4. */
+export const COMPLETIONS: CompletionParams = { ids: 1, tokens: 2, results: 3, now: 4 };
+
+/**
+ * The CTEs (the first without a leading comma) that complete every item whose token still
+ * holds, `done` returning each one's id and queue, and count them; a claim may follow.
+ */
+export function completionCtes(S: string, p: CompletionParams): string {
+  return `done AS (
+      UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $${p.now}::bigint,
+        error = NULL, token = NULL, lease_until = NULL
+      FROM unnest($${p.ids}::bigint[], $${p.tokens}::text[], $${p.results}::text[]) AS i(id, token, result)
+      WHERE ${ACTIVE_BATCH} AND j.id = i.id AND j.token = i.token
+      RETURNING j.id, j.queue
+    )${countFinished(S, "done", `$${p.now}::bigint`, false)}`;
+}
+
+/** The ids of the items `completionCtes` did NOT complete (their lease was lost): usually none. */
+export function missedIds(p: CompletionParams): string {
+  return `(SELECT coalesce(array_agg(m.id), '{}') FROM unnest($${p.ids}::bigint[]) AS m(id) WHERE m.id NOT IN (SELECT id FROM done))`;
 }
 
 function claimSql(S: string, commitMode: string): string {
@@ -274,16 +304,8 @@ export function jobStatements(S: string) {
      * touch disjoint rows: one updates active jobs, the other due ones. Its commit waits for
      * the disk.
      */
-    completeAndClaim: stmt(`WITH done AS (
-      UPDATE ${S}.jobs j SET state = 'completed', result = i.result, finished_at = $4::bigint,
-        error = NULL, token = NULL, lease_until = NULL
-      FROM unnest($1::bigint[], $2::text[], $3::text[]) AS i(id, token, result)
-      WHERE ${ACTIVE_BATCH} AND j.id = i.id AND j.token = i.token
-      RETURNING j.id, j.queue
-    )${countFinished(S, "done", "$4::bigint", false)}, ${claimCtes(S, { queues: 5, counts: 6, now: 4, worker: 7, leaseMs: 8, prefix: 9 }, "true")}
-    ${rowsAndOneAggregate("claimed", "(SELECT 1) AS one", {
-      missed_ids: "(SELECT coalesce(array_agg(m.id), '{}') FROM unnest($1::bigint[]) AS m(id) WHERE m.id NOT IN (SELECT id FROM done))",
-    })}`),
+    completeAndClaim: stmt(`WITH ${completionCtes(S, COMPLETIONS)}, ${claimCtes(S, { queues: 5, counts: 6, now: 4, worker: 7, leaseMs: 8, prefix: 9 }, "true")}
+    ${rowsAndOneAggregate("claimed", "(SELECT 1) AS one", { missed_ids: missedIds(COMPLETIONS) })}`),
 
     /** Fails an attempt, counting it (job_failures) and, when it was the last, the death. */
     fail: stmt(`WITH f AS (UPDATE ${S}.jobs SET
