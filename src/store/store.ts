@@ -233,6 +233,13 @@ export interface Store {
   fail(lease: LeaseRef, error: JobErrorInfo, opts?: FailOptions): Promise<Job>;
   /** Gives a job back unrun (graceful stop): `waiting`, the attempt not counted. */
   release(lease: LeaseRef): Promise<void>;
+  /**
+   * `release` for many jobs in one statement (one transaction; on PostgreSQL one NOTIFY
+   * per queue): a worker gives back a whole claim-ahead buffer or a late claim at once.
+   * A lease that no longer holds (stale token, job no longer active) is skipped, not an
+   * error. Returns the ids of the jobs released.
+   */
+  releaseMany(leases: readonly LeaseRef[]): Promise<number[]>;
   /** Cancels a job that has not finished. An active job's later completion is refused. */
   cancel(id: number): Promise<Job>;
   /** Puts a dead, failed or cancelled job back to `waiting` with fresh attempts. */

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { VigilError } from "../../src/core/errors.js";
 import type { Lease } from "../../src/core/types.js";
-import { type ContractContext, LEASE, errorOf } from "./contract-context.js";
+import { type ContractContext, LEASE, errorOf, waitFor } from "./contract-context.js";
 
 export function leasesAndLifecycle(t: ContractContext): void {
   describe("leases are fenced", () => {
@@ -159,6 +159,29 @@ export function leasesAndLifecycle(t: ContractContext): void {
       const l = await t.claimOne();
       await t.store.release(l);
       expect(await t.must(job.id)).toMatchObject({ state: "waiting", attempt: 0, workerId: null, leaseUntil: null, history: [], stalls: 0 });
+    });
+
+    it("releaseMany gives back every job whose lease holds, skips stale tokens, and wakes the queue", async () => {
+      for (let i = 0; i < 3; i++) await t.store.enqueue("rm", i);
+      const [a, b, c] = await t.claim({ rm: 3 });
+      const heard: string[] = [];
+      const off = t.store.subscribe((q) => heard.push(q));
+      expect(await t.store.releaseMany([])).toEqual([]);
+      const released = await t.store.releaseMany([a!, { jobId: b!.jobId, token: "stale" }, c!]);
+      expect(released.sort((x, y) => x - y)).toEqual([a!.jobId, c!.jobId].sort((x, y) => x - y));
+      for (const l of [a!, c!]) {
+        expect(await t.must(l.jobId)).toMatchObject({ state: "waiting", attempt: 0, workerId: null, leaseUntil: null, history: [] });
+      }
+      // The stale token released nothing: b is still active under its real lease.
+      expect(await t.must(b!.jobId)).toMatchObject({ state: "active", attempt: 1 });
+      await t.store.complete(b!, { ok: true });
+      if (t.store.caps.notify) await waitFor(() => heard.includes("rm"), "a wake-up for rm");
+      off();
+      // A lease taken over (released, then claimed again) is not released by its old holder.
+      const again = await t.claim({ rm: 2 });
+      expect(again.length).toBe(2);
+      expect(await t.store.releaseMany([a!, c!])).toEqual([]);
+      for (const l of again) expect((await t.must(l.jobId)).state).toBe("active");
     });
 
     it("cancel refuses completed jobs and unknown ids", async () => {

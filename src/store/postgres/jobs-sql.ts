@@ -329,6 +329,14 @@ export function jobStatements(S: string) {
       WHERE id = $1 AND token = $2 AND state = 'active' RETURNING queue, state)
     SELECT count(*)::int AS n, ${notifyWaiting("r", "$3")} AS notified FROM r`),
 
+    /** `release` for many leases at once: one statement, one NOTIFY per queue. */
+    releaseMany: stmt(`WITH r AS (
+      UPDATE ${S}.jobs j SET state = 'waiting', attempt = greatest(attempt - 1, 0),
+        token = NULL, worker_id = NULL, lease_until = NULL
+      FROM unnest($1::bigint[], $2::text[]) AS l(id, token)
+      WHERE ${ACTIVE_BATCH} AND j.id = l.id AND j.token = l.token RETURNING j.id, j.queue, j.state)
+    SELECT coalesce(array_agg(id), '{}') AS ids, ${notifyWaiting("r", "$3")} AS notified FROM r`),
+
     cancel: stmt(`UPDATE ${S}.jobs SET state = 'cancelled', finished_at = $2::bigint,
         history = CASE WHEN state = 'active' THEN history || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
           'attempt', attempt, 'outcome', 'cancelled', 'message', 'cancelled while running',

@@ -172,6 +172,11 @@ class PostgresStore extends PostgresStoreCore implements Store {
     await ctl.release(this.ctx, lease);
   }
 
+  async releaseMany(leases: readonly LeaseRef[]): Promise<number[]> {
+    this.writable();
+    return ctl.releaseMany(this.ctx, leases);
+  }
+
   async cancel(id: number): Promise<Job> {
     this.writable();
     return ctl.cancel(this.ctx, id);

@@ -225,6 +225,18 @@ export function releaseJob(ctx: JobContext, lease: LeaseRef): void {
   ctx.woke.add(row.queue);
 }
 
+/** Gives many jobs back unrun (one transaction); returns the ids whose lease still held. */
+export function releaseJobs(ctx: JobContext, leases: readonly LeaseRef[]): number[] {
+  const released: number[] = [];
+  for (const lease of leases) {
+    const row = ctx.sql.release.get({ id: lease.jobId, token: lease.token }) as { queue: string } | undefined;
+    if (!row) continue;
+    released.push(lease.jobId);
+    ctx.woke.add(row.queue);
+  }
+  return released;
+}
+
 function mustGet(ctx: JobContext, id: number): JobRow {
   const row = ctx.sql.byId.get(id) as JobRow | undefined;
   if (!row) throw new NotFoundError(`job ${id}`);

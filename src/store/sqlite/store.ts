@@ -189,6 +189,11 @@ export class SqliteStore extends SqliteConnection implements Store {
     await this.write(() => w.releaseJob(this.ctx, lease));
   }
 
+  async releaseMany(leases: readonly LeaseRef[]): Promise<number[]> {
+    if (leases.length === 0) return [];
+    return this.write(() => w.releaseJobs(this.ctx, leases));
+  }
+
   async cancel(id: number): Promise<Job> {
     return this.write((now) => w.cancelJob(this.ctx, id, now));
   }
