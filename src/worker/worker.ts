@@ -37,6 +37,7 @@ import { EarliestTimer } from "./earliest-timer.js";
 import type { WorkerEvents } from "./events.js";
 import { FreezeWatch, FrozenError, type FrozenInfo } from "./freeze.js";
 import { JobRun, JobTimeoutError, ShutdownAbortError } from "./job-run.js";
+import { GiveBacks } from "./give-backs.js";
 import { LeaseBuffer, DEFAULT_PREFETCH, FLOW_PREFETCH_WAIT_MS } from "./lease-buffer.js";
 import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
@@ -66,6 +67,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly outcomes: Outcomes;
   private readonly timeouts: TimeoutWatch;
   private readonly buffer: LeaseBuffer;
+  private readonly giveBacks: GiveBacks;
   private readonly renewals: LeaseRenewals;
   private readonly freeze: FreezeWatch | undefined;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
@@ -96,6 +98,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       opts.logger ?? pino({ level: process.env.VIGIL_LOG_LEVEL ?? "info", base: { pid: process.pid } });
     this.log = this.log.child({ workerId: this.workerId });
     this.buffer = new LeaseBuffer(this.queues.keys());
+    this.giveBacks = new GiveBacks(store, {
+      track: (p) => this.track(p),
+      stale: (jobIds) => this.log.info({ jobIds }, "jobs given back were already taken over or cancelled"),
+      onError: (err) => this.storeError(err, "releasing jobs"),
+    });
     this.outcomes = new Outcomes({
       store,
       log: this.log,
@@ -218,9 +225,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     else this.buffer.add(lease, intervalNow(this.store.clock) + lease.leaseUntil - this.store.clock.now());
   }
 
-  /** Gives a job back unrun: `waiting` again, the attempt not counted. */
+  /** Gives a job back unrun: `waiting` again, the attempt not counted (batched, give-backs.ts). */
   private giveBack(lease: Lease): void {
-    this.track(this.store.release(lease).catch((err) => this.storeError(err, "releasing a job")));
+    this.giveBacks.add(lease);
   }
 
   /**

@@ -19,6 +19,7 @@ import type { QueueOptions } from "../../src/worker/options.js";
 import { Worker } from "../../src/worker/worker.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
 import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
+import { wrap } from "./fixtures/wrap-store.js";
 
 const silent = pino({ level: "silent" });
 
@@ -38,17 +39,6 @@ const postgres: Factory = async (opts) => {
 
 const factories: [string, Factory][] = [["sqlite", sqlite]];
 if (await requirePg("the worker cycle tests on PostgreSQL")) factories.push(["postgres", postgres]);
-
-/** The real store with some methods replaced; everything else goes straight to it. */
-function wrap(real: Store, over: Partial<Record<keyof Store, unknown>>): Store {
-  return new Proxy(real, {
-    get(target, key, _receiver) {
-      if (key in over) return over[key as keyof Store];
-      const v = Reflect.get(target, key, target) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 /** A promise and the function that resolves it. */
 function gate(): { wait: Promise<void>; open: () => void } {
@@ -246,9 +236,9 @@ describe.each(factories)("Worker cycle on %s", (_name, factory) => {
       renewMany: async () => {
         throw new Error("store unreachable");
       },
-      release: async (l: LeaseRef) => {
-        released.push(l.jobId);
-        return store.release(l);
+      releaseMany: async (ls: LeaseRef[]) => {
+        released.push(...ls.map((l) => l.jobId));
+        return store.releaseMany(ls);
       },
     });
     const first = gate();
