@@ -34,9 +34,7 @@ export async function fail(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo
 
 /** Gives a job back unrun: `waiting`, its attempt not counted. */
 export async function release(ctx: JobContext, lease: LeaseRef): Promise<void> {
-  const s = ctx.sql.release;
-  const rows = await ctx.db.query<{ n: number }>(s.text, [lease.jobId, String(lease.token), ctx.channel], s.name);
-  if (rows[0]?.n !== 1) throw new LeaseLostError(lease.jobId);
+  if ((await releaseMany(ctx, [lease])).length === 0) throw new LeaseLostError(lease.jobId);
 }
 
 /** Gives many jobs back unrun in one statement; returns the ids whose lease still held. */

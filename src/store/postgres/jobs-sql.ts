@@ -323,13 +323,7 @@ export function jobStatements(S: string) {
     /** A failed attempt (a running job cancelled). */
     countFailure: stmt(`INSERT INTO ${S}.job_failures (at, queue) VALUES ($1::bigint, $2::text)`),
 
-    release: stmt(`WITH r AS (
-      UPDATE ${S}.jobs SET state = 'waiting', attempt = greatest(attempt - 1, 0),
-        token = NULL, worker_id = NULL, lease_until = NULL
-      WHERE id = $1 AND token = $2 AND state = 'active' RETURNING queue, state)
-    SELECT count(*)::int AS n, ${notifyWaiting("r", "$3")} AS notified FROM r`),
-
-    /** `release` for many leases at once: one statement, one NOTIFY per queue. */
+    /** Gives jobs back unrun (one or many leases): one statement, one NOTIFY per queue. */
     releaseMany: stmt(`WITH r AS (
       UPDATE ${S}.jobs j SET state = 'waiting', attempt = greatest(attempt - 1, 0),
         token = NULL, worker_id = NULL, lease_until = NULL

@@ -219,10 +219,9 @@ export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, r
   return toJob(row);
 }
 
+/** Gives one job back unrun; a lease that no longer holds is a LeaseLostError. */
 export function releaseJob(ctx: JobContext, lease: LeaseRef): void {
-  const row = ctx.sql.release.get({ id: lease.jobId, token: lease.token }) as { queue: string } | undefined;
-  if (!row) throw new LeaseLostError(lease.jobId);
-  ctx.woke.add(row.queue);
+  if (releaseJobs(ctx, [lease]).length === 0) throw new LeaseLostError(lease.jobId);
 }
 
 /** Gives many jobs back unrun (one transaction); returns the ids whose lease still held. */
