@@ -68,7 +68,7 @@ export const RUN_ROUTES: ApiRoute[] = [
       const id = Number(req.params[0]);
       if (!(await ctx.store.get(id))) throw new NotFoundError(`job ${id}`);
       // Without the project's log folder (a server over a bare store) there is nothing to read.
-      const body: JobLog = ctx.logsDir ? { id, available: true, ...readJobLog(ctx.logsDir, id) } : { id, available: false, lines: [], files: 0, truncated: false };
+      const body: JobLog = ctx.logsDir ? { id, available: true, ...(await readJobLog(ctx.logsDir, id)) } : { id, available: false, lines: [], files: 0, truncated: false };
       return { body };
     },
   },

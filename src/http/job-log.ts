@@ -3,13 +3,14 @@
  * command's stderr, which the command handler logs the same way), found in the worker
  * processes' log files under `.vigil/logs/`. Each of those lines is JSON carrying the
  * job's id (the job's child logger adds `jobId`). Reading is bounded: only the end of
- * each file (the live one and its newest rotation; `lastLines` reads at most 4 MB) is
+ * each file (the live one and its newest rotation; `tailLines` reads at most 4 MB) is
  * searched, so a job's lines are found while they are recent, and a request costs
- * milliseconds however large the logs have grown.
+ * milliseconds however large the logs have grown. The files are read asynchronously: the
+ * HTTP server shares its process, and event loop, with the supervisor.
  */
-import { readdirSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { lastLines } from "../project/logs.js";
+import { tailLines } from "../project/logs.js";
 import type { JobLog, JobLogLine } from "../core/job-log.js";
 
 /** At most this many lines are returned (the newest). */
@@ -20,10 +21,10 @@ const LEVELS: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 4
 const OWN = new Set(["level", "time", "msg", "pid", "hostname", "jobId", "queue", "attempt", "workerId", "service", "name", "v"]);
 
 /** The lines job `id` logged, oldest first; `files` is how many log files were searched. */
-export function readJobLog(logsDir: string, id: number): Omit<JobLog, "id" | "available"> {
+export async function readJobLog(logsDir: string, id: number): Promise<Omit<JobLog, "id" | "available">> {
   let names: string[];
   try {
-    names = readdirSync(logsDir).filter((n) => /\.log(\.1)?$/.test(n));
+    names = (await readdir(logsDir)).filter((n) => /\.log(\.1)?$/.test(n));
   } catch {
     return { lines: [], files: 0, truncated: false };
   }
@@ -31,7 +32,7 @@ export function readJobLog(logsDir: string, id: number): Omit<JobLog, "id" | "av
   const mark = `"jobId":${id}`;
   const lines: JobLogLine[] = [];
   for (const name of names) {
-    for (const raw of lastLines(join(logsDir, name), Number.MAX_SAFE_INTEGER)) {
+    for (const raw of await tailLines(join(logsDir, name))) {
       const at = raw.indexOf(mark);
       if (at < 0 || !/[,}]/.test(raw[at + mark.length] ?? "")) continue;
       let o: Record<string, unknown>;

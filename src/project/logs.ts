@@ -5,6 +5,7 @@
  * `vigil start --detach` and the HTTP server's job log read them.
  */
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 
@@ -111,14 +112,44 @@ export function lastLines(path: string, n: number): string[] {
   }
   try {
     const size = fstatSync(fd).size;
-    const len = Math.min(size, 4 * 1024 * 1024);
+    const len = Math.min(size, TAIL_BYTES);
     const buf = Buffer.alloc(len);
     readSync(fd, buf, 0, len, size - len);
-    const lines = buf.toString("utf8").split("\n");
-    if (lines[lines.length - 1] === "") lines.pop();
-    return lines.slice(-n);
+    return splitTail(buf).slice(-n);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** How much of a log's end `lastLines` and `tailLines` read, at most. */
+const TAIL_BYTES = 4 * 1024 * 1024;
+
+function splitTail(buf: Buffer): string[] {
+  const lines = buf.toString("utf8").split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  return lines;
+}
+
+/**
+ * The lines in the last 4 MB of a log, read without blocking the event loop: for a server
+ * that shares its process with the supervisor (the job log of the dashboard). [] when the
+ * file cannot be read.
+ */
+export async function tailLines(path: string): Promise<string[]> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, "r");
+  } catch {
+    return [];
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const len = Math.min(size, TAIL_BYTES);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    return splitTail(buf);
+  } finally {
+    await fh.close();
   }
 }
 
