@@ -193,8 +193,10 @@ export class Outcomes {
     const code = (err as { code?: unknown })?.code;
     const info = { jobId: item.lease.jobId, queue: item.queue, error: reason, ...(typeof code === "string" ? { code } : {}) };
     h.log.error(info, "the store refused this job's completion; the job is dead, the rest of its batch was committed");
-    h.emit("store-refused", info);
-    this.unstorable(item, new Error(`the store refused it (${reason}); the other completions of its batch were committed`));
+    // Said once the job is recorded dead, so whoever reads the incident finds it dead.
+    this.unstorable(item, new Error(`the store refused it (${reason}); the other completions of its batch were committed`), () =>
+      h.emit("store-refused", info),
+    );
   }
 
   /**
@@ -202,15 +204,21 @@ export class Outcomes {
    * limits, refused by the store): that will not change on a retry, so the job is dead with
    * the reason.
    */
-  private unstorable(item: PendingCompletion, err: Error): void {
+  private unstorable(item: PendingCompletion, err: Error, recorded?: () => void): void {
     const h = this.host;
     const q = h.queues.get(item.queue)!;
     h.track(
       h.store
         .fail(item.lease, { message: `the result could not be stored: ${err.message}`, outcome: "error" })
         .then(
-          () => h.emit("failed", { jobId: item.lease.jobId, queue: q.name, error: err, dead: true }),
-          (e) => this.storeRefused(item.lease, q.name, e, "recording an unstorable result"),
+          () => {
+            recorded?.();
+            h.emit("failed", { jobId: item.lease.jobId, queue: q.name, error: err, dead: true });
+          },
+          (e) => {
+            recorded?.();
+            this.storeRefused(item.lease, q.name, e, "recording an unstorable result");
+          },
         ),
     );
   }
