@@ -1,13 +1,19 @@
 /**
  * A worker held back by flow control waits on one timer for the store's "next possible
  * start", and a handler's ctx.rateLimited holds the queue: real SQLite and PostgreSQL
- * stores, an in-process Worker, every claim the worker sends counted.
+ * stores, an in-process Worker, every claim the worker sends counted. A claim that waited
+ * for the database (a busy pool, another process's write lock) dates its jobs' start from
+ * when it got it.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Worker as NodeWorker } from "node:worker_threads";
+import pg from "pg";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { POOL_MAX } from "../../src/store/postgres/connection.js";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import type { ClaimRequest, Store } from "../../src/store/store.js";
@@ -16,6 +22,7 @@ import { waitFor } from "../e2e/supervisor-helpers.js";
 import { dropSchema, freshSchemaName, PG_URL, requirePg } from "../store-contract/pg-helpers.js";
 
 const silent = pino({ level: "silent" });
+const require = createRequire(import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Opened {
@@ -64,9 +71,10 @@ function counting(store: Store): { store: Store; claims: () => number } {
   return { store: proxy, claims: () => n };
 }
 
+const pgUp = await requirePg("flow-controlled workers on PostgreSQL");
 const stores: [string, Factory, boolean][] = [
   ["sqlite", sqlite, true],
-  ["postgres", postgres, await requirePg("flow-controlled workers on PostgreSQL")],
+  ["postgres", postgres, pgUp],
 ];
 
 for (const [name, factory, available] of stores) {
@@ -179,3 +187,223 @@ for (const [name, factory, available] of stores) {
     }, 60_000);
   });
 }
+
+/**
+ * A rate-limited job's start is counted at its claim, and the worker gives back a job it
+ * could not start within START_SLACK_MS of the claim's stamp (`startedAt`). So the stamp
+ * must be read once the claim holds its way to the database: a claim that first waited for
+ * a pooled connection (PostgreSQL) or for the write lock (SQLite) must not come back
+ * already late.
+ */
+describe.runIf(pgUp)("a rate-limited claim that waited for a pooled connection: postgres", () => {
+  let cleanup: (() => Promise<void>) | undefined;
+  let worker: Worker | undefined;
+  let store: Store | undefined;
+  let busy: Busy | undefined;
+  afterEach(async () => {
+    await busy?.stop();
+    await worker?.stop();
+    await store?.close();
+    await cleanup?.();
+    worker = store = cleanup = busy = undefined;
+  });
+
+  it("stamps its jobs' start once it has its connection, on every claim path", async () => {
+    const opened = await postgres();
+    store = opened.store;
+    cleanup = opened.cleanup;
+    const s = store;
+    await s.enqueueMany(Array.from({ length: 40 }, (_, i) => ({ queue: "r", payload: i })));
+    await s.enqueueMany(Array.from({ length: 40 }, (_, i) => ({ queue: "rl", payload: i })));
+    await s.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ queue: "free", payload: i })));
+    const rate = { rate: { count: 1000, intervalMs: 60_000 } };
+    const req = (queues: Record<string, number>, flow: Record<string, object> | undefined): ClaimRequest => ({
+      workerId: "w",
+      queues,
+      leaseMs: 60_000,
+      ...(flow ? { flow } : {}),
+    });
+    const done = await s.claim(req({ free: 10 }, undefined));
+    expect(done).toHaveLength(10);
+    let spare = 0;
+    const complete = (next: boolean) => [{ lease: done[spare++]!, result: 1, ...(next ? { next: [{ queue: "after", payload: 1 }] } : {}) }];
+    const paths: [string, () => Promise<{ job: { startedAt: number | null } }[]>][] = [
+      ["claim without flow control", () => s.claim(req({ r: 2 }, undefined))],
+      ["claim, rate only (one statement)", () => s.claim(req({ r: 2 }, { r: rate }))],
+      ["claim, rate and limit (transaction)", () => s.claim(req({ rl: 2 }, { rl: { ...rate, limit: 1000 } }))],
+      ["completeAndClaim, rate only (one statement)", async () => (await s.completeAndClaim!(complete(false), req({ r: 2 }, { r: rate }))).leases],
+      ["completeAndClaim without flow control (one statement)", async () => (await s.completeAndClaim!(complete(false), req({ r: 2 }, undefined))).leases],
+      ["completeAndClaim with next-stage jobs (transaction)", async () => (await s.completeAndClaim!(complete(true), req({ r: 2 }, { r: rate }))).leases],
+      ["completeAndClaim, rate and limit (transaction)", async () => (await s.completeAndClaim!(complete(false), req({ rl: 2 }, { rl: { ...rate, limit: 1000 } }))).leases],
+    ];
+    const stale: Record<string, number> = {};
+    for (const [path, claim] of paths) {
+      const release = await occupyPool(s, opened.at);
+      const issuedAt = Date.now();
+      const claiming = claim();
+      await sleep(400);
+      const freedAt = await release();
+      const leases = await claiming;
+      expect(leases.length, path).toBeGreaterThan(0);
+      expect(freedAt - issuedAt).toBeGreaterThanOrEqual(390);
+      // How long before the claim could have had a connection its jobs were stamped started.
+      stale[path] = Math.max(...leases.map((l) => freedAt - l.job.startedAt!));
+    }
+    // Stamped before the wait, the one-statement paths' jobs started ~400 ms before it ended.
+    expect(stale).toEqual(Object.fromEntries(paths.map(([p]) => [p, expect.toSatisfy((ms: number) => ms <= 0)])));
+  }, 60_000);
+
+  it("a worker whose connections are taken in bursts keeps its rate: starts go on, no window holds more than N", async () => {
+    const opened = await postgres();
+    store = opened.store;
+    cleanup = opened.cleanup;
+    await store.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ queue: "r", payload: i })));
+    const starts: number[] = [];
+    const gaveBack = { n: 0 };
+    const logger = pino({ level: "warn" }, { write: (line: string) => void (line.includes("could not start in time") && gaveBack.n++) });
+    const count = 10;
+    const intervalMs = 1000;
+    worker = new Worker(store, {
+      queues: { r: { handler: async () => void starts.push(Date.now()), concurrency: 20, flow: { rate: { count, intervalMs } } } },
+      logger,
+    });
+    worker.start();
+    await waitFor("the first starts", () => starts.length >= count, 30_000, 10);
+    // Every pooled connection taken for 300 ms, then free for 100 ms, over and over.
+    busy = burstPool(store, opened.at, 300, 100);
+    const from = Date.now();
+    await sleep(5000);
+    await busy.stop();
+    const during = starts.filter((t) => t >= from);
+    // No window of the interval holds more than N handler starts.
+    const sorted = [...starts].sort((a, b) => a - b);
+    let most = 0;
+    for (let i = 0, j = 0; i < sorted.length; i++) {
+      while (sorted[i]! - sorted[j]! >= intervalMs) j++;
+      most = Math.max(most, i - j + 1);
+    }
+    expect(most).toBeLessThanOrEqual(count);
+    // About N a second go on while the pool is taken (~9 a second at most, the slack
+    // counted): a claim is not late for its wait in the pool. Stamped before that wait,
+    // 10 started in the 5 s and 30 were given back.
+    expect({ starts: during.length, bursts: busy.bursts(), gaveBack: gaveBack.n }).toEqual({
+      starts: expect.toSatisfy((n: number) => n >= 30),
+      bursts: expect.toSatisfy((n: number) => n >= 8),
+      gaveBack: expect.toSatisfy((n: number) => n <= 3),
+    });
+  }, 60_000);
+});
+
+/**
+ * Holds every pooled connection of a PostgreSQL store: POOL_MAX reads of the store's
+ * `cursors` table (`getCursor`), which no claim touches, wait on a lock another connection
+ * holds. The returned release lets them go and resolves to when it did.
+ */
+async function occupyPool(store: Store, schema: string): Promise<() => Promise<number>> {
+  const lock = new pg.Client({ connectionString: PG_URL });
+  lock.on("error", () => {});
+  await lock.connect();
+  await lock.query("BEGIN");
+  await lock.query(`LOCK TABLE "${schema}".cursors IN ACCESS EXCLUSIVE MODE`);
+  const reads = Array.from({ length: POOL_MAX }, (_, i) => store.getCursor(`busy${i}`));
+  // Counted in pg_locks by the table: pg_stat_activity would be read once per transaction.
+  const waiting = waitFor(
+    "every pooled connection to wait on the lock",
+    async () =>
+      (
+        await lock.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = $1::regclass", [
+          `"${schema}".cursors`,
+        ])
+      ).rows[0]!.n >= POOL_MAX,
+    10_000,
+    5,
+  );
+  await waiting.catch(async (err: unknown) => {
+    await lock.end();
+    await Promise.allSettled(reads);
+    throw err;
+  });
+  return async () => {
+    const at = Date.now();
+    await lock.query("COMMIT");
+    await lock.end();
+    await Promise.all(reads);
+    return at;
+  };
+}
+
+interface Busy {
+  stop: () => Promise<void>;
+  bursts: () => number;
+}
+
+/** `occupyPool` for `holdMs`, then free for `gapMs`, until stopped. */
+function burstPool(store: Store, schema: string, holdMs: number, gapMs: number): Busy {
+  let stopped = false;
+  let n = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const release = await occupyPool(store, schema);
+      await sleep(holdMs);
+      await release();
+      n++;
+      await sleep(gapMs);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+    bursts: () => n,
+  };
+}
+
+describe("a rate-limited claim that waited for the write lock: sqlite", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("stamps its jobs' start once it holds the lock, not before its wait for it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-flow-lock-"));
+    dirs.push(dir);
+    const file = join(dir, "vigil.db");
+    const store = await openSqliteStore(file);
+    try {
+      await store.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ queue: "r", payload: i })));
+      // Another connection (a thread of its own, so it runs while the claim waits inside
+      // SQLite's busy handler) holds the write lock, and lets it go 5 ms after the claim began.
+      const signal = new Int32Array(new SharedArrayBuffer(8));
+      const holder = new NodeWorker(
+        `const { workerData, parentPort } = require("node:worker_threads");
+         const Database = require(workerData.sqlite);
+         const db = new Database(workerData.file);
+         db.exec("BEGIN IMMEDIATE");
+         parentPort.postMessage("locked");
+         Atomics.wait(workerData.signal, 0, 0);
+         Atomics.wait(workerData.signal, 1, 0, 5);
+         const at = Date.now();
+         db.exec("COMMIT");
+         db.close();
+         parentPort.postMessage(at);`,
+        { eval: true, workerData: { file, signal, sqlite: require.resolve("better-sqlite3") } },
+      );
+      const messages: unknown[] = [];
+      const next = () => new Promise((r) => holder.once("message", r));
+      messages.push(await next());
+      const freed = next();
+      Atomics.store(signal, 0, 1);
+      Atomics.notify(signal, 0);
+      const leases = await store.claim({ workerId: "w", queues: { r: 2 }, leaseMs: 60_000, flow: { r: { rate: { count: 100, intervalMs: 60_000 } } } });
+      const freedAt = (await freed) as number;
+      await holder.terminate();
+      expect(messages).toEqual(["locked"]);
+      expect(leases).toHaveLength(2);
+      // Stamped before the wait: 5 ms before the lock was free.
+      expect(Math.max(...leases.map((l) => freedAt - l.job.startedAt!))).toBeLessThanOrEqual(0);
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+});

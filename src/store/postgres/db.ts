@@ -6,10 +6,18 @@
 import type pg from "pg";
 import { toStoreError } from "./connection.js";
 
+/**
+ * A statement's values, or how to build them once the statement holds its connection:
+ * values that must not predate a wait for the pool (a claim's time, job-claim.ts).
+ */
+export type Values = unknown[] | (() => unknown[]);
+
 /** Something that runs SQL: the pool, or one client inside a transaction. */
 export interface Queryable {
-  query<R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string): Promise<R[]>;
+  query<R extends pg.QueryResultRow>(text: string, values?: Values, name?: string): Promise<R[]>;
 }
+
+const valuesOf = (values: Values): unknown[] => (typeof values === "function" ? values() : values);
 
 /** SQLSTATEs worth one more try: serialization failure and deadlock. */
 const RETRY_STATES = new Set(["40001", "40P01"]);
@@ -29,17 +37,33 @@ export class Db implements Queryable {
   /**
    * One statement, one round trip, its own transaction. A statement chosen as a deadlock
    * victim rolled back whole, so it is simply run again (a completion batch and a renewal
-   * batch of one worker touch the same rows at once).
+   * batch of one worker touch the same rows at once). Values given as a function are
+   * built once a pooled connection is held, and again for each try.
    */
-  async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string): Promise<R[]> {
+  async query<R extends pg.QueryResultRow>(text: string, values: Values = [], name?: string): Promise<R[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const res = await this.pool.query<R>(name ? { name, text, values } : { text, values });
-        return res.rows;
+        if (typeof values !== "function") return (await this.pool.query<R>(name ? { name, text, values } : { text, values })).rows;
+        return await this.onClient<R>(text, values, name);
       } catch (err) {
         if (attempt < TX_TRIES && isRetryable(err)) continue;
         throw toStoreError(err, this.location);
       }
+    }
+  }
+
+  /** `pool.query`, its values built after the connection is acquired. */
+  private async onClient<R extends pg.QueryResultRow>(text: string, values: () => unknown[], name?: string): Promise<R[]> {
+    const client = await this.pool.connect();
+    try {
+      const v = values();
+      const rows = (await client.query<R>(name ? { name, text, values: v } : { text, values: v })).rows;
+      client.release();
+      return rows;
+    } catch (err) {
+      // As `pool.query` does: a connection whose statement failed is not reused.
+      client.release(err as Error);
+      throw err;
     }
   }
 
@@ -56,8 +80,10 @@ export class Db implements Queryable {
       try {
         await client.query("BEGIN");
         const q: Queryable = {
-          query: async <R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string) =>
-            (await client.query<R>(name ? { name, text, values } : { text, values })).rows,
+          query: async <R extends pg.QueryResultRow>(text: string, values: Values = [], name?: string) => {
+            const v = valuesOf(values);
+            return (await client.query<R>(name ? { name, text, values: v } : { text, values: v })).rows;
+          },
         };
         const out = await fn(q);
         await client.query("COMMIT");

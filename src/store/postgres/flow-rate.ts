@@ -137,7 +137,7 @@ export async function rateClaim(
   q: Queryable,
   statements: { rateClaim: Stmt; completeAndRateClaim: Stmt; heldState: string },
   req: ClaimRequest,
-  a: { names: string[]; counts: number[]; now: number; leaseMs: number; workerId: string; prefix: string },
+  a: { names: string[]; counts: number[]; now: number; leaseMs: number; workerId: string; prefix: string; stamp(): void },
   durable: boolean,
   done?: RateCompletions,
 ): Promise<{ rows: JobRow[]; rest: string[]; missed: number[] }> {
@@ -149,11 +149,15 @@ export async function rateClaim(
   ];
   const claim = [a.names, a.counts, a.workerId, a.leaseMs, a.prefix, ...windows];
   const s = done ? statements.completeAndRateClaim : statements.rateClaim;
+  // The claim's time is read once the statement holds its connection (job-claim.ts, stamp).
   const rows = await q.query<JobRow & { spent: SpentRow[] | null; missed_ids?: number[] | null }>(
     s.text,
-    done
-      ? [done.ids, done.tokens, done.results, a.now, ...claim]
-      : [a.names, a.counts, a.now, ...claim.slice(2), durable ? "on" : "off"],
+    () => {
+      a.stamp();
+      return done
+        ? [done.ids, done.tokens, done.results, a.now, ...claim]
+        : [a.names, a.counts, a.now, ...claim.slice(2), durable ? "on" : "off"];
+    },
     s.name,
   );
   const agg = rows.find((r) => r.spent !== null);

@@ -17,6 +17,10 @@ import { rowToJob, type JobRow } from "./rows.js";
 export interface ClaimArgs {
   names: string[];
   counts: number[];
+  /**
+   * The claim's time, its jobs' `started_at`: read again by `stamp` once the claim holds
+   * its connection, so a wait for the pool does not age it (see `stamp`).
+   */
   now: number;
   /** Sent: the server sets each deadline by its own clock (SERVER_MS in jobs-sql.ts). */
   leaseMs: number;
@@ -28,6 +32,8 @@ export interface ClaimArgs {
   workerId: string;
   /** One random prefix per claim; a job's token is the prefix and its id. */
   prefix: string;
+  /** Reads the clock into `now` and `leaseUntil` (see `stamp`). */
+  stamp(): void;
 }
 
 /** The claim's arguments, or null when no queue has room. */
@@ -43,7 +49,38 @@ export function claimArgs(ctx: JobContext, req: ClaimRequest): ClaimArgs | null 
   const now = ctx.clock.now();
   // Still unguessable (122 random bits), and unique per attempt: a claim's prefix is new.
   const leaseMs = Math.max(0, Math.trunc(req.leaseMs));
-  return { names, counts, now, leaseMs, leaseUntil: now + leaseMs, workerId: pgText(req.workerId), prefix: `${newToken()}:` };
+  const clock = ctx.clock;
+  return {
+    names,
+    counts,
+    now,
+    leaseMs,
+    leaseUntil: now + leaseMs,
+    workerId: pgText(req.workerId),
+    prefix: `${newToken()}:`,
+    stamp() {
+      this.now = clock.now();
+      this.leaseUntil = this.now + this.leaseMs;
+    },
+  };
+}
+
+/**
+ * The claim's values, its time read when they are built: passed to `Queryable.query` as a
+ * function, which builds them once the statement holds its connection (db.ts).
+ *
+ * A worker gives back a rate-limited job it could not start within START_SLACK_MS of this
+ * time (worker.ts). Read before a wait for a pooled connection, the wait alone (a busy pool,
+ * under load) made whole claims late, given back unrun. Read after it, and before the
+ * statement is sent, it is still no later than the time the database counts the claim's
+ * starts at (the same clock), so a job that starts within the slack of it also starts
+ * within the slack of its counted start, and the rate window holds.
+ */
+export function stamp(a: ClaimArgs, values: (a: ClaimArgs) => unknown[]): () => unknown[] {
+  return () => {
+    a.stamp();
+    return values(a);
+  };
 }
 
 /** Leased rows as leases, in claim order (priority, then due time, then id). */
@@ -72,8 +109,6 @@ export async function claim(
   if (hasFlow(req)) {
     const own = q === ctx.db;
     const d = ctx.sql.claimDurable;
-    const plain = (t: Queryable) => (names: string[], counts: number[]) =>
-      t.query<JobRow>(d.text, [names, counts, a.now, a.workerId, a.leaseMs, a.prefix], d.name);
     let rows: JobRow[] = [];
     let locked = a;
     if (rateOnlyClaim(req, a.names)) {
@@ -83,12 +118,19 @@ export async function claim(
       if (r.rest.length === 0) return toLeases(rows, a, req.workerId);
       locked = pick(a, (n) => r.rest.includes(n));
     }
-    // The others are claimed in a transaction holding their queues' rows (flow.ts).
-    const run = (t: Queryable) => flowClaim(ctx.flow, t, req, locked, plain(t), !own);
+    // The others are claimed in a transaction holding their queues' rows (flow.ts), its
+    // time read inside it: after the wait for its connection, before the first statement.
+    const run = (t: Queryable) => {
+      locked.stamp();
+      const plain = (names: string[], counts: number[]) =>
+        t.query<JobRow>(d.text, [names, counts, locked.now, locked.workerId, locked.leaseMs, locked.prefix], d.name);
+      return flowClaim(ctx.flow, t, req, locked, plain, !own);
+    };
     rows.push(...(own ? await ctx.db.tx(run) : await run(q)));
+    // Every lease told the earlier deadline when the claim took two steps: still no later than the server's.
     return toLeases(rows, a, req.workerId);
   }
-  const rows = await q.query<JobRow>(s.text, [a.names, a.counts, a.now, a.workerId, a.leaseMs, a.prefix], s.name);
+  const rows = await q.query<JobRow>(s.text, stamp(a, (b) => [b.names, b.counts, b.now, b.workerId, b.leaseMs, b.prefix]), s.name);
   return toLeases(rows, a, req.workerId);
 }
 

@@ -9,7 +9,7 @@ import { encodeJson, prepareNext, type PreparedItem } from "../common.js";
 import type { CompleteAndClaimResult, CompleteItem, CompleteOutcome, ClaimRequest } from "../store.js";
 import type { Queryable } from "./db.js";
 import { rateClaim, rateOnlyClaim } from "./flow-rate.js";
-import { claim, claimArgs, hasFlow, toLeases } from "./job-claim.js";
+import { claim, claimArgs, hasFlow, stamp, toLeases } from "./job-claim.js";
 import { insertItems, isRowOf, pgText, placement, type JobContext } from "./job-writes.js";
 import type { Stmt } from "./jobs-sql.js";
 import { rowToJob, type JobRow } from "./rows.js";
@@ -69,7 +69,7 @@ async function completeAndClaimAtOnce(
 ): Promise<CompleteAndClaimResult> {
   const a = claimArgs(ctx, req);
   // No queue with room: the claim is empty and the completions go alone.
-  const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseMs: 0, leaseUntil: 0, workerId: "", prefix: "" };
+  const args = a ?? { names: [], counts: [], now: ctx.clock.now(), leaseMs: 0, leaseUntil: 0, workerId: "", prefix: "", stamp: () => {} };
   const sent = {
     ids: send.map((i) => items[i]!.lease.jobId),
     tokens: send.map((i) => String(items[i]!.lease.token)),
@@ -81,7 +81,7 @@ async function completeAndClaimAtOnce(
     const s = ctx.sql.completeAndClaim;
     const rows = await ctx.db.query<JobRow & { missed_ids: number[] | null }>(
       s.text,
-      [sent.ids, sent.tokens, sent.results, args.now, args.names, args.counts, args.workerId, args.leaseMs, args.prefix],
+      stamp(args, (b) => [sent.ids, sent.tokens, sent.results, b.now, b.names, b.counts, b.workerId, b.leaseMs, b.prefix]),
       s.name,
     );
     const agg = rows.find((r) => r.missed_ids !== null);

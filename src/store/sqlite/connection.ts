@@ -56,7 +56,7 @@ export abstract class SqliteConnection {
   /** Read statements, prepared on first use (list filters make a handful of shapes). */
   protected readonly prep: Prepare;
   /** One transaction wrapper, made once: better-sqlite3 builds a new one per `transaction()` call. */
-  private readonly tx: Database.Transaction<(fn: (now: number) => unknown, now: number) => unknown>;
+  private readonly tx: Database.Transaction<(fn: (now: number) => unknown) => unknown>;
   /** How many migrations opening this store ran (0 when another process had run them). */
   migratedOnOpen = 0;
   protected readonly queueMaxStalls: Record<string, number> | undefined;
@@ -86,13 +86,18 @@ export abstract class SqliteConnection {
       flow: (opts.readOnly ? null : prepareFlowStatements(db)) as FlowStatements,
     };
     this.wake = WakeBus.acquire(realpathSync(location));
-    this.tx = db.transaction((fn: (now: number) => unknown, now: number) => fn(now));
+    // The clock is read inside the transaction, once its write lock is held: a write that
+    // waited for the lock (in SQLite's busy handler, up to BUSY_TIMEOUT_MS, or between
+    // tries) is not dated from before the wait. A claim's time is its jobs' start, by which
+    // a worker judges a rate-limited job late (worker.ts).
+    this.tx = db.transaction((fn: (now: number) => unknown) => fn(this.clock.now()));
   }
 
   /**
-   * Runs `fn` in one IMMEDIATE transaction, then announces queues it made available. When
-   * another process holds the write lock, the whole transaction runs again later (with a
-   * fresh `now`), and the caller gets a promise; otherwise it gets the value at once.
+   * Runs `fn` in one IMMEDIATE transaction, then announces queues it made available; `now`
+   * is read once the write lock is held. When another process holds the write lock, the
+   * whole transaction runs again later (with a fresh `now`), and the caller gets a promise;
+   * otherwise it gets the value at once.
    */
   protected write<T>(fn: (now: number) => T): T | Promise<T> {
     if (!this.sql) throw new VigilError("BAD_INPUT", `store ${this.location} was opened read-only`);
@@ -102,11 +107,10 @@ export abstract class SqliteConnection {
   private attempt<T>(fn: (now: number) => T): T {
     // Checked on every try: the store may have been closed while a write waited.
     if (this.closed) throw new VigilError("STORE_UNREACHABLE", `store ${this.location} is closed`);
-    const now = this.clock.now();
     this.ctx.woke.clear();
     let out: T;
     try {
-      out = this.tx.immediate(fn, now) as T;
+      out = this.tx.immediate(fn) as T;
     } catch (err) {
       this.ctx.woke.clear();
       throw err;
