@@ -259,8 +259,15 @@ describe.runIf(pgUp)("a rate-limited claim that waited for a pooled connection: 
     cleanup = opened.cleanup;
     await store.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ queue: "r", payload: i })));
     const starts: number[] = [];
-    const gaveBack = { n: 0 };
-    const logger = pino({ level: "warn" }, { write: (line: string) => void (line.includes("could not start in time") && gaveBack.n++) });
+    const late: number[] = [];
+    const logger = pino(
+      { level: "warn" },
+      {
+        write: (line: string) => {
+          if (line.includes("could not start in time")) late.push((JSON.parse(line) as { lateMs: number }).lateMs);
+        },
+      },
+    );
     const count = 10;
     const intervalMs = 1000;
     worker = new Worker(store, {
@@ -269,10 +276,10 @@ describe.runIf(pgUp)("a rate-limited claim that waited for a pooled connection: 
     });
     worker.start();
     await waitFor("the first starts", () => starts.length >= count, 30_000, 10);
-    // Every pooled connection taken for 300 ms, then free for 100 ms, over and over.
-    busy = burstPool(store, opened.at, 300, 100);
+    // Every pooled connection taken for 500 ms, then free for 100 ms, over and over.
+    busy = burstPool(store, opened.at, 500, 100);
     const from = Date.now();
-    await sleep(5000);
+    await sleep(8000);
     await busy.stop();
     const during = starts.filter((t) => t >= from);
     // No window of the interval holds more than N handler starts.
@@ -284,13 +291,13 @@ describe.runIf(pgUp)("a rate-limited claim that waited for a pooled connection: 
     }
     expect(most).toBeLessThanOrEqual(count);
     // About N a second go on while the pool is taken (~9 a second at most, the slack
-    // counted): a claim is not late for its wait in the pool. Stamped before that wait,
-    // 10 started in the 5 s and 30 were given back.
-    expect({ starts: during.length, bursts: busy.bursts(), gaveBack: gaveBack.n }).toEqual({
-      starts: expect.toSatisfy((n: number) => n >= 30),
-      bursts: expect.toSatisfy((n: number) => n >= 8),
-      gaveBack: expect.toSatisfy((n: number) => n <= 3),
-    });
+    // counted, in claims of 10): a claim is not late for its wait in the pool. A claim can
+    // still be late for a slow statement (its commit waits for the disk): one of 10 in 8 s
+    // loses 10 starts. Seen: 60 started, none given back; stamped before the pool wait,
+    // none started and 60 were given back, late by 190-560 ms.
+    const seen = `${during.length} starts in 8 s over ${busy.bursts()} bursts; given back ${late.length}, late by ${late.join(", ")} ms`;
+    expect(busy.bursts(), seen).toBeGreaterThanOrEqual(10);
+    expect(during.length, seen).toBeGreaterThanOrEqual(40);
   }, 60_000);
 });
 
