@@ -296,7 +296,7 @@ describe.runIf(pgUp)("a rate-limited claim that waited for a pooled connection: 
     // loses 10 starts. Seen: 60 started, none given back; stamped before the pool wait,
     // none started and 60 were given back, late by 190-560 ms.
     const seen = `${during.length} starts in 8 s over ${busy.bursts()} bursts; given back ${late.length}, late by ${late.join(", ")} ms`;
-    expect(busy.bursts(), seen).toBeGreaterThanOrEqual(10);
+    expect(busy.bursts(), seen).toBeGreaterThanOrEqual(8);
     expect(during.length, seen).toBeGreaterThanOrEqual(40);
   }, 60_000);
 });
