@@ -149,7 +149,7 @@ export async function rateClaim(
   ];
   const claim = [a.names, a.counts, a.workerId, a.leaseMs, a.prefix, ...windows];
   const s = done ? statements.completeAndRateClaim : statements.rateClaim;
-  // The claim's time is read once the statement holds its connection (job-claim.ts, stamp).
+  // The claim's time is read once the statement holds its connection (job-claim.ts, stamped).
   const rows = await q.query<JobRow & { spent: SpentRow[] | null; missed_ids?: number[] | null }>(
     s.text,
     () => {

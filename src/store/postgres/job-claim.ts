@@ -19,7 +19,7 @@ export interface ClaimArgs {
   counts: number[];
   /**
    * The claim's time, its jobs' `started_at`: read again by `stamp` once the claim holds
-   * its connection, so a wait for the pool does not age it (see `stamp`).
+   * its connection, so a wait for the pool does not age it (see `stamped`).
    */
   now: number;
   /** Sent: the server sets each deadline by its own clock (SERVER_MS in jobs-sql.ts). */
@@ -32,7 +32,7 @@ export interface ClaimArgs {
   workerId: string;
   /** One random prefix per claim; a job's token is the prefix and its id. */
   prefix: string;
-  /** Reads the clock into `now` and `leaseUntil` (see `stamp`). */
+  /** Reads the clock into `now` and `leaseUntil` (see `stamped`). */
   stamp(): void;
 }
 
@@ -76,7 +76,7 @@ export function claimArgs(ctx: JobContext, req: ClaimRequest): ClaimArgs | null 
  * starts at (the same clock), so a job that starts within the slack of it also starts
  * within the slack of its counted start, and the rate window holds.
  */
-export function stamp(a: ClaimArgs, values: (a: ClaimArgs) => unknown[]): () => unknown[] {
+export function stamped(a: ClaimArgs, values: (a: ClaimArgs) => unknown[]): () => unknown[] {
   return () => {
     a.stamp();
     return values(a);
@@ -130,7 +130,7 @@ export async function claim(
     // Every lease told the earlier deadline when the claim took two steps: still no later than the server's.
     return toLeases(rows, a, req.workerId);
   }
-  const rows = await q.query<JobRow>(s.text, stamp(a, (b) => [b.names, b.counts, b.now, b.workerId, b.leaseMs, b.prefix]), s.name);
+  const rows = await q.query<JobRow>(s.text, stamped(a, (b) => [b.names, b.counts, b.now, b.workerId, b.leaseMs, b.prefix]), s.name);
   return toLeases(rows, a, req.workerId);
 }
 

@@ -9,7 +9,7 @@ import { encodeJson, prepareNext, type PreparedItem } from "../common.js";
 import type { CompleteAndClaimResult, CompleteItem, CompleteOutcome, ClaimRequest } from "../store.js";
 import type { Queryable } from "./db.js";
 import { rateClaim, rateOnlyClaim } from "./flow-rate.js";
-import { claim, claimArgs, hasFlow, stamp, toLeases } from "./job-claim.js";
+import { claim, claimArgs, hasFlow, stamped, toLeases } from "./job-claim.js";
 import { insertItems, isRowOf, pgText, placement, type JobContext } from "./job-writes.js";
 import type { Stmt } from "./jobs-sql.js";
 import { rowToJob, type JobRow } from "./rows.js";
@@ -81,7 +81,7 @@ async function completeAndClaimAtOnce(
     const s = ctx.sql.completeAndClaim;
     const rows = await ctx.db.query<JobRow & { missed_ids: number[] | null }>(
       s.text,
-      stamp(args, (b) => [sent.ids, sent.tokens, sent.results, b.now, b.names, b.counts, b.workerId, b.leaseMs, b.prefix]),
+      stamped(args, (b) => [sent.ids, sent.tokens, sent.results, b.now, b.names, b.counts, b.workerId, b.leaseMs, b.prefix]),
       s.name,
     );
     const agg = rows.find((r) => r.missed_ids !== null);
