@@ -11,7 +11,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
-import { InvalidStateError } from "../../src/core/errors.js";
+import { InvalidStateError, type VigilError } from "../../src/core/errors.js";
 import { FINAL_STATES, JOB_STATES, type Job } from "../../src/core/types.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/sqlite/migrations.js";
 import { ROW_COLUMNS, toJob, type JobRow } from "../../src/store/sqlite/rows.js";
@@ -297,8 +297,20 @@ describe("sqlite migration 10", () => {
     expect(before.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'job_history'").pluck().get()).toBe(0);
     before.close();
 
+    // A read-only open (`vigil health`, `vigil doctor`) cannot migrate: it refuses the old
+    // schema with what to run, instead of failing on a table the old schema lacks.
+    const refused = await openSqliteStore(file, { readOnly: true }).then(
+      () => null,
+      (e: unknown) => e as VigilError,
+    );
+    expect(refused?.code).toBe("STORE_UNREACHABLE");
+    expect(refused?.message).toMatch(/older schema.*vigil migrate/);
+
     const s = await openAt(file, clock);
     expect(s.migratedOnOpen).toBe(1);
+    const ro = (await openSqliteStore(file, { readOnly: true, clock })) as SqliteStore;
+    open.push(ro);
+    expect(await Promise.all(ids.map((i) => ro.get(i)))).toEqual(oldRows);
     expect(SCHEMA_VERSION).toBe(10);
     const { live, done } = expectSplit(file);
     expect(live.size + done.size).toBe(ids.length);

@@ -50,7 +50,7 @@ import { translateError } from "./errors.js";
 import { countRounds, jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { fillGroups, holdBack, setPaused, toQueueState, type QueueRow } from "./flow.js";
-import { migrate } from "./migrations.js";
+import { migrate, SCHEMA_VERSION } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
 import { ROW_COLUMNS, toJob, type JobRow } from "./rows.js";
 import * as side from "./side-tables.js";
@@ -80,6 +80,12 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   const waitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
   const state = await unlocked(() => inspectFile(abs), waitMs, abs);
   if (opts.readOnly) {
+    if (state === "behind") {
+      throw new VigilError(
+        "STORE_UNREACHABLE",
+        `store ${abs} has an older schema than this Vigil reads (version ${SCHEMA_VERSION}); run \`vigil migrate\` (or \`vigil start\`, which migrates it) first`,
+      );
+    }
     if (state !== "vigil") {
       throw new VigilError("STORE_UNREACHABLE", `store ${abs} does not exist yet; run \`vigil migrate\` to create it`);
     }
