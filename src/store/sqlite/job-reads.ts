@@ -5,7 +5,7 @@
  * and one filtered by state asks only the table that can hold it.
  */
 import { ROW_COLUMNS, type Prepare } from "./rows.js";
-import { emptyCounts, FINAL_STATES, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import { emptyCounts, FINAL_STATES, JOB_STATES, type Job, type JobState, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { jobSelectList } from "../rows.js";
@@ -15,13 +15,10 @@ import { toJob, type JobRow } from "./rows.js";
 /** Default rows per prune transaction: short enough that no claim waits long behind it. */
 const PRUNE_BATCH = 500;
 
-/** Whether a job in `state` is in `job_history` (finished) rather than `jobs`. */
-export const isFinished = (state: string): boolean => (FINAL_STATES as readonly string[]).includes(state);
-
 /** The tables a read of jobs in `state` (any state when undefined) must look in. */
-function tablesFor(state: string | undefined): string[] {
+function tablesFor(state: JobState | undefined): string[] {
   if (state === undefined) return ["jobs", "job_history"];
-  return [isFinished(state) ? "job_history" : "jobs"];
+  return [FINAL_STATES.includes(state) ? "job_history" : "jobs"];
 }
 
 export function listJobs(prep: Prepare, filter: JobFilter = {}): Job[] {
@@ -174,9 +171,9 @@ export function jobReport(prep: Prepare, since: number): QueueReport[] {
 const PRUNE_PAUSE_MS = 2;
 
 /**
- * Deletes old finished jobs from `job_history` in batches, one short transaction each (run by `write`, which
- * waits for the lock without blocking), adding what it deletes to `queue_totals` in the
- * same transaction so counts survive, and pausing between batches.
+ * Deletes old finished jobs from `job_history` in batches, one short transaction each (run
+ * by `write`, which waits for the lock without blocking), adding what it deletes to
+ * `queue_totals` in the same transaction so counts survive, and pausing between batches.
  */
 export async function pruneJobs(
   prep: Prepare,

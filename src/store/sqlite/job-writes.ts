@@ -4,8 +4,9 @@
  * payload or queue name is refused with nothing written.
  *
  * A step that finishes a job (completes it, or makes it dead or cancelled) moves its row
- * from `jobs` into `job_history` before the transaction ends, and a retry moves it back
- * (`moveOut`, `moveBack`; a completion writes its row there directly), so `jobs` never holds a finished job once a write commits.
+ * from `jobs` into `job_history` before the transaction ends (`moveOut`; a completion
+ * writes its row there directly), and a retry moves it back (`moveBack`), so `jobs` never
+ * holds a finished job once a write commits.
  *
  * Idempotency keys: a key is held by an unfinished job (in `jobs`, unique there) or by a
  * completed one (in `job_history`). `byKey` looks in both inside the write transaction,
