@@ -4,9 +4,8 @@
  * queues, a 100-byte payload, a result; 1 % dead with one failed attempt in their history;
  * finish times spread evenly over the last 10 days, each run taking 4 ms), and the counters
  * the store keeps are kept as it keeps them: SQLite writes the rows into `job_history`, where
- * finished jobs live (migration 10), moves `jobs`' id counter past them, counts completed
- * jobs in `queue_totals` and completed and dead ones per minute in `job_minutes`, failed
- * attempts in `job_failures`;
+ * finished jobs live (migration 10), counts completed jobs in `queue_totals` and completed
+ * and dead ones per minute in `job_minutes`, failed attempts in `job_failures`;
  * PostgreSQL the same in `job_counts`, `job_minutes` and `job_failures` (shard 0). Then, as
  * retention does in a store that has run for days, per-minute counts and failures older than
  * two days are folded into hours (`store.prune({ foldBefore })`, the store's own code).
@@ -115,11 +114,8 @@ function fillSqlite(file: string, n: number, now: number): void {
       db.transaction(() => {
         db.prepare(
           `WITH RECURSIVE c(i) AS (SELECT @from UNION ALL SELECT i + 1 FROM c WHERE i < @to)
-           INSERT INTO job_history (id, ${COLS})
-           SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'jobs') + i - @from + 1, ${columns("i", "@n", "@now", "INTEGER")}, ${history} FROM c`,
+           INSERT INTO job_history (${COLS}) SELECT ${columns("i", "@n", "@now", "INTEGER")}, ${history} FROM c`,
         ).run({ from, to, n, now });
-        // Ids come from jobs' AUTOINCREMENT counter, as for enqueued jobs: moved past these.
-        db.prepare(`UPDATE sqlite_sequence SET seq = seq + @k WHERE name = 'jobs'`).run({ k: to - from + 1 });
         // As the completing transaction does (jobs-sql.ts countCompleted).
         db.prepare(
           `INSERT INTO queue_totals (queue, completed)

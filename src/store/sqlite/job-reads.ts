@@ -185,6 +185,11 @@ export async function pruneJobs(
     `SELECT id, queue, state FROM job_history WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? LIMIT ?`,
   );
   const del = prep("DELETE FROM job_history WHERE id = ?");
+  // No id is handed out again (jobs-sql.ts, NEXT_ID): the largest one pruned is kept.
+  const floor = prep(
+    `INSERT INTO vigil_meta (name, value) VALUES ('job_id_floor', ?)
+     ON CONFLICT(name) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))`,
+  );
   const add = prep(
     `INSERT INTO queue_totals (queue, completed, dead, cancelled) VALUES (@queue, @completed, @dead, @cancelled)
      ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed,
@@ -192,6 +197,7 @@ export async function pruneJobs(
   );
   const step = (state: string, before: number): number => {
     const rows = pick.all(state, before, batch) as { id: number; queue: string; state: string }[];
+    if (rows.length > 0) floor.run(Math.max(...rows.map((r) => r.id)));
     const perQueue = new Map<string, { completed: number; dead: number; cancelled: number }>();
     for (const r of rows) {
       del.run(r.id);

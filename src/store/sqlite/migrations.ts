@@ -202,13 +202,14 @@ export const MIGRATIONS: readonly string[] = [
   // jobs_finished, jobs_root, jobs_rest, jobs_failures, jobs_run_key and jobs_key (which
   // holds the keys of completed jobs). Only the unfinished rows move, found through the
   // claim-side partial indexes, which are then dropped (empty by then) and made again on
-  // the new table. The new `jobs` has the same columns in the same order (so a row moves
-  // with `INSERT … SELECT *`) and AUTOINCREMENT, seeded above every id in history: a plain
-  // INTEGER PRIMARY KEY would hand out max(id) + 1 again once `jobs` empties.
+  // the new table. The new `jobs` has the same columns in the same order. Its ids are not
+  // SQLite's max(rowid) + 1, which would hand out again the id of a job just moved to
+  // history: an enqueue gives one above the largest id of both tables and of pruned jobs
+  // (jobs-sql.ts, NEXT_ID; `job_id_floor`, which pruning raises, starts at the largest id).
   `
   ALTER TABLE jobs RENAME TO job_history;
   CREATE TABLE jobs (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           INTEGER PRIMARY KEY,
     queue        TEXT    NOT NULL,
     state        TEXT    NOT NULL,
     key          TEXT,
@@ -233,7 +234,7 @@ export const MIGRATIONS: readonly string[] = [
     max_stalls   INTEGER,
     grp          TEXT
   );
-  INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs', coalesce(max(id), 0) FROM job_history;
+  INSERT INTO vigil_meta (name, value) SELECT 'job_id_floor', coalesce(max(id), 0) FROM job_history;
   INSERT INTO jobs SELECT * FROM job_history INDEXED BY jobs_claim WHERE state = 'waiting';
   INSERT INTO jobs SELECT * FROM job_history INDEXED BY jobs_lease WHERE state = 'active';
   INSERT INTO jobs SELECT * FROM job_history INDEXED BY jobs_due WHERE state IN ('scheduled', 'failed');
