@@ -63,9 +63,9 @@ function readHeader(path: string): Buffer {
 /**
  * Checks `path` read-only. Returns `absent` (no file), `empty` (a zero-byte or table-less
  * SQLite file: safe to initialise), `vigil` (a Vigil store at this code's schema version)
- * or `behind` (one at an older version). Throws STORE_CORRUPT, STORE_FOREIGN or STORE_TOO_NEW otherwise, and
- * SQLite's own SQLITE_BUSY while another process holds the file locked (the caller waits
- * and retries).
+ * or `behind` (one at an older version). Throws STORE_CORRUPT, STORE_FOREIGN or
+ * STORE_TOO_NEW otherwise, and SQLite's own SQLITE_BUSY while another process holds the
+ * file locked (the caller waits and retries).
  */
 export function inspectFile(path: string): FileState {
   if (!existsSync(path)) return "absent";
