@@ -3,8 +3,9 @@
  * N enqueue → claim → complete round trips. The rows look like what the store writes (three
  * queues, a 100-byte payload, a result; 1 % dead with one failed attempt in their history;
  * finish times spread evenly over the last 10 days, each run taking 4 ms), and the counters
- * the store keeps are kept as it keeps them: SQLite counts completed jobs in `queue_totals`
- * and completed and dead ones per minute in `job_minutes`, failed attempts in `job_failures`;
+ * the store keeps are kept as it keeps them: SQLite writes the rows into `job_history`, where
+ * finished jobs live (migration 10), counts completed jobs in `queue_totals` and completed
+ * and dead ones per minute in `job_minutes`, failed attempts in `job_failures`;
  * PostgreSQL the same in `job_counts`, `job_minutes` and `job_failures` (shard 0). Then, as
  * retention does in a store that has run for days, per-minute counts and failures older than
  * two days are folded into hours (`store.prune({ foldBefore })`, the store's own code).
@@ -113,12 +114,12 @@ function fillSqlite(file: string, n: number, now: number): void {
       db.transaction(() => {
         db.prepare(
           `WITH RECURSIVE c(i) AS (SELECT @from UNION ALL SELECT i + 1 FROM c WHERE i < @to)
-           INSERT INTO jobs (${COLS}) SELECT ${columns("i", "@n", "@now", "INTEGER")}, ${history} FROM c`,
+           INSERT INTO job_history (${COLS}) SELECT ${columns("i", "@n", "@now", "INTEGER")}, ${history} FROM c`,
         ).run({ from, to, n, now });
         // As the completing transaction does (jobs-sql.ts countCompleted).
         db.prepare(
           `INSERT INTO queue_totals (queue, completed)
-           SELECT queue, count(*) FROM jobs WHERE id > (SELECT coalesce(max(id), 0) FROM jobs) - @k AND state = 'completed' GROUP BY queue
+           SELECT queue, count(*) FROM job_history WHERE id > (SELECT coalesce(max(id), 0) FROM job_history) - @k AND state = 'completed' GROUP BY queue
            ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed`,
         ).run({ k: to - from + 1 });
       }).immediate();
@@ -129,13 +130,13 @@ function fillSqlite(file: string, n: number, now: number): void {
     if (minutes) {
       db.prepare(
         `INSERT INTO job_minutes (minute, queue, completed, dead)
-         SELECT finished_at / 60000, queue, sum(state = 'completed'), sum(state = 'dead') FROM jobs
+         SELECT finished_at / 60000, queue, sum(state = 'completed'), sum(state = 'dead') FROM job_history
          WHERE state IN ('completed', 'dead') AND finished_at IS NOT NULL GROUP BY 1, 2
          ON CONFLICT(minute, queue) DO UPDATE SET completed = completed + excluded.completed, dead = dead + excluded.dead`,
       ).run();
       db.prepare(
         `INSERT INTO job_failures (at, queue)
-         SELECT json_extract(h.value, '$.at'), j.queue FROM jobs j, json_each(j.history) h WHERE j.history <> '[]'`,
+         SELECT json_extract(h.value, '$.at'), j.queue FROM job_history j, json_each(j.history) h WHERE j.history <> '[]'`,
       ).run();
     }
     db.pragma("wal_checkpoint(TRUNCATE)");

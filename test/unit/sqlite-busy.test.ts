@@ -128,11 +128,12 @@ describe("sqlite store: pruning many rows", () => {
     const COMPLETED = 60_000;
     const DEAD = 6_000;
     const BATCH = 500;
-    // Old finished rows, written directly (the counts they would have added too).
+    // Old finished rows, written directly where finished jobs live (the counts they would
+    // have added too).
     const raw = new Database(path);
     raw.exec(`
       WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${COMPLETED + DEAD})
-      INSERT INTO jobs (queue, state, payload, max_attempts, run_at, created_at, started_at, finished_at)
+      INSERT INTO job_history (queue, state, payload, max_attempts, run_at, created_at, started_at, finished_at)
         SELECT 'q', CASE WHEN i <= ${COMPLETED} THEN 'completed' ELSE 'dead' END, '{}', 5, 1000, 1000, 1000, 2000 FROM n;
       INSERT INTO queue_totals (queue, completed) VALUES ('q', ${COMPLETED});
     `);

@@ -21,17 +21,20 @@ afterEach(async () => {
 });
 
 /**
- * What the jobs table says: completed and dead per queue finished at or after `since`, and
- * the history entries (failed attempts) written since.
+ * What the jobs say (unfinished ones in `jobs`, finished ones in `job_history`): completed
+ * and dead per queue finished at or after `since`, and the history entries (failed
+ * attempts) written since.
  */
 function fromJobs(file: string, since: number): Record<string, { completed: number; dead: number; failedAttempts: number }> {
   const db = new Database(file, { readonly: true });
   try {
     const rows = db.prepare(
-      `SELECT queue, sum(state = 'completed' AND finished_at >= @since) AS completed,
+      `WITH every AS (SELECT queue, state, finished_at, history FROM jobs
+         UNION ALL SELECT queue, state, finished_at, history FROM job_history)
+       SELECT queue, sum(state = 'completed' AND finished_at >= @since) AS completed,
          sum(state = 'dead' AND finished_at >= @since) AS dead,
-         (SELECT count(*) FROM jobs j, json_each(j.history) h WHERE j.queue = jobs.queue AND json_extract(h.value, '$.at') >= @since) AS failedAttempts
-       FROM jobs GROUP BY queue`,
+         (SELECT count(*) FROM every j, json_each(j.history) h WHERE j.queue = o.queue AND json_extract(h.value, '$.at') >= @since) AS failedAttempts
+       FROM every o GROUP BY queue`,
     ).all({ since }) as { queue: string; completed: number; dead: number; failedAttempts: number }[];
     return Object.fromEntries(
       rows.filter((r) => r.completed + r.dead + r.failedAttempts > 0).map((r) => [r.queue, { completed: r.completed, dead: r.dead, failedAttempts: r.failedAttempts }]),

@@ -1,6 +1,11 @@
-/** Job reads (list, stats, report) and pruning, for the SQLite store. */
-import type { Prepare } from "./rows.js";
-import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+/**
+ * Job reads (list, stats, report) and pruning, for the SQLite store. Unfinished jobs are in
+ * `jobs`, finished ones in `job_history` (migration 10): a read that may want both asks both
+ * (a UNION ALL, which SQLite merges in id order when each side comes from an index in it),
+ * and one filtered by state asks only the table that can hold it.
+ */
+import { ROW_COLUMNS, type Prepare } from "./rows.js";
+import { emptyCounts, FINAL_STATES, JOB_STATES, type Job, type JobState, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { jobSelectList } from "../rows.js";
@@ -10,6 +15,12 @@ import { toJob, type JobRow } from "./rows.js";
 /** Default rows per prune transaction: short enough that no claim waits long behind it. */
 const PRUNE_BATCH = 500;
 
+/** The tables a read of jobs in `state` (any state when undefined) must look in. */
+function tablesFor(state: JobState | undefined): string[] {
+  if (state === undefined) return ["jobs", "job_history"];
+  return [FINAL_STATES.includes(state) ? "job_history" : "jobs"];
+}
+
 export function listJobs(prep: Prepare, filter: JobFilter = {}): Job[] {
   const where: string[] = [];
   const args: unknown[] = [];
@@ -18,37 +29,46 @@ export function listJobs(prep: Prepare, filter: JobFilter = {}): Job[] {
   if (filter.beforeId !== undefined) (where.push("id < ?"), args.push(filter.beforeId));
   if (filter.rootId !== undefined) (where.push("(root_id = ? OR id = ?)"), args.push(filter.rootId, filter.rootId));
   const limit = filter.limit ?? 50;
-  // A negative LIMIT is no limit in SQLite; the limit is a parameter so the shapes stay few.
-  args.push(limit > 0 ? Math.trunc(limit) : -1);
-  // The preview length is a parameter too (one named `@preview` wherever it is used).
-  const cols = filter.preview === undefined ? "*" : jobSelectList({ chars: "@preview", cut: (c) => `substr(${c}, 1, @preview) AS ${c}` });
-  const sql = `SELECT ${cols} FROM jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
+  // The preview length is a parameter (one named `@preview` wherever it is used).
+  const cols = filter.preview === undefined ? ROW_COLUMNS : jobSelectList({ chars: "@preview", cut: (c) => `substr(${c}, 1, @preview) AS ${c}` });
+  const tables = tablesFor(filter.state);
+  const cond = where.length ? ` WHERE ${where.join(" AND ")}` : "";
+  const sql = `${tables.map((t) => `SELECT ${cols} FROM ${t}${cond}`).join(" UNION ALL ")} ORDER BY id DESC LIMIT ?`;
+  // Each side takes the filter's arguments; a negative LIMIT is no limit in SQLite, and
+  // the limit is a parameter so the shapes stay few.
+  const all = [...tables.flatMap(() => args), limit > 0 ? Math.trunc(limit) : -1];
   const stmt = prep(sql);
-  const rows = filter.preview === undefined ? stmt.all(...args) : stmt.all(...args, { preview: Math.max(0, Math.trunc(filter.preview)) });
+  const rows = filter.preview === undefined ? stmt.all(...all) : stmt.all(...all, { preview: Math.max(0, Math.trunc(filter.preview)) });
   return (rows as JobRow[]).map(toJob);
 }
 
 /** Jobs of pipeline run `rootId` (the root included) on `queue`, counted up to `atMost`. */
 export function countRounds(prep: Prepare, rootId: number, queue: string, atMost: number): number {
   return prep(
-    `SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE root_id = ? AND queue = ? LIMIT ?))
-      + (SELECT count(*) FROM jobs WHERE id = ? AND queue = ?)`,
+    `SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE root_id = @root AND queue = @queue
+          UNION ALL SELECT 1 FROM job_history WHERE root_id = @root AND queue = @queue LIMIT @atMost))
+      + (SELECT count(*) FROM jobs WHERE id = @root AND queue = @queue)
+      + (SELECT count(*) FROM job_history WHERE id = @root AND queue = @queue)`,
   )
     .pluck()
-    .get(rootId, queue, Math.max(0, Math.trunc(atMost)), rootId, queue) as number;
+    .get({ root: rootId, queue, atMost: Math.max(0, Math.trunc(atMost)) }) as number;
 }
 
 export function jobStats(prep: Prepare): Record<string, QueueCounts> {
   const out: Record<string, QueueCounts> = {};
   const at = (q: string) => (out[q] ??= emptyCounts());
-  // Each part read from its own index (see migration 2); completed jobs are counted in
+  // Each part read from its own index (see migrations 2 and 10): waiting, active, scheduled
+  // and failed jobs from `jobs`, dead and cancelled ones from `job_history` (its jobs_rest,
+  // whose predicate the WHERE repeats so it is used). Completed jobs are counted in
   // queue_totals as they complete, and survive pruning there.
   const rows = prep(
       `SELECT queue, 'waiting' AS state, count(*) AS n FROM jobs WHERE state = 'waiting' GROUP BY queue
        UNION ALL
        SELECT queue, 'active', count(*) FROM jobs WHERE state = 'active' GROUP BY queue
        UNION ALL
-       SELECT queue, state, count(*) FROM jobs WHERE state IN ('scheduled', 'failed', 'dead', 'cancelled')
+       SELECT queue, state, count(*) FROM jobs WHERE state IN ('scheduled', 'failed') GROUP BY queue, state
+       UNION ALL
+       SELECT queue, state, count(*) FROM job_history WHERE state IN ('scheduled', 'failed', 'dead', 'cancelled')
        GROUP BY queue, state`,
     )
     .all() as {
@@ -128,13 +148,13 @@ export function jobReport(prep: Prepare, since: number): QueueReport[] {
      UNION ALL
      SELECT queue, sum(completed), sum(dead), 0 FROM job_minutes WHERE minute >= @fromMinute GROUP BY queue
      UNION ALL
-     SELECT queue, sum(state = 'completed'), sum(state = 'dead'), 0 FROM jobs
+     SELECT queue, sum(state = 'completed'), sum(state = 'dead'), 0 FROM job_history
        WHERE state IN ('completed', 'dead') AND finished_at >= @since AND finished_at < @headEnd GROUP BY queue
      UNION ALL
      SELECT queue, 0, 0, count(*) FROM job_failures WHERE at >= @since GROUP BY queue`,
   ).all({ ...w, since }) as CountRow[];
   const newest = prep(
-    `SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM jobs
+    `SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM job_history
      WHERE state = 'completed' AND finished_at >= ? ORDER BY finished_at DESC LIMIT ?`,
   )
     .raw()
@@ -151,9 +171,9 @@ export function jobReport(prep: Prepare, since: number): QueueReport[] {
 const PRUNE_PAUSE_MS = 2;
 
 /**
- * Deletes old finished jobs in batches, one short transaction each (run by `write`, which
- * waits for the lock without blocking), adding what it deletes to `queue_totals` in the
- * same transaction so counts survive, and pausing between batches.
+ * Deletes old finished jobs from `job_history` in batches, one short transaction each (run
+ * by `write`, which waits for the lock without blocking), adding what it deletes to
+ * `queue_totals` in the same transaction so counts survive, and pausing between batches.
  */
 export async function pruneJobs(
   prep: Prepare,
@@ -162,9 +182,14 @@ export async function pruneJobs(
 ): Promise<{ completed: number; dead: number }> {
   const batch = Math.max(1, opts.batch ?? PRUNE_BATCH);
   const pick = prep(
-    `SELECT id, queue, state FROM jobs WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? LIMIT ?`,
+    `SELECT id, queue, state FROM job_history WHERE state = ? AND finished_at IS NOT NULL AND finished_at < ? LIMIT ?`,
   );
-  const del = prep("DELETE FROM jobs WHERE id = ?");
+  const del = prep("DELETE FROM job_history WHERE id = ?");
+  // No id is handed out again (jobs-sql.ts, NEXT_ID): the largest one pruned is kept.
+  const floor = prep(
+    `INSERT INTO vigil_meta (name, value) VALUES ('job_id_floor', ?)
+     ON CONFLICT(name) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))`,
+  );
   const add = prep(
     `INSERT INTO queue_totals (queue, completed, dead, cancelled) VALUES (@queue, @completed, @dead, @cancelled)
      ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed,
@@ -172,6 +197,7 @@ export async function pruneJobs(
   );
   const step = (state: string, before: number): number => {
     const rows = pick.all(state, before, batch) as { id: number; queue: string; state: string }[];
+    if (rows.length > 0) floor.run(Math.max(...rows.map((r) => r.id)));
     const perQueue = new Map<string, { completed: number; dead: number; cancelled: number }>();
     for (const r of rows) {
       del.run(r.id);

@@ -2,6 +2,17 @@
  * The job verbs that write, as synchronous steps run inside one IMMEDIATE transaction by
  * the store. Inputs are validated and encoded before the transaction starts, so a bad
  * payload or queue name is refused with nothing written.
+ *
+ * A step that finishes a job (completes it, or makes it dead or cancelled) moves its row
+ * from `jobs` into `job_history` before the transaction ends (`moveOut`; a completion
+ * writes its row there directly), and a retry moves it back (`moveBack`), so `jobs` never
+ * holds a finished job once a write commits.
+ *
+ * Idempotency keys: a key is held by an unfinished job (in `jobs`, unique there) or by a
+ * completed one (in `job_history`). `byKey` looks in both inside the write transaction,
+ * and SQLite lets one writer in at a time (every write here is BEGIN IMMEDIATE), so no
+ * enqueue can take a key between another's look and insert, nor a completion move it
+ * meanwhile: no table of keys is needed beside the two indexes.
  */
 import type Database from "better-sqlite3";
 import type { Clock } from "../../core/clock.js";
@@ -39,7 +50,7 @@ export function prepareItem(ctx: JobContext, item: EnqueueItem | (NextJob & { pa
 /** Inserts one prepared item, or returns the live job that already has its key. */
 export function insertItem(ctx: JobContext, it: PreparedItem, now: number): EnqueueResult {
   if (it.key !== null) {
-    const existing = ctx.sql.byKey.get(it.key) as JobRow | undefined;
+    const existing = ctx.sql.byKey.get({ key: it.key }) as JobRow | undefined;
     if (existing) {
       const replaced = it.replace ? (ctx.flow.replacePayload.get(it.payload, it.grp, existing.id) as JobRow | undefined) : undefined;
       return replaced ? { job: toJob(replaced), created: false, replaced: true } : { job: toJob(existing), created: false };
@@ -181,6 +192,7 @@ export function completeJob(
   if (ctx.sql.complete.run(result, now, lease.jobId, lease.token).changes === 0) {
     throw new LeaseLostError(lease.jobId);
   }
+  ctx.sql.dropLive.run(lease.jobId);
   if (next.length === 0) return [];
   const root = ctx.sql.rootOf.get(lease.jobId) as number;
   return next.map((it) => insertItem(ctx, { ...it, parentId: lease.jobId, rootId: root }, now).job);
@@ -212,7 +224,10 @@ export function failJob(ctx: JobContext, lease: LeaseRef, error: JobErrorInfo, r
   }) as JobRow | undefined;
   if (!row) throw new LeaseLostError(lease.jobId);
   ctx.sql.countFailure.run(now, row.queue);
-  if (row.state === "dead") ctx.sql.countDead.run(minuteOf(now), row.queue, 1);
+  if (row.state === "dead") {
+    ctx.sql.countDead.run(minuteOf(now), row.queue, 1);
+    moveOut(ctx, row.id);
+  }
   // Announced even when the retry is later: idle workers then set a timer for it, so it
   // runs on time even if the worker that failed it is gone by then.
   if (retryAt !== undefined) ctx.woke.add(row.queue);
@@ -236,8 +251,20 @@ export function releaseJobs(ctx: JobContext, leases: readonly LeaseRef[]): numbe
   return released;
 }
 
+/** Moves a job just finished (dead or cancelled by an UPDATE of `jobs`) into `job_history`. */
+function moveOut(ctx: JobContext, id: number): void {
+  ctx.sql.moveOut.run(id);
+  ctx.sql.dropLive.run(id);
+}
+
+/** Moves a finished job back into `jobs` (a retry), where the caller then updates it. */
+function moveBack(ctx: JobContext, id: number): void {
+  ctx.sql.moveBack.run(id);
+  ctx.sql.dropFinished.run(id);
+}
+
 function mustGet(ctx: JobContext, id: number): JobRow {
-  const row = ctx.sql.byId.get(id) as JobRow | undefined;
+  const row = ctx.sql.byId.get({ id }) as JobRow | undefined;
   if (!row) throw new NotFoundError(`job ${id}`);
   return row;
 }
@@ -250,7 +277,9 @@ export function cancelJob(ctx: JobContext, id: number, now: number): Job {
   }
   // Cancelling a running job writes a history entry, which the report counts as a failed attempt.
   if (row.state === "active") ctx.sql.countFailure.run(now, row.queue);
-  return toJob(ctx.sql.cancel.get({ id, now }) as JobRow);
+  const out = ctx.sql.cancel.get({ id, now }) as JobRow;
+  moveOut(ctx, id);
+  return toJob(out);
 }
 
 export function retryJob(ctx: JobContext, id: number, now: number): Job {
@@ -259,11 +288,13 @@ export function retryJob(ctx: JobContext, id: number, now: number): Job {
     throw new InvalidStateError(`job ${id} is ${row.state}; only a dead, failed or cancelled job can be retried`);
   }
   if (row.key !== null && row.state !== "failed") {
-    const live = ctx.sql.byKey.get(row.key) as JobRow | undefined;
+    const live = ctx.sql.byKey.get({ key: row.key }) as JobRow | undefined;
     if (live) {
       throw new InvalidStateError(`job ${id} has key ${JSON.stringify(row.key)}, which live job ${live.id} now holds; retry that one instead`);
     }
   }
+  // Dead and cancelled jobs are in job_history; a failed one (retry pending) is still in jobs.
+  if (row.state !== "failed") moveBack(ctx, id);
   const out = ctx.sql.retry.get({ id, now }) as JobRow;
   ctx.woke.add(out.queue);
   return toJob(out);
@@ -275,14 +306,17 @@ export function stallJobs(
   stmt: Database.Statement,
   params: Record<string, unknown>,
 ): number {
-  const rows = stmt.all(params) as { queue: string; state: string }[];
+  const rows = stmt.all(params) as { id: number; queue: string; state: string }[];
   // Every stall is a failed attempt (a history entry); some are deaths.
   const now = params["now"] as number;
   const dead = new Map<string, number>();
   for (const r of rows) {
     ctx.sql.countFailure.run(now, r.queue);
     if (r.state === "waiting") ctx.woke.add(r.queue);
-    else if (r.state === "dead") dead.set(r.queue, (dead.get(r.queue) ?? 0) + 1);
+    else if (r.state === "dead") {
+      dead.set(r.queue, (dead.get(r.queue) ?? 0) + 1);
+      moveOut(ctx, r.id);
+    }
   }
   for (const [queue, n] of dead) ctx.sql.countDead.run(minuteOf(now), queue, n);
   return rows.length;

@@ -3,11 +3,27 @@
  * from an index (see migrations.ts): the claim is a SELECT of ids over `jobs_claim`
  * followed by UPDATEs by primary key, never `UPDATE … WHERE id IN (SELECT … LIMIT k)`,
  * which builds a temporary b-tree and ran about 20× slower.
+ *
+ * `jobs` holds unfinished jobs only; a statement that finishes a job is followed, in the
+ * same transaction, by its move into `job_history` (`moveOut`, then `dropLive`), and a
+ * retry moves it back (`moveBack`, `dropFinished`). A completion moves the row in one
+ * INSERT … SELECT (`complete`) instead of an UPDATE and a copy.
  */
 import type Database from "better-sqlite3";
-import { CLAIM_COLUMNS } from "./rows.js";
+import { CLAIM_COLUMNS, ROW_COLUMNS } from "./rows.js";
 
 export type Stmt = Database.Statement<unknown[], unknown>;
+
+/**
+ * A new job's id: one above the largest id in `jobs`, in `job_history` and among pruned jobs
+ * (`vigil_meta` row `job_id_floor`, raised by pruning), so no id is handed out twice, also
+ * after `jobs` empties or retention deletes the newest jobs. Three reads of the end of a
+ * b-tree; AUTOINCREMENT would do the same with a write of `sqlite_sequence` per INSERT, one
+ * more page in every commit, which made a one-job enqueue about 12 % dearer in CPU (see
+ * docs/store.md, "Ids").
+ */
+export const NEXT_ID = `1 + max(coalesce((SELECT max(id) FROM jobs), 0), coalesce((SELECT max(id) FROM job_history), 0),
+  coalesce((SELECT CAST(value AS INTEGER) FROM vigil_meta WHERE name = 'job_id_floor'), 0))`;
 
 /** The history entry a stall appends, built inside SQL so a whole batch is one UPDATE. */
 const STALL_ENTRY = `json_patch('{}', json_object('attempt', attempt, 'outcome', 'stall',
@@ -30,19 +46,31 @@ const STALL_SET = `
   token = NULL, worker_id = NULL, lease_until = NULL`;
 
 export type JobStatements = Record<
-  "insert" | "byKey" | "byId" | "promoteDue" | "nextDue" | "nextJobs" | "lease" | "renew" | "complete" | "rootOf" | "countCompleted" | "countMinute" | "countDead" | "countFailure" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
+  "insert" | "byKey" | "byId" | "moveOut" | "dropLive" | "moveBack" | "dropFinished" | "promoteDue" | "nextDue" | "nextJobs" | "lease" | "renew" | "complete" | "rootOf" | "countCompleted" | "countMinute" | "countDead" | "countFailure" | "fail" | "release" | "cancel" | "retry" | "stallWorker" | "stallExpired",
   Stmt
 >;
 
 export function prepareJobStatements(db: Database.Database): JobStatements {
   const p = (sql: string): Stmt => db.prepare(sql);
   return {
-    insert: p(`INSERT INTO jobs (queue, state, key, payload, max_attempts, max_stalls, priority, run_at,
+    // The id is one above every id held in either table and every id pruned (NEXT_ID).
+    insert: p(`INSERT INTO jobs (id, queue, state, key, payload, max_attempts, max_stalls, priority, run_at,
         created_at, parent_id, root_id, source, grp)
-      VALUES (@queue, @state, @key, @payload, @maxAttempts, @maxStalls, @priority, @runAt,
+      VALUES (${NEXT_ID}, @queue, @state, @key, @payload, @maxAttempts, @maxStalls, @priority, @runAt,
         @now, @parentId, @rootId, @source, @grp)`),
-    byKey: p(`SELECT * FROM jobs WHERE key = ? AND state NOT IN ('dead', 'cancelled')`),
-    byId: p(`SELECT * FROM jobs WHERE id = ?`),
+    // The job holding a key: any unfinished one (jobs_live_key), else a completed one
+    // (job_history's jobs_key, whose predicate the second WHERE repeats so it is used).
+    // Read inside the enqueue's IMMEDIATE transaction: no other writer can take the key
+    // between this read and the insert.
+    byKey: p(`SELECT ${ROW_COLUMNS} FROM jobs WHERE key = @key
+      UNION ALL SELECT ${ROW_COLUMNS} FROM job_history WHERE key = @key AND state NOT IN ('dead', 'cancelled')
+      LIMIT 1`),
+    byId: p(`SELECT ${ROW_COLUMNS} FROM jobs WHERE id = @id
+      UNION ALL SELECT ${ROW_COLUMNS} FROM job_history WHERE id = @id`),
+    moveOut: p(`INSERT INTO job_history (${ROW_COLUMNS}) SELECT ${ROW_COLUMNS} FROM jobs WHERE id = ?`),
+    dropLive: p(`DELETE FROM jobs WHERE id = ?`),
+    moveBack: p(`INSERT INTO jobs (${ROW_COLUMNS}) SELECT ${ROW_COLUMNS} FROM job_history WHERE id = ?`),
+    dropFinished: p(`DELETE FROM job_history WHERE id = ?`),
 
     promoteDue: p(`UPDATE jobs SET state = 'waiting'
       WHERE state IN ('scheduled', 'failed') AND run_at <= ? RETURNING queue`),
@@ -63,22 +91,24 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
 
     renew: p(`UPDATE jobs SET lease_until = @leaseUntil
       WHERE id = @id AND token = @token AND state = 'active'`),
-    // No RETURNING on the hot path (it costs a temporary table per statement).
-    // worker_id stays: the worker that completed the job (every read of it as a lease
-    // holder also asks for state = 'active').
-    complete: p(`UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,
-        error = NULL, token = NULL, lease_until = NULL
-      WHERE id = ? AND token = ? AND state = 'active'`),
-    rootOf: p(`SELECT coalesce(root_id, id) FROM jobs WHERE id = ?`).pluck(),
+    // The completed row written straight into job_history from the active one (the caller
+    // then deletes it from jobs, `dropLive`). No RETURNING on the hot path (it costs a
+    // temporary table per statement). worker_id stays: the worker that completed the job.
+    complete: p(`INSERT INTO job_history (${ROW_COLUMNS})
+      SELECT id, queue, 'completed', key, payload, ?, NULL, attempt, max_attempts, stalls,
+        priority, run_at, created_at, started_at, ?, parent_id, root_id, source,
+        worker_id, NULL, NULL, history, max_stalls, grp
+      FROM jobs WHERE id = ? AND token = ? AND state = 'active'`),
+    rootOf: p(`SELECT coalesce(root_id, id) FROM job_history WHERE id = ?`).pluck(),
     // Every completion is counted here, in its own transaction (stats read completed from
-    // it): one statement per batch, given the completed ids as a JSON array.
+    // it): one statement per batch, given the completed (moved) ids as a JSON array.
     countCompleted: p(`INSERT INTO queue_totals (queue, completed)
-      SELECT queue, count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY queue
+      SELECT queue, count(*) FROM job_history WHERE id IN (SELECT value FROM json_each(?)) GROUP BY queue
       ON CONFLICT(queue) DO UPDATE SET completed = completed + excluded.completed`),
     // ... and in the minute it finished (job_minutes, for report()): the batch's ids again,
     // with the minute of the transaction's clock, which every completion in it was stamped with.
     countMinute: p(`INSERT INTO job_minutes (minute, queue, completed)
-      SELECT ?, queue, count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY queue
+      SELECT ?, queue, count(*) FROM job_history WHERE id IN (SELECT value FROM json_each(?)) GROUP BY queue
       ON CONFLICT(minute, queue) DO UPDATE SET completed = completed + excluded.completed`),
     // Off the hot path: deaths, and each failed attempt (a history entry: a failure, a stall,
     // a cancel of a running job).
@@ -109,10 +139,10 @@ export function prepareJobStatements(db: Database.Database): JobStatements {
       WHERE id = @id RETURNING *`),
 
     stallWorker: p(`UPDATE jobs SET ${STALL_SET}
-      WHERE state = 'active' AND worker_id = @workerId RETURNING queue, state`),
+      WHERE state = 'active' AND worker_id = @workerId RETURNING id, queue, state`),
     /** @before: the time leases are judged against (see WallStepGuard); @now stamps the stall. */
     stallExpired: p(`UPDATE jobs SET ${STALL_SET}
-      WHERE state = 'active' AND lease_until < @before RETURNING queue, state`),
+      WHERE state = 'active' AND lease_until < @before RETURNING id, queue, state`),
   };
 }
 

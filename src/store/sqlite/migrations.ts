@@ -194,6 +194,68 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN grp TEXT;
   CREATE INDEX jobs_grp_active ON jobs(queue, grp) WHERE state = 'active';
   `,
+  // 10: finished jobs (completed, dead, cancelled) live in `job_history`, moved there by the
+  // transaction that finishes them, so `jobs` holds only unfinished ones and claims,
+  // renewals and the claim indexes do not grow with history. Quick at any size: the old
+  // `jobs` is renamed (no row is copied) and keeps the indexes history reads use, under
+  // their old names (SQLite cannot rename an index; rebuilding them would read every row):
+  // jobs_finished, jobs_root, jobs_rest, jobs_failures, jobs_run_key and jobs_key (which
+  // holds the keys of completed jobs). Only the unfinished rows move, found through the
+  // claim-side partial indexes, which are then dropped (empty by then) and made again on
+  // the new table. The new `jobs` has the same columns in the same order. Its ids are not
+  // SQLite's max(rowid) + 1, which would hand out again the id of a job just moved to
+  // history: an enqueue gives one above the largest id of both tables and of pruned jobs
+  // (jobs-sql.ts, NEXT_ID; `job_id_floor`, which pruning raises, starts at the largest id).
+  `
+  ALTER TABLE jobs RENAME TO job_history;
+  CREATE TABLE jobs (
+    id           INTEGER PRIMARY KEY,
+    queue        TEXT    NOT NULL,
+    state        TEXT    NOT NULL,
+    key          TEXT,
+    payload      TEXT    NOT NULL,
+    result       TEXT,
+    error        TEXT,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    stalls       INTEGER NOT NULL DEFAULT 0,
+    priority     INTEGER NOT NULL DEFAULT 0,
+    run_at       INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    started_at   INTEGER,
+    finished_at  INTEGER,
+    parent_id    INTEGER,
+    root_id      INTEGER,
+    source       TEXT,
+    worker_id    TEXT,
+    token        TEXT,
+    lease_until  INTEGER,
+    history      TEXT    NOT NULL DEFAULT '[]',
+    max_stalls   INTEGER,
+    grp          TEXT
+  );
+  INSERT INTO vigil_meta (name, value) SELECT 'job_id_floor', coalesce(max(id), 0) FROM job_history;
+  INSERT INTO jobs SELECT * FROM job_history INDEXED BY jobs_claim WHERE state = 'waiting';
+  INSERT INTO jobs SELECT * FROM job_history INDEXED BY jobs_lease WHERE state = 'active';
+  INSERT INTO jobs SELECT * FROM job_history INDEXED BY jobs_due WHERE state IN ('scheduled', 'failed');
+  DELETE FROM job_history WHERE id IN (SELECT id FROM jobs);
+  DROP INDEX jobs_claim;
+  DROP INDEX jobs_due;
+  DROP INDEX jobs_lease;
+  DROP INDEX jobs_grp_active;
+  CREATE INDEX jobs_claim ON jobs(queue, priority DESC, run_at, id) WHERE state = 'waiting';
+  CREATE INDEX jobs_due ON jobs(run_at) WHERE state IN ('scheduled', 'failed');
+  CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 'active';
+  CREATE INDEX jobs_grp_active ON jobs(queue, grp) WHERE state = 'active';
+  -- stats: scheduled and failed per queue (waiting and active come from the indexes above)
+  CREATE INDEX jobs_live_rest ON jobs(queue, state) WHERE state IN ('scheduled', 'failed');
+  -- runs: the live jobs of a pipeline run, and live keyed root jobs for \`runs list --search\`
+  CREATE INDEX jobs_live_root ON jobs(root_id) WHERE root_id IS NOT NULL;
+  CREATE INDEX jobs_live_run_key ON jobs(key, id) WHERE root_id IS NULL AND key IS NOT NULL;
+  -- one unfinished job per idempotency key; enqueue also looks in job_history's jobs_key
+  -- (completed jobs keep their key) inside its write transaction (see job-writes.ts)
+  CREATE UNIQUE INDEX jobs_live_key ON jobs(key) WHERE key IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

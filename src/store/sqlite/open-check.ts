@@ -17,8 +17,12 @@ import { SCHEMA_VERSION, schemaVersion, tooNewError } from "./migrations.js";
 
 const HEADER = Buffer.from("SQLite format 3\0", "latin1");
 
-/** What the read-only look found. */
-export type FileState = "absent" | "empty" | "vigil";
+/**
+ * What the read-only look found: `behind` is a Vigil store with migrations pending, which
+ * opening it for writing applies; a read-only open cannot (its reads would name tables an
+ * older schema lacks, such as `job_history` before migration 10) and refuses it.
+ */
+export type FileState = "absent" | "empty" | "vigil" | "behind";
 
 function corrupt(path: string, what: string, cause?: unknown): VigilError {
   return new VigilError(
@@ -58,10 +62,10 @@ function readHeader(path: string): Buffer {
 
 /**
  * Checks `path` read-only. Returns `absent` (no file), `empty` (a zero-byte or table-less
- * SQLite file: safe to initialise) or `vigil` (a Vigil store whose schema reads, not newer
- * than this code). Throws STORE_CORRUPT, STORE_FOREIGN or STORE_TOO_NEW otherwise, and
- * SQLite's own SQLITE_BUSY while another process holds the file locked (the caller waits
- * and retries).
+ * SQLite file: safe to initialise), `vigil` (a Vigil store at this code's schema version)
+ * or `behind` (one at an older version). Throws STORE_CORRUPT, STORE_FOREIGN or
+ * STORE_TOO_NEW otherwise, and SQLite's own SQLITE_BUSY while another process holds the
+ * file locked (the caller waits and retries).
  */
 export function inspectFile(path: string): FileState {
   if (!existsSync(path)) return "absent";
@@ -96,7 +100,7 @@ export function inspectFile(path: string): FileState {
     }
     const version = schemaVersion(db);
     if (version > SCHEMA_VERSION) throw tooNewError(path, version);
-    return "vigil";
+    return version < SCHEMA_VERSION ? "behind" : "vigil";
   } catch (err) {
     // Only a corrupt or foreign file: no Vigil process uses it, so nobody holds these open.
     // (A newer Vigil may be using a STORE_TOO_NEW file; a busy file is in use.)

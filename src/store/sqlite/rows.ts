@@ -1,7 +1,7 @@
 /** Rows as SQLite returns them, and their domain forms. */
 import type Database from "better-sqlite3";
 import type { AttemptRecord, Incident, IncidentCause, Job, JobSource } from "../../core/types.js";
-import { jobFromRow, parseJsonOrNull, type JobRowOf } from "../rows.js";
+import { JOB_COLUMNS, jobFromRow, parseJsonOrNull, type JobRowOf } from "../rows.js";
 
 /** A jobs-table row as SQLite returns it: `history` is JSON text. */
 export type JobRow = JobRowOf<string>;
@@ -10,6 +10,13 @@ export function toJob(r: JobRow): Job {
   // Most jobs never fail: skip the parse on the hot path.
   return jobFromRow(r, r.history === "[]" ? [] : (JSON.parse(r.history) as AttemptRecord[]));
 }
+
+/**
+ * Every column of a job row, named, in the order both `jobs` and `job_history` have them
+ * (migration 10): a row moves between the two with `INSERT INTO … (ROW_COLUMNS) SELECT
+ * ROW_COLUMNS`, and a read over both is a UNION ALL of the same list.
+ */
+export const ROW_COLUMNS = [...JOB_COLUMNS, "max_stalls", "grp"].join(", ");
 
 /** The columns a claim reads, in this order, as a raw array (see `leasedJob`). */
 export const CLAIM_COLUMNS = [

@@ -1,4 +1,8 @@
-/** The reads runs are made of (see ../runs.ts), for the SQLite store. */
+/**
+ * The reads runs are made of (see ../runs.ts), for the SQLite store. A run's jobs may be in
+ * `jobs` (unfinished) and `job_history` (finished): each read asks both, and a page in id
+ * order is one UNION ALL that SQLite merges from each table's index in id order.
+ */
 import type { JobSource, JobState } from "../../core/types.js";
 import type { MemberRow, RootRow, RunReads } from "../runs.js";
 import type { Prepare } from "./rows.js";
@@ -22,31 +26,46 @@ function toRoot(r: RawRoot): RootRow {
 /** Above every other character, so `[prefix, prefix + TOP)` is the key range of a prefix. */
 const TOP = "\u{10FFFF}";
 
+/** The same SELECT over `jobs` and over `job_history`, as one UNION ALL (then `tail`). */
+const both = (select: (table: string) => string, tail = ""): string =>
+  `${select("jobs")} UNION ALL ${select("job_history")}${tail ? ` ${tail}` : ""}`;
+
 /** `read` runs each step as the store runs its other reads (lock waits handled there). */
 export function sqliteRunReads(prep: Prepare, read: <T>(fn: () => T) => Promise<T>): RunReads {
   const below = (id: number | null) => id ?? Number.MAX_SAFE_INTEGER;
   return {
     roots: (beforeId, limit) =>
       read(() =>
-        (prep(`SELECT ${ROOT_COLUMNS} FROM jobs WHERE root_id IS NULL AND id < ? ORDER BY id DESC LIMIT ?`).all(below(beforeId), limit) as RawRoot[]).map(toRoot),
+        (
+          prep(both((t) => `SELECT ${ROOT_COLUMNS} FROM ${t} WHERE root_id IS NULL AND id < @before`, "ORDER BY id DESC LIMIT @limit")).all({
+            before: below(beforeId),
+            limit,
+          }) as RawRoot[]
+        ).map(toRoot),
       ),
-    // `jobs_run_key` (key, id) WHERE root_id IS NULL AND key IS NOT NULL: a range, then a sort of the matches.
+    // `jobs_live_run_key` and `jobs_run_key` (key, id) WHERE root_id IS NULL AND key IS NOT
+    // NULL: a range in each, then a sort of the matches.
     rootsByKey: (prefix, beforeId, limit) =>
       read(() =>
         (
           prep(
-            `SELECT ${ROOT_COLUMNS} FROM jobs WHERE root_id IS NULL AND key IS NOT NULL AND key >= ? AND key < ? AND id < ?
-             ORDER BY id DESC LIMIT ?`,
-          ).all(prefix, prefix + TOP, below(beforeId), limit) as RawRoot[]
+            both(
+              (t) => `SELECT ${ROOT_COLUMNS} FROM ${t} WHERE root_id IS NULL AND key IS NOT NULL AND key >= @from AND key < @to AND id < @before`,
+              "ORDER BY id DESC LIMIT @limit",
+            ),
+          ).all({ from: prefix, to: prefix + TOP, before: below(beforeId), limit }) as RawRoot[]
         ).map(toRoot),
       ),
     rootsByText: (text, beforeId, window) =>
       read(() => {
         const needle = text.toLowerCase();
-        const win = `SELECT id FROM jobs WHERE root_id IS NULL AND id < @before ORDER BY id DESC LIMIT @window`;
+        const win = both((t) => `SELECT id FROM ${t} WHERE root_id IS NULL AND id < @before`, "ORDER BY id DESC LIMIT @window");
         const rows = prep(
-          `SELECT ${ROOT_COLUMNS} FROM jobs WHERE id IN (${win})
-           AND (instr(lower(payload), @needle) > 0 OR instr(lower(coalesce(key, '')), @needle) > 0) ORDER BY id DESC`,
+          both(
+            (t) => `SELECT ${ROOT_COLUMNS} FROM ${t} WHERE id IN (${win})
+              AND (instr(lower(payload), @needle) > 0 OR instr(lower(coalesce(key, '')), @needle) > 0)`,
+            "ORDER BY id DESC",
+          ),
         ).all({ before: below(beforeId), window, needle }) as RawRoot[];
         const w = prep(`SELECT count(*) AS n, min(id) AS m FROM (${win})`).get({ before: below(beforeId), window }) as { n: number; m: number | null };
         return { jobs: rows.map(toRoot), floor: w.n >= window ? w.m : null };
@@ -55,8 +74,8 @@ export function sqliteRunReads(prep: Prepare, read: <T>(fn: () => T) => Promise<
       read(() => {
         if (rootIds.length === 0) return [];
         const rows = prep(
-          `SELECT id, root_id, queue, state, attempt, finished_at FROM jobs WHERE root_id IN (SELECT value FROM json_each(?))`,
-        ).all(JSON.stringify(rootIds)) as { id: number; root_id: number; queue: string; state: JobState; attempt: number; finished_at: number | null }[];
+          both((t) => `SELECT id, root_id, queue, state, attempt, finished_at FROM ${t} WHERE root_id IN (SELECT value FROM json_each(@roots))`),
+        ).all({ roots: JSON.stringify(rootIds) }) as { id: number; root_id: number; queue: string; state: JobState; attempt: number; finished_at: number | null }[];
         return rows.map((r): MemberRow => ({ id: r.id, rootId: r.root_id, queue: r.queue, state: r.state, attempt: r.attempt, finishedAt: r.finished_at }));
       }),
   };

@@ -50,9 +50,9 @@ import { translateError } from "./errors.js";
 import { countRounds, jobReport, jobStats, listJobs, oldestWaiting, pruneJobs } from "./job-reads.js";
 import * as w from "./job-writes.js";
 import { fillGroups, holdBack, setPaused, toQueueState, type QueueRow } from "./flow.js";
-import { migrate } from "./migrations.js";
+import { migrate, SCHEMA_VERSION } from "./migrations.js";
 import { inspectFile } from "./open-check.js";
-import { toJob, type JobRow } from "./rows.js";
+import { ROW_COLUMNS, toJob, type JobRow } from "./rows.js";
 import * as side from "./side-tables.js";
 import { sqliteJobsAhead, sqliteRunReads } from "./run-reads.js";
 import { getRun, JOBS_AHEAD_CAP, listRuns, rerun, type RunDetail, type RunFilter, type RunPage } from "../runs.js";
@@ -80,6 +80,12 @@ export async function openSqliteStore(path: string, opts: StoreOptions = {}): Pr
   const waitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
   const state = await unlocked(() => inspectFile(abs), waitMs, abs);
   if (opts.readOnly) {
+    if (state === "behind") {
+      throw new VigilError(
+        "STORE_UNREACHABLE",
+        `store ${abs} has an older schema than this Vigil reads (version ${SCHEMA_VERSION}); run \`vigil migrate\` (or \`vigil start\`, which migrates it) first`,
+      );
+    }
     if (state !== "vigil") {
       throw new VigilError("STORE_UNREACHABLE", `store ${abs} does not exist yet; run \`vigil migrate\` to create it`);
     }
@@ -222,7 +228,10 @@ export class SqliteStore extends SqliteConnection implements Store {
 
   async get(id: number): Promise<Job | null> {
     return this.read(() => {
-      const row = this.prep("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
+      // Unfinished jobs are in `jobs`, finished ones in `job_history` (migration 10).
+      const row = this.prep(`SELECT ${ROW_COLUMNS} FROM jobs WHERE id = @id UNION ALL SELECT ${ROW_COLUMNS} FROM job_history WHERE id = @id`).get({ id }) as
+        | JobRow
+        | undefined;
       return row ? toJob(row) : null;
     });
   }
