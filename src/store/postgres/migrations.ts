@@ -33,6 +33,16 @@ BEGIN
 END $f$;`;
 }
 
+/** The statement triggers that keep job_live (migration 11) on the jobs table (again in migration 12). */
+function liveTriggers(S: string): string {
+  return `CREATE TRIGGER job_live_ins AFTER INSERT ON ${S}.jobs REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_ins();
+CREATE TRIGGER job_live_upd AFTER UPDATE ON ${S}.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_upd();
+CREATE TRIGGER job_live_del AFTER DELETE ON ${S}.jobs REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_del();`;
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -327,12 +337,7 @@ INSERT INTO ${S}.job_live (queue, state, shard, n)
 ${liveCounter(S, "ins", "SELECT queue, state, 1 AS d FROM new_rows")}
 ${liveCounter(S, "upd", "SELECT queue, state, 1 AS d FROM new_rows UNION ALL SELECT queue, state, -1 FROM old_rows")}
 ${liveCounter(S, "del", "SELECT queue, state, -1 AS d FROM old_rows")}
-CREATE TRIGGER job_live_ins AFTER INSERT ON ${S}.jobs REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_ins();
-CREATE TRIGGER job_live_upd AFTER UPDATE ON ${S}.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_upd();
-CREATE TRIGGER job_live_del AFTER DELETE ON ${S}.jobs REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_del();
+${liveTriggers(S)}
 `,
   },
   {
@@ -387,12 +392,7 @@ CREATE INDEX jobs_rest_id ON ${S}.jobs (state, id) WHERE state IN ('scheduled', 
 CREATE INDEX jobs_run_key ON ${S}.jobs ((key COLLATE "C"), id) WHERE root_id IS NULL AND key IS NOT NULL;
 CREATE TRIGGER jobs_notify AFTER INSERT ON ${S}.jobs
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${S}.jobs_notify();
-CREATE TRIGGER job_live_ins AFTER INSERT ON ${S}.jobs REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_ins();
-CREATE TRIGGER job_live_upd AFTER UPDATE ON ${S}.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_upd();
-CREATE TRIGGER job_live_del AFTER DELETE ON ${S}.jobs REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION ${S}.job_live_del();
+${liveTriggers(S)}
 ANALYZE ${S}.jobs;
 `,
   },
