@@ -153,7 +153,7 @@ async function runCompletions(
     for (const it of (prepared[i] as { next: PreparedItem[] }).next) flat.push({ item: i, parentId: items[i]!.lease.jobId, it });
   }
   const next = flat.map((f) => ({ ...f, ...placement(f.it, now) }));
-  const s: Stmt = ctx.sql.completeMany;
+  const s: Stmt = next.some((n) => n.it.key !== null) ? ctx.sql.completeMany : ctx.sql.completeManyPlain;
   const rows = await q.query<JobRow & { done_ids: number[] | null; done_roots: number[] }>(
     s.text,
     [
