@@ -97,12 +97,7 @@ function idSequence(S: string): string {
  * 20,000-job enqueue in batches of 1000: 25-35 % slower through job_keys, alternating runs).
  */
 function insertJobs(S: string, name: string, src: string, returning: string, keyed: boolean): string {
-  if (!keyed) {
-    return `${name} AS (
-      INSERT INTO ${S}.jobs (${NEW_COLUMNS}) SELECT ${NEW_COLUMNS} FROM (${src}) s ORDER BY s.ord
-      RETURNING ${returning}
-    )`;
-  }
+  if (!keyed) return `${name} AS (${insertUnkeyed(S, src, returning)})`;
   return `${name}_new AS (
       SELECT s.*, ${idSequence(S)} AS id FROM (${src}) s ORDER BY s.ord
     ), ${name}_keys AS (
@@ -113,6 +108,11 @@ function insertJobs(S: string, name: string, src: string, returning: string, key
       WHERE key IS NULL OR id IN (SELECT job_id FROM ${name}_keys) ORDER BY ord
       RETURNING ${returning}
     )`;
+}
+
+/** The INSERT of insertJobs when no row has a key, as a statement of its own. */
+function insertUnkeyed(S: string, src: string, returning: string): string {
+  return `INSERT INTO ${S}.jobs (${NEW_COLUMNS}) SELECT ${NEW_COLUMNS} FROM (${src}) s ORDER BY s.ord RETURNING ${returning}`;
 }
 
 /** The jobs holding the keys of `keys` (SQL, a text[]), in either table: `cols` of each. */
@@ -415,12 +415,12 @@ export function jobStatements(S: string) {
     UNION ALL
     SELECT false, * FROM (${keyHolders(S, "ARRAY[$3::text]", jobColumns("j"))}) h WHERE NOT EXISTS (SELECT 1 FROM ins)`),
     /** One job without a key ($3 null): enqueueOne's arguments. */
-    enqueuePlain: stmt(`WITH ${insertJobs(S, "ins", ONE_SRC, cols, false)} SELECT true AS created, ${cols} FROM ins`),
+    enqueuePlain: stmt(insertUnkeyed(S, ONE_SRC, `true AS created, ${cols}`)),
 
     /** Many jobs in item order (ids ascend with it); keyed items whose key is held are skipped. */
     insertMany: stmt(`WITH ${insertJobs(S, "ins", MANY_SRC, cols, true)} SELECT * FROM ins`),
     /** Many jobs none of which has a key: insertMany's arguments. */
-    insertPlain: stmt(`WITH ${insertJobs(S, "ins", MANY_SRC, cols, false)} SELECT * FROM ins`),
+    insertPlain: stmt(insertUnkeyed(S, MANY_SRC, cols)),
 
     /** The jobs holding these keys (not dead or cancelled), in either table. */
     byKeys: stmt(keyHolders(S, "$1::text[]", jobColumns("j"))),
