@@ -1,7 +1,8 @@
 /**
  * Completions: group commit of a batch of completions with their next-stage jobs in one
  * statement, each item checked on its own (a stale token fails that item only), and
- * `completeAndClaim`, completions and the next claim in one commit.
+ * `completeAndClaim`, completions and the next claim in one commit. A completed job moves
+ * from `jobs` to `job_history` in that statement, keeping its key (jobs-sql.ts).
  */
 import { LeaseLostError } from "../../core/errors.js";
 import type { Job } from "../../core/types.js";
