@@ -91,7 +91,7 @@ export async function fill(s: ScaleStore, n: number): Promise<void> {
     await store.close();
   }
   if (s.engine === "sqlite") checkpoint(s.file!);
-  else await pgQuery(`VACUUM ANALYZE "${s.schema}".jobs, "${s.schema}".job_minutes, "${s.schema}".job_failures, "${s.schema}".job_hours`);
+  else await pgQuery(`VACUUM ANALYZE "${s.schema}".jobs, "${s.schema}".job_history, "${s.schema}".job_minutes, "${s.schema}".job_failures, "${s.schema}".job_hours`);
 }
 
 function checkpoint(file: string): void {
@@ -145,6 +145,7 @@ function fillSqlite(file: string, n: number, now: number): void {
   }
 }
 
+/** Finished jobs go where the store keeps them, job_history, with ids from the one sequence of both tables. */
 async function fillPostgres(schema: string, n: number, now: number): Promise<void> {
   const S = `"${schema}"`;
   const history = `CASE WHEN i % 100 = 0 THEN jsonb_build_array(jsonb_build_object('attempt', 1, 'outcome', 'error', 'message', 'boom', 'at', $2::bigint - (($1::bigint - i) * ${SPREAD_MS}) / $1::bigint)) ELSE '[]'::jsonb END`;
@@ -152,26 +153,26 @@ async function fillPostgres(schema: string, n: number, now: number): Promise<voi
   for (let from = 1; from <= n; from += step) {
     const to = Math.min(n, from + step - 1);
     await pgQuery(
-      `INSERT INTO ${S}.jobs (${COLS}) SELECT ${columns("i", "$1::bigint", "$2::bigint", "bigint")}, ${history}
+      `INSERT INTO ${S}.job_history (id, ${COLS}) SELECT nextval('${S}.jobs_id_seq'), ${columns("i", "$1::bigint", "$2::bigint", "bigint")}, ${history}
        FROM generate_series($3::bigint, $4::bigint) AS i`,
       [n, now, from, to],
     );
   }
   // As the completing, failing and dying statements count them (jobs-sql.ts).
   await pgQuery(
-    `INSERT INTO ${S}.job_counts (queue, shard, completed) SELECT queue, 0, count(*) FROM ${S}.jobs WHERE state = 'completed' GROUP BY queue
+    `INSERT INTO ${S}.job_counts (queue, shard, completed) SELECT queue, 0, count(*) FROM ${S}.job_history WHERE state = 'completed' GROUP BY queue
      ON CONFLICT (queue, shard) DO UPDATE SET completed = ${S}.job_counts.completed + EXCLUDED.completed`,
   );
   await pgQuery(
     `INSERT INTO ${S}.job_minutes (minute, queue, shard, completed, dead)
      SELECT finished_at / 60000, queue, 0, count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'dead')
-     FROM ${S}.jobs WHERE state IN ('completed', 'dead') GROUP BY 1, 2
+     FROM ${S}.job_history WHERE state IN ('completed', 'dead') GROUP BY 1, 2
      ON CONFLICT (minute, queue, shard) DO UPDATE SET completed = ${S}.job_minutes.completed + EXCLUDED.completed,
        dead = ${S}.job_minutes.dead + EXCLUDED.dead`,
   );
   await pgQuery(
     `INSERT INTO ${S}.job_failures (at, queue)
-     SELECT (h->>'at')::bigint, j.queue FROM ${S}.jobs j, jsonb_array_elements(j.history) h WHERE j.history <> '[]'`,
+     SELECT (h->>'at')::bigint, j.queue FROM ${S}.job_history j, jsonb_array_elements(j.history) h WHERE j.history <> '[]'`,
   );
 }
 

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { promisify } from "node:util";
 import pg from "pg";
+import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
 
 const runFile = promisify(execFile);
 
@@ -58,6 +59,21 @@ export async function pgExec(sql: string, values: unknown[] = []): Promise<pg.Qu
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * A fresh schema migrated by hand up to `version` with the real migrations, as an older
+ * Vigil left it; returns its name.
+ */
+export async function schemaAtVersion(version: number, prefix = `vigil_m${version + 1}`): Promise<string> {
+  const schema = freshSchemaName(prefix);
+  const S = `"${schema}"`;
+  await pgExec(`CREATE SCHEMA ${S}; CREATE TABLE ${S}.vigil_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`);
+  for (const m of MIGRATIONS.filter((x) => x.version <= version)) {
+    await pgExec(m.sql(S));
+    await pgExec(`INSERT INTO ${S}.vigil_migrations VALUES ($1, $2, 0)`, [m.version, m.name]);
+  }
+  return schema;
 }
 
 export async function dropSchema(schema: string): Promise<void> {

@@ -4,10 +4,9 @@
  * the live-state counters then follow every write, from any connection.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
 import { openPostgresStore } from "../../src/store/postgres/store.js";
 import type { Store } from "../../src/store/store.js";
-import { dropSchema, freshSchemaName, pgExec, requirePg, PG_URL } from "./pg-helpers.js";
+import { dropSchema, pgExec, requirePg, PG_URL, schemaAtVersion } from "./pg-helpers.js";
 
 describe.runIf(await requirePg("the PostgreSQL counters migration"))("postgres counters migration", () => {
   let schema = "";
@@ -18,14 +17,8 @@ describe.runIf(await requirePg("the PostgreSQL counters migration"))("postgres c
   });
   /** A fresh schema migrated by hand up to `version`, as an older Vigil left it; its quoted name. */
   const schemaAt = async (version: number): Promise<string> => {
-    schema = freshSchemaName(`vigil_m${version + 1}`);
-    const S = `"${schema}"`;
-    await pgExec(`CREATE SCHEMA ${S}; CREATE TABLE ${S}.vigil_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`);
-    for (const m of MIGRATIONS.filter((x) => x.version <= version)) {
-      await pgExec(m.sql(S));
-      await pgExec(`INSERT INTO ${S}.vigil_migrations VALUES ($1, $2, 0)`, [m.version, m.name]);
-    }
-    return S;
+    schema = await schemaAtVersion(version);
+    return `"${schema}"`;
   };
 
   it("seeds per-queue totals, per-minute counts and failed attempts from a version-6 store", async () => {

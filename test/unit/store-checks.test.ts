@@ -84,7 +84,8 @@ describe("store checks on PostgreSQL", async () => {
       const u = await store.upkeep();
       expect(u.engine).toBe("postgres");
       expect(u.oldestTransactionMs).toBeGreaterThanOrEqual(300);
-      expect(u.tables!.map((x) => x.table)).toEqual(["job_counts", "job_failures", "job_live", "job_minutes", "jobs"]);
+      expect(u.tables!.map((x) => x.table)).toEqual(["job_counts", "job_failures", "job_history", "job_keys", "job_live", "job_minutes", "jobs"]);
+      expect(u.jobsHeld).toBe(u.tables!.filter((x) => x.table === "jobs" || x.table === "job_history").reduce((n, x) => n + x.liveTuples, 0));
       expect(u.tables!.every((x) => x.xidAge > 0)).toBe(true);
       expect(u.sizeBytes).toBeGreaterThan(0);
       const checks = new Map(storeChecks(u, { ...DEFAULT_STORE_LIMITS, maxTransactionAge: 200 }, null));

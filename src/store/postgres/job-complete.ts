@@ -1,7 +1,8 @@
 /**
  * Completions: group commit of a batch of completions with their next-stage jobs in one
  * statement, each item checked on its own (a stale token fails that item only), and
- * `completeAndClaim`, completions and the next claim in one commit.
+ * `completeAndClaim`, completions and the next claim in one commit. A completed job moves
+ * from `jobs` to `job_history` in that statement, keeping its key (jobs-sql.ts).
  */
 import { LeaseLostError } from "../../core/errors.js";
 import type { Job } from "../../core/types.js";
@@ -153,7 +154,7 @@ async function runCompletions(
     for (const it of (prepared[i] as { next: PreparedItem[] }).next) flat.push({ item: i, parentId: items[i]!.lease.jobId, it });
   }
   const next = flat.map((f) => ({ ...f, ...placement(f.it, now) }));
-  const s: Stmt = ctx.sql.completeMany;
+  const s: Stmt = next.some((n) => n.it.key !== null) ? ctx.sql.completeMany : ctx.sql.completeManyPlain;
   const rows = await q.query<JobRow & { done_ids: number[] | null; done_roots: number[] }>(
     s.text,
     [

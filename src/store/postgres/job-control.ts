@@ -1,7 +1,9 @@
 /**
  * Job verbs that end or undo an attempt: fail, release, cancel, retry, and stalls (a dead
  * worker's leases, expired leases). Each is one statement, or a short transaction when the
- * job's current state decides what happens.
+ * job's current state decides what happens. A death or a cancellation moves the job to
+ * job_history and gives its key back; a retry of a dead or cancelled job takes its key
+ * again and moves it back (jobs-sql.ts).
  */
 import { InvalidStateError, LeaseLostError, NotFoundError } from "../../core/errors.js";
 import type { Job, JobErrorInfo, LeaseRef } from "../../core/types.js";
@@ -47,10 +49,17 @@ export async function releaseMany(ctx: JobContext, leases: readonly LeaseRef[]):
   return (rows[0]?.ids ?? []).map(Number);
 }
 
+/**
+ * The job, locked until the transaction ends. A job that moved between the tables while
+ * the statement waited for its lock is not found by it (its row in the other table is
+ * newer than the statement): the next statement finds it.
+ */
 async function lockJob(ctx: JobContext, q: Queryable, id: number): Promise<JobRow> {
-  const rows = await q.query<JobRow>(ctx.sql.byIdForUpdate.text, [id], ctx.sql.byIdForUpdate.name);
-  if (!rows[0]) throw new NotFoundError(`job ${id}`);
-  return rows[0];
+  for (let round = 0; round < 3; round++) {
+    const rows = await q.query<JobRow>(ctx.sql.byIdForUpdate.text, [id], ctx.sql.byIdForUpdate.name);
+    if (rows[0]) return rows[0];
+  }
+  throw new NotFoundError(`job ${id}`);
 }
 
 export async function cancel(ctx: JobContext, id: number): Promise<Job> {
@@ -74,18 +83,31 @@ export async function retry(ctx: JobContext, id: number): Promise<Job> {
     if (row.state !== "dead" && row.state !== "failed" && row.state !== "cancelled") {
       throw new InvalidStateError(`job ${id} is ${row.state}; only a dead, failed or cancelled job can be retried`);
     }
-    if (row.key !== null && row.state !== "failed") {
-      const live = await q.query<JobRow>(ctx.sql.byKeys.text, [[row.key]], ctx.sql.byKeys.name);
-      if (live[0]) {
-        throw new InvalidStateError(
-          `job ${id} has key ${JSON.stringify(row.key)}, which live job ${live[0].id} now holds; retry that one instead`,
-        );
-      }
+    if (row.state === "failed") {
+      const rows = await q.query<JobRow>(ctx.sql.retry.text, [id, ctx.clock.now()], ctx.sql.retry.name);
+      await notify(ctx, q, row.queue);
+      return rowToJob(rows[0]!);
     }
-    const rows = await q.query<JobRow>(ctx.sql.retry.text, [id, ctx.clock.now()], ctx.sql.retry.name);
+    if (row.key !== null) await takeKeyBack(ctx, q, id, row.key);
+    const rows = await q.query<JobRow>(ctx.sql.retryFinished.text, [id, ctx.clock.now()], ctx.sql.retryFinished.name);
     await notify(ctx, q, row.queue);
     return rowToJob(rows[0]!);
   });
+}
+
+/** Takes `key` back for dead or cancelled job `id`; refused while another job holds it. */
+async function takeKeyBack(ctx: JobContext, q: Queryable, id: number, key: string): Promise<void> {
+  for (let round = 0; round < 10; round++) {
+    if ((await q.query(ctx.sql.takeKey.text, [key, id], ctx.sql.takeKey.name)).length > 0) return;
+    // Held: by whom, read by a new statement (the holder may have committed just now).
+    const live = await q.query<JobRow>(ctx.sql.byKeys.text, [[key]], ctx.sql.byKeys.name);
+    if (live[0]) {
+      throw new InvalidStateError(
+        `job ${id} has key ${JSON.stringify(key)}, which live job ${live[0].id} now holds; retry that one instead`,
+      );
+    }
+  }
+  throw new InvalidStateError(`retry: the job holding key ${JSON.stringify(key)} kept changing; try again`);
 }
 
 /** Stalls every job a worker holds (it died); each stall counts. Returns how many. */

@@ -1,5 +1,9 @@
-/** Job reads (get, list, stats, report) and pruning, for the PostgreSQL store. */
-import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+/**
+ * Job reads (get, list, stats, report) and pruning, for the PostgreSQL store. Unfinished
+ * jobs are in `jobs`, finished ones in `job_history` (migration 12): a read of either kind
+ * reads its table, a read of both a union of the two.
+ */
+import { emptyCounts, FINAL_STATES, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
 import { REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { assembleReport, reportWindow, type CountRow } from "../rollups.js";
@@ -28,17 +32,28 @@ export async function listJobs(db: Db, S: string, filter: JobFilter = {}): Promi
     const n = `$${args.length}::int`;
     cols = jobSelectList({ chars: n, cut: (c) => `left(${c}, ${n}) AS ${c}` });
   }
+  const cap = limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "";
+  const of = (table: string) => `SELECT ${cols} FROM ${S}.${table}${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC${cap}`;
+  // A state lives in one table; otherwise each table's newest `limit`, merged.
   const sql =
-    `SELECT ${cols} FROM ${S}.jobs${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC` +
-    (limit > 0 ? ` LIMIT ${Math.trunc(limit)}` : "");
+    filter.state === undefined
+      ? `SELECT * FROM (${of("jobs")}) a UNION ALL SELECT * FROM (${of("job_history")}) b ORDER BY id DESC${cap}`
+      : of(jobTable(filter.state));
   return (await db.query<JobRow>(sql, args)).map(rowToJob);
+}
+
+/** The table a job in `state` is in: finished jobs are in job_history. */
+export function jobTable(state: string): "jobs" | "job_history" {
+  return (FINAL_STATES as readonly string[]).includes(state) ? "job_history" : "jobs";
 }
 
 /** Jobs of pipeline run `rootId` (the root included) on `queue`, counted up to `atMost`. */
 export async function countRounds(db: Db, S: string, rootId: number, queue: string, atMost: number): Promise<number> {
   const rows = await db.query<{ n: number }>(
-    `SELECT ((SELECT count(*) FROM (SELECT 1 FROM ${S}.jobs WHERE root_id = $1::bigint AND queue = $2 LIMIT $3) r)
-      + (SELECT count(*) FROM ${S}.jobs WHERE id = $1::bigint AND queue = $2))::int AS n`,
+    `SELECT ((SELECT count(*) FROM (SELECT 1 FROM ${S}.jobs WHERE root_id = $1::bigint AND queue = $2
+        UNION ALL SELECT 1 FROM ${S}.job_history WHERE root_id = $1::bigint AND queue = $2 LIMIT $3) r)
+      + (SELECT count(*) FROM (SELECT 1 FROM ${S}.jobs WHERE id = $1::bigint AND queue = $2
+        UNION ALL SELECT 1 FROM ${S}.job_history WHERE id = $1::bigint AND queue = $2) i))::int AS n`,
     [rootId, queue, Math.max(0, Math.trunc(atMost))],
   );
   return rows[0]?.n ?? 0;
@@ -47,14 +62,14 @@ export async function countRounds(db: Db, S: string, rootId: number, queue: stri
 /**
  * Counts per queue and state, none read by scanning history: live states from the
  * counters the jobs table's triggers keep (job_live, migration 11), dead and cancelled from
- * jobs_rest, completed from the counters completions add to (job_counts, migration 7),
+ * job_history_rest_id, completed from the counters completions add to (job_counts, migration 7),
  * and what pruning removed of the rest from `job_totals`.
  */
 export async function jobStats(db: Db, S: string): Promise<Record<string, QueueCounts>> {
   const rows = await db.query<{ queue: string; state: string; n: number }>(
     `SELECT queue, state, sum(n)::bigint AS n FROM ${S}.job_live GROUP BY queue, state HAVING sum(n) <> 0
      UNION ALL
-     SELECT queue, state, count(*)::bigint FROM ${S}.jobs WHERE state IN ('dead', 'cancelled') GROUP BY queue, state
+     SELECT queue, state, count(*)::bigint FROM ${S}.job_history WHERE state IN ('dead', 'cancelled') GROUP BY queue, state
      UNION ALL
      SELECT queue, 'completed', sum(completed)::bigint FROM ${S}.job_counts GROUP BY queue
      UNION ALL
@@ -118,7 +133,7 @@ export async function jobReport(db: Db, S: string, since: number): Promise<Queue
        UNION ALL
        SELECT queue, sum(completed)::bigint, sum(dead)::bigint, 0 FROM ${S}.job_minutes WHERE minute >= $2::bigint GROUP BY queue
        UNION ALL
-       SELECT queue, count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'dead'), 0 FROM ${S}.jobs
+       SELECT queue, count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'dead'), 0 FROM ${S}.job_history
          WHERE state IN ('completed', 'dead') AND finished_at >= $3::bigint AND finished_at < $4::bigint GROUP BY queue
        UNION ALL
        SELECT queue, 0, 0, count(*) FROM ${S}.job_failures WHERE at >= $3::bigint GROUP BY queue`,
@@ -127,7 +142,7 @@ export async function jobReport(db: Db, S: string, since: number): Promise<Queue
     // Nearest rank, as rollups.ts computes it, on the server: three rows come back, not 10,000.
     db.query<CountRow>(
       `SELECT queue, percentile_disc(0.5) WITHIN GROUP (ORDER BY ms) AS "p50Ms", percentile_disc(0.95) WITHIN GROUP (ORDER BY ms) AS "p95Ms"
-       FROM (SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM ${S}.jobs
+       FROM (SELECT queue, finished_at - coalesce(started_at, finished_at) AS ms FROM ${S}.job_history
          WHERE finished_at >= $1::bigint AND state = 'completed' ORDER BY finished_at DESC LIMIT ${DURATION_SAMPLE}) d
        GROUP BY queue`,
       [since],
@@ -137,9 +152,10 @@ export async function jobReport(db: Db, S: string, since: number): Promise<Queue
 }
 
 /**
- * Deletes old finished jobs in batches, one statement each: completed ones were counted
- * when they completed (job_counts); what it deletes of the others it adds to `job_totals`
- * in the same statement, so counts survive. Then folds per-minute counts and failed
+ * Deletes old finished jobs from job_history in batches, one statement each, and gives
+ * back the keys completed ones held: completed ones were counted when they completed
+ * (job_counts); what it deletes of the others it adds to `job_totals` in the same
+ * statement, so counts survive. Then folds per-minute counts and failed
  * attempts older than `foldBefore` into hours (see rollups.ts), in batches too.
  */
 export async function pruneJobs(db: Db, S: string, opts: PruneOptions): Promise<{ completed: number; dead: number }> {
@@ -147,10 +163,12 @@ export async function pruneJobs(db: Db, S: string, opts: PruneOptions): Promise<
   const pruneStep = async (state: string, before: number): Promise<number> => {
     const rows = await db.query<{ n: number }>(
       `WITH del AS (
-         DELETE FROM ${S}.jobs WHERE id IN (
-           SELECT id FROM ${S}.jobs WHERE state = $1 AND finished_at IS NOT NULL
+         DELETE FROM ${S}.job_history WHERE id IN (
+           SELECT id FROM ${S}.job_history WHERE state = $1 AND finished_at IS NOT NULL
              AND finished_at < $2::bigint LIMIT $3 FOR UPDATE SKIP LOCKED)
-         RETURNING queue, state
+         RETURNING id, key, queue, state
+       ), keys AS (
+         DELETE FROM ${S}.job_keys k USING del WHERE k.key = del.key AND k.job_id = del.id
        ), agg AS (
          SELECT queue, state, count(*) AS n FROM del GROUP BY queue, state
        ), up AS (

@@ -60,10 +60,11 @@ export async function enqueueOne(ctx: JobContext, it: PreparedItem): Promise<Enq
     if (round > 10) throw keysChurning();
     const now = ctx.clock.now();
     const { state, runAt } = placement(it, now);
+    const s = it.key === null ? ctx.sql.enqueuePlain : ctx.sql.enqueueOne;
     const rows = await ctx.db.query<JobRow & { created: boolean }>(
-      ctx.sql.enqueueOne.text,
+      s.text,
       [it.queue, state, it.key, it.payload, it.maxAttempts, it.priority, runAt, it.parentId, it.rootId, it.source, now, it.maxStalls, it.grp],
-      ctx.sql.enqueueOne.name,
+      s.name,
     );
     const row = rows[0];
     if (row) return row.created || !it.replace ? { job: rowToJob(row), created: row.created } : replacePayload(ctx, ctx.db, row, it);
@@ -102,8 +103,9 @@ export async function insertItems(
     if (round > 10) throw keysChurning();
     const batch = pending.map((i) => items[i]!);
     const cols = batch.map((it) => ({ ...it, ...placement(it, now) }));
+    const s = batch.every((it) => it.key === null) ? ctx.sql.insertPlain : ctx.sql.insertMany;
     const rows = await q.query<JobRow>(
-      ctx.sql.insertMany.text,
+      s.text,
       [
         cols.map((c) => c.queue),
         cols.map((c) => c.state),
@@ -119,7 +121,7 @@ export async function insertItems(
         cols.map((c) => c.maxStalls),
         cols.map((c) => c.grp),
       ],
-      ctx.sql.insertMany.name,
+      s.name,
     );
     rows.sort((a, b) => a.id - b.id);
     const skipped: number[] = [];

@@ -5,6 +5,12 @@ import { JOB_COLUMNS, jobFromRow, type JobRowOf } from "../rows.js";
 /** A jobs row as PostgreSQL returns it: `history` is jsonb, already decoded. */
 export type JobRow = JobRowOf<AttemptRecord[]>;
 
+/**
+ * Every column a job row stores, in one order for `jobs` and `job_history` (migration 12):
+ * a job moving between them is written with this list.
+ */
+export const STORED_COLUMNS: readonly string[] = [...JOB_COLUMNS, "max_stalls", "grp"];
+
 /** The job columns, qualified by `alias` when given (for statements that join). */
 export function jobColumns(alias?: string): string {
   const p = alias ? `${alias}.` : "";

@@ -1,4 +1,7 @@
-/** The reads runs are made of (see ../runs.ts), for the PostgreSQL store. */
+/**
+ * The reads runs are made of (see ../runs.ts), for the PostgreSQL store. A run's jobs may
+ * be in `jobs` (unfinished) and `job_history` (finished): each read covers both.
+ */
 import type { JobSource, JobState } from "../../core/types.js";
 import type { MemberRow, RootRow, RunReads } from "../runs.js";
 import type { Db } from "./db.js";
@@ -22,33 +25,46 @@ function toRoot(r: RawRoot): RootRow {
 /** Above every other character, so `[prefix, prefix + TOP)` is the key range of a prefix (byte order). */
 const TOP = "\u{10FFFF}";
 
+/** `select` (a query with `FROM ${TABLE}`) over jobs and job_history, each part ordered and limited by `tail`. */
+function both(S: string, select: string, tail = ""): string {
+  const of = (t: string) => `(${select.replace("${TABLE}", () => `${S}.${t}`)}${tail})`;
+  return `${of("jobs")} UNION ALL ${of("job_history")}`;
+}
+
 export function pgRunReads(db: Db, S: string): RunReads {
   const below = (id: number | null) => id ?? Number.MAX_SAFE_INTEGER;
   return {
     roots: async (beforeId, limit) =>
       (
         await db.query<RawRoot>(
-          `SELECT ${ROOT_COLUMNS} FROM ${S}.jobs WHERE root_id IS NULL AND id < $1::bigint ORDER BY id DESC LIMIT $2::int`,
+          `${both(S, `SELECT ${ROOT_COLUMNS} FROM \${TABLE} WHERE root_id IS NULL AND id < $1::bigint`, " ORDER BY id DESC LIMIT $2::int")}
+           ORDER BY id DESC LIMIT $2::int`,
           [below(beforeId), limit],
         )
       ).map(toRoot),
-    // `jobs_run_key` ((key COLLATE "C"), id): a range, then a sort of the matches.
+    // `jobs_run_key` and `job_history_run_key` ((key COLLATE "C"), id): a range in each, then a sort of the matches.
     rootsByKey: async (prefix, beforeId, limit) =>
       (
         await db.query<RawRoot>(
-          `SELECT ${ROOT_COLUMNS} FROM ${S}.jobs WHERE root_id IS NULL AND key IS NOT NULL
-           AND (key COLLATE "C") >= $1 AND (key COLLATE "C") < $2 AND id < $3::bigint ORDER BY id DESC LIMIT $4::int`,
+          `${both(
+            S,
+            `SELECT ${ROOT_COLUMNS} FROM \${TABLE} WHERE root_id IS NULL AND key IS NOT NULL
+           AND (key COLLATE "C") >= $1 AND (key COLLATE "C") < $2 AND id < $3::bigint`,
+            " ORDER BY id DESC LIMIT $4::int",
+          )} ORDER BY id DESC LIMIT $4::int`,
           [prefix, prefix + TOP, below(beforeId), limit],
         )
       ).map(toRoot),
     rootsByText: async (text, beforeId, window) => {
       const rows = await db.query<RawRoot & { n: number; m: number }>(
-        `WITH w AS (SELECT id FROM ${S}.jobs WHERE root_id IS NULL AND id < $1::bigint ORDER BY id DESC LIMIT $2::int),
+        `WITH w AS (SELECT id FROM (${both(S, "SELECT id FROM ${TABLE} WHERE root_id IS NULL AND id < $1::bigint", " ORDER BY id DESC LIMIT $2::int")}) u
+                ORDER BY id DESC LIMIT $2::int),
               f AS (SELECT count(*)::int AS n, min(id) AS m FROM w)
-         SELECT f.n, f.m, j.* FROM f LEFT JOIN LATERAL (
-           SELECT ${ROOT_COLUMNS} FROM ${S}.jobs WHERE id IN (SELECT id FROM w)
-           AND (strpos(lower(payload), $3) > 0 OR strpos(lower(coalesce(key, '')), $3) > 0)
-         ) j ON true ORDER BY j.id DESC`,
+         SELECT f.n, f.m, j.* FROM f LEFT JOIN LATERAL (${both(
+           S,
+           `SELECT ${ROOT_COLUMNS} FROM \${TABLE} WHERE id IN (SELECT id FROM w)
+           AND (strpos(lower(payload), $3) > 0 OR strpos(lower(coalesce(key, '')), $3) > 0)`,
+         )}) j ON true ORDER BY j.id DESC`,
         [below(beforeId), window, text.toLowerCase()],
       );
       const first = rows[0];
@@ -58,7 +74,7 @@ export function pgRunReads(db: Db, S: string): RunReads {
     members: async (rootIds) => {
       if (rootIds.length === 0) return [];
       const rows = await db.query<{ id: number; root_id: number; queue: string; state: JobState; attempt: number; finished_at: number | null }>(
-        `SELECT id, root_id, queue, state, attempt, finished_at FROM ${S}.jobs WHERE root_id = ANY($1::bigint[])`,
+        both(S, "SELECT id, root_id, queue, state, attempt, finished_at FROM ${TABLE} WHERE root_id = ANY($1::bigint[])"),
         [rootIds],
       );
       return rows.map(

@@ -2,8 +2,12 @@
 import type { StoreTableUpkeep, StoreUpkeep } from "../store.js";
 import type { Db } from "./db.js";
 
-/** The tables whose churn matters: jobs, and the counter rows every completion (job_live: every write) updates. */
-const TABLES = ["jobs", "job_counts", "job_live", "job_minutes", "job_failures"];
+/**
+ * The tables whose churn matters: jobs (every claim and completion), job_history and
+ * job_keys (inserts, and retention's deletes), and the counter rows every completion
+ * (job_live: every write) updates.
+ */
+const TABLES = ["jobs", "job_history", "job_keys", "job_counts", "job_live", "job_minutes", "job_failures"];
 
 export async function pgUpkeep(db: Db, schema: string): Promise<StoreUpkeep> {
   const [size, tables, tx] = await Promise.all([
@@ -37,7 +41,7 @@ export async function pgUpkeep(db: Db, schema: string): Promise<StoreUpkeep> {
   return {
     engine: "postgres",
     sizeBytes: size[0]?.n ?? 0,
-    jobsHeld: list.find((t) => t.table === "jobs")?.liveTuples ?? 0,
+    jobsHeld: list.filter((t) => t.table === "jobs" || t.table === "job_history").reduce((n, t) => n + Number(t.liveTuples), 0),
     tables: list,
     oldestTransactionMs: tx[0]?.ms ?? null,
   };
