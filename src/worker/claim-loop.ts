@@ -239,6 +239,11 @@ export class ClaimLoop {
     for (const q of this.queues.values()) {
       const free = this.hooks.free(q) - (this.asked.get(q.name) ?? 0);
       if (free <= 0 || !this.hungry.get(q.name) || this.locallyHeld(q.name)) continue;
+      // A queue under flow control is claimed by one claim at a time: the store lets its
+      // claimers through its row one after another, each holding it to its commit, so a
+      // second claim of the same worker in flight (a second commit lane's) would only wait
+      // there, and hold that lane's completions with it.
+      if (q.flow && (this.asked.get(q.name) ?? 0) > 0) continue;
       const g = groups.get(q.lease) ?? {};
       g[q.name] = free;
       groups.set(q.lease, g);

@@ -189,6 +189,57 @@ for (const [name, factory, available] of stores) {
 }
 
 /**
+ * The store lets claimers of a flow-controlled queue through its row one at a time, each
+ * holding it until its commit. A worker with two commit lanes (PostgreSQL) that sent a
+ * claim of such a queue on each lane had the second wait for the first's commit, its
+ * completions with it: the limiter's overhead on a drain (bench/flow.ts) came from there.
+ */
+describe.runIf(pgUp)("commit lanes and a flow-controlled queue: postgres", () => {
+  /** The most claims of queue `q` in flight at once while one worker drains `n` no-op jobs. */
+  async function mostInFlight(flow: { rate: { count: number; intervalMs: number } } | undefined, n: number): Promise<number> {
+    const opened = await postgres();
+    const { store } = opened;
+    let now = 0;
+    let most = 0;
+    const watched = new Proxy(store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === "completeAndClaim" && typeof v === "function") {
+          return async (items: Parameters<NonNullable<Store["completeAndClaim"]>>[0], req: ClaimRequest | null) => {
+            const claiming = (req?.queues["q"] ?? 0) > 0;
+            if (claiming) most = Math.max(most, ++now);
+            try {
+              return await target.completeAndClaim!(items, req);
+            } finally {
+              if (claiming) now--;
+            }
+          };
+        }
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    try {
+      for (let i = 0; i < n; i += 1000) await store.enqueueMany(Array.from({ length: 1000 }, (_, k) => ({ queue: "q", payload: i + k })));
+      const worker = new Worker(watched, { queues: { q: { handler: async () => null, concurrency: 50, flow } }, logger: silent });
+      worker.start();
+      await waitFor("every job completed", async () => (await store.stats())["q"]?.completed === n, 60_000, 20);
+      await worker.stop();
+      return most;
+    } finally {
+      await store.close();
+      await opened.cleanup();
+    }
+  }
+
+  it("a worker sends one claim of a rate-limited queue at a time; without flow control its two lanes claim at once", async () => {
+    // Without flow control both lanes carry a claim at once (what the lanes are for)...
+    expect(await mostInFlight(undefined, 10_000)).toBe(2);
+    // ...with a rate, only one of them does.
+    expect(await mostInFlight({ rate: { count: 1_000_000, intervalMs: 1000 } }, 10_000)).toBe(1);
+  }, 120_000);
+});
+
+/**
  * A rate-limited job's start is counted at its claim, and the worker gives back a job it
  * could not start within START_SLACK_MS of the claim's stamp (`startedAt`). So the stamp
  * must be read once the claim holds its way to the database: a claim that first waited for
