@@ -346,13 +346,15 @@ ${liveTriggers(S)}
     // Finished jobs (completed, dead, cancelled) move out of `jobs` into `job_history` in
     // the statement that finishes them, so claims, renewals and each vacuum of `jobs` read
     // a table of unfinished jobs only (a vacuum of a jobs table behind 10 million finished
-    // jobs took 41-163 s). Nothing is copied: the old table, history and all, is renamed to
+    // jobs took 41-163 s). No job is copied: the old table, history and all, is renamed to
     // job_history (its triggers and claim indexes dropped, autovacuum back to the server's
     // default: it only takes inserts and retention's deletes), a new `jobs` made like it
     // takes the few unfinished rows, and the id sequence moves to it, so ids stay unique
     // across both. A key is held by a job that is not dead or cancelled, wherever it is:
     // job_keys holds every held key (an enqueue takes the key there first, a death, a
-    // cancellation or pruning gives it back), seeded from the old unique index.
+    // cancellation or pruning gives it back), seeded from the old unique index: the one
+    // copy this makes, about 4.4 s per million held keys. Every process must be stopped
+    // first: an older one's statements know a single jobs table (docs/store.md).
     sql: (S) => `
 CREATE TABLE ${S}.job_keys (
   key    text   PRIMARY KEY,

@@ -196,7 +196,9 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 10: finished jobs (completed, dead, cancelled) live in `job_history`, moved there by the
   // transaction that finishes them, so `jobs` holds only unfinished ones and claims,
-  // renewals and the claim indexes do not grow with history. Quick at any size: the old
+  // renewals and the claim indexes do not grow with history. Stop every process before it
+  // runs: an older one's statements know a single jobs table (docs/store.md, Upgrading).
+  // Quick at any size: the old
   // `jobs` is renamed (no row is copied) and keeps the indexes history reads use, under
   // their old names (SQLite cannot rename an index; rebuilding them would read every row):
   // jobs_finished, jobs_root, jobs_rest, jobs_failures, jobs_run_key and jobs_key (which
