@@ -3,10 +3,11 @@
  * N enqueue → claim → complete round trips. The rows look like what the store writes (three
  * queues, a 100-byte payload, a result; 1 % dead with one failed attempt in their history;
  * finish times spread evenly over the last 10 days, each run taking 4 ms), and the counters
- * the store keeps are kept as it keeps them: SQLite writes the rows into `job_history`, where
- * finished jobs live (migration 10), counts completed jobs in `queue_totals` and completed
- * and dead ones per minute in `job_minutes`, failed attempts in `job_failures`;
- * PostgreSQL the same in `job_counts`, `job_minutes` and `job_failures` (shard 0). Then, as
+ * the store keeps are kept as it keeps them: the rows go into `job_history`, where finished
+ * jobs live (SQLite migration 10, PostgreSQL 12); SQLite counts completed jobs in
+ * `queue_totals` and completed and dead ones per minute in `job_minutes`, failed attempts in
+ * `job_failures`; PostgreSQL the same in `job_counts`, `job_minutes` and `job_failures`
+ * (shard 0). The rows carry no idempotency key. Then, as
  * retention does in a store that has run for days, per-minute counts and failures older than
  * two days are folded into hours (`store.prune({ foldBefore })`, the store's own code).
  */
