@@ -1,6 +1,6 @@
 /** Checks every adapter applies the same way, before anything is written. */
 import { BadInputError, PayloadTooLargeError, VigilError } from "../core/errors.js";
-import type { EnqueueItem, NextJob } from "../core/types.js";
+import { FINAL_STATES, type EnqueueItem, type JobState, type NextJob } from "../core/types.js";
 import { LIMITS, QUEUE_NAME } from "../core/limits.js";
 import { groupOf } from "./flow.js";
 
@@ -168,3 +168,11 @@ export function prepareNext(
  * them has no percentile (null) in that report.
  */
 export const REPORT_DURATION_SAMPLE = 10_000;
+
+/**
+ * The table a job in `state` lives in, on both engines: a job that finished (completed,
+ * dead, cancelled) was moved to `job_history` by the write that finished it.
+ */
+export function jobTable(state: JobState | string): "jobs" | "job_history" {
+  return (FINAL_STATES as readonly string[]).includes(state) ? "job_history" : "jobs";
+}

@@ -3,8 +3,8 @@
  * jobs are in `jobs`, finished ones in `job_history` (migration 12): a read of either kind
  * reads its table, a read of both a union of the two.
  */
-import { emptyCounts, FINAL_STATES, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
-import { REPORT_DURATION_SAMPLE } from "../common.js";
+import { emptyCounts, JOB_STATES, type Job, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import { jobTable, REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { assembleReport, reportWindow, type CountRow } from "../rollups.js";
 import type { Db } from "./db.js";
@@ -40,11 +40,6 @@ export async function listJobs(db: Db, S: string, filter: JobFilter = {}): Promi
       ? `SELECT * FROM (${of("jobs")}) a UNION ALL SELECT * FROM (${of("job_history")}) b ORDER BY id DESC${cap}`
       : of(jobTable(filter.state));
   return (await db.query<JobRow>(sql, args)).map(rowToJob);
-}
-
-/** The table a job in `state` is in: finished jobs are in job_history. */
-export function jobTable(state: string): "jobs" | "job_history" {
-  return (FINAL_STATES as readonly string[]).includes(state) ? "job_history" : "jobs";
 }
 
 /** Jobs of pipeline run `rootId` (the root included) on `queue`, counted up to `atMost`. */

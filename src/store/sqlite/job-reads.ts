@@ -5,8 +5,8 @@
  * and one filtered by state asks only the table that can hold it.
  */
 import { ROW_COLUMNS, type Prepare } from "./rows.js";
-import { emptyCounts, FINAL_STATES, JOB_STATES, type Job, type JobState, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
-import { REPORT_DURATION_SAMPLE } from "../common.js";
+import { emptyCounts, JOB_STATES, type Job, type JobState, type JobFilter, type QueueCounts, type QueueReport } from "../../core/types.js";
+import { jobTable, REPORT_DURATION_SAMPLE } from "../common.js";
 import type { PruneOptions } from "../store.js";
 import { jobSelectList } from "../rows.js";
 import { assembleReport, reportWindow, type CountRow } from "../rollups.js";
@@ -18,7 +18,7 @@ const PRUNE_BATCH = 500;
 /** The tables a read of jobs in `state` (any state when undefined) must look in. */
 function tablesFor(state: JobState | undefined): string[] {
   if (state === undefined) return ["jobs", "job_history"];
-  return [FINAL_STATES.includes(state) ? "job_history" : "jobs"];
+  return [jobTable(state)];
 }
 
 export function listJobs(prep: Prepare, filter: JobFilter = {}): Job[] {
