@@ -353,7 +353,7 @@ ${liveTriggers(S)}
     // across both. A key is held by a job that is not dead or cancelled, wherever it is:
     // job_keys holds every held key (an enqueue takes the key there first, a death, a
     // cancellation or pruning gives it back), seeded from the old unique index: the one
-    // copy this makes, about 4.4 s per million held keys. Every process must be stopped
+    // copy this makes, 3.3-3.7 s for a million held keys. Every process must be stopped
     // first: an older one's statements know a single jobs table (docs/store.md).
     sql: (S) => `
 CREATE TABLE ${S}.job_keys (
