@@ -44,6 +44,11 @@ export class ProcessSlot {
   // (crash-looping when vigil stopped, say) end when it next runs healthy.
   private pendingRecovery = true;
   private everHealthy = false;
+  /**
+   * Crash-looping: a retry stays `crash-looping` (not `starting`) until it runs healthy, so
+   * status and health do not turn green for the moment each retry takes to fail again.
+   */
+  private looping = false;
   private lastMemoryCheck = -Infinity;
   private timeoutIncidents = new Map<number, number>();
   private exitWaiters: (() => void)[] = [];
@@ -62,7 +67,7 @@ export class ProcessSlot {
     this.policy = new RestartPolicy(ctx.timing);
     this.out = new RotatingLog(spec.logFile);
     this.live = new SlotLiveness(spec, ctx.timing.stallAfterMs, () => {
-      if (this.state === "starting") this.healthy();
+      if (this.proving) this.healthy();
     });
   }
 
@@ -95,7 +100,7 @@ export class ProcessSlot {
     this.startedMono = monotonicNow();
     this.lastHb = null;
     this.planned = null;
-    this.state = "starting";
+    this.state = this.looping ? "crash-looping" : "starting";
     this.out.attach(child.stdout);
     this.out.attach(child.stderr);
     this.out.note(`started pid ${this.pid ?? "-"}: ${this.spec.argv.join(" ")}`);
@@ -116,11 +121,11 @@ export class ProcessSlot {
   /** Called by the supervisor every 50–250 ms (a twentieth of `stallAfter`), `now` monotonic. */
   tick(now: number): void {
     if (!this.child || this.pid === null || this.planned !== null) return;
-    if (this.state !== "starting" && this.state !== "running") return;
+    if (!this.proving && this.state !== "running") return;
     const child = this.child;
     const verdict = this.live.look(now, () => this.child === child && this.planned === null);
     if (verdict === "settled") {
-      if (this.state === "starting") this.healthy();
+      if (this.proving) this.healthy();
     } else if (verdict) void this.stall(verdict.stalled);
     if (this.spec.maxMemory && !this.spec.ipc && now - this.lastMemoryCheck >= MEMORY_CHECK_EVERY_MS) {
       this.lastMemoryCheck = now;
@@ -141,6 +146,7 @@ export class ProcessSlot {
   /** Restarts gracefully now (SIGTERM, drain, SIGKILL after killTimeout), or starts a waiting slot. */
   async restart(opts: { manual?: boolean; reason?: string } = {}): Promise<void> {
     this.policy.reset();
+    this.looping = false;
     if (!this.child) {
       this.start();
       return;
@@ -237,8 +243,14 @@ export class ProcessSlot {
     }
   }
 
+  /** Up, and not yet shown healthy: a first start, or a crash-looping service's retry. */
+  private get proving(): boolean {
+    return this.child !== null && (this.state === "starting" || this.state === "crash-looping");
+  }
+
   private healthy(): void {
     this.state = "running";
+    this.looping = false;
     if (this.pendingRecovery) {
       this.pendingRecovery = false;
       const earlierRun = !this.everHealthy;
@@ -377,6 +389,7 @@ export class ProcessSlot {
 
   private scheduleRestart(delayMs: number, crashLooping: boolean): void {
     this.clearRestart();
+    this.looping = crashLooping;
     this.state = crashLooping ? "crash-looping" : "restarting";
     this.nextRestartAt = Date.now() + delayMs;
     this.out.note(`next start in ${delayMs} ms`);

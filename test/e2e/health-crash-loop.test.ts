@@ -39,7 +39,8 @@ alerts:
 `,
       {
         "work.mjs": WORK_HANDLER,
-        "quick.mjs": `import { appendFileSync } from "node:fs"; appendFileSync("spawns.log", Date.now() + "\\n"); process.exit(3);`,
+        // Up 600 ms before it fails: a retry is a visible stretch of each crash-loop cycle.
+        "quick.mjs": `import { appendFileSync } from "node:fs"; appendFileSync("spawns.log", Date.now() + "\\n"); setTimeout(() => process.exit(3), 600);`,
       },
     );
     t.runs.push(startVigil(t.project));
@@ -61,8 +62,16 @@ alerts:
     }, 30_000, 500);
     expect(check(waiting, "waiting-age").message).toContain("queue orphan");
 
-    // Crash-loop retries go on; still one crash and one crash-loop message.
-    await waitFor("more crash-loop retries", () => lines(join(p.dir, "spawns.log")).length >= 6, 45_000);
+    // Crash-loop retries go on, and the service stays crash-looping through each of them
+    // (a retry has not shown the cause is gone): health does not flip to healthy and back.
+    const states = new Set<string>();
+    const spawnsNow = lines(join(p.dir, "spawns.log")).length;
+    await waitFor("two more crash-loop retries", async () => {
+      const state = (await snapshot(p))?.services.find((s) => s.name === "quick")?.state;
+      if (state) states.add(state);
+      return lines(join(p.dir, "spawns.log")).length >= Math.max(6, spawnsNow + 2);
+    }, 45_000, 100);
+    expect([...states]).toEqual(["crash-looping"]);
     await waitFor("the crash-loop alert", () => got.some((m) => m.kind === "crash-loop"), 15_000);
     expect(got.filter((m) => m.kind === "crash-loop" && m.subject === "quick")).toHaveLength(1);
     expect(got.filter((m) => m.kind === "crash" && m.subject === "quick")).toHaveLength(1);
