@@ -1,9 +1,10 @@
 /**
- * `vigil start [-c vigil.yaml] [--detach] [--role workers]`: runs the supervisor in the
+ * `vigil start [-c vigil.yaml] [--detach [--wait 30s]] [--role workers]`: runs the supervisor in the
  * foreground (SIGTERM or SIGINT stops it gracefully), or in the background with its log
  * in `.vigil/supervisor.log`.
  */
 import type { Command } from "commander";
+import { formatDuration, requireDuration } from "../core/duration.js";
 import { BadInputError } from "../core/errors.js";
 import { stopAll, type StopStep } from "../core/stop-all.js";
 import type { Operations } from "../http/operations.js";
@@ -12,15 +13,16 @@ import { globalOptions, loadContext } from "./context.js";
 
 interface StartFlags {
   detach?: boolean;
+  wait: string;
   role: string;
 }
 
 /**
- * How long `--detach` waits for the background supervisor to answer on its control
+ * How long `--detach` waits by default (`--wait`) for the background supervisor to answer on its control
  * socket: start-up includes the orphan clean-up (up to killTimeout) and opening the store
  * (waiting for it while its server is down). One still starting after this is stopped.
  */
-const DETACH_WAIT_MS = 30_000;
+const DETACH_WAIT = "30s";
 /** How long closing the HTTP server, the alert sink or the store may take when stopping. */
 const CLOSE_WITHIN_MS = 10_000;
 /**
@@ -34,6 +36,7 @@ export function register(program: Command): void {
     .command("start")
     .description("run the supervisor and every service in the config")
     .option("--detach", "run in the background; its log goes to .vigil/supervisor.log")
+    .option("--wait <duration>", "with --detach: how long the supervisor may take to come up (its store down, say) before it is stopped", DETACH_WAIT)
     .option("--role <role>", "all, or workers (extra hosts: workers only, no triggers)", "all")
     .action(async (flags: StartFlags, cmd: Command) => {
       if (flags.role !== "all" && flags.role !== "workers") {
@@ -43,7 +46,10 @@ export function register(program: Command): void {
       if (!ctx.config || !ctx.configPath) {
         throw new BadInputError(`no config file ${globalOptions(cmd).config ?? "vigil.yaml"} here; create one (see docs) or name it with -c FILE`);
       }
-      if (flags.detach) return detach(ctx.configPath, ctx.dir, flags.role, globalOptions(cmd).store);
+      if (flags.detach) {
+        const waitMs = requireDuration(flags.wait, "--wait");
+        return detach(ctx.configPath, ctx.dir, flags.role, globalOptions(cmd).store, waitMs);
+      }
       await runForeground(ctx, flags.role as "all" | "workers");
     });
 }
@@ -120,7 +126,7 @@ async function runForeground(project: Project, role: "all" | "workers"): Promise
   await new Promise<never>(() => {});
 }
 
-async function detach(configPath: string, dir: string, role: string, storeUrl: string | undefined): Promise<void> {
+async function detach(configPath: string, dir: string, role: string, storeUrl: string | undefined, waitMs: number): Promise<void> {
   const [{ openSync, mkdirSync }, { vigilPaths }, { readPidFile }, { spawnGroup, isAlive }, { VIGIL_BIN }, { askSupervisor }, { lastLines, followFile }] = await Promise.all([
     import("node:fs"),
     import("../project/paths.js"),
@@ -149,7 +155,7 @@ async function detach(configPath: string, dir: string, role: string, storeUrl: s
   child.unref();
   try {
     if (!pid) throw new BadInputError(`could not start ${argv.join(" ")}`);
-    const deadline = Date.now() + DETACH_WAIT_MS;
+    const deadline = Date.now() + waitMs;
     let told = false;
     while (Date.now() < deadline) {
       const res = await askSupervisor(dir, { op: "ping" }, 1000);
@@ -185,6 +191,6 @@ async function detach(configPath: string, dir: string, role: string, storeUrl: s
   }
   const tail = lastLines(paths.supervisorLog, 10).join("\n");
   throw new BadInputError(
-    `the supervisor did not come up${stopped ? ` within ${DETACH_WAIT_MS / 1000} s and was stopped` : ""} (pid ${pid}); last lines of ${paths.supervisorLog}:\n${tail}`,
+    `the supervisor did not come up${stopped ? ` within ${formatDuration(waitMs)} and was stopped` : ""} (pid ${pid}); last lines of ${paths.supervisorLog}:\n${tail}`,
   );
 }
