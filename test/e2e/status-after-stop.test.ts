@@ -19,11 +19,11 @@ describe("vigil status after vigil stop", () => {
   work: { handler: ./work.mjs, concurrency: 20 }
 services:
   workers: { queues: [work], instances: 1 }
-supervision: { killTimeout: 30s }
+supervision: { killTimeout: 8s }
 http: { enabled: false }
 `,
       {
-        // Odd jobs finish soon after the stop begins; even ones outlive the drain (10 s) and go back.
+        // Odd jobs finish soon after the stop begins; even ones outlive the drain (killTimeout less 1 s) and go back.
         "work.mjs": `export default async function work(job, ctx) {
   const ms = job.payload.i % 2 ? 1500 : 600000;
   await new Promise((r) => { const t = setTimeout(r, ms); ctx.signal.addEventListener("abort", () => { clearTimeout(t); r(); }); });
