@@ -18,11 +18,16 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const WRITER = join(import.meta.dirname, "fixtures", "rotating-writer.ts");
 const ROTATIONS = 6;
 /**
- * How long the jobs may stay unchanged before the outcome is taken as final: longer than
- * the default drain (10 s) plus a few polls on a loaded machine, so a renamed file still
- * being drained is never mistaken for a finished one.
+ * How long a renamed file is drained after it last grew: the writer moves on about a second
+ * after the rotation, so 4 s (not the default 10) is still well clear of it.
  */
-const SETTLED_MS = 30_000;
+const DRAIN = "4s";
+/**
+ * How long the jobs may stay unchanged before the outcome is taken as final: longer than
+ * the drain plus a few polls on a loaded machine, so a renamed file still being drained is
+ * never mistaken for a finished one.
+ */
+const SETTLED_MS = 20_000;
 
 /** The real logrotate: Debian's package puts it in /usr/sbin. Never skipped: missing is a failure. */
 function logrotateBinary(): string {
@@ -47,7 +52,7 @@ interface Outcome {
 /** Runs the writer under ROTATIONS real rotations; with `crash`, SIGKILLs `vigil triggers` in each drain. */
 async function underLogrotate(crash: boolean): Promise<Outcome> {
   const logrotate = logrotateBinary();
-  const p = project("{ tail: app.log, format: jsonl, queue: q, every: 200ms }");
+  const p = project(`{ tail: app.log, format: jsonl, queue: q, every: 200ms, drain: ${DRAIN} }`);
   const log = join(p.dir, "app.log");
   writeFileSync(log, "");
   const writer = spawn(process.execPath, ["--import", "tsx", WRITER, log], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
