@@ -113,9 +113,9 @@ describe("sqlite write lock held for longer than stallAfter", () => {
     }
   });
 
-  it("vigil enqueue of 300,000 lines while workers run: no stall, each line enqueued once, a re-run with --key-field adds nothing", async () => {
+  it("vigil enqueue of 150,000 lines while workers run: no stall, each line enqueued once, a re-run with --key-field adds nothing", async () => {
     t.project = makeProject(YAML, FILES);
-    const N = 300_000;
+    const N = 150_000;
     const input = join(t.project.dir, "lines.jsonl");
     const text: string[] = [];
     for (let i = 0; i < N; i++) text.push(JSON.stringify({ id: `rec-${i}`, pad: "x".repeat(100) }));
