@@ -7,7 +7,7 @@ import { printJson } from "./output.js";
 export function register(program: Command): void {
   program
     .command("migrate")
-    .description("apply pending store migrations (safe to run while other processes use the store)")
+    .description("apply pending store migrations; upgrading across one that moves jobs needs every older process stopped first (docs/store.md)")
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const ctx = await loadContext(cmd);
