@@ -45,7 +45,7 @@ export async function readSnapshot(cmd: Command): Promise<StatusSnapshot> {
     if (file && file.ageMs <= STATUS_FILE_FRESH_MS) return file.snapshot;
   }
   const [{ withStore }, { storeSnapshot }] = await Promise.all([import("./context.js"), import("../health/snapshot.js")]);
-  return withStore(cmd, (store) => storeSnapshot(store, { stateDir }));
+  return withStore(cmd, (store, project) => storeSnapshot(store, { stateDir, queues: Object.keys(project.config?.queues ?? {}) }));
 }
 
 function printSnapshot(s: StatusSnapshot): void {

@@ -9,6 +9,7 @@ import type { Store } from "../store/store.js";
 import { readPidFile } from "../project/pid-file.js";
 import { readStatusFile } from "../project/status-file.js";
 import type { ServiceStatus, StatusSnapshot } from "../core/status.js";
+import { emptyCounts, type QueueCounts } from "../core/types.js";
 
 /** Options of `storeSnapshot`. */
 export interface StoreSnapshotOptions {
@@ -16,6 +17,20 @@ export interface StoreSnapshotOptions {
   stateDir?: string;
   /** Recent incidents included (default 20). */
   incidents?: number;
+  /** The config's queues: each is listed, with zero counts while it has no job. */
+  queues?: readonly string[];
+}
+
+/**
+ * The store's counts with every configured queue in them: a queue that has had no job yet
+ * is listed with zeros (first, in the config's order), not left out; a queue the store
+ * has jobs of but the config no longer names stays listed after them.
+ */
+export function withConfiguredQueues(counts: Record<string, QueueCounts>, names: readonly string[] = []): Record<string, QueueCounts> {
+  const out: Record<string, QueueCounts> = {};
+  for (const name of names) out[name] = counts[name] ?? emptyCounts();
+  for (const [name, c] of Object.entries(counts)) out[name] ??= c;
+  return out;
 }
 
 /** Builds a `StatusSnapshot` from the store (and the status file, if any). */
@@ -34,7 +49,7 @@ export async function storeSnapshot(store: Store, opts: StoreSnapshotOptions = {
     at: now,
     supervisor: file?.snapshot.supervisor ?? null,
     services: (file?.snapshot.services ?? []).map((s) => (gone ? stopped(s) : s)),
-    queues,
+    queues: withConfiguredQueues(queues, opts.queues),
     paused,
     triggers: file?.snapshot.triggers ?? [],
     incidents,

@@ -79,7 +79,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const host = opts.host ?? "127.0.0.1";
   const log = opts.logger ?? silentLogger;
   const maxBody = opts.maxBody ?? 64 * 1024;
-  const snapshot = opts.snapshot ?? (() => storeSnapshot(opts.store, { stateDir: opts.stateDir }));
+  const snapshot = opts.snapshot ?? (() => storeSnapshot(opts.store, { stateDir: opts.stateDir, queues: Object.keys(opts.config?.queues ?? {}) }));
   const ctx: ApiContext = {
     store: opts.store,
     snapshot,

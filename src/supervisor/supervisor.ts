@@ -29,6 +29,7 @@ import { writeStatusFile } from "../project/status-file.js";
 import { killOrphans } from "./orphans.js";
 import { ProcessSlot, type SlotTiming } from "./process-slot.js";
 import { buildSlotSpecs } from "./slot-specs.js";
+import { withConfiguredQueues } from "../health/snapshot.js";
 
 /** The service name of incidents about the supervisor itself (stops, a crash found at start). */
 export const SUPERVISOR_SERVICE = "supervisor";
@@ -176,7 +177,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       at: now,
       supervisor: { pid: process.pid, host: this.host, startedAt: this.startedAt, version: VERSION },
       services: this.slots.map((s) => s.status(now)),
-      queues,
+      queues: withConfiguredQueues(queues, Object.keys(this.opts.config.queues)),
       paused,
       triggers: this.slots.flatMap((s) => s.triggers),
       incidents,

@@ -33,11 +33,14 @@ supervision:
 
   it("refuses a second start naming the pid; restart is manual; stop drains and records it", async () => {
     t.project = makeProject(
-      `services:
+      `queues:
+  idle: { handler: ./work.mjs }
+services:
   sleeper: { command: [node, -e, "setInterval(() => console.log('tick ' + process.pid), 200)"], instances: 2 }
 supervision: { stallAfter: 2s, killTimeout: 2s }
 http: { port: 0 }
 `,
+      { "work.mjs": WORK_HANDLER },
     );
     const run = startVigil(t.project);
     t.runs.push(run);
@@ -62,9 +65,13 @@ http: { port: 0 }
     const url = await waitFor("HTTP address in the log", () => /at (http:\/\/127\.0\.0\.1:\d+)\//.exec(run.output())?.[1]);
     const api = (await (await fetch(`${url}/api/status`)).json()) as { services: { name: string; state: string }[] };
     expect(api.services.map((s) => `${s.name}=${s.state}`)).toEqual(["sleeper:1=running", "sleeper:2=running"]);
-    const status = JSON.parse(vigil(t.project, ["status", "--json"]).stdout) as { source: string; services: { name: string }[] };
+    const status = JSON.parse(vigil(t.project, ["status", "--json"]).stdout) as { source: string; services: { name: string }[]; queues: Record<string, unknown> };
     expect(status.source).toBe("supervisor");
     expect(status.services.map((s) => s.name)).toEqual(["sleeper:1", "sleeper:2"]);
+    // A configured queue that has had no job yet is listed, with zeros.
+    const zeros = { scheduled: 0, waiting: 0, active: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 };
+    expect(status.queues).toEqual({ idle: zeros });
+    expect(vigil(t.project, ["status"]).stdout).toMatch(/\nidle\s+0\s+0/);
 
     const stop = vigil(t.project, ["stop"]);
     expect(stop.status).toBe(0);
@@ -79,8 +86,9 @@ http: { port: 0 }
     expect(incidents.find((i) => i.service === "supervisor" && i.cause === "stop")).toBeDefined();
     expect(typeof incidents[0]!.detectedAt).toBe("number");
     // With no supervisor, status falls back to the status file it left, then the store.
-    const after = JSON.parse(vigil(t.project, ["status", "--json"]).stdout) as { source: string };
+    const after = JSON.parse(vigil(t.project, ["status", "--json"]).stdout) as { source: string; queues: Record<string, unknown> };
     expect(["status-file", "store"]).toContain(after.source);
+    expect(after.queues).toEqual({ idle: zeros });
   });
 
   it("--detach runs the supervisor in the background, says where to look, and stop ends it", async () => {

@@ -38,4 +38,14 @@ describe("storeSnapshot without a live supervisor", () => {
     expect(s.queues.work).toEqual({ scheduled: 0, waiting: 0, active: 0, completed: 3, failed: 0, dead: 0, cancelled: 0 });
     expect(s.services).toEqual([expect.objectContaining({ name: "workers:1", state: "stopped", pid: null, activeJobs: 0, rssBytes: null })]);
   });
+
+  it("lists every configured queue, with zeros while it has no job, beside the store's other queues", async () => {
+    await completeJobs(t.store, "work", 2);
+    const s = await storeSnapshot(t.store, { queues: ["outline", "work"] });
+    const zeros = { scheduled: 0, waiting: 0, active: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 };
+    expect(s.queues).toEqual({ outline: zeros, work: { ...zeros, completed: 2 } });
+    expect(Object.keys(s.queues)).toEqual(["outline", "work"]);
+    // A queue the config no longer names keeps its row.
+    expect((await storeSnapshot(t.store, { queues: ["outline"] })).queues).toEqual({ outline: zeros, work: { ...zeros, completed: 2 } });
+  });
 });
