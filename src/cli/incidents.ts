@@ -21,8 +21,7 @@ export function register(program: Command): void {
     .action(async (flags: { since: string; service?: string; limit: string; json?: boolean }, cmd: Command) => {
       const since = Date.now() - requireDuration(flags.since, "--since");
       await withStore(cmd, async (store) => {
-        const all = await store.listIncidents({ since, limit: Number(flags.limit) || 200 });
-        const list = flags.service ? all.filter((i) => i.service === flags.service || i.service.startsWith(`${flags.service}:`)) : all;
+        const list = await store.listIncidents({ since, service: flags.service, limit: Number(flags.limit) || 200 });
         if (flags.json) {
           return printJson(list.map((i) => ({ service: i.service, cause: i.cause, detectedAt: i.detectedAt, recoveredAt: i.recoveredAt, detail: i.detail, id: i.id, host: i.host })));
         }

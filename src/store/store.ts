@@ -329,6 +329,7 @@ export interface Store {
    */
   resolveIncidents(service: string, opts?: ResolveIncidentsOptions): Promise<number>;
   updateIncident(id: number, detail: Record<string, unknown>): Promise<void>;
+  /** Newest first; `service` matches that name and its processes' (`workers`: `workers:1`, `workers:2`). */
   listIncidents(opts?: { since?: number; service?: string; limit?: number }): Promise<Incident[]>;
 
   // --- leader locks (one trigger runner, one reaper across hosts) --------------------

@@ -189,6 +189,26 @@ export function upkeepAndSideTables(t: ContractContext): void {
       expect((await t.store.listIncidents({ since: a.detectedAt + 1 })).length).toBe(2);
       expect((await t.store.listIncidents({ limit: 1 })).length).toBe(1);
     });
+
+    it("lists a service's incidents with its processes' (workers: workers:1, workers:2), newest first, before the limit", async () => {
+      const ids: Record<string, number> = {};
+      for (const service of ["workers:1", "workers", "workers:12", "workers-b", "workers-b:1", "work", "api:1"]) {
+        ids[service] = (await t.store.addIncident({ service, cause: "crash" })).id;
+        t.clock.advance(10);
+      }
+      // Two newer ones of other services: a limit counts only the service's own.
+      await t.store.addIncident({ service: "api", cause: "probe" });
+      await t.store.addIncident({ service: "api", cause: "probe" });
+      const of = async (service: string, limit?: number) => (await t.store.listIncidents({ service, limit })).map((i) => i.id);
+      expect(await of("workers")).toEqual([ids["workers:12"], ids["workers"], ids["workers:1"]]);
+      expect(await of("workers", 2)).toEqual([ids["workers:12"], ids["workers"]]);
+      expect(await of("workers:1")).toEqual([ids["workers:1"]]);
+      expect(await of("workers-b")).toEqual([ids["workers-b:1"], ids["workers-b"]]);
+      expect(await of("work")).toEqual([ids["work"]]);
+      // A name is matched as it is, never as a pattern.
+      expect(await of("work%")).toEqual([]);
+      expect(await of("work_rs")).toEqual([]);
+    });
   });
 
   describe("leader locks", () => {

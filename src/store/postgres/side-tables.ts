@@ -129,7 +129,11 @@ export async function listIncidents(
   const where: string[] = [];
   const args: unknown[] = [];
   if (opts.since !== undefined) (args.push(Math.trunc(opts.since)), where.push(`detected_at >= $${args.length}`));
-  if (opts.service !== undefined) (args.push(pgText(opts.service)), where.push(`service = $${args.length}`));
+  // A service's own incidents and its processes' (`workers` → `workers:1`, `workers:2`).
+  if (opts.service !== undefined) {
+    args.push(pgText(opts.service));
+    where.push(`(service = $${args.length} OR left(service, length($${args.length}) + 1) = $${args.length} || ':')`);
+  }
   const limit = opts.limit ?? 100;
   const sql =
     `SELECT ${INCIDENT_COLUMNS} FROM ${S}.incidents${where.length ? ` WHERE ${where.join(" AND ")}` : ""}` +

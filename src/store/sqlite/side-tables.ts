@@ -90,7 +90,11 @@ export function listIncidents(
   const where: string[] = [];
   const args: unknown[] = [];
   if (opts.since !== undefined) (where.push("detected_at >= ?"), args.push(opts.since));
-  if (opts.service !== undefined) (where.push("service = ?"), args.push(opts.service));
+  // A service's own incidents and its processes' (`workers` → `workers:1`, `workers:2`).
+  if (opts.service !== undefined) {
+    where.push("(service = ? OR substr(service, 1, length(?)) = ?)");
+    args.push(opts.service, `${opts.service}:`, `${opts.service}:`);
+  }
   const limit = opts.limit ?? 100;
   args.push(limit > 0 ? Math.trunc(limit) : -1); // negative: no limit
   const sql = `SELECT * FROM incidents${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY detected_at DESC, id DESC LIMIT ?`;
