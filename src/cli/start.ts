@@ -1,7 +1,7 @@
 /**
- * `vigil start [-c vigil.yaml] [--detach [--wait 30s]] [--role workers]`: runs the supervisor in the
- * foreground (SIGTERM or SIGINT stops it gracefully), or in the background with its log
- * in `.vigil/supervisor.log`.
+ * `vigil start [-c vigil.yaml] [--detach [--wait 30s]] [--role workers]`: runs the
+ * supervisor in the foreground (SIGTERM or SIGINT stops it gracefully), or in the
+ * background with its log in `.vigil/supervisor.log`.
  */
 import type { Command } from "commander";
 import { formatDuration, requireDuration } from "../core/duration.js";
@@ -18,9 +18,10 @@ interface StartFlags {
 }
 
 /**
- * How long `--detach` waits by default (`--wait`) for the background supervisor to answer on its control
- * socket: start-up includes the orphan clean-up (up to killTimeout) and opening the store
- * (waiting for it while its server is down). One still starting after this is stopped.
+ * How long `--detach` waits by default (`--wait`) for the background supervisor to answer
+ * on its control socket: start-up includes the orphan clean-up (up to killTimeout) and
+ * opening the store (waiting for it while its server is down). One still starting after
+ * this is stopped.
  */
 const DETACH_WAIT = "30s";
 /** How long closing the HTTP server, the alert sink or the store may take when stopping. */
