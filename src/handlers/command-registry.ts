@@ -5,18 +5,29 @@
  * as an orphan. Each worker process keeps `<dir>/<pid>.json` listing its live groups; a
  * worker starting later ends the groups that dead workers left behind, and a worker that
  * exits by itself ends its own.
+ *
+ * A command is recorded before it is started (`reserve`), under a token it finds in its
+ * environment (`VIGIL_COMMAND_TOKEN`), and its group id is added once known (`started`):
+ * a worker killed between the two (a busy machine can put a started command's first
+ * output before the worker's next line) still leaves a record that finds the command.
  */
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { groupMembers, isAlive, killGroup, procInfo } from "../os/process.js";
+import { groupMembers, isAlive, killGroup, processTable, procInfo } from "../os/process.js";
+
+/** The environment variable that names a command's registry record. */
+export const COMMAND_TOKEN_ENV = "VIGIL_COMMAND_TOKEN";
 
 export interface CommandGroup {
-  /** Process group id (the leader's pid). */
+  /** Process group id (the leader's pid); 0 while the command is being started. */
   pgid: number;
   jobId: number;
   argv: string[];
   /** ms since the epoch */
   startedAt: number;
+  /** In the command's environment as VIGIL_COMMAND_TOKEN (absent in older records). */
+  token?: string;
 }
 
 interface RegistryFile {
@@ -27,7 +38,8 @@ interface RegistryFile {
 
 /** The live command groups of this process, mirrored to `<dir>/<pid>.json`. */
 export class CommandRegistry {
-  private readonly groups = new Map<number, CommandGroup>();
+  /** By token. */
+  private readonly groups = new Map<string, CommandGroup>();
   private readonly file: string;
 
   constructor(
@@ -37,18 +49,30 @@ export class CommandRegistry {
     this.file = join(dir, `${process.pid}.json`);
   }
 
-  add(group: CommandGroup): void {
-    this.groups.set(group.pgid, group);
+  /** Records a command about to be started for `jobId`; returns the token to start it with. */
+  reserve(jobId: number, argv: string[]): string {
+    const token = randomUUID();
+    this.groups.set(token, { pgid: 0, jobId, argv, startedAt: Date.now(), token });
+    this.save();
+    return token;
+  }
+
+  /** The command of `token` runs as process group `pgid`. */
+  started(token: string, pgid: number): void {
+    const g = this.groups.get(token);
+    if (!g) return;
+    g.pgid = pgid;
     this.save();
   }
 
-  remove(pgid: number): void {
-    if (this.groups.delete(pgid)) this.save();
+  /** The command of `token` ended (or never started). */
+  remove(token: string): void {
+    if (this.groups.delete(token)) this.save();
   }
 
   /** SIGKILLs every group still registered and removes the file (on this process's exit). */
   killAll(): void {
-    for (const g of this.groups.values()) killGroup(g.pgid, "SIGKILL");
+    for (const g of liveGroups({ workerPid: process.pid, workerId: this.workerId, groups: [...this.groups.values()] })) killGroup(g.pgid, "SIGKILL");
     this.groups.clear();
     try {
       unlinkSync(this.file);
@@ -120,9 +144,24 @@ export function recordedGroups(dir: string, workerPid: number): CommandGroup[] {
   }
 }
 
-/** A recorded group is still the job's while one of its members carries `VIGIL_JOB_ID`. */
+/**
+ * The recorded groups still running: a group counts as the job's while one of its members
+ * carries `VIGIL_JOB_ID`; a command recorded before its start (no group id yet) is found
+ * by the token in its environment.
+ */
 function liveGroups(reg: RegistryFile): CommandGroup[] {
-  return (reg.groups ?? []).filter((g) => groupMembers(g.pgid).some((pid) => hasEnv(pid, `VIGIL_JOB_ID=${g.jobId}`)));
+  const out: CommandGroup[] = [];
+  let table: { pid: number; pgid: number }[] | null = null;
+  for (const g of reg.groups ?? []) {
+    if (g.pgid > 0) {
+      if (groupMembers(g.pgid).some((pid) => hasEnv(pid, `VIGIL_JOB_ID=${g.jobId}`))) out.push(g);
+    } else if (g.token) {
+      table ??= processTable();
+      const pgids = new Set(table.filter((p) => hasEnv(p.pid, `${COMMAND_TOKEN_ENV}=${g.token}`)).map((p) => p.pgid));
+      for (const pgid of pgids) out.push({ ...g, pgid });
+    }
+  }
+  return out;
 }
 
 function hasEnv(pid: number, entry: string): boolean {

@@ -17,7 +17,7 @@
 import { basename } from "node:path";
 import { NonRetryableError } from "../core/errors.js";
 import { killGroup, spawnGroup } from "../os/process.js";
-import type { CommandRegistry } from "./command-registry.js";
+import { COMMAND_TOKEN_ENV, type CommandRegistry } from "./command-registry.js";
 import type { Handler } from "./types.js";
 
 /** Largest stdout a command handler may print (1 MiB), as in the config's `maxOutput`. */
@@ -67,6 +67,9 @@ export function commandHandler(opts: CommandHandlerOptions): Handler {
         key: job.key,
         attempt: job.attempt,
       });
+      // Recorded before it starts: a worker killed right after the start still leaves a
+      // record that finds the command (command-registry.ts).
+      const token = opts.registry?.reserve(job.id, argv);
       const child = spawnGroup(argv, {
         cwd: opts.cwd,
         env: {
@@ -75,11 +78,15 @@ export function commandHandler(opts: CommandHandlerOptions): Handler {
           VIGIL_JOB_ID: String(job.id),
           VIGIL_QUEUE: job.queue,
           VIGIL_ATTEMPT: String(job.attempt),
+          ...(token ? { [COMMAND_TOKEN_ENV]: token } : {}),
         },
         stdio: ["pipe", "pipe", "pipe"],
       });
       const pgid = child.pid;
-      if (pgid) opts.registry?.add({ pgid, jobId: job.id, argv, startedAt: Date.now() });
+      if (token) {
+        if (pgid) opts.registry!.started(token, pgid);
+        else opts.registry!.remove(token);
+      }
       const out: Buffer[] = [];
       let outBytes = 0;
       let errTail = Buffer.alloc(0);
@@ -145,7 +152,7 @@ export function commandHandler(opts: CommandHandlerOptions): Handler {
       });
       child.on("close", (code, signal) => {
         clearTimeout(termTimer);
-        if (pgid) opts.registry?.remove(pgid);
+        if (token) opts.registry!.remove(token);
         ctx.signal.removeEventListener("abort", onAbort);
         const stderr = errTail.toString("utf8").trim();
         if (spawnError) {

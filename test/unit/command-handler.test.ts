@@ -2,16 +2,16 @@
  * Command handlers with real child processes: JSON in, JSON out, failures with stderr's
  * tail, a group killed whole (checked in /proc), bounded stdout.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NonRetryableError } from "../../src/core/errors.js";
 import { commandHandler } from "../../src/handlers/command.js";
-import { CommandRegistry, type CommandGroup } from "../../src/handlers/command-registry.js";
+import { COMMAND_TOKEN_ENV, CommandRegistry, killOrphanCommands, type CommandGroup } from "../../src/handlers/command-registry.js";
 import type { Handler, HandlerContext, HandlerJob } from "../../src/handlers/types.js";
-import { groupMembers, isAlive, killGroup, procInfo } from "../../src/os/process.js";
+import { groupMembers, isAlive, killGroup, procInfo, spawnGroup } from "../../src/os/process.js";
 import { openSqliteStore } from "../../src/store/sqlite/store.js";
 import { Worker } from "../../src/worker/worker.js";
 import { waitFor } from "../e2e/supervisor-helpers.js";
@@ -180,10 +180,16 @@ describe("commandHandler", () => {
     // The real registry, noting the groups it is told about (known at spawn, however slow
     // the program is to start on a busy machine).
     class Noting extends CommandRegistry {
-      readonly seen: CommandGroup[] = [];
-      override add(g: CommandGroup): void {
-        this.seen.push(g);
-        super.add(g);
+      readonly seen: Pick<CommandGroup, "pgid" | "jobId">[] = [];
+      private readonly jobs = new Map<string, number>();
+      override reserve(jobId: number, argv: string[]): string {
+        const token = super.reserve(jobId, argv);
+        this.jobs.set(token, jobId);
+        return token;
+      }
+      override started(token: string, pgid: number): void {
+        this.seen.push({ pgid, jobId: this.jobs.get(token)! });
+        super.started(token, pgid);
       }
     }
     const registry = new Noting(join(dir, "commands"), "test-worker");
@@ -209,5 +215,42 @@ describe("commandHandler", () => {
       await w.stop({ timeoutMs: 0 });
       await store.close();
     }
+  });
+
+  it("records a command before it starts: the program finds its own record in the registry file", async () => {
+    const regDir = join(dir, "commands-reserve");
+    const registry = new CommandRegistry(regDir, "test-worker");
+    const check = script(
+      "check-record.mjs",
+      `import { readFileSync } from "node:fs";
+const token = process.env.${COMMAND_TOKEN_ENV};
+const reg = JSON.parse(readFileSync(process.argv[2], "utf8"));
+console.log(JSON.stringify({ token: typeof token, recorded: reg.groups.some((g) => g.token === token && g.jobId === Number(process.env.VIGIL_JOB_ID)) }));`,
+    );
+    const h = commandHandler({ command: [node, check, join(regDir, `${process.pid}.json`)], registry });
+    expect(await call(h)).toEqual({ token: "string", recorded: true });
+    // Removed once it ended.
+    expect(JSON.parse(readFileSync(join(regDir, `${process.pid}.json`), "utf8")).groups).toEqual([]);
+  });
+
+  it("a record made before its command started (no group id yet) still ends the orphan of a dead worker", async () => {
+    const regDir = join(dir, "commands-orphan");
+    mkdirSync(regDir, { recursive: true });
+    // A worker pid that is gone: a real process that has exited.
+    const gone = spawnGroup([node, "-e", ""], { stdio: "ignore" });
+    await new Promise((r) => gone.once("exit", r));
+    const token = "b1c7e0a2-orphan-test";
+    const orphan = spawnGroup([node, "-e", "setInterval(() => {}, 1000)"], { stdio: "ignore", env: { ...process.env, VIGIL_JOB_ID: "42", [COMMAND_TOKEN_ENV]: token } });
+    spawnedGroups.push(orphan.pid!);
+    await waitFor("the orphan to run", () => groupMembers(orphan.pid!).length > 0);
+    const record = (jobId: number, t: string) =>
+      writeFileSync(join(regDir, `${gone.pid}.json`), JSON.stringify({ workerPid: gone.pid, workerId: "w", groups: [{ pgid: 0, jobId, argv: [node], startedAt: Date.now(), token: t }] }));
+    record(42, token);
+    const killed = killOrphanCommands(regDir);
+    expect(killed.map((g) => ({ pgid: g.pgid, jobId: g.jobId }))).toEqual([{ pgid: orphan.pid, jobId: 42 }]);
+    await waitFor("the orphan to be gone", () => groupMembers(orphan.pid!).length === 0);
+    // A token nobody carries kills nothing.
+    record(43, "nobody");
+    expect(killOrphanCommands(regDir)).toEqual([]);
   });
 });
