@@ -20,13 +20,16 @@ const ready = await requirePg("flow control across two hosts");
  * limited and grouped run at most one and two jobs per worker process: their limits (3, and
  * 2 for each of 4 customers) can then be reached only with the other host's processes (a
  * process whose own job ends claims the freed slot first, so one host with room for all of
- * it would keep it).
+ * it would keep it). rated runs three 500 ms jobs per process: one host starts at most
+ * about 12 a second, so the rate (20 a second) is reached only with both (the first claim
+ * after a window opens takes its whole budget, so a host with room for it all could take
+ * every window).
  */
 function hostYaml(schema: string): string {
   return `store: ${PG_URL}
 schema: ${schema}
 queues:
-  rated: { handler: ./ledger.mjs, concurrency: 50, rate: 20/1s }
+  rated: { handler: ./ledger.mjs, concurrency: 3, rate: 20/1s }
   limited: { handler: ./ledger.mjs, concurrency: 1, limit: 3 }
   grouped: { handler: ./ledger.mjs, concurrency: 2, group: { by: payload.customer, limit: 2 } }
   pausable: { handler: ./ledger.mjs, concurrency: 2 }
@@ -70,7 +73,7 @@ describe.runIf(ready)("flow control across two hosts sharing one PostgreSQL stor
   });
 
   it("rate 20/1s over 200 jobs: no one-second sliding window holds more than 20 starts over both hosts", async () => {
-    await store.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ queue: "rated", payload: { i } })));
+    await store.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ queue: "rated", payload: { i, hold: 500 } })));
     await drained("rated", 200);
     const r = runs("rated");
     expect(r.all).toHaveLength(200);
