@@ -83,10 +83,8 @@ export function commandHandler(opts: CommandHandlerOptions): Handler {
         stdio: ["pipe", "pipe", "pipe"],
       });
       const pgid = child.pid;
-      if (token) {
-        if (pgid) opts.registry!.started(token, pgid);
-        else opts.registry!.remove(token);
-      }
+      // (A spawn that failed has no pid; 'close' below removes its record.)
+      if (token && pgid) opts.registry!.started(token, pgid);
       const out: Buffer[] = [];
       let outBytes = 0;
       let errTail = Buffer.alloc(0);

@@ -44,11 +44,6 @@ export class ProcessSlot {
   // (crash-looping when vigil stopped, say) end when it next runs healthy.
   private pendingRecovery = true;
   private everHealthy = false;
-  /**
-   * Crash-looping: a retry stays `crash-looping` (not `starting`) until it runs healthy, so
-   * status and health do not turn green for the moment each retry takes to fail again.
-   */
-  private looping = false;
   private lastMemoryCheck = -Infinity;
   private timeoutIncidents = new Map<number, number>();
   private exitWaiters: (() => void)[] = [];
@@ -100,7 +95,9 @@ export class ProcessSlot {
     this.startedMono = monotonicNow();
     this.lastHb = null;
     this.planned = null;
-    this.state = this.looping ? "crash-looping" : "starting";
+    // A crash-looping service's retry stays `crash-looping` until it runs healthy, so status
+    // and health do not turn green for the moment each retry takes to fail again.
+    this.state = this.state === "crash-looping" ? "crash-looping" : "starting";
     this.out.attach(child.stdout);
     this.out.attach(child.stderr);
     this.out.note(`started pid ${this.pid ?? "-"}: ${this.spec.argv.join(" ")}`);
@@ -146,8 +143,8 @@ export class ProcessSlot {
   /** Restarts gracefully now (SIGTERM, drain, SIGKILL after killTimeout), or starts a waiting slot. */
   async restart(opts: { manual?: boolean; reason?: string } = {}): Promise<void> {
     this.policy.reset();
-    this.looping = false;
     if (!this.child) {
+      this.state = "restarting"; // a person's restart starts over, crash loop or not
       this.start();
       return;
     }
@@ -250,7 +247,6 @@ export class ProcessSlot {
 
   private healthy(): void {
     this.state = "running";
-    this.looping = false;
     if (this.pendingRecovery) {
       this.pendingRecovery = false;
       const earlierRun = !this.everHealthy;
@@ -389,7 +385,6 @@ export class ProcessSlot {
 
   private scheduleRestart(delayMs: number, crashLooping: boolean): void {
     this.clearRestart();
-    this.looping = crashLooping;
     this.state = crashLooping ? "crash-looping" : "restarting";
     this.nextRestartAt = Date.now() + delayMs;
     this.out.note(`next start in ${delayMs} ms`);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AlertMessage } from "../../src/health/alerts.js";
 import { check, cliHealth, closeServers, listen } from "./health-helpers.js";
-import { lines, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, waitFor, WORK_HANDLER } from "./supervisor-helpers.js";
+import { lines, makeProject, openProjectStore, snapshot, startVigil, supervisorTest, vigil, waitFor, WORK_HANDLER } from "./supervisor-helpers.js";
 
 const servers: Server[] = [];
 // Registered first, so it runs after the supervisor is stopped (after-hooks run in reverse).
@@ -77,6 +77,15 @@ alerts:
     expect(got.filter((m) => m.kind === "crash" && m.subject === "quick")).toHaveLength(1);
     expect(hung.length).toBeGreaterThanOrEqual(1);
     expect((await snapshot(p))?.services.find((s) => s.name === "quick")?.state).toBe("crash-looping");
+
+    // A person's restart, sent while it waits for its next retry, starts over: that start
+    // shows `starting`, not `crash-looping`.
+    await waitFor("quick waiting for its next retry", async () => {
+      const q = (await snapshot(p))?.services.find((s) => s.name === "quick");
+      return q?.state === "crash-looping" && q.pid === null && (q.nextRestartAt ?? 0) - Date.now() > 1000;
+    }, 15_000, 50);
+    expect(vigil(p, ["restart", "quick"]).status).toBe(0);
+    await waitFor("the restarted start shown as starting", async () => (await snapshot(p))?.services.find((s) => s.name === "quick")?.state === "starting", 10_000, 50);
 
   });
 });
